@@ -1,0 +1,80 @@
+"""The errors this program raises, and what the user sees for each.
+
+    BackupError                  base; ``str(e)`` is one line a user can act on
+    ├── ConfigError              bad settings or flags            -> exit 2, nothing written
+    ├── UsageError               bad command-line use             -> exit 2
+    ├── SyncFailed               a sync could not complete        -> exit 1; ``kind`` says why
+    │     kinds: LOCKED, DEST_MISSING, SOURCE_MISSING, GUARD, FATAL
+    ├── TransferError            an engine failed (carries a kind) -> wrapped in SyncFailed
+    └── BackupDamaged            a file at the destination is unreadable or hostile -> exit 1
+
+The live service (issue 4) retries LOCKED, DEST_MISSING and SOURCE_MISSING with backoff and
+stops retrying on GUARD and FATAL.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class FailureKind(enum.Enum):
+    """Why a sync failed; the service decides retries from this alone."""
+
+    LOCKED = "locked"
+    DEST_MISSING = "dest_missing"
+    SOURCE_MISSING = "source_missing"
+    GUARD = "guard"
+    FATAL = "fatal"
+
+    @property
+    def retryable(self) -> bool:
+        return self in (FailureKind.LOCKED, FailureKind.DEST_MISSING, FailureKind.SOURCE_MISSING)
+
+    @property
+    def sentence(self) -> str:
+        """What a user reads in a notification or the status line."""
+        return _SENTENCES[self]
+
+
+_SENTENCES = {
+    FailureKind.LOCKED: "A file in the backup folder is locked or busy (Google Drive may be syncing it); "
+    "the backup will be retried.",
+    FailureKind.DEST_MISSING: "The backup folder is not reachable (drive not mounted or folder removed); "
+    "the backup will be retried.",
+    FailureKind.SOURCE_MISSING: "opencode's data was not found where expected; the backup will be retried.",
+    FailureKind.GUARD: "opencode lost most of its sessions since the last backup; the backup was left "
+    "untouched. Restore them, or run 'opencode-backup sync --allow-deletions' if this was intended.",
+    FailureKind.FATAL: "The backup failed; see the log for details.",
+}
+
+
+class BackupError(Exception):
+    """Base of every error this program reports to the user."""
+
+
+class ConfigError(BackupError):
+    """Settings are invalid; nothing has been written."""
+
+
+class UsageError(BackupError):
+    """The command line is wrong."""
+
+
+class TransferError(BackupError):
+    """A transfer engine failed; ``kind`` classifies it."""
+
+    def __init__(self, message: str, kind: FailureKind) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class SyncFailed(BackupError):
+    """A sync did not complete; the destination is consistent (maybe not up to date)."""
+
+    def __init__(self, message: str, kind: FailureKind) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class BackupDamaged(BackupError):
+    """A backup file failed verification or is hostile; it was not used."""

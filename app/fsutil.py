@@ -1,0 +1,73 @@
+"""Small file-system helpers shared by the engine: atomic writes and private permissions."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+_POSIX = sys.platform != "win32"
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and missing parents; on Unix new folders are 0700."""
+    if path.is_dir():
+        return
+    make_private_dirs(path.parent) if not path.parent.is_dir() else None
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=PRIVATE_DIR)
+    if _POSIX:
+        os.chmod(path, PRIVATE_DIR)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, fsync: bool = True) -> Iterator[BinaryIO]:
+    """Write ``path`` through a temp file in the same folder, renamed into place on success.
+
+    A reader never sees half a file; on an exception the temp file is removed.
+    """
+    make_private_dirs(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), PRIVATE_FILE)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (0600 on Unix)."""
+    with atomic_writer(path, fsync=fsync) as fh:
+        fh.write(data)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file. Never call this on opencode's database files (it would drop SQLite's locks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_junk_json(path: Path) -> bool:
+    """True when a legacy JSON file is empty or only NUL/whitespace bytes (a torn write)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+        if not head.strip(b"\x00 \t\r\n"):
+            rest = fh.read()
+            return not rest.strip(b"\x00 \t\r\n")
+    return False
