@@ -1,0 +1,354 @@
+"""Settings: one frozen dataclass, and where each of its values came from.
+
+Precedence, highest first: command-line flags > environment > ``session-backup.json`` > the legacy
+``"session-backup"`` object in opencode's own ``opencode.json[c]`` > defaults (for ``backupPath``:
+Google Drive, when found). :func:`load` reads files and looks at folders; it never writes or
+creates anything. Every bad value raises :class:`~app.errors.ConfigError` with one line that names
+the key, the value and where it came from.
+
+Both files are read as JSONC (comments and trailing commas allowed). A leading ``~`` in a path value
+means the home folder (``~user`` is not supported).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from app import jsonc, paths
+from app.config_values import (
+    BY_KEY,
+    ENGINES,
+    FIELDS,
+    FLAG,
+    Raw,
+    convert,
+    default_machine_name,
+    expand_home,
+    parse_bool_text,
+    sanitize_machine_name,
+    show,
+    where,
+)
+from app.errors import ConfigError
+
+__all__ = [
+    "ENGINES",
+    "FLAG_KEYS",
+    "Settings",
+    "as_json",
+    "default_machine_name",
+    "describe",
+    "load",
+    "not_configured_message",
+    "parse_bool_text",
+    "sanitize_machine_name",
+    "validate_destination",
+]
+
+logger = logging.getLogger(__name__)
+
+AUTO_DETECTED = "auto-detected (Google Drive)"
+DEFAULT = "default"
+LEGACY_KEY = "session-backup"
+ENV_PATH = "OPENCODE_BACKUP_PATH"
+ENV_DEBUG = "OPENCODE_BACKUP_DEBUG"
+ENV_CONFIG = "OPENCODE_BACKUP_CONFIG"
+ENV_DB = "OPENCODE_DB"
+_EXTRA_KEYS = {"opencode_db": "opencodeDb", "config_file": "configFile"}
+FLAG_KEYS = frozenset({*BY_KEY, "configFile"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings. ``origins`` maps each field name (snake_case) to where it came from:
+    "flag", "env NAME", "file PATH", "legacy PATH", "default" or "auto-detected (Google Drive)"."""
+
+    backup_path: Path | None  # None: not configured (see not_configured_message)
+    debug: bool
+    machine_name: str
+    sync_delay_seconds: float
+    min_interval_seconds: float
+    engine: str
+    snapshot_every_hours: float
+    keep_snapshots: int
+    keep_versions_days: int
+    notifications: bool
+    source: Path  # opencode's data folder, symlinks resolved
+    opencode_db: Path | None  # from OPENCODE_DB; None: find it in source
+    config_file: Path  # the session-backup.json that was (or would have been) read
+    origins: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+    @property
+    def machine_dir(self) -> Path | None:
+        """``<backup_path>/<machine_name>``, this machine's folder at the destination; None if not set."""
+        return None if self.backup_path is None else self.backup_path / self.machine_name
+
+
+def load(
+    flags: Mapping[str, object] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    platform: str | None = None,
+    hostname: str | None = None,
+    drive_roots: Sequence[Path] | None = None,
+    check_destination: bool = True,
+) -> Settings:
+    """Build the effective Settings; raise ConfigError (one line) on any bad value. Writes nothing.
+
+    ``flags`` uses the file's camelCase keys plus ``configFile``; None values are ignored, unknown
+    keys are a programming error (ValueError). ``env`` defaults to ``os.environ``, ``platform`` to
+    ``sys.platform``, ``hostname`` to ``socket.gethostname()``. With ``check_destination`` the
+    backup folder is checked too (see :func:`validate_destination`).
+    """
+    env = os.environ if env is None else env
+    platform = platform or paths.current_platform()
+    home = paths.home_dir(env, platform)
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    unknown = sorted(set(given) - FLAG_KEYS)
+    if unknown:
+        raise ValueError(f"unknown settings flags: {', '.join(unknown)}")
+
+    config_dir = paths.opencode_config_dir(env, platform)
+    config_file, file_origin = _config_file(given, env, home, config_dir)
+    layers = [
+        [Raw(k, v, FLAG, text=True) for k, v in given.items() if k in BY_KEY],
+        _env_layer(env),
+        _file_layer(config_file, explicit=file_origin != DEFAULT),
+        *_legacy_layers(config_dir),
+    ]
+    chosen: dict[str, tuple[object, str]] = {}
+    for layer in layers:
+        for raw in layer:  # every value is checked, even one a higher level overrides
+            chosen.setdefault(raw.key, (convert(raw, home), raw.origin))
+
+    values: dict[str, object] = {}
+    origins: dict[str, str] = {}
+    for f in FIELDS:
+        value, origin = chosen.get(f.key, (f.default, DEFAULT))
+        if f.key not in chosen and f.key == "backupPath":
+            value = paths.default_destination(platform, env, drive_roots=drive_roots)
+            origin = DEFAULT if value is None else AUTO_DETECTED
+        elif f.key not in chosen and f.key == "machineName":
+            value = default_machine_name(hostname)
+        elif f.key not in chosen and f.key == "source":
+            value = paths.opencode_data_dir(env, platform)
+        values[f.attr], origins[f.attr] = value, origin
+    source = _resolve(Path(str(values["source"])), "source")
+    values["source"] = source
+
+    db = env.get(ENV_DB, "")
+    values["opencode_db"] = (source / db if not Path(db).is_absolute() else Path(db)) if db else None
+    origins["opencode_db"] = f"env {ENV_DB}" if db else DEFAULT
+    values["config_file"], origins["config_file"] = config_file, file_origin
+
+    settings = Settings(**values, origins=MappingProxyType(origins))  # type: ignore[arg-type]
+    if check_destination:
+        validate_destination(settings)
+    return settings
+
+
+def validate_destination(settings: Settings) -> None:
+    """Raise ConfigError unless backup_path can hold backups: outside opencode's data folder (and
+    not containing it, symlinks resolved), a folder or creatable in an existing parent, writable.
+
+    Writability is ``os.access`` only: root and Windows ACLs can still refuse the first write later.
+    """
+    dest = settings.backup_path
+    if dest is None:
+        return
+    tail = where(settings.origins.get("backup_path", DEFAULT))
+    real_dest = _resolve(dest, "backupPath")
+    real_src = _resolve(settings.source, "source")
+    if real_dest == real_src or real_src in real_dest.parents:
+        raise ConfigError(
+            f"backupPath {dest} is inside opencode's data folder {settings.source}; "
+            f"choose a folder outside it ({tail})"
+        )
+    if real_dest in real_src.parents:
+        raise ConfigError(
+            f"backupPath {dest} contains opencode's data folder {settings.source}; "
+            f"choose a folder outside it ({tail})"
+        )
+    try:
+        if dest.is_symlink() and not dest.exists():
+            raise ConfigError(f"backupPath {dest} is a broken symbolic link ({tail})")
+        exists = dest.exists()
+        if exists and not dest.is_dir():
+            raise ConfigError(f"backupPath {dest} is a file, not a folder ({tail})")
+        target = dest if exists else dest.parent
+        if not exists and not target.is_dir():
+            state = "is not a folder" if target.exists() else "does not exist"
+            raise ConfigError(f"backupPath {dest} cannot be created: {target} {state} ({tail})")
+    except OSError as exc:
+        raise ConfigError(f"backupPath {dest} cannot be checked: {exc.strerror} ({tail})") from None
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise ConfigError(f"backupPath {dest} is not writable: no write permission on {target} ({tail})")
+
+
+def not_configured_message(settings: Settings) -> str:
+    """What to tell a user when no backup folder is set (and none was auto-detected)."""
+    return (
+        "No backup folder is set. Choose one with --backup-path PATH, the environment variable "
+        f'{ENV_PATH}, or "backupPath" in {settings.config_file} '
+        '(for example {"backupPath": "/path/to/Google Drive/opencode-sessions"}).'
+    )
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
+    """Rows of (key, value, origin) for ``opencode-backup config``, keys as in the file."""
+    return [(key, _text(value), origin) for key, (value, origin) in _items(settings).items()]
+
+
+def as_json(settings: Settings) -> dict[str, object]:
+    """JSON-ready view for ``opencode-backup config --json``: settings, origins and machineDir."""
+    items = _items(settings)
+    machine_dir = settings.machine_dir
+    return {
+        "settings": {key: str(v) if isinstance(v, Path) else v for key, (v, _) in items.items()},
+        "origins": {key: origin for key, (_, origin) in items.items()},
+        "machineDir": None if machine_dir is None else str(machine_dir),
+    }
+
+
+# ---- reading ---------------------------------------------------------------------------------------
+
+
+def _config_file(
+    given: Mapping[str, object], env: Mapping[str, str], home: Path, config_dir: Path
+) -> tuple[Path, str]:
+    """The settings file to read and its origin; an explicitly named file must exist."""
+    if "configFile" in given:
+        raw, origin = given["configFile"], FLAG
+    elif env.get(ENV_CONFIG):
+        raw, origin = env[ENV_CONFIG], f"env {ENV_CONFIG}"
+    else:
+        return config_dir / paths.CONFIG_FILE_NAME, DEFAULT
+    if not isinstance(raw, str | os.PathLike):
+        raise ValueError(f"configFile flag must be a path, got {raw!r}")
+    path = Path(os.path.abspath(expand_home(os.fspath(raw), home)))
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist ({where(origin)})")
+    return path, origin
+
+
+def _env_layer(env: Mapping[str, str]) -> list[Raw]:
+    layer = []
+    if env.get(ENV_PATH):
+        layer.append(Raw("backupPath", env[ENV_PATH], f"env {ENV_PATH}"))
+    if ENV_DEBUG in env:
+        value = parse_bool_text(env[ENV_DEBUG])
+        if value is None:
+            raise ConfigError(
+                f'{ENV_DEBUG} must be "true", "1", "false", "0" or empty, got {show(env[ENV_DEBUG])}'
+            )
+        layer.append(Raw("debug", value, f"env {ENV_DEBUG}"))
+    return layer
+
+
+def _file_layer(path: Path, *, explicit: bool) -> list[Raw]:
+    text = _read_text(path)
+    if text is None:
+        if explicit:
+            raise ConfigError(f"config file {path} does not exist")
+        return []
+    return _entries(_parse_object(path, text), f"file {path}", path)
+
+
+def _legacy_layers(config_dir: Path) -> list[list[Raw]]:
+    """The legacy "session-backup" object; opencode.jsonc overrides opencode.json, as in opencode."""
+    layers = []
+    for name in ("opencode.jsonc", "opencode.json"):
+        path = config_dir / name
+        text = _read_text(path)
+        if text is None or f'"{LEGACY_KEY}"' not in text:
+            continue
+        section = _parse_object(path, text).get(LEGACY_KEY)
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            raise ConfigError(f'{path}: "{LEGACY_KEY}" must be an object {{...}}, got {show(section)}')
+        logger.warning(
+            'Settings read from "%s" in %s. opencode itself rejects that key and may refuse to start: '
+            "move its contents to %s (same keys, without the wrapper) and delete it from %s.",
+            LEGACY_KEY,
+            path,
+            config_dir / paths.CONFIG_FILE_NAME,
+            name,
+        )
+        layers.append(_entries(section, f"legacy {path}", path))
+    return layers
+
+
+def _read_text(path: Path) -> str | None:
+    """The file's text, or None if it does not exist. Unreadable or non-UTF-8 -> ConfigError."""
+    try:
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder, not a settings file")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path} line {line}: not UTF-8 text") from None
+
+
+def _parse_object(path: Path, text: str) -> dict[str, object]:
+    try:
+        if not jsonc.strip(text).strip():
+            logger.warning("%s is empty; using defaults for everything it would set", path)
+            return {}
+        value = jsonc.loads(text)
+    except jsonc.JsoncError as exc:
+        raise ConfigError(f"{path} line {exc.line}: {exc.reason}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected a JSON object {{...}} at the top, got {show(value)}")
+    return value
+
+
+def _entries(obj: Mapping[str, object], origin: str, path: Path) -> list[Raw]:
+    """One raw entry per known key (null means "not set here"); unknown keys are logged, not fatal."""
+    entries = []
+    for key, value in obj.items():
+        if key in BY_KEY:
+            if value is not None:
+                entries.append(Raw(key, value, origin))
+        elif not key.startswith("$"):  # "$schema" and friends are for editors
+            close = difflib.get_close_matches(key, list(BY_KEY), n=1)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            logger.warning('Unknown key "%s" in %s is ignored%s', key, path, hint)
+    return entries
+
+
+def _resolve(path: Path, key: str) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+        raise ConfigError(f"{key} {path} cannot be resolved: {exc}") from None
+
+
+# ---- showing ---------------------------------------------------------------------------------------
+
+
+def _items(settings: Settings) -> dict[str, tuple[object, str]]:
+    keys = {f.attr: f.key for f in FIELDS} | _EXTRA_KEYS
+    return {key: (getattr(settings, attr), settings.origins.get(attr, DEFAULT)) for attr, key in keys.items()}
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}" if value.is_integer() else repr(value)
+    return str(value)

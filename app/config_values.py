@@ -1,0 +1,179 @@
+"""The settings keys, their types and limits, and how one raw value becomes a checked one.
+
+Used by :mod:`app.config`; kept apart so the loading logic stays readable. Every rejection is a
+:class:`~app.errors.ConfigError` with one line: key, the value as written, and where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("auto", "rsync", "robocopy", "native")
+FLAG = "flag"
+_WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting: its file/flag key, its Settings attribute, its kind and default."""
+
+    key: str  # camelCase, as in the file and the flags
+    attr: str  # snake_case, as in Settings
+    kind: str  # path | bool | number | count | engine | name
+    default: object = None
+    minimum: float = 0
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("backupPath", "backup_path", "path"),
+    Field("debug", "debug", "bool", False),
+    Field("machineName", "machine_name", "name"),
+    Field("syncDelaySeconds", "sync_delay_seconds", "number", 5.0),
+    Field("minIntervalSeconds", "min_interval_seconds", "number", 30.0),
+    Field("engine", "engine", "engine", "auto"),
+    Field("snapshotEveryHours", "snapshot_every_hours", "number", 24.0),
+    Field("keepSnapshots", "keep_snapshots", "count", 7, minimum=1),
+    Field("keepVersionsDays", "keep_versions_days", "count", 30),
+    Field("notifications", "notifications", "bool", True),
+    Field("source", "source", "path"),
+)
+BY_KEY = {f.key: f for f in FIELDS}
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A value as found at one level, before checking; ``text``: strings may stand for numbers/bools."""
+
+    key: str
+    value: object
+    origin: str
+    text: bool = False
+
+
+class _Invalid(Exception):
+    """A value is wrong; the message names key and value, convert() adds the origin."""
+
+
+def convert(raw: Raw, home: Path) -> object:
+    """The checked value of ``raw`` (Path, bool, float, int or str); ConfigError if it is wrong."""
+    f = BY_KEY[raw.key]
+    try:
+        if f.kind == "bool":
+            return _bool(f, raw)
+        if f.kind in ("number", "count"):
+            return _number(f, raw)
+        if not isinstance(raw.value, str | os.PathLike) or (
+            f.kind != "path" and not isinstance(raw.value, str)
+        ):
+            raise _Invalid(f"{f.key} must be a string, got {show(raw.value)}")
+        text = os.fspath(raw.value)
+        if f.kind == "engine":
+            if text.strip().lower() not in ENGINES:
+                raise _Invalid(f"{f.key} must be one of {', '.join(ENGINES)}; got {show(text)}")
+            return text.strip().lower()
+        if f.kind == "name":
+            return _machine_name(text)
+        path = expand_home(text, home)
+        if not path.is_absolute():
+            raise _Invalid(f"{f.key} must be an absolute path, got {show(text)}")
+        return path
+    except _Invalid as exc:
+        raise ConfigError(f"{exc} ({where(raw.origin)})") from None
+
+
+def _bool(f: Field, raw: Raw) -> bool:
+    if isinstance(raw.value, bool):
+        return raw.value
+    if raw.text and isinstance(raw.value, str) and raw.value.strip():
+        value = parse_bool_text(raw.value)
+        if value is not None:
+            return value
+    raise _Invalid(f"{f.key} must be true or false, got {show(raw.value)}")
+
+
+def _number(f: Field, raw: Raw) -> float | int:
+    v = raw.value
+    if isinstance(v, bool) or not isinstance(v, int | float | str) or (isinstance(v, str) and not raw.text):
+        raise _Invalid(f"{f.key} must be a number, got {show(v)}")
+    try:
+        number = float(v)
+    except (ValueError, OverflowError):
+        raise _Invalid(f"{f.key} must be a number, got {show(v)}") from None
+    if not math.isfinite(number):
+        raise _Invalid(f"{f.key} must be a finite number, got {show(v)}")
+    if f.kind == "count" and not number.is_integer():
+        raise _Invalid(f"{f.key} must be a whole number, got {show(v)}")
+    if number < f.minimum:
+        limit = "must not be negative" if f.minimum == 0 else f"must be at least {f.minimum:g}"
+        raise _Invalid(f"{f.key} {limit}, got {show(v)}")
+    return int(number) if f.kind == "count" else number
+
+
+def _machine_name(text: str) -> str:
+    if "/" in text or "\\" in text:
+        raise _Invalid(f'machineName must not contain "/" or "\\", got {show(text)}')
+    name = sanitize_machine_name(text)
+    if not name:
+        raise _Invalid(f"machineName has no usable characters (A-Z a-z 0-9 . _ -), got {show(text)}")
+    if name.split(".")[0].upper() in _WINDOWS_RESERVED:
+        raise _Invalid(f"machineName {show(name)} is a reserved name on Windows")
+    if name != text:
+        logger.info("machineName %r is used as %r (unsupported characters replaced)", text, name)
+    return name
+
+
+def sanitize_machine_name(name: str) -> str:
+    """Keep A-Z a-z 0-9 . _ - (case kept), others become '-'; no leading/trailing dots; max 64."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "-", name).strip(".")
+    return cleaned[:64].rstrip(".")
+
+
+def default_machine_name(hostname: str | None = None) -> str:
+    """This machine's folder name: the sanitized hostname (``socket.gethostname()`` by default)."""
+    name = sanitize_machine_name(socket.gethostname() if hostname is None else hostname)
+    if not name or name.split(".")[0].upper() in _WINDOWS_RESERVED:
+        logger.warning("The hostname %r gives no usable folder name; using 'machine'", hostname)
+        return "machine"
+    return name
+
+
+def parse_bool_text(text: str) -> bool | None:
+    """True for "true"/"1", False for "false"/"0"/"" (any case, spaces ignored), else None."""
+    word = text.strip().lower()
+    return True if word in ("true", "1") else False if word in ("false", "0", "") else None
+
+
+def expand_home(text: str, home: Path) -> Path:
+    """``~`` or a leading ``~/`` (``~\\``) means ``home``; ``~user`` is left as it is."""
+    if text == "~":
+        return home
+    if text.startswith(("~/", "~\\")):
+        return home / text[2:]
+    return Path(text)
+
+
+def show(value: object) -> str:
+    """A value as the user wrote it (JSON spelling), cut to a readable length, on one line."""
+    try:
+        shown = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def where(origin: str) -> str:
+    """An origin as the tail of an error message."""
+    return "from the command line" if origin == FLAG else f"from {origin}"

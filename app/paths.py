@@ -1,0 +1,174 @@
+"""Where things are: opencode's data and config folders, this app's own folders, Google Drive.
+
+Nothing here creates, writes or caches anything; every function only computes or looks.
+``sys.platform`` is read in :func:`current_platform` only; everything else takes ``platform`` and the
+environment as arguments so tests can play Windows or macOS on Linux.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from platformdirs import user_data_path, user_log_path, user_state_path
+
+from app import APP_NAME
+
+DEST_FOLDER = "opencode-sessions"
+CONFIG_FILE_NAME = "session-backup.json"
+
+# The name Google Drive for desktop gives the "My Drive" folder, per display language.
+# Each one was seen in real paths (G:\<name>\...) on Windows installs.
+MY_DRIVE_NAMES: tuple[str, ...] = (
+    "My Drive",  # English
+    "Mi unidad",  # Spanish
+    "Meine Ablage",  # German
+    "Mon Drive",  # French
+    "Il mio Drive",  # Italian
+    "Meu Drive",  # Portuguese (Brazil)
+    "O meu disco",  # Portuguese (Portugal)
+    "Mijn Drive",  # Dutch
+    "Mój dysk",  # Polish
+    "Můj disk",  # Czech
+    "Min enhet",  # Swedish
+    "Mit drev",  # Danish
+    "Min disk",  # Norwegian
+    "Oma Drive",  # Finnish
+    "Saját meghajtó",  # Hungarian
+    "Drive'ım",  # Turkish
+    "Мой диск",  # Russian
+    "Мій диск",  # Ukrainian
+    "Drive Saya",  # Indonesian
+    "マイドライブ",  # Japanese
+    "내 드라이브",  # Korean
+    "我的云端硬盘",  # Chinese (Simplified)
+    "我的雲端硬碟",  # Chinese (Traditional)
+)
+
+
+def current_platform() -> str:
+    """The running platform as ``sys.platform`` spells it; the one place this package reads it."""
+    return sys.platform
+
+
+def home_dir(env: Mapping[str, str], platform: str) -> Path:
+    """The user's home folder as opencode (Node's ``os.homedir()``) sees it.
+
+    Windows: ``%USERPROFILE%``; elsewhere ``$HOME``; when unset, Python's own guess.
+    """
+    name = "USERPROFILE" if platform == "win32" else "HOME"
+    value = env.get(name, "")
+    return Path(value) if value else Path.home()
+
+
+def _xdg(env: Mapping[str, str], name: str, home: Path, *default: str) -> Path:
+    """``$name`` when set to an absolute path (XDG rule: relative values are ignored), else home/default."""
+    value = env.get(name, "")
+    if value and Path(value).is_absolute():
+        return Path(value)
+    return home.joinpath(*default)
+
+
+def opencode_data_dir(env: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
+    """opencode's data folder: ``$XDG_DATA_HOME/opencode``, else ``~/.local/share/opencode``, on every OS."""
+    env = os.environ if env is None else env
+    home = home_dir(env, platform or current_platform())
+    return _xdg(env, "XDG_DATA_HOME", home, ".local", "share") / "opencode"
+
+
+def opencode_config_dir(env: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
+    """opencode's config folder: ``$OPENCODE_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/opencode``,
+    else ``~/.config/opencode``, on every OS. A relative ``OPENCODE_CONFIG_DIR`` is taken from the
+    current directory."""
+    env = os.environ if env is None else env
+    explicit = env.get("OPENCODE_CONFIG_DIR", "")
+    if explicit:
+        return Path(os.path.abspath(explicit))
+    home = home_dir(env, platform or current_platform())
+    return _xdg(env, "XDG_CONFIG_HOME", home, ".config") / "opencode"
+
+
+def default_config_file(env: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
+    """``session-backup.json`` in opencode's config folder (whether or not it exists)."""
+    return opencode_config_dir(env, platform) / CONFIG_FILE_NAME
+
+
+def app_data_dir() -> Path:
+    """This app's own data folder (staging lives here). Not created."""
+    return user_data_path(APP_NAME, appauthor=False)
+
+
+def app_state_dir() -> Path:
+    """This app's state folder (last status, locks). Not created."""
+    return user_state_path(APP_NAME, appauthor=False)
+
+
+def app_log_dir() -> Path:
+    """This app's log folder. Not created."""
+    return user_log_path(APP_NAME, appauthor=False)
+
+
+def windows_drive_roots() -> list[Path]:
+    """``D:\\`` to ``Z:\\`` (A and B are floppies, C the system) — candidates, not checked here."""
+    return [Path(f"{letter}:\\") for letter in "DEFGHIJKLMNOPQRSTUVWXYZ"]
+
+
+def default_destination(
+    platform: str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    drive_roots: Sequence[Path] | None = None,
+) -> Path | None:
+    """Where backups go when nobody said: ``<Google Drive's My Drive>/opencode-sessions``, or None.
+
+    Windows: the first drive root (``drive_roots``, default D: to Z:) holding a "My Drive" folder
+    under any of its localized names, then ``%USERPROFILE%\\My Drive`` (Drive's mirror mode).
+    macOS: ``~/Library/CloudStorage/GoogleDrive-*/My Drive`` (localized names too), first account
+    in name order. Linux and others: None. Only existing folders are returned; nothing is created.
+    """
+    platform = platform or current_platform()
+    env = os.environ if env is None else env
+    if platform == "win32":
+        roots = list(windows_drive_roots() if drive_roots is None else drive_roots)
+        roots.append(home_dir(env, platform))
+    elif platform == "darwin":
+        cloud = home_dir(env, platform) / "Library" / "CloudStorage"
+        roots = sorted(_subdirs(cloud, lambda name: name.startswith("GoogleDrive-")))
+    else:
+        return None
+    for root in roots:
+        found = find_my_drive(root)
+        if found is not None:
+            return found / DEST_FOLDER
+    return None
+
+
+def find_my_drive(root: Path) -> Path | None:
+    """The "My Drive" folder directly inside ``root`` (any localized name, any case), or None."""
+    wanted = {_fold(name) for name in MY_DRIVE_NAMES}
+    matches = sorted(_subdirs(root, lambda name: _fold(name) in wanted))
+    return matches[0] if matches else None
+
+
+def _fold(name: str) -> str:
+    # macOS hands out decomposed (NFD) names and both Drive and Windows ignore case.
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _subdirs(folder: Path, accept: Callable[[str], bool]) -> list[Path]:
+    """Sub-folders of ``folder`` whose name passes ``accept``; [] when it cannot be listed."""
+    try:
+        with os.scandir(folder) as it:
+            return [Path(e.path) for e in it if accept(e.name) and _is_dir(e)]
+    except OSError:  # missing, not a folder, unreadable, drive letter with no disc
+        return []
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
