@@ -1,0 +1,50 @@
+"""The one small interface every transfer engine implements.
+
+The sync (``app.backup.sync``) decides *what* moves: it hands an engine a list of relative
+paths that must be copied from ``src_root`` to ``dst_root``. It has already moved any
+destination file that will be replaced into ``versions/`` and handles deletions itself, so
+an engine only copies. Every engine must make each file appear atomically (temp name +
+rename) and give new files 0600 / folders 0700 on Unix.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from app.errors import FailureKind
+
+
+@dataclass(frozen=True)
+class CopyJob:
+    """Copy ``paths`` (relative, POSIX separators, no '..') from ``src_root`` into ``dst_root``."""
+
+    src_root: Path
+    dst_root: Path
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """What an engine did. ``failed`` maps a relative path to the reason it was not copied."""
+
+    copied: tuple[str, ...]
+    failed: dict[str, str] = field(default_factory=dict)
+    kind: FailureKind | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is None and not self.failed
+
+
+class Engine(Protocol):
+    """A way of copying files to the destination. ``copy`` runs on the worker thread."""
+
+    name: str
+
+    def copy(self, job: CopyJob, cancel: threading.Event) -> CopyResult:
+        """Copy every path of ``job``; stop early (kind FATAL, detail 'cancelled') when ``cancel`` is set."""
+        ...

@@ -1,0 +1,296 @@
+"""robocopy engine: recorded robocopy output replayed through a fake runner on real folders."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from app.errors import FailureKind
+from app.transfer import CANCELLED, VANISHED, CopyJob, CopyResult
+from app.transfer.robocopy import (
+    FLAGS,
+    INCOMING_PREFIX,
+    MAX_COMMAND_CHARS,
+    RobocopyEngine,
+    argv,
+    batches,
+    classify,
+    parse_errors,
+)
+from app.transfer.runner import RunResult
+
+FIXTURES = Path(__file__).parent / "fixtures" / "robocopy"
+
+
+def recorded(name: str) -> str:
+    """A recorded robocopy output, decoded the way the runner decodes it (CRLF kept)."""
+    return (FIXTURES / name).read_bytes().decode("cp437")
+
+
+class FakeRobocopy:
+    """Plays robocopy: copies the named files except ``fail`` into the destination folder
+    (creating it, as robocopy does), then returns a recorded output and exit code."""
+
+    def __init__(
+        self, fixture: str, returncode: int, fail: Sequence[str] = (), cancelled: bool = False
+    ) -> None:
+        self.output = recorded(fixture)
+        self.returncode, self.fail, self.cancelled = returncode, set(fail), cancelled
+        self.calls: list[list[str]] = []
+
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        cancel: threading.Event,
+        cwd: Path | None = None,
+        input: bytes | None = None,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> RunResult:
+        self.calls.append(list(argv))
+        assert argv[-len(FLAGS) :] == list(FLAGS)
+        src, dst, names = Path(argv[1]), Path(argv[2]), argv[3 : -len(FLAGS)]
+        assert INCOMING_PREFIX in dst.as_posix(), "robocopy must write into the incoming folder"
+        for name in names:
+            if name not in self.fail and (src / name).is_file():
+                dst.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src / name, dst / name)
+        return RunResult(self.returncode, self.output, "", cancelled=self.cancelled)
+
+
+def make_files(src: Path, rels: Sequence[str]) -> dict[str, bytes]:
+    files = {rel: f"content of {rel}".encode() for rel in rels}
+    for rel, data in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(data)
+    return files
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> tuple[Path, Path]:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    return src, dst
+
+
+def copy(
+    roots: tuple[Path, Path], paths: Sequence[str], fake: FakeRobocopy, cancel: bool = False
+) -> CopyResult:
+    event = threading.Event()
+    if cancel:
+        event.set()
+    return RobocopyEngine(runner=fake).copy(CopyJob(roots[0], roots[1], tuple(paths)), event)
+
+
+FOLDER = "storage/message/ses_01J9Z"
+ABC = [f"{FOLDER}/a.json", f"{FOLDER}/b.json", f"{FOLDER}/c.json"]
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def test_argv_names_the_folders_then_the_files_then_the_flags() -> None:
+    command = argv(Path("C:/src"), Path("G:/dst"), ["a.json", "b c.json"])
+    assert command[:5] == ["robocopy", str(Path("C:/src")), str(Path("G:/dst")), "a.json", "b c.json"]
+    assert {"/R:2", "/W:2", "/FFT", "/XJ", "/NP", "/NJH", "/NJS", "/NDL", "/BYTES"} <= set(command)
+    assert not {"/MIR", "/PURGE", "/MOV", "/MOVE", "/Z", "/S", "/E"} & set(command)
+
+
+def test_batches_keep_every_command_line_under_the_windows_limit() -> None:
+    src = Path("C:/Users/dev/.local/share/opencode/storage/message/" + "s" * 200)
+    dst = Path("G:/My Drive/opencode-backup/.incoming-4242/storage/message/" + "s" * 200)
+    names = [f"msg_{i:05d} with space {'x' * 40}.json" for i in range(3000)]
+    groups = batches(src, dst, names)
+    assert len(groups) > 1
+    assert [name for group in groups for name in group] == names
+    for group in groups:
+        assert len(subprocess.list2cmdline(argv(src, dst, group))) <= MAX_COMMAND_CHARS < 32_767
+
+
+# --- output and exit codes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fixture", "returncode", "kind"),
+    [
+        ("success_3_files.txt", 1, None),
+        ("success_3_files.txt", 3, None),  # 1 copied + 2 extra files: still fine
+        ("error32_then_success.txt", 1, None),
+        ("error32_retry_limit.txt", 8, FailureKind.LOCKED),
+        ("error33_lock_violation_partial.txt", 9, FailureKind.LOCKED),
+        ("error5_access_denied.txt", 8, FailureKind.LOCKED),
+        ("error3_destination_not_found.txt", 16, FailureKind.DEST_MISSING),
+        ("error112_disk_full.txt", 8, FailureKind.FATAL),
+        ("error2_source_vanished.txt", 9, None),
+        ("exit16_invalid_parameter.txt", 16, FailureKind.FATAL),
+    ],
+)
+def test_classify_recorded_outputs(fixture: str, returncode: int, kind: FailureKind | None) -> None:
+    assert classify(returncode, recorded(fixture)) is kind
+
+
+def test_parse_errors_keeps_only_the_last_report_per_file() -> None:
+    errors = parse_errors(recorded("error32_retry_limit.txt"))
+    assert len(errors) == 1
+    (error,) = errors
+    assert (error.code, error.action, error.final, error.kind) == (
+        32,
+        "Copying File",
+        True,
+        FailureKind.LOCKED,
+    )
+    assert error.path.endswith("\\b.json") and "being used by another process" in error.message
+    (retried,) = parse_errors(recorded("error32_then_success.txt"))
+    assert not retried.final  # robocopy retried, and the retry worked
+
+
+# --- the engine ------------------------------------------------------------------------------
+
+
+def test_copies_through_the_incoming_folder_and_renames_into_place(roots: tuple[Path, Path]) -> None:
+    src, dst = roots
+    files = make_files(src, [*ABC, "top.json"])
+    (src / f"{FOLDER}/unlisted.json").write_bytes(b"no")
+    fake = FakeRobocopy("success_3_files.txt", 1)
+    result = copy(roots, ABC, fake)
+    assert result.ok and result.copied == tuple(ABC)
+    assert tree(dst) == {rel: files[rel] for rel in ABC}  # no unlisted file, no incoming folder left
+    assert len(fake.calls) == 1 and fake.calls[0][3:6] == ["a.json", "b.json", "c.json"]
+
+
+def test_replaces_an_existing_file_atomically(roots: tuple[Path, Path]) -> None:
+    src, dst = roots
+    make_files(src, ["s.json"])
+    (dst / "s.json").write_bytes(b"old")
+    (dst / "reader-view").hardlink_to(dst / "s.json")
+    assert copy(roots, ["s.json"], FakeRobocopy("success_3_files.txt", 1)).ok
+    assert (dst / "s.json").read_bytes() == b"content of s.json"
+    assert (dst / "reader-view").read_bytes() == b"old"  # os.replace, not a write into the old file
+
+
+@pytest.mark.parametrize(
+    ("fixture", "returncode", "failing"),
+    [
+        ("error32_retry_limit.txt", 9, "b.json"),
+        ("error33_lock_violation_partial.txt", 9, "b.json"),
+        ("error5_access_denied.txt", 9, "a.json"),
+    ],
+)
+def test_a_locked_file_is_reported_and_the_others_land(
+    roots: tuple[Path, Path], fixture: str, returncode: int, failing: str
+) -> None:
+    src, dst = roots
+    files = make_files(src, ABC)
+    result = copy(roots, ABC, FakeRobocopy(fixture, returncode, fail=[failing]))
+    assert result.kind is FailureKind.LOCKED
+    assert list(result.failed) == [f"{FOLDER}/{failing}"]
+    assert result.failed[f"{FOLDER}/{failing}"].startswith("locked: ERROR")
+    assert set(result.copied) == set(ABC) - {f"{FOLDER}/{failing}"}
+    assert tree(dst) == {rel: files[rel] for rel in result.copied}
+
+
+def test_a_retry_that_worked_is_a_success(roots: tuple[Path, Path]) -> None:
+    make_files(roots[0], ABC)
+    assert copy(roots, ABC, FakeRobocopy("error32_then_success.txt", 1)).ok
+
+
+def test_a_partial_copy_robocopy_gave_up_on_is_not_moved_into_place(roots: tuple[Path, Path]) -> None:
+    src, dst = roots
+    make_files(src, ABC)
+
+    class Truncating(FakeRobocopy):
+        def __call__(self, argv: Sequence[str], **kwargs: object) -> RunResult:
+            result = super().__call__(argv, **kwargs)  # type: ignore[arg-type]
+            (Path(argv[2]) / "a.json").write_bytes(b"cut")  # robocopy died mid-file, no error line
+            return result
+
+    # The recorded output only names b.json: a.json's short copy must be caught by its size.
+    result = copy(roots, ABC, Truncating("error32_retry_limit.txt", 9, fail=["a.json", "b.json"]))
+    assert result.failed[f"{FOLDER}/a.json"] == "not copied (robocopy exit 9)"
+    assert result.kind is FailureKind.LOCKED and result.copied == (f"{FOLDER}/c.json",)
+    assert tree(dst) == {f"{FOLDER}/c.json": b"content of " + FOLDER.encode() + b"/c.json"}
+
+
+def test_missing_destination_path_is_dest_missing_and_stops(roots: tuple[Path, Path]) -> None:
+    src, dst = roots
+    make_files(src, [*ABC, "other/x.json"])
+    fake = FakeRobocopy("error3_destination_not_found.txt", 16, fail=["a.json", "b.json", "c.json"])
+    result = copy(roots, [*ABC, "other/x.json"], fake)
+    assert result.kind is FailureKind.DEST_MISSING
+    assert result.copied == () and set(result.failed) == {*ABC, "other/x.json"}
+    assert len(fake.calls) == 1  # the second folder was not attempted
+    assert tree(dst) == {}
+
+
+def test_missing_destination_root_is_dest_missing_without_running(roots: tuple[Path, Path]) -> None:
+    src, dst = roots
+    make_files(src, ABC)
+    fake = FakeRobocopy("success_3_files.txt", 1)
+    result = RobocopyEngine(runner=fake).copy(CopyJob(src, dst / "gone", tuple(ABC)), threading.Event())
+    assert result.kind is FailureKind.DEST_MISSING and fake.calls == []
+    assert not (dst / "gone").exists()
+
+
+def test_invalid_parameter_is_fatal(roots: tuple[Path, Path]) -> None:
+    make_files(roots[0], ABC)
+    result = copy(
+        roots, ABC, FakeRobocopy("exit16_invalid_parameter.txt", 16, fail=["a.json", "b.json", "c.json"])
+    )
+    assert result.kind is FailureKind.FATAL and not result.kind.retryable
+    assert set(result.failed) == set(ABC)
+
+
+def test_disk_full_is_fatal(roots: tuple[Path, Path]) -> None:
+    make_files(roots[0], ABC)
+    result = copy(roots, ABC, FakeRobocopy("error112_disk_full.txt", 9, fail=["a.json"]))
+    assert result.kind is FailureKind.FATAL
+    assert "ERROR 112" in result.failed[f"{FOLDER}/a.json"]
+
+
+def test_a_source_file_that_vanished_is_skipped(roots: tuple[Path, Path]) -> None:
+    make_files(roots[0], ABC[:2])
+    result = copy(roots, ABC, FakeRobocopy("success_3_files.txt", 1))
+    assert result.kind is None and result.failed == {ABC[2]: VANISHED}
+
+
+def test_cancel(roots: tuple[Path, Path]) -> None:
+    src, dst = roots
+    make_files(src, [*ABC, "other/x.json"])
+    fake = FakeRobocopy("success_3_files.txt", 1, cancelled=True)
+    result = copy(roots, [*ABC, "other/x.json"], fake)
+    assert (result.kind, result.detail) == (FailureKind.FATAL, CANCELLED)
+    assert result.failed == {"other/x.json": CANCELLED} and len(fake.calls) == 1
+    assert copy(roots, ABC, fake, cancel=True).failed == dict.fromkeys(ABC, CANCELLED)
+    assert len(fake.calls) == 1  # not started again once cancelled
+    assert not any(p.name.startswith(INCOMING_PREFIX) for p in dst.iterdir())
+
+
+def test_many_files_in_one_folder_are_split_into_several_runs(roots: tuple[Path, Path]) -> None:
+    src, dst = roots
+    rels = [f"{FOLDER}/{i:03d}{'m' * 200}.json" for i in range(160)]  # 160 x 210 chars > 30,000
+    files = make_files(src, rels)
+    fake = FakeRobocopy("success_3_files.txt", 1)
+    result = copy(roots, rels, fake)
+    assert result.ok and len(fake.calls) == 2
+    assert all(len(subprocess.list2cmdline(call)) <= MAX_COMMAND_CHARS for call in fake.calls)
+    assert tree(dst) == files
+
+
+def test_a_source_file_that_vanished_during_the_copy_is_skipped(roots: tuple[Path, Path]) -> None:
+    src, dst = roots
+    rels = [*ABC, "other/x.json"]
+    files = make_files(src, rels)
+    result = copy(roots, rels, FakeRobocopy("error2_source_vanished.txt", 9, fail=["b.json"]))
+    assert result.kind is None and result.failed == {f"{FOLDER}/b.json": VANISHED}
+    assert tree(dst) == {rel: files[rel] for rel in (ABC[0], ABC[2], "other/x.json")}  # the run went on
