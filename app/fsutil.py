@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import sys
@@ -16,14 +17,20 @@ _POSIX = sys.platform != "win32"
 
 
 def make_private_dirs(path: Path) -> None:
-    """Create ``path`` and missing parents; on Unix new folders are 0700."""
+    """Create ``path`` and missing parents; on Unix the folders it creates are 0700.
+
+    Raises NotADirectoryError when a file stands where a folder must be.
+    """
     if path.is_dir():
         return
-    make_private_dirs(path.parent) if not path.parent.is_dir() else None
+    if not path.parent.is_dir():
+        make_private_dirs(path.parent)
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=PRIVATE_DIR)
-    if _POSIX:
-        os.chmod(path, PRIVATE_DIR)
+        if _POSIX:
+            os.chmod(path, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path))
 
 
 @contextlib.contextmanager

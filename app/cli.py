@@ -1,0 +1,171 @@
+"""The command-line commands: turn parsed arguments into calls on the engine and print results.
+
+The only module that prints. Every command returns an exit code: 0 ok, 1 failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app import config, paths
+from app.backup import manifest as mf
+from app.backup.state import load_last_result
+from app.backup.sync import SyncContext, SyncOptions, run_sync
+from app.backup.verify import verify
+from app.errors import ConfigError
+from app.opencode.locate import locate
+from app.opencode.sessions import Reader
+from app.transfer import make_engine
+
+
+def load_settings(args: argparse.Namespace) -> config.Settings:
+    flags = {
+        "backupPath": getattr(args, "backup_path", None),
+        "source": getattr(args, "source", None),
+        "machineName": getattr(args, "machine_name", None),
+        "engine": getattr(args, "engine", None),
+        "debug": getattr(args, "debug", None),
+    }
+    return config.load({k: v for k, v in flags.items() if v is not None})
+
+
+def _require_destination(settings: config.Settings) -> Path:
+    if settings.machine_dir is None:
+        raise ConfigError(config.not_configured_message(settings))
+    return settings.machine_dir
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    else:
+        print(text)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    rows = config.describe(settings)
+    width = max(len(k) for k, _v, _o in rows)
+    _emit(args, config.as_json(settings), "\n".join(f"{k:<{width}}  {v}  ({o})" for k, v, o in rows))
+    return 0
+
+
+def context_for(settings: config.Settings) -> SyncContext:
+    assert settings.backup_path is not None
+    return SyncContext(
+        backup_path=settings.backup_path,
+        machine=settings.machine_name,
+        source=settings.source,
+        opencode_db=settings.opencode_db,
+        staging_dir=paths.app_data_dir() / "staging" / settings.machine_name,
+        state_dir=paths.app_state_dir(),
+        engine=make_engine(settings.engine),
+        snapshot_every_hours=settings.snapshot_every_hours,
+        keep_snapshots=settings.keep_snapshots,
+        keep_versions_days=settings.keep_versions_days,
+    )
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    _require_destination(settings)
+    result = run_sync(
+        context_for(settings), SyncOptions(snapshot=args.snapshot, allow_deletions=args.allow_deletions)
+    )
+    text = f"{result.result}: {result.summary()}"
+    if result.result == "failed":
+        if getattr(args, "json", False):
+            _emit(args, result.to_dict(), text)
+        print(f"opencode-backup: sync failed: {result.error}", file=sys.stderr)
+        return 1
+    for warning in result.skipped:
+        print(f"warning: not copied (empty or damaged in opencode's storage): {warning}", file=sys.stderr)
+    _emit(args, result.to_dict(), text)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    machine_dir = settings.machine_dir
+    man = mf.load(machine_dir, settings.machine_name) if machine_dir is not None else None
+    last = load_last_result(paths.app_state_dir()) or (man.last_result if man else None) or {}
+    data = {
+        "backup_path": str(settings.backup_path) if settings.backup_path else None,
+        "machine": settings.machine_name,
+        "configured": settings.backup_path is not None,
+        "sessions_backed_up": len(man.sessions) if man else 0,
+        "storage_files": man.storage_files if man else 0,
+        "snapshots": sum(1 for rel in man.files if rel.startswith("snapshots/")) if man else 0,
+        "backup_bytes": man.total_bytes if man else 0,
+        "last_sync": last.get("finished") or last.get("started"),
+        "last_result": last.get("result"),
+        "last_error": last.get("error") or None,
+        "syncs_this_session": 0,
+        "pending": None,
+        "service": "not running",
+    }
+    if settings.backup_path is None:
+        text = config.not_configured_message(settings)
+    else:
+        text = "\n".join(f"{k}: {'-' if v is None else v}" for k, v in data.items())
+    _emit(args, data, text)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    machine_dir = _require_destination(settings)
+    man = mf.load(machine_dir, settings.machine_name)
+    live: set[str] = set()
+    for db in locate(settings.source, settings.opencode_db).databases:
+        with Reader(db) as reader:
+            live.update(reader.sessions())
+    rows = [
+        {
+            "id": sid,
+            "title": e.title,
+            "project_id": e.project_id,
+            "directory": e.directory,
+            "time_updated": datetime.fromtimestamp(e.time_updated / 1000, UTC).isoformat(timespec="seconds"),
+            "bytes": e.size,
+            "in_opencode": sid in live,
+        }
+        for sid, e in sorted(man.sessions.items(), key=lambda kv: -kv[1].time_updated)
+    ]
+    lines = [
+        f"{r['id']}  {r['time_updated']}  {' ' if r['in_opencode'] else '✗'} {r['title']}  ({r['directory']})"
+        for r in rows
+    ]
+    lines.append(f"{len(rows)} session(s) backed up; ✗ = no longer in opencode")
+    _emit(args, rows, "\n".join(lines))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    machine_dir = _require_destination(settings)
+    report = verify(machine_dir, settings.machine_name, paths.app_data_dir() / "verify")
+    text = "\n".join(
+        [
+            *report.problems,
+            f"{'OK' if report.ok else 'FAILED'}: {report.checked} files checked, "
+            f"{len(report.problems)} problem(s)",
+        ]
+    )
+    _emit(args, {"ok": report.ok, "checked": report.checked, "problems": report.problems}, text)
+    return 0 if report.ok else 1
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "config": cmd_config,
+    "sync": cmd_sync,
+    "status": cmd_status,
+    "list": cmd_list,
+    "verify": cmd_verify,
+}

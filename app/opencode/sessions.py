@@ -1,0 +1,200 @@
+"""Read sessions out of a live opencode database and export each one's closure of rows.
+
+A ``Reader`` holds one read-only connection inside one read transaction: in WAL mode that is a
+consistent view of a database opencode keeps writing, without copying it. Runs on the worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from app.opencode.schema import SECRET_COLUMNS, SECRET_TABLES, Schema, quote, read_schema, schema_version
+
+SESSION_FORMAT = "opencode-session-backup/1"
+_BATCH = 500  # SQLite host parameters per IN (...) list
+# Sessions updated within this window get a deep fingerprint (message and part counts and times):
+# a reply that streams after the session row was last touched must still be noticed.
+HOT_WINDOW_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One row of the session table, as much as listing and change detection need."""
+
+    id: str
+    project_id: str
+    title: str
+    directory: str
+    time_updated: int
+
+
+def open_readonly(db: Path, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection:
+    """Open ``db`` read-only (never creates it, never writes, tolerates a live writer)."""
+    uri = db.resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(
+        uri, uri=True, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+    )
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+class Reader:
+    """A consistent read view of one opencode database; use as a context manager."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.conn = open_readonly(db)
+        try:
+            self.conn.execute("BEGIN")
+            # The first read fixes the snapshot for the rest of the transaction.
+            self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            self.schema: Schema = read_schema(self.conn)
+            self.schema_version = schema_version(self.conn)
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+        finally:
+            self.conn.close()
+
+    def sessions(self) -> dict[str, SessionInfo]:
+        """Every session, from the session table alone (a few ms even on multi-GB databases)."""
+        if "session" not in self.schema.columns:
+            return {}
+        rows = self.conn.execute("SELECT id, project_id, title, directory, time_updated FROM session")
+        return {r[0]: SessionInfo(r[0], r[1], r[2] or "", r[3] or "", int(r[4] or 0)) for r in rows}
+
+    def deep_fingerprint(self, info: SessionInfo) -> str:
+        """``time_updated`` plus message and part counts and latest updates (indexed by session_id)."""
+        parts = [str(info.time_updated)]
+        for table in ("message", "part"):
+            if "session_id" in self.schema.columns.get(table, ()):
+                count, latest = self.conn.execute(
+                    f"SELECT count(*), max(time_updated) FROM {quote(table)} WHERE session_id = ?", (info.id,)
+                ).fetchone()
+                parts.append(f"{count}:{latest or 0}")
+        return "/".join(parts)
+
+    def fingerprint(self, info: SessionInfo, now_ms: int) -> str:
+        """Cheap for cold sessions, deep for those updated within ``HOT_WINDOW_MS`` of ``now_ms``."""
+        if now_ms - info.time_updated <= HOT_WINDOW_MS:
+            return self.deep_fingerprint(info)
+        return str(info.time_updated)
+
+    def closure(self, session_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Every row a session needs: its project, itself, and all rows referencing it (recursively)."""
+        rows: dict[str, list[dict[str, Any]]] = {}
+        session_rows = self._select("session", "id", [session_id])
+        if not session_rows:
+            return rows
+        self._add_parents("session", session_rows, rows)
+        rows["session"] = session_rows
+        self._add_children("session", session_rows, rows, depth=0)
+        return rows
+
+    def _add_parents(
+        self, table: str, child_rows: list[dict[str, Any]], out: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        for fk in self.schema.foreign_keys:
+            if fk.table != table or fk.parent in SECRET_TABLES or fk.parent == table:
+                continue
+            keys = sorted({r[fk.column] for r in child_rows if r.get(fk.column) is not None})
+            parent_rows = self._select(fk.parent, fk.parent_column, keys)
+            if parent_rows:
+                self._add_parents(fk.parent, parent_rows, out)
+                _merge(out, fk.parent, parent_rows, self.schema.primary_keys.get(fk.parent, ()))
+
+    def _add_children(
+        self, table: str, parent_rows: list[dict[str, Any]], out: dict[str, list[dict[str, Any]]], depth: int
+    ) -> None:
+        if depth > 8:  # foreign keys form a tree here; this only stops a malformed cycle
+            return
+        for fk in self.schema.children_of(table):
+            keys = sorted({r[fk.parent_column] for r in parent_rows if r.get(fk.parent_column) is not None})
+            child_rows = self._select(fk.table, fk.column, keys)
+            if child_rows:
+                _merge(out, fk.table, child_rows, self.schema.primary_keys.get(fk.table, ()))
+                self._add_children(fk.table, child_rows, out, depth + 1)
+
+    def _select(self, table: str, column: str, keys: list[Any]) -> list[dict[str, Any]]:
+        if table in SECRET_TABLES or table not in self.schema.columns or not keys:
+            return []
+        cols = self.schema.columns[table]
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), _BATCH):
+            batch = keys[start : start + _BATCH]
+            marks = ", ".join("?" * len(batch))
+            sql = (
+                f"SELECT {', '.join(quote(c) for c in cols)} FROM {quote(table)} "
+                f"WHERE {quote(column)} IN ({marks}) ORDER BY {self.schema.order_by(table)}"
+            )
+            found.extend(
+                _scrub(table, dict(zip(cols, r, strict=True))) for r in self.conn.execute(sql, batch)
+            )
+        return found
+
+    def export(self, info: SessionInfo, fingerprint: str) -> bytes:
+        """The session file: metadata plus its closure, as compact UTF-8 JSON."""
+        doc = {
+            "format": SESSION_FORMAT,
+            "session_id": info.id,
+            "title": info.title,
+            "project_id": info.project_id,
+            "directory": info.directory,
+            "time_updated": info.time_updated,
+            "fingerprint": fingerprint,
+            "database": self.db.name,
+            "opencode_schema": self.schema_version,
+            "rows": self.closure(info.id),
+        }
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=_json_default).encode()
+
+
+def _scrub(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    for (t, column), replacement in SECRET_COLUMNS.items():
+        if t == table and column in row:
+            row[column] = replacement
+    return row
+
+
+def _merge(
+    out: dict[str, list[dict[str, Any]]], table: str, new: list[dict[str, Any]], pk: tuple[str, ...]
+) -> None:
+    existing = out.setdefault(table, [])
+    if not pk:
+        existing.extend(r for r in new if r not in existing)
+        return
+    seen = {tuple(r[c] for c in pk) for r in existing}
+    existing.extend(r for r in new if tuple(r[c] for c in pk) not in seen)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, bytes):
+        return {"$blob": base64.b64encode(value).decode("ascii")}
+    raise TypeError(f"cannot store {type(value).__name__} in a session file")
+
+
+def iter_rows(doc: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(table, row) pairs of a parsed session file, in file order."""
+    for table, rows in doc.get("rows", {}).items():
+        for row in rows:
+            yield table, row

@@ -1,0 +1,224 @@
+"""P1 and P2: the engine's incremental syncs measured side by side with the full alternatives.
+
+    python bench/bench_sync.py [--scale 1.0] [--legacy-files 100000] [--work /tmp/ocb-bench]
+
+P1  one new message in a heavy user's database (~800 MB, 1,800 sessions): our incremental sync vs.
+    a full backup-API copy of the same database (the only correct full copy). Target: <= 1/50 of the time;
+    bytes written to the destination <= 3x that session's file.
+P2  a legacy storage/ tree of ~100k files with 5 changed files: our sync given the watcher's dirty list vs.
+    `rsync -a --delete` with nothing changed. Target: <= 1/30 of the time.
+Also: snapshot compression (zstd-3, the one we ship, vs gzip -1 / -6) on the same database.
+Prints ratios; the figures go to the README's performance section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import zstandard
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.backup.sync import SyncContext, SyncOptions, run_sync
+from app.transfer import make_engine
+
+HERE = Path(__file__).resolve().parent
+
+
+def timed(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def dir_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def ctx(data: Path, dest: Path, work: Path, engine: str = "auto") -> SyncContext:
+    return SyncContext(
+        backup_path=dest,
+        machine="bench",
+        source=data,
+        opencode_db=None,
+        staging_dir=work / "staging",
+        state_dir=work / "state",
+        engine=make_engine(engine),
+    )
+
+
+def add_message(db: Path, sid: str, n: int) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    t = int(time.time() * 1000)
+    mid = f"msg_bench_{n:07d}"
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO message VALUES (?, ?, ?, ?, ?)", (mid, sid, t, t, json.dumps({"role": "user"})))
+    conn.execute(
+        "INSERT INTO part VALUES (?, ?, ?, ?, ?, ?)",
+        (f"prt_bench_{n:07d}", mid, sid, t, t, json.dumps({"type": "text", "text": "bench " * 20})),
+    )
+    conn.execute("UPDATE session SET time_updated=? WHERE id=?", (t, sid))
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def p1(work: Path, scale: float) -> dict[str, float]:
+    data = work / "p1" / "opencode"
+    data.mkdir(parents=True, exist_ok=True)
+    db = data / "opencode.db"
+    if not db.exists():
+        subprocess.run(
+            [sys.executable, str(HERE / "gen_db.py"), str(db), "--scale", str(scale), "-q"], check=True
+        )
+    dest = work / "p1" / "dest"
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.rmtree(work / "p1" / "app", ignore_errors=True)
+    c = ctx(data, dest, work / "p1" / "app")
+    first = run_sync(c)
+    assert first.ok, first.error
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    sid = conn.execute("SELECT id FROM session ORDER BY time_updated DESC LIMIT 20").fetchall()[-1][0]
+    conn.close()
+    elapsed: list[float] = []
+    written: list[int] = []
+    for n in range(5):
+        add_message(db, sid, n)
+        t0 = time.perf_counter()
+        r = run_sync(c, SyncOptions())
+        elapsed.append(time.perf_counter() - t0)
+        assert r.ok and r.sessions_exported == 1, r
+        written.append(r.bytes_copied)
+    ours = statistics.median(elapsed)
+    session_file = next((dest / "bench" / "sessions").rglob(f"{sid}.json"))
+    manifest = (dest / "bench" / "manifest.json").stat().st_size
+
+    def full_copy() -> None:
+        out = work / "p1" / "full.db"
+        out.unlink(missing_ok=True)
+        src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        dst = sqlite3.connect(out)
+        src.backup(dst, pages=-1)
+        dst.close()
+        src.close()
+
+    full = timed(full_copy)
+    wrote = statistics.median(written) + manifest
+    return {
+        "db_mb": db.stat().st_size / 1e6,
+        "first_sync_s": first.duration_s,
+        "incremental_s": ours,
+        "full_copy_s": full,
+        "ratio": ours / full,
+        "session_file_kb": session_file.stat().st_size / 1e3,
+        "written_kb": wrote / 1e3,
+        "written_ratio": wrote / session_file.stat().st_size,
+    }
+
+
+def p2(work: Path, files: int) -> dict[str, float]:
+    data = work / "p2" / "opencode"
+    if not (data / "storage").exists():
+        subprocess.run(
+            [sys.executable, str(HERE / "gen_legacy.py"), str(data), "--files", str(files)],
+            check=True,
+            capture_output=True,
+        )
+    dest = work / "p2" / "dest"
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.rmtree(work / "p2" / "app", ignore_errors=True)
+    c = ctx(data, dest, work / "p2" / "app")
+    first = run_sync(c)
+    assert first.ok, first.error
+    victims = sorted(p for p in (data / "storage" / "message").rglob("*.json"))[:5]
+    counter = [0]
+
+    def dirty_sync() -> None:
+        counter[0] += 1
+        for v in victims:
+            v.write_text(json.dumps({"bench": counter[0]}))
+        rels = tuple(str(v.relative_to(data)) for v in victims)
+        r = run_sync(c, SyncOptions(dirty=rels))
+        assert r.ok and r.storage_copied == 5, r
+
+    ours = timed(dirty_sync, 5)
+    mirror = work / "p2" / "rsync-mirror"
+    subprocess.run(["rsync", "-a", "--delete", f"{data / 'storage'}/", f"{mirror}/"], check=True)
+    rsync_idle = timed(
+        lambda: subprocess.run(["rsync", "-a", "--delete", f"{data / 'storage'}/", f"{mirror}/"], check=True)
+    )
+    return {
+        "files": files,
+        "first_sync_s": first.duration_s,
+        "dirty_sync_s": ours,
+        "rsync_noop_s": rsync_idle,
+        "ratio": ours / rsync_idle,
+    }
+
+
+def compression(work: Path) -> dict[str, dict[str, float]]:
+    db = work / "p1" / "opencode" / "opencode.db"
+    raw = work / "p1" / "raw.db"
+    src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    dst = sqlite3.connect(raw)
+    src.backup(dst)
+    dst.close()
+    src.close()
+    size = raw.stat().st_size
+    out: dict[str, dict[str, float]] = {}
+    for name, fn in {
+        "zstd-3": lambda: len(zstandard.ZstdCompressor(level=3, threads=-1).compress(raw.read_bytes())),
+        "gzip-1": lambda: len(gzip.compress(raw.read_bytes(), compresslevel=1)),
+        "gzip-6": lambda: len(gzip.compress(raw.read_bytes(), compresslevel=6)),
+    }.items():
+        t0 = time.perf_counter()
+        n = fn()
+        dt = time.perf_counter() - t0
+        out[name] = {"ratio": size / n, "mb_per_s": size / 1e6 / dt}
+    raw.unlink()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--legacy-files", type=int, default=100_000)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/ocb-bench"))
+    ap.add_argument("--skip", choices=["p1", "p2", "compression"], action="append", default=[])
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if "p1" not in args.skip:
+        r = p1(args.work, args.scale)
+        print(
+            f"P1 one new message, {r['db_mb']:.0f} MB DB: sync {r['incremental_s'] * 1000:.0f} ms "
+            f"vs full backup-API copy {r['full_copy_s'] * 1000:.0f} ms -> ratio 1/{1 / r['ratio']:.0f} "
+            f"(target <= 1/50); written {r['written_kb']:.0f} KB = {r['written_ratio']:.2f}x session file "
+            f"({r['session_file_kb']:.0f} KB; target <= 3x); first sync {r['first_sync_s']:.1f} s",
+            flush=True,
+        )
+    if "p2" not in args.skip:
+        r = p2(args.work, args.legacy_files)
+        print(
+            f"P2 {r['files']:.0f}-file legacy tree, 5 changed: sync {r['dirty_sync_s'] * 1000:.0f} ms "
+            f"vs rsync -a --delete no-op {r['rsync_noop_s'] * 1000:.0f} ms -> ratio 1/{1 / r['ratio']:.0f} "
+            f"(target <= 1/30); first sync {r['first_sync_s']:.1f} s",
+            flush=True,
+        )
+    if "compression" not in args.skip:
+        for name, c in compression(args.work).items():
+            print(f"compression {name}: x{c['ratio']:.1f} at {c['mb_per_s']:.0f} MB/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Build opencode databases with the real schema (tests/data/schema.sql, from opencode-ai 1.18.33)
+without running opencode: fast, exact control over rows, for engine tests."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+SCHEMA = Path(__file__).parent / "data" / "schema.sql"
+MIGRATION = "20260101000000_fake_last_migration"
+
+
+def create_db(path: Path) -> sqlite3.Connection:
+    """A new WAL database with opencode's schema and a migration row; returns a writable connection."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(SCHEMA.read_text())
+    conn.execute("INSERT INTO migration VALUES (?, ?)", (MIGRATION, 1))
+    return conn
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def add_project(conn: sqlite3.Connection, pid: str = "proj1", worktree: str = "/home/u/code") -> str:
+    t = now_ms()
+    conn.execute(
+        "INSERT OR IGNORE INTO project (id, worktree, vcs, time_created, time_updated, sandboxes) "
+        "VALUES (?, ?, 'git', ?, ?, '[]')",
+        (pid, worktree, t, t),
+    )
+    return pid
+
+
+def add_session(
+    conn: sqlite3.Connection,
+    sid: str,
+    *,
+    project: str = "proj1",
+    messages: int = 2,
+    parts: int = 2,
+    todos: int = 1,
+    time_updated: int | None = None,
+    title: str | None = None,
+    payload: str = "hello",
+) -> str:
+    """A session with ``messages`` messages of ``parts`` parts each, and ``todos`` todo rows."""
+    add_project(conn, project)
+    t = time_updated if time_updated is not None else now_ms()
+    conn.execute("BEGIN")
+    conn.execute(
+        "INSERT INTO session (id, project_id, slug, directory, title, version, time_created, time_updated) "
+        "VALUES (?, ?, ?, ?, ?, '1.18.33', ?, ?)",
+        (sid, project, sid.lower(), f"/home/u/code/{project}", title or f"title of {sid}", t, t),
+    )
+    for m in range(messages):
+        mid = f"{sid}_msg{m:04d}"
+        role = "user" if m % 2 == 0 else "assistant"
+        conn.execute(
+            "INSERT INTO message VALUES (?, ?, ?, ?, ?)",
+            (mid, sid, t + m, t + m, json.dumps({"role": role, "time": {"created": t + m}})),
+        )
+        for p in range(parts):
+            conn.execute(
+                "INSERT INTO part VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    f"{mid}_p{p:03d}",
+                    mid,
+                    sid,
+                    t + m,
+                    t + m,
+                    json.dumps({"type": "text", "text": f"{payload} {m}.{p}"}),
+                ),
+            )
+    for i in range(todos):
+        conn.execute(
+            "INSERT INTO todo VALUES (?, ?, 'pending', 'high', ?, ?, ?)", (sid, f"todo {i} of {sid}", i, t, t)
+        )
+    conn.execute("COMMIT")
+    return sid
+
+
+def add_message(conn: sqlite3.Connection, sid: str, text: str, *, bump_session: bool = True) -> str:
+    """Append one message with one part, as opencode does when a reply arrives."""
+    t = now_ms()
+    n = conn.execute("SELECT count(*) FROM message WHERE session_id=?", (sid,)).fetchone()[0]
+    mid = f"{sid}_msg{n:04d}"
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO message VALUES (?, ?, ?, ?, ?)", (mid, sid, t, t, json.dumps({"role": "user"})))
+    conn.execute(
+        "INSERT INTO part VALUES (?, ?, ?, ?, ?, ?)",
+        (f"{mid}_p000", mid, sid, t, t, json.dumps({"type": "text", "text": text})),
+    )
+    if bump_session:
+        conn.execute("UPDATE session SET time_updated=? WHERE id=?", (t, sid))
+    conn.execute("COMMIT")
+    return mid
+
+
+def plant_secrets(conn: sqlite3.Connection, sid: str, data_dir: Path) -> list[str]:
+    """Tokens in every secret-holding place; returns them so a test can grep the destination."""
+    tokens = [
+        "ACCESS-tok-5f1e2d",
+        "REFRESH-tok-9a8b7c",
+        "CTRL-ACCESS-77aa",
+        "CTRL-REFRESH-66bb",
+        "CRED-VALUE-4242",
+        "SHARE-SECRET-1337",
+        "AUTHJSON-KEY-0xfeed",
+    ]
+    t = now_ms()
+    conn.execute(
+        "INSERT INTO account VALUES ('acc1', 'u@example.com', 'https://x', ?, ?, NULL, ?, ?)",
+        (tokens[0], tokens[1], t, t),
+    )
+    conn.execute(
+        "INSERT INTO control_account VALUES ('u@example.com', 'https://x', ?, ?, NULL, 1, ?, ?)",
+        (tokens[2], tokens[3], t, t),
+    )
+    conn.execute(
+        "INSERT INTO credential VALUES ('cred1', NULL, 'label', ?, NULL, NULL, 1, ?, ?)", (tokens[4], t, t)
+    )
+    conn.execute(
+        "INSERT INTO session_share VALUES (?, 'share1', ?, 'https://share', ?, ?)", (sid, tokens[5], t, t)
+    )
+    (data_dir / "auth.json").write_text(json.dumps({"openai": {"type": "api", "key": tokens[6]}}))
+    return tokens

@@ -1,0 +1,118 @@
+"""The command line as a user meets it: exit codes, one-line errors, nothing written on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import dbfactory as f
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        check=False,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def snapshot_tree(root: Path) -> list[tuple[str, int]]:
+    return sorted(
+        (str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*")
+    )
+
+
+@pytest.fixture
+def world(tmp_path: Path, isolated_home: Path) -> dict[str, Path]:
+    data = isolated_home / ".local/share/opencode"
+    conn = f.create_db(data / "opencode.db")
+    f.add_session(conn, "ses_cli_1")
+    conn.close()
+    (isolated_home / ".config/opencode").mkdir(parents=True)
+    (tmp_path / "a-file").write_text("not a folder")
+    return {
+        "home": isolated_home,
+        "data": data,
+        "cfg": isolated_home / ".config/opencode/session-backup.json",
+        "tmp": tmp_path,
+    }
+
+
+BAD = [
+    ("relative path", ["--backup-path", "relative/dir"], None, "backupPath"),
+    ("inside the data dir", ["--backup-path", "{data}/backups"], None, "inside"),
+    ("data dir inside destination", ["--backup-path", "{home}/.local"], None, "contains opencode"),
+    ("destination is a file", ["--backup-path", "{tmp}/a-file"], None, "not a folder"),
+    ("parent missing", ["--backup-path", "{tmp}/no/such/parent"], None, "does not exist"),
+    ("unparseable file", [], '{"backupPath": "/tmp/x",\n  "debug": tru\n}', "line 2"),
+    ("wrong type", [], '{"syncDelaySeconds": "abc"}', "syncDelaySeconds"),
+    ("negative interval", [], '{"minIntervalSeconds": -5}', "minIntervalSeconds"),
+    ("unknown engine", ["--backup-path", "{tmp}/b"], '{"engine": "ftp"}', "engine"),
+    ("bad debug env", ["--backup-path", "{tmp}/b"], None, "OPENCODE_BACKUP_DEBUG"),
+]
+
+
+@pytest.mark.parametrize(("case", "flags", "file_text", "needle"), BAD, ids=[b[0] for b in BAD])
+def test_bad_configuration_exits_2_with_one_line_and_writes_nothing(
+    world: dict[str, Path], case: str, flags: list[str], file_text: str | None, needle: str
+) -> None:
+    if file_text is not None:
+        world["cfg"].write_text(file_text)
+    env = {"OPENCODE_BACKUP_DEBUG": "maybe"} if case == "bad debug env" else {}
+    before = snapshot_tree(world["tmp"])
+    args = [a.format(**{k: str(v) for k, v in world.items()}) for a in flags]
+    proc = run_cli("sync", *args, env=env)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert proc.stdout == ""
+    assert snapshot_tree(world["tmp"]) == before
+
+
+def test_unknown_command_and_flag_are_usage_errors(world: dict[str, Path]) -> None:
+    for args in (["frobnicate"], ["sync", "--no-such-flag"]):
+        proc = run_cli(*args)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_not_configured_says_how_to_set_it(world: dict[str, Path]) -> None:
+    proc = run_cli("sync")
+    assert proc.returncode == 2
+    assert "OPENCODE_BACKUP_PATH" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_sync_status_list_verify_round_trip(world: dict[str, Path]) -> None:
+    dest = str(world["tmp"] / "backup")
+    env = {"OPENCODE_BACKUP_PATH": dest}
+    proc = run_cli("sync", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["result"] == "ok" and result["sessions_exported"] == 1
+    status = json.loads(run_cli("status", "--json", env=env).stdout)
+    assert status["sessions_backed_up"] == 1 and status["last_result"] == "ok"
+    assert status["backup_bytes"] > 0 and status["last_sync"]
+    listed = json.loads(run_cli("list", "--json", env=env).stdout)
+    assert [(r["id"], r["in_opencode"]) for r in listed] == [("ses_cli_1", True)]
+    assert run_cli("verify", env=env).returncode == 0
+    config = json.loads(run_cli("config", "--json", env=env).stdout)
+    assert (
+        config["settings"]["backupPath"] == dest and "OPENCODE_BACKUP_PATH" in config["origins"]["backupPath"]
+    )
+
+
+def test_verify_fails_with_what_is_wrong(world: dict[str, Path]) -> None:
+    dest = world["tmp"] / "backup"
+    env = {"OPENCODE_BACKUP_PATH": str(dest)}
+    assert run_cli("sync", env=env).returncode == 0
+    victim = next(dest.rglob("ses_cli_1.json"))
+    victim.write_text("{")
+    proc = run_cli("verify", env=env)
+    assert proc.returncode == 1 and "ses_cli_1.json" in proc.stdout

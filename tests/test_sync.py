@@ -1,0 +1,359 @@
+"""The engine end to end on real files and a real SQLite database (native engine and real rsync)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from app.backup import manifest as mf
+from app.backup.sync import SyncContext, SyncOptions, run_sync
+from app.backup.verify import verify
+from app.opencode.snapshot import decompress
+from app.transfer import make_engine
+from tests import dbfactory as f
+
+ENGINES = ["native", "rsync"]
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, Path]:
+    data = tmp_path / "opencode"
+    data.mkdir()
+    return {"data": data, "db": data / "opencode.db", "dest": tmp_path / "backup", "app": tmp_path / "app"}
+
+
+def make_ctx(
+    env: dict[str, Path], engine: str = "native", clock: Callable[[], datetime] | None = None, **kw: object
+) -> SyncContext:
+    return SyncContext(
+        backup_path=env["dest"],
+        machine="laptop",
+        source=env["data"],
+        opencode_db=None,
+        staging_dir=env["app"] / "staging",
+        state_dir=env["app"] / "state",
+        engine=make_engine(engine),
+        clock=clock or Clock(),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def session_file(env: dict[str, Path], sid: str, project: str = "proj1") -> Path:
+    return env["dest"] / "laptop" / "sessions" / project / f"{sid}.json"
+
+
+def all_bytes_under(root: Path) -> bytes:
+    out = b""
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            out += p.read_bytes()
+            if p.name.endswith(".db.zst"):
+                tmp = p.with_suffix(".plain")
+                decompress(p, tmp)
+                out += tmp.read_bytes()
+                tmp.unlink()
+    return out
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_first_sync_exports_every_session_with_its_whole_closure(env: dict[str, Path], engine: str) -> None:
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a", messages=3, parts=2, todos=2)
+    f.add_session(conn, "ses_b", project="proj2")
+    result = run_sync(make_ctx(env, engine))
+    assert result.result == "ok", result.error
+    assert result.sessions_exported == 2 and result.snapshot is not None
+    doc = json.loads(session_file(env, "ses_a").read_text())
+    assert doc["format"] == "opencode-session-backup/1" and doc["session_id"] == "ses_a"
+    assert doc["opencode_schema"] == f.MIGRATION
+    rows = doc["rows"]
+    assert [r["id"] for r in rows["project"]] == ["proj1"]
+    assert len(rows["message"]) == 3 and len(rows["part"]) == 6 and len(rows["todo"]) == 2
+    assert {r["session_id"] for r in rows["part"]} == {"ses_a"}
+    assert session_file(env, "ses_b", "proj2").exists()
+    man = mf.load(env["dest"] / "laptop", "laptop")
+    assert set(man.sessions) == {"ses_a", "ses_b"}
+    assert verify(env["dest"] / "laptop", "laptop", env["app"] / "v").ok
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_second_sync_touches_only_the_changed_session(env: dict[str, Path], engine: str) -> None:
+    conn = f.create_db(env["db"])
+    for i in range(5):
+        f.add_session(conn, f"ses_{i}")
+    ctx = make_ctx(env, engine)
+    assert run_sync(ctx).ok
+    before = {p: p.stat().st_mtime_ns for p in (env["dest"] / "laptop" / "sessions").rglob("*.json")}
+    f.add_message(conn, "ses_3", "a new question")
+    result = run_sync(ctx)
+    assert result.sessions_exported == 1 and result.snapshot is None
+    after = {p: p.stat().st_mtime_ns for p in before}
+    assert [p.name for p in before if before[p] != after[p]] == ["ses_3.json"]
+    assert "a new question" in session_file(env, "ses_3").read_text()
+    # the replaced copy went to versions/
+    old = list((env["dest"] / "laptop" / "versions").rglob("ses_3.json"))
+    assert len(old) == 1 and "a new question" not in old[0].read_text()
+    assert run_sync(ctx).sessions_exported == 0
+
+
+def test_a_reply_that_streams_without_touching_the_session_row_is_still_noticed(env: dict[str, Path]) -> None:
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    ctx = make_ctx(env)
+    run_sync(ctx)
+    f.add_message(conn, "ses_a", "streamed later", bump_session=False)
+    assert run_sync(ctx).sessions_exported == 1
+    assert "streamed later" in session_file(env, "ses_a").read_text()
+
+
+def test_deleted_session_moves_to_versions_and_is_never_lost(env: dict[str, Path]) -> None:
+    conn = f.create_db(env["db"])
+    for i in range(4):
+        f.add_session(conn, f"ses_{i}")
+    ctx = make_ctx(env)
+    run_sync(ctx)
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("DELETE FROM session WHERE id='ses_1'")
+    result = run_sync(ctx)
+    assert result.ok and result.sessions_removed == 1
+    assert not session_file(env, "ses_1").exists()
+    kept = list((env["dest"] / "laptop" / "versions").rglob("ses_1.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["session_id"] == "ses_1"
+    assert "ses_1" not in mf.load(env["dest"] / "laptop", "laptop").sessions
+
+
+@pytest.mark.parametrize("wipe", ["empty-db", "no-db", "no-data-dir"])
+def test_guard_refuses_to_mirror_a_source_that_lost_most_sessions(env: dict[str, Path], wipe: str) -> None:
+    conn = f.create_db(env["db"])
+    for i in range(6):
+        f.add_session(conn, f"ses_{i}")
+    ctx = make_ctx(env)
+    run_sync(ctx)
+    conn.close()
+    before = sorted(
+        (p.relative_to(env["dest"]), p.read_bytes()) for p in env["dest"].rglob("*") if p.is_file()
+    )
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(env["db"]) + suffix).unlink(missing_ok=True)
+    if wipe == "empty-db":
+        f.create_db(env["db"]).close()
+    elif wipe == "no-data-dir":
+        env["data"].rmdir()
+    result = run_sync(ctx)
+    assert result.result == "failed"
+    assert result.kind == ("guard" if wipe == "empty-db" else "source_missing")
+    after = sorted(
+        (p.relative_to(env["dest"]), p.read_bytes()) for p in env["dest"].rglob("*") if p.is_file()
+    )
+    assert after == before  # not a byte changed at the destination
+    last = json.loads((env["app"] / "state" / "last_result.json").read_text())
+    assert last["result"] == "failed" and last["error"]
+
+
+def test_allow_deletions_overrides_the_guard_and_keeps_copies_in_versions(env: dict[str, Path]) -> None:
+    conn = f.create_db(env["db"])
+    for i in range(4):
+        f.add_session(conn, f"ses_{i}")
+    ctx = make_ctx(env)
+    run_sync(ctx)
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("DELETE FROM session")
+    assert run_sync(ctx).kind == "guard"
+    result = run_sync(ctx, SyncOptions(allow_deletions=True))
+    assert result.ok and result.sessions_removed == 4
+    assert len(list((env["dest"] / "laptop" / "versions").rglob("ses_*.json"))) == 4
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_no_secret_reaches_the_destination(env: dict[str, Path], engine: str) -> None:
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    tokens = f.plant_secrets(conn, "ses_a", env["data"])
+    (env["data"] / "storage" / "session").mkdir(parents=True)
+    (env["data"] / "storage" / "session" / "x.json").write_text("{}")
+    assert run_sync(make_ctx(env, engine)).ok
+    blob = all_bytes_under(env["dest"])
+    assert b"ses_a" in blob  # the grep can find things at all
+    for token in tokens:
+        assert token.encode() not in blob, token
+    doc = json.loads(session_file(env, "ses_a").read_text())
+    assert doc["rows"]["session_share"][0]["secret"] == ""
+    snap = next((env["dest"] / "laptop" / "snapshots").glob("*.db.zst"))
+    plain = env["app"] / "snap.db"
+    decompress(snap, plain)
+    check = sqlite3.connect(plain)
+    assert check.execute("SELECT count(*) FROM account").fetchone()[0] == 0
+    assert check.execute("SELECT count(*) FROM session").fetchone()[0] == 1
+    check.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_backup_files_are_private(env: dict[str, Path], engine: str) -> None:
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    legacy = env["data"] / "storage" / "session" / "p1" / "ses_old.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text("{}")
+    legacy.chmod(0o644)
+    assert run_sync(make_ctx(env, engine)).ok
+    assert (env["dest"] / "laptop" / "storage" / "session" / "p1" / "ses_old.json").exists()
+    for p in (env["dest"] / "laptop").rglob("*"):
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_legacy_tree_is_mirrored_and_a_torn_file_never_replaces_a_good_copy(
+    env: dict[str, Path], engine: str
+) -> None:
+    storage = env["data"] / "storage"
+    good = storage / "message" / "ses_x" / "msg_1.json"
+    good.parent.mkdir(parents=True)
+    good.write_text('{"id": "msg_1", "text": "precious"}')
+    (storage / "session" / "p1").mkdir(parents=True)
+    (storage / "session" / "p1" / "ses_x.json").write_text('{"id": "ses_x"}')
+    ctx = make_ctx(env, engine)
+    assert run_sync(ctx).storage_copied == 2
+    dest_copy = env["dest"] / "laptop" / "storage" / "message" / "ses_x" / "msg_1.json"
+    assert dest_copy.read_text() == good.read_text()
+    good.write_bytes(b"\x00" * 40)  # a crash mid-write
+    result = run_sync(ctx)
+    assert result.result == "warning" and result.skipped == ("storage/message/ses_x/msg_1.json",)
+    assert "precious" in dest_copy.read_text()
+    good.write_bytes(b"")
+    run_sync(ctx, SyncOptions(dirty=("storage/message/ses_x/msg_1.json",)))
+    assert "precious" in dest_copy.read_text()
+
+
+def test_dirty_list_copies_only_the_listed_legacy_files(env: dict[str, Path]) -> None:
+    storage = env["data"] / "storage" / "part" / "m1"
+    storage.mkdir(parents=True)
+    for i in range(20):
+        (storage / f"p{i}.json").write_text(f'{{"n": {i}}}')
+    ctx = make_ctx(env)
+    run_sync(ctx)
+    (storage / "p3.json").write_text('{"n": "three"}')
+    (storage / "p4.json").write_text('{"n": "four"}')
+    (storage / "p5.json").unlink()
+    result = run_sync(ctx, SyncOptions(dirty=("storage/part/m1/p3.json", "storage/part/m1/p5.json")))
+    dest = env["dest"] / "laptop" / "storage" / "part" / "m1"
+    assert (dest / "p3.json").read_text() == '{"n": "three"}'
+    assert (dest / "p4.json").read_text() == '{"n": 4}'  # not listed: left for the next reconcile
+    assert not (dest / "p5.json").exists() and result.storage_removed == 1
+    assert run_sync(ctx).storage_copied == 1  # the full reconcile picks up p4
+    man = mf.load(env["dest"] / "laptop", "laptop")
+    assert man.storage_files == 19
+
+
+def test_snapshots_follow_the_schedule_and_retention(env: dict[str, Path]) -> None:
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    clock = Clock()
+    ctx = make_ctx(env, clock=clock, snapshot_every_hours=24, keep_snapshots=2)
+    assert run_sync(ctx).snapshot is not None
+    clock.advance(hours=1)
+    assert run_sync(ctx).snapshot is None
+    assert run_sync(ctx, SyncOptions(snapshot=True)).snapshot is not None
+    clock.advance(hours=25)
+    assert run_sync(ctx).snapshot is not None
+    snaps = sorted((env["dest"] / "laptop" / "snapshots").glob("*.db.zst"))
+    assert len(snaps) == 2
+    assert verify(env["dest"] / "laptop", "laptop", env["app"] / "v").ok
+
+
+def test_a_session_rewritten_every_30_seconds_keeps_few_versions(env: dict[str, Path]) -> None:
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    clock = Clock()
+    ctx = make_ctx(env, clock=clock)
+    for i in range(240):  # two hours
+        f.add_message(conn, "ses_a", f"message {i}")
+        clock.advance(seconds=30)
+        assert run_sync(ctx).ok
+    copies = list((env["dest"] / "laptop" / "versions").rglob("ses_a.json"))
+    assert 2 <= len(copies) <= 4, len(copies)
+
+
+def test_verify_reports_a_damaged_file(env: dict[str, Path]) -> None:
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    run_sync(make_ctx(env))
+    target = session_file(env, "ses_a")
+    target.write_bytes(target.read_bytes()[:-10])
+    report = verify(env["dest"] / "laptop", "laptop", env["app"] / "v")
+    assert not report.ok and any("ses_a.json" in p for p in report.problems)
+
+
+def test_a_locked_destination_file_is_reported_as_locked_and_nothing_is_lost(env: dict[str, Path]) -> None:
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    ctx = make_ctx(env)
+    run_sync(ctx)
+    f.add_message(conn, "ses_a", "second")
+    target = session_file(env, "ses_a")
+    original = target.read_bytes()
+    if subprocess.run(["chattr", "+i", str(target)], check=False, capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not supported on this file system")
+    try:
+        result = run_sync(ctx)
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], check=True)
+    assert result.result == "failed" and result.kind == "locked", result
+    assert target.read_bytes() == original
+    recovered = run_sync(ctx)
+    assert recovered.ok and "second" in target.read_text()
+
+
+def test_temp_files_left_by_a_killed_sync_are_swept_later(env: dict[str, Path]) -> None:
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    ctx = make_ctx(env)
+    run_sync(ctx)
+    folder = session_file(env, "ses_a").parent
+    stale = [
+        folder / ".ses_a.json.tmp-4242",
+        folder / ".ses_b.json.Ab12Cd",
+        env["dest"] / "laptop" / ".x.tmp-1",
+    ]
+    fresh = folder / ".ses_c.json.tmp-77"
+    for p in [*stale, fresh]:
+        p.write_text("half")
+    old = time.time() - 3600
+    for p in stale:
+        os.utime(p, (old, old))
+    run_sync(ctx)
+    assert not any(p.exists() for p in stale)
+    assert fresh.exists()  # could belong to a copy still running
+
+
+def test_the_engine_and_cli_never_import_desktop_libraries() -> None:
+    code = (
+        "import sys, app.__main__, app.cli, app.backup.sync, app.backup.verify, app.transfer;"
+        "bad = [m for m in ('pystray', 'plyer', 'tkinter', 'PIL', 'gi') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
