@@ -20,10 +20,13 @@ $(VENV)/.installed: pyproject.toml
 system-deps:
 	bash .ci/system-deps
 
-peer: tests/opencode/node_modules/.package-lock.json
+peer: tests/opencode/node_modules/.installed
 
-tests/opencode/node_modules/.package-lock.json: tests/opencode/package.json tests/opencode/package-lock.json
-	cd tests/opencode && npm ci --no-audit --no-fund --loglevel=error
+# opencode-ai is pinned exactly and pins its per-platform binaries itself; no lock file, because
+# npm writes only this platform's optional binaries into one and `npm ci` then refuses it elsewhere.
+tests/opencode/node_modules/.installed: tests/opencode/package.json
+	cd tests/opencode && npm install --no-audit --no-fund --no-package-lock --loglevel=error
+	touch $@
 
 lint: setup
 	$(BIN)/ruff check .

@@ -3,7 +3,7 @@
     from tests.peer.fixtures import make_opencode_peer, opencode_binary, opencode_peer  # noqa: F401
 
 - ``opencode_binary`` (session): the opencode binary path; skips when it is missing, but
-  *fails* when ``CI`` is set (CI installs it with ``npm ci --prefix tests/opencode``).
+  *fails* when ``CI`` is set (CI installs it with ``make peer``).
 - ``opencode_peer`` (module): one started peer shared by the tests of a module.
 - ``make_opencode_peer`` (function): a factory for fresh, started peers, all stopped at teardown.
 
@@ -20,7 +20,7 @@ import pytest
 
 from .opencode import DEFAULT_BINARY, OpencodePeer, find_opencode
 
-INSTALL_HINT = "npm ci --prefix tests/opencode"
+INSTALL_HINT = "make peer"
 
 
 def _in_ci() -> bool:
