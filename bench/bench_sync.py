@@ -43,8 +43,16 @@ def timed(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(times)
 
 
-def dir_bytes(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+def bytes_written_since(machine_dir: Path, wall_ns: int, log_before: int) -> int:
+    """Bytes of files (re)written after ``wall_ns``, plus what was appended to sync.log.
+
+    Files moved into versions/ keep their old mtime: a rename writes no data.
+    """
+    total = 0
+    for p in machine_dir.rglob("*"):
+        if p.is_file() and p.name != "sync.log" and p.stat().st_mtime_ns >= wall_ns:
+            total += p.stat().st_size
+    return total + (machine_dir / "sync.log").stat().st_size - log_before
 
 
 def ctx(data: Path, dest: Path, work: Path, engine: str = "auto") -> SyncContext:
@@ -95,14 +103,15 @@ def p1(work: Path, scale: float) -> dict[str, float]:
     written: list[int] = []
     for n in range(5):
         add_message(db, sid, n)
+        log_before = (dest / "bench" / "sync.log").stat().st_size
+        wall = time.time_ns()
         t0 = time.perf_counter()
         r = run_sync(c, SyncOptions())
         elapsed.append(time.perf_counter() - t0)
         assert r.ok and r.sessions_exported == 1, r
-        written.append(r.bytes_copied)
+        written.append(bytes_written_since(dest / "bench", wall, log_before))
     ours = statistics.median(elapsed)
     session_file = next((dest / "bench" / "sessions").rglob(f"{sid}.json"))
-    manifest = (dest / "bench" / "manifest.json").stat().st_size
 
     def full_copy() -> None:
         out = work / "p1" / "full.db"
@@ -114,7 +123,7 @@ def p1(work: Path, scale: float) -> dict[str, float]:
         src.close()
 
     full = timed(full_copy)
-    wrote = statistics.median(written) + manifest
+    wrote = statistics.median(written)
     return {
         "db_mb": db.stat().st_size / 1e6,
         "first_sync_s": first.duration_s,

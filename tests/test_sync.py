@@ -106,12 +106,16 @@ def test_a_second_sync_touches_only_the_changed_session(env: dict[str, Path], en
         f.add_session(conn, f"ses_{i}")
     ctx = make_ctx(env, engine)
     assert run_sync(ctx).ok
-    before = {p: p.stat().st_mtime_ns for p in (env["dest"] / "laptop" / "sessions").rglob("*.json")}
+    machine = env["dest"] / "laptop"
+    watched = [*(machine / "sessions").rglob("*.json"), *(machine / "manifest.d").glob("sessions-*.json")]
+    before = {p: p.stat().st_mtime_ns for p in watched}
     f.add_message(conn, "ses_3", "a new question")
     result = run_sync(ctx)
     assert result.sessions_exported == 1 and result.snapshot is None
     after = {p: p.stat().st_mtime_ns for p in before}
-    assert [p.name for p in before if before[p] != after[p]] == ["ses_3.json"]
+    changed = [p.name for p in before if before[p] != after[p]]
+    # the session file and the one manifest shard that lists it; nothing else is rewritten
+    assert sorted(changed) == sorted(["ses_3.json", f"sessions-{mf.session_shard_of('ses_3')}.json"])
     assert "a new question" in session_file(env, "ses_3").read_text()
     # the replaced copy went to versions/
     old = list((env["dest"] / "laptop" / "versions").rglob("ses_3.json"))

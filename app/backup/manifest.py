@@ -1,11 +1,13 @@
 """``manifest.json`` at the destination: what the backup holds, and how to check it.
 
-    {"format": "opencode-session-backup-manifest/1", "machine", "app_version", "opencode_schema",
-     "updated", "sessions": {id: SessionEntry}, "files": {relpath: {"size", "sha256"}},
-     "storage_files": int, "last_result": {...}}
+    manifest.json               {"format": "opencode-session-backup-manifest/1", "machine", "app_version",
+                                 "opencode_schema", "updated", "session_count", "files": {relpath: {"size",
+                                 "sha256"}}, "storage_files", "storage_bytes", "last_result": {...}}
+    manifest.d/sessions-XX.json {session_id: SessionEntry} in 64 shards by hash of the id
+    manifest.d/storage-XX.json  {relpath: [size, sha256, source mtime_ns]} in 256 shards by hash of the path
 
-Legacy ``storage/`` files (hundreds of thousands on old installs) are listed in 256 shards,
-``manifest.d/storage-<xx>.json``, so a sync that changes five files rewrites five small shards.
+Sharded so that a sync changing one session writes one small shard, not a list of 2,000 sessions
+(P1: bytes written stay within 3x the session's own file), and five legacy files five small shards.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from app.fsutil import atomic_write_bytes
 MANIFEST_FORMAT = "opencode-session-backup-manifest/1"
 MANIFEST = "manifest.json"
 SHARD_DIR = "manifest.d"
+SESSION_SHARDS = 64
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class FileEntry:
 
 @dataclass
 class Manifest:
-    """The destination's manifest, loaded into memory (sessions and snapshots only; shards on demand)."""
+    """The destination's manifest in memory: sessions, snapshots and summary (storage/ shards on demand)."""
 
     machine: str
     app_version: str = ""
@@ -61,8 +64,10 @@ class Manifest:
     storage_bytes: int = 0
     last_result: dict[str, Any] = field(default_factory=dict)
     last_full_thinning: str = ""
-    # session id -> (entry, its JSON): saving re-encodes only the entries that changed
+    # session id -> (entry, its JSON) and shard -> JSON as last read or written: a save re-encodes
+    # only changed entries and rewrites only the shards that differ
     _encoded: dict[str, tuple[SessionEntry, str]] = field(default_factory=dict, repr=False, compare=False)
+    _written: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def total_bytes(self) -> int:
@@ -70,44 +75,102 @@ class Manifest:
         return (
             sum(e.size for e in self.sessions.values())
             + sum(e.size for e in self.files.values())
-            + (self.storage_bytes)
+            + self.storage_bytes
         )
 
-    def to_json(self) -> bytes:
+    def head_json(self) -> bytes:
+        """manifest.json itself: everything but the session entries, which live in shards."""
         doc = {
             "format": MANIFEST_FORMAT,
             "machine": self.machine,
             "app_version": self.app_version,
             "opencode_schema": self.opencode_schema,
             "updated": self.updated,
-            "sessions": None,
+            "session_count": len(self.sessions),
+            "session_shards": SESSION_SHARDS,
             "files": {k: vars(v) for k, v in sorted(self.files.items())},
             "storage_files": self.storage_files,
             "storage_bytes": self.storage_bytes,
             "last_result": self.last_result,
             "last_full_thinning": self.last_full_thinning,
         }
-        # compact (the C encoder is ~10x faster than indented output), sessions spliced in from cache
-        head = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-        return head.replace('"sessions":null', '"sessions":' + self._sessions_json(), 1).encode()
+        return json.dumps(doc, ensure_ascii=False, indent=1).encode()
 
-    def _sessions_json(self) -> str:
-        parts = []
+    def session_shards_json(self) -> dict[str, str]:
+        """Shard name -> its JSON text, for every shard (empty ones as ``{}``)."""
+        by_shard: dict[str, list[str]] = {name: [] for name in session_shard_names()}
         cache = self._encoded
         for sid in sorted(self.sessions):
             entry = self.sessions[sid]
             hit = cache.get(sid)
             if hit is None or hit[0] is not entry:
-                hit = (entry, json.dumps(sid, ensure_ascii=False) + ":" + _compact(vars(entry)))
+                hit = (entry, _compact(sid) + ":" + _compact(vars(entry)))
                 cache[sid] = hit
-            parts.append(hit[1])
+            by_shard[session_shard_of(sid)].append(hit[1])
         for gone in cache.keys() - self.sessions.keys():
             del cache[gone]
-        return "{" + ",".join(parts) + "}"
+        return {name: "{" + ",".join(parts) + "}" for name, parts in by_shard.items()}
 
 
 def _compact(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def session_shard_names() -> list[str]:
+    return [f"{i:02x}" for i in range(SESSION_SHARDS)]
+
+
+def session_shard_of(session_id: str) -> str:
+    """The shard (``manifest.d/sessions-<xx>.json``) that lists a session."""
+    digest = hashlib.sha1(session_id.encode("utf-8"), usedforsecurity=False).digest()
+    return f"{digest[0] % SESSION_SHARDS:02x}"
+
+
+def load(machine_dir: Path, machine: str) -> Manifest:
+    """Read the manifest and its session shards, or an empty one when there is none yet.
+
+    A damaged one raises BackupDamaged.
+    """
+    path = machine_dir / MANIFEST
+    if not path.exists():
+        return Manifest(machine=machine)
+    try:
+        doc = json.loads(path.read_bytes())
+        if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+            raise BackupDamaged(f"{path}: not a manifest of this format")
+        man = Manifest(
+            machine=str(doc.get("machine", machine)),
+            app_version=str(doc.get("app_version", "")),
+            opencode_schema=doc.get("opencode_schema"),
+            updated=str(doc.get("updated", "")),
+            files={k: FileEntry(**v) for k, v in doc.get("files", {}).items()},
+            storage_files=int(doc.get("storage_files", 0)),
+            storage_bytes=int(doc.get("storage_bytes", 0)),
+            last_result=dict(doc.get("last_result", {})),
+            last_full_thinning=str(doc.get("last_full_thinning", "")),
+        )
+        for name in session_shard_names():
+            shard = machine_dir / SHARD_DIR / f"sessions-{name}.json"
+            if not shard.exists():
+                continue
+            text = shard.read_text(encoding="utf-8")
+            man._written[name] = text
+            man.sessions.update({k: SessionEntry(**v) for k, v in json.loads(text).items()})
+        expected = doc.get("session_count")
+        if expected is not None and expected != len(man.sessions):
+            raise BackupDamaged(f"{path}: lists {expected} sessions but its shards hold {len(man.sessions)}")
+        return man
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BackupDamaged(f"{path} is damaged: {exc}") from exc
+
+
+def save(machine_dir: Path, manifest: Manifest) -> None:
+    """Write the session shards that changed, then manifest.json (each atomically)."""
+    for name, text in manifest.session_shards_json().items():
+        if manifest._written.get(name, "{}") != text:
+            atomic_write_bytes(machine_dir / SHARD_DIR / f"sessions-{name}.json", text.encode())
+            manifest._written[name] = text
+    atomic_write_bytes(machine_dir / MANIFEST, manifest.head_json())
 
 
 class ManifestStore:
@@ -139,36 +202,6 @@ def _signature(path: Path) -> tuple[int, int, int]:
     except OSError:
         return (0, 0, 0)
     return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def load(machine_dir: Path, machine: str) -> Manifest:
-    """Read the manifest, or an empty one when there is none yet. A damaged one raises BackupDamaged."""
-    path = machine_dir / MANIFEST
-    if not path.exists():
-        return Manifest(machine=machine)
-    try:
-        doc = json.loads(path.read_bytes())
-        if doc.get("format") != MANIFEST_FORMAT:
-            raise BackupDamaged(f"{path}: unknown manifest format {doc.get('format')!r}")
-        return Manifest(
-            machine=str(doc.get("machine", machine)),
-            app_version=str(doc.get("app_version", "")),
-            opencode_schema=doc.get("opencode_schema"),
-            updated=str(doc.get("updated", "")),
-            sessions={k: SessionEntry(**v) for k, v in doc.get("sessions", {}).items()},
-            files={k: FileEntry(**v) for k, v in doc.get("files", {}).items()},
-            storage_files=int(doc.get("storage_files", 0)),
-            storage_bytes=int(doc.get("storage_bytes", 0)),
-            last_result=dict(doc.get("last_result", {})),
-            last_full_thinning=str(doc.get("last_full_thinning", "")),
-        )
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise BackupDamaged(f"{path} is damaged: {exc}") from exc
-
-
-def save(machine_dir: Path, manifest: Manifest) -> None:
-    """Replace the manifest atomically."""
-    atomic_write_bytes(machine_dir / MANIFEST, manifest.to_json())
 
 
 def shard_of(relpath: str) -> str:
