@@ -58,6 +58,8 @@ def sweep_stale_temp(machine_dir: Path, now: float, older_than_s: float = 600) -
         if not folder.is_dir():
             continue
         for entry in os.scandir(folder):
+            if not entry.name.startswith("."):
+                continue  # only hidden names can be temp files; the rest is never stat'ed
             with contextlib.suppress(OSError):
                 stale = now - entry.stat(follow_symlinks=False).st_mtime > older_than_s
                 if stale and _TEMP.match(entry.name) and entry.is_file(follow_symlinks=False):

@@ -64,9 +64,11 @@ class Manifest:
     storage_bytes: int = 0
     last_result: dict[str, Any] = field(default_factory=dict)
     last_full_thinning: str = ""
-    # session id -> (entry, its JSON) and shard -> JSON as last read or written: a save re-encodes
+    # session id -> (entry, its JSON, its shard) and shard -> JSON as last read or written: a save re-encodes
     # only changed entries and rewrites only the shards that differ
-    _encoded: dict[str, tuple[SessionEntry, str]] = field(default_factory=dict, repr=False, compare=False)
+    _encoded: dict[str, tuple[SessionEntry, str, str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
     _written: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -104,9 +106,9 @@ class Manifest:
             entry = self.sessions[sid]
             hit = cache.get(sid)
             if hit is None or hit[0] is not entry:
-                hit = (entry, _compact(sid) + ":" + _compact(vars(entry)))
+                hit = (entry, _compact(sid) + ":" + _compact(vars(entry)), session_shard_of(sid))
                 cache[sid] = hit
-            by_shard[session_shard_of(sid)].append(hit[1])
+            by_shard[hit[2]].append(hit[1])
         for gone in cache.keys() - self.sessions.keys():
             del cache[gone]
         return {name: "{" + ",".join(parts) + "}" for name, parts in by_shard.items()}

@@ -29,7 +29,7 @@ from app.backup.state import save_last_result, sync_lock
 from app.errors import BackupDamaged, FailureKind, SyncFailed, TransferError
 from app.fsutil import atomic_write_bytes, make_private_dirs, sha256_file
 from app.opencode.locate import database_label, locate
-from app.opencode.sessions import Reader, SessionInfo
+from app.opencode.sessions import HOT_WINDOW_MS, Reader
 from app.opencode.snapshot import SNAPSHOT_SUFFIX, parse_snapshot_name, snapshot_name, take_snapshot
 from app.transfer.base import CopyJob, Engine
 from app.transfer.classify import kind_for_oserror
@@ -143,10 +143,10 @@ class _Sync:
 
         readers = [Reader(db) for db in source.databases]
         try:
-            live: dict[str, tuple[Reader, SessionInfo]] = {}
+            live: dict[str, tuple[Reader, int]] = {}
             for reader in readers:
-                for sid, info in reader.sessions().items():
-                    live.setdefault(sid, (reader, info))
+                for sid, time_updated in reader.session_times().items():
+                    live.setdefault(sid, (reader, time_updated))
             lost = [sid for sid in man.sessions if sid not in live]
             storage = legacy.plan(ctx.source, dest.machine_dir, self.options.dirty, man.storage_files)
             self._guard(man, lost, storage, source.storage is not None)
@@ -186,17 +186,22 @@ class _Sync:
             )
 
     def _export(
-        self, man: mf.Manifest, live: dict[str, tuple[Reader, SessionInfo]], staging: Path
+        self, man: mf.Manifest, live: dict[str, tuple[Reader, int]], staging: Path
     ) -> dict[str, mf.SessionEntry]:
         """Stage every session whose fingerprint changed; returns entries for the staged files."""
         now_ms = int(self.started.timestamp() * 1000)
         staged: dict[str, mf.SessionEntry] = {}
-        for sid, (reader, info) in live.items():
+        for sid, (reader, time_updated) in live.items():
             old = man.sessions.get(sid)
-            fingerprint = reader.fingerprint(info, now_ms)
+            if old is not None and old.time_updated == time_updated and now_ms - time_updated > HOT_WINDOW_MS:
+                continue  # cold and untouched since its last export
+            fingerprint = reader.fingerprint(sid, time_updated, now_ms)
             if old is not None and old.fingerprint == fingerprint:
                 continue
             self._check_cancel()
+            info = reader.info(sid)
+            if info is None:
+                continue
             data = reader.export(info, fingerprint)
             rel = f"sessions/{_safe_name(info.project_id)}/{_safe_name(sid)}.json"
             entry = mf.SessionEntry(

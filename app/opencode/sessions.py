@@ -83,22 +83,36 @@ class Reader:
         rows = self.conn.execute("SELECT id, project_id, title, directory, time_updated FROM session")
         return {r[0]: SessionInfo(r[0], r[1], r[2] or "", r[3] or "", int(r[4] or 0)) for r in rows}
 
-    def deep_fingerprint(self, info: SessionInfo) -> str:
+    def session_times(self) -> dict[str, int]:
+        """Session id -> time_updated for every session: all change detection needs to start."""
+        if "session" not in self.schema.columns:
+            return {}
+        return {r[0]: int(r[1] or 0) for r in self.conn.execute("SELECT id, time_updated FROM session")}
+
+    def info(self, session_id: str) -> SessionInfo | None:
+        """One session's listing fields, or None if it no longer exists in this view."""
+        r = self.conn.execute(
+            "SELECT id, project_id, title, directory, time_updated FROM session WHERE id = ?", (session_id,)
+        ).fetchone()
+        return SessionInfo(r[0], r[1], r[2] or "", r[3] or "", int(r[4] or 0)) if r else None
+
+    def deep_fingerprint(self, session_id: str, time_updated: int) -> str:
         """``time_updated`` plus message and part counts and latest updates (indexed by session_id)."""
-        parts = [str(info.time_updated)]
+        parts = [str(time_updated)]
         for table in ("message", "part"):
             if "session_id" in self.schema.columns.get(table, ()):
                 count, latest = self.conn.execute(
-                    f"SELECT count(*), max(time_updated) FROM {quote(table)} WHERE session_id = ?", (info.id,)
+                    f"SELECT count(*), max(time_updated) FROM {quote(table)} WHERE session_id = ?",
+                    (session_id,),
                 ).fetchone()
                 parts.append(f"{count}:{latest or 0}")
         return "/".join(parts)
 
-    def fingerprint(self, info: SessionInfo, now_ms: int) -> str:
+    def fingerprint(self, session_id: str, time_updated: int, now_ms: int) -> str:
         """Cheap for cold sessions, deep for those updated within ``HOT_WINDOW_MS`` of ``now_ms``."""
-        if now_ms - info.time_updated <= HOT_WINDOW_MS:
-            return self.deep_fingerprint(info)
-        return str(info.time_updated)
+        if now_ms - time_updated <= HOT_WINDOW_MS:
+            return self.deep_fingerprint(session_id, time_updated)
+        return str(time_updated)
 
     def closure(self, session_id: str) -> dict[str, list[dict[str, Any]]]:
         """Every row a session needs: its project, itself, and all rows referencing it (recursively)."""
