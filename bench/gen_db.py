@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate a large, realistic opencode database (``opencode.db``) for benchmarks and tests.
 
-The schema is opencode's real one (``bench/schema.sql``, dumped from a database created by
+The schema is opencode's real one (``tests/data/schema.sql``, dumped from a database created by
 opencode-ai 1.18.33, including the drizzle ``migration`` rows). Rows mimic what opencode writes:
 ids in opencode's format (``ses_`` descending, ``msg_``/``prt_``/``evt_`` ascending, time-based),
 ``message.data``/``part.data`` JSON of the real shapes (user/assistant messages, text, reasoning,
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SCHEMA = HERE / "schema.sql"
+SCHEMA = HERE.parent / "tests" / "data" / "schema.sql"
 VERSION = "1.18.33"
 
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase

@@ -9,16 +9,15 @@ import time
 from pathlib import Path
 
 SCHEMA = Path(__file__).parent / "data" / "schema.sql"
-MIGRATION = "20260101000000_fake_last_migration"
+MIGRATION = "20260622202450_simplify_session_input"  # the last of the 38 in schema.sql
 
 
 def create_db(path: Path) -> sqlite3.Connection:
-    """A new WAL database with opencode's schema and a migration row; returns a writable connection."""
+    """A new WAL database with opencode's schema and migration rows; returns a writable connection."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(SCHEMA.read_text())
-    conn.execute("INSERT INTO migration VALUES (?, ?)", (MIGRATION, 1))
     return conn
 
 
