@@ -70,12 +70,12 @@ def ctx(data: Path, dest: Path, work: Path, engine: str = "auto") -> SyncContext
 def add_message(db: Path, sid: str, n: int) -> None:
     conn = sqlite3.connect(db, isolation_level=None)
     t = int(time.time() * 1000)
-    mid = f"msg_bench_{n:07d}"
+    mid = f"msg_bench_{time.time_ns()}_{n}"
     conn.execute("BEGIN")
     conn.execute("INSERT INTO message VALUES (?, ?, ?, ?, ?)", (mid, sid, t, t, json.dumps({"role": "user"})))
     conn.execute(
         "INSERT INTO part VALUES (?, ?, ?, ?, ?, ?)",
-        (f"prt_bench_{n:07d}", mid, sid, t, t, json.dumps({"type": "text", "text": "bench " * 20})),
+        (f"prt{mid[3:]}", mid, sid, t, t, json.dumps({"type": "text", "text": "bench " * 20})),
     )
     conn.execute("UPDATE session SET time_updated=? WHERE id=?", (t, sid))
     conn.execute("COMMIT")
