@@ -361,3 +361,25 @@ def test_the_engine_and_cli_never_import_desktop_libraries() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_damaged_database_fails_the_sync_clearly_and_touches_nothing(env: dict[str, Path]) -> None:
+    conn = f.create_db(env["db"])
+    for i in range(3):
+        f.add_session(conn, f"ses_{i}")
+    ctx = make_ctx(env)
+    assert run_sync(ctx).ok
+    conn.close()
+    before = sorted(
+        (p.relative_to(env["dest"]), p.read_bytes()) for p in env["dest"].rglob("*") if p.is_file()
+    )
+    for suffix in ("-wal", "-shm"):
+        Path(str(env["db"]) + suffix).unlink(missing_ok=True)
+    env["db"].write_bytes(b"this is not an SQLite database" * 100)
+    result = run_sync(ctx)
+    assert result.result == "failed" and result.kind == "fatal"
+    assert "opencode's database" in result.error
+    after = sorted(
+        (p.relative_to(env["dest"]), p.read_bytes()) for p in env["dest"].rglob("*") if p.is_file()
+    )
+    assert after == before

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -89,6 +90,12 @@ def run_sync(ctx: SyncContext, options: SyncOptions | None = None) -> SyncResult
     except OSError as exc:
         kind = kind_for_oserror(exc)
         job.fail(kind, f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+    except sqlite3.Error as exc:
+        busy = any(word in str(exc).lower() for word in ("locked", "busy"))
+        job.fail(FailureKind.LOCKED if busy else FailureKind.FATAL, f"cannot read opencode's database: {exc}")
+    except Exception as exc:  # a bug must not kill the service; it becomes a failed sync with a traceback
+        logger.exception("sync crashed")
+        job.fail(FailureKind.FATAL, f"internal error: {exc!r}")
     result = job.result(time.monotonic() - t0)
     log = logger.info if result.result != "failed" else logger.error
     log("sync %s: %s", result.result, result.summary())
