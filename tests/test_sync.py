@@ -383,3 +383,17 @@ def test_a_damaged_database_fails_the_sync_clearly_and_touches_nothing(env: dict
         (p.relative_to(env["dest"]), p.read_bytes()) for p in env["dest"].rglob("*") if p.is_file()
     )
     assert after == before
+
+
+def test_a_session_moved_to_another_project_leaves_no_stale_copy(env: dict[str, Path]) -> None:
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    ctx = make_ctx(env)
+    run_sync(ctx)
+    f.add_project(conn, "proj9")
+    conn.execute("UPDATE session SET project_id='proj9', time_updated=time_updated+1 WHERE id='ses_a'")
+    assert run_sync(ctx).sessions_exported == 1
+    assert session_file(env, "ses_a", "proj9").exists()
+    assert not session_file(env, "ses_a", "proj1").exists()
+    assert list((env["dest"] / "laptop" / "versions").rglob("proj1/ses_a.json"))
+    assert verify(env["dest"] / "laptop", "laptop", env["app"] / "v").ok

@@ -278,6 +278,10 @@ class _Sync:
         to_copy_storage = self._set_aside(machine_dir, storage_paths, versioned)
         for sid in lost:
             self._move_to_versions(machine_dir, man.sessions[sid].path, versioned)
+        for sid, entry in exported.items():
+            moved_from = man.sessions[sid].path if sid in man.sessions else entry.path
+            if moved_from != entry.path:  # the session changed project: its old file must not linger
+                self._move_to_versions(machine_dir, moved_from, versioned)
         for rel in storage.delete:
             self._move_to_versions(machine_dir, rel, versioned)
         # 2. copy
