@@ -40,6 +40,39 @@ def check_mass_deletion(backed_up: int, lost: int) -> GuardVerdict:
     return GuardVerdict(False)
 
 
+def check_source(
+    sessions_backed_up: int,
+    sessions_lost: int,
+    storage_backed_up: int,
+    storage_deleted: list[str] | None,
+    *,
+    has_storage: bool,
+) -> GuardVerdict:
+    """The guard for one sync: sessions first, then the legacy storage/ tree.
+
+    ``storage_deleted`` is None when the sync did not walk the whole tree (a dirty-list sync).
+    """
+    verdict = check_mass_deletion(sessions_backed_up, sessions_lost)
+    if (
+        not verdict.tripped
+        and storage_deleted is not None
+        and check_mass_deletion(storage_backed_up, len(storage_deleted)).tripped
+    ):
+        verdict = GuardVerdict(
+            True,
+            "opencode's storage/ folder lost most of its files since the last sync; "
+            "nothing was changed in the backup",
+        )
+    if not verdict.tripped and storage_backed_up >= 3 and not has_storage:
+        verdict = GuardVerdict(True, "opencode's storage/ folder is gone; nothing was changed in the backup")
+    if verdict.tripped:
+        return GuardVerdict(True, verdict.reason + OVERRIDE_HINT)
+    return verdict
+
+
+OVERRIDE_HINT = " (run 'opencode-backup sync --allow-deletions' if this was intended)"
+
+
 def stamp(now: datetime) -> str:
     """A folder name for one sync's versions: sortable, unique to the millisecond, valid on Windows."""
     return now.astimezone(UTC).strftime(STAMP_FORMAT)[:-4] + "Z"

@@ -21,6 +21,7 @@ from typing import Any
 
 from app.errors import BackupDamaged
 from app.fsutil import atomic_write_bytes
+from app.opencode.snapshot import parse_snapshot_name
 
 MANIFEST_FORMAT = "opencode-session-backup-manifest/1"
 MANIFEST = "manifest.json"
@@ -79,6 +80,17 @@ class Manifest:
             + sum(e.size for e in self.files.values())
             + self.storage_bytes
         )
+
+    def snapshots(self) -> list[tuple[str, str, str]]:
+        """(database label, UTC stamp, relative path) of every snapshot listed."""
+        found = []
+        for rel in self.files:
+            parsed = (
+                parse_snapshot_name(rel.removeprefix("snapshots/")) if rel.startswith("snapshots/") else None
+            )
+            if parsed:
+                found.append((parsed[0], parsed[1], rel))
+        return found
 
     def head_json(self) -> bytes:
         """manifest.json itself: everything but the session entries, which live in shards."""

@@ -156,7 +156,16 @@ class _Sync:
                     live.setdefault(sid, (reader, time_updated))
             lost = [sid for sid in man.sessions if sid not in live]
             storage = legacy.plan(ctx.source, dest.machine_dir, self.options.dirty, man.storage_files)
-            self._guard(man, lost, storage, source.storage is not None)
+            if not self.options.allow_deletions:
+                verdict = guard.check_source(
+                    len(man.sessions),
+                    len(lost),
+                    man.storage_files,
+                    storage.delete if storage.full else None,
+                    has_storage=source.storage is not None,
+                )
+                if verdict.tripped:
+                    raise SyncFailed(verdict.reason, FailureKind.GUARD)
             self.r.sessions_total = len(live)
             exported = self._export(man, live, staging)
             snapshots = self._snapshots(man, readers, staging)
@@ -167,30 +176,6 @@ class _Sync:
         if readers:
             man.opencode_schema = readers[0].schema_version
         self._transfer(man, exported, snapshots, lost, storage)
-
-    def _guard(
-        self, man: mf.Manifest, lost: list[str], storage: legacy.StoragePlan, has_storage: bool
-    ) -> None:
-        if self.options.allow_deletions:
-            return
-        verdict = guard.check_mass_deletion(len(man.sessions), len(lost))
-        if not verdict.tripped and storage.full:
-            verdict = guard.check_mass_deletion(man.storage_files, len(storage.delete))
-            if verdict.tripped:
-                verdict = guard.GuardVerdict(
-                    True,
-                    "opencode's storage/ folder lost most of its files since "
-                    "the last sync; nothing was changed in the backup",
-                )
-        if not verdict.tripped and man.storage_files >= 3 and not has_storage:
-            verdict = guard.GuardVerdict(
-                True, "opencode's storage/ folder is gone; nothing was changed in the backup"
-            )
-        if verdict.tripped:
-            raise SyncFailed(
-                verdict.reason + " (run 'opencode-backup sync --allow-deletions' if this was intended)",
-                FailureKind.GUARD,
-            )
 
     def _export(
         self, man: mf.Manifest, live: dict[str, tuple[Reader, int]], staging: Path
@@ -252,7 +237,7 @@ class _Sync:
         return out
 
     def _snapshot_due(self, man: mf.Manifest, label: str) -> bool:
-        stamps = [guard.parse_stamp(parsed[1]) for parsed in _snapshots_in(man) if parsed[0] == label]
+        stamps = [guard.parse_stamp(parsed[1]) for parsed in man.snapshots() if parsed[0] == label]
         newest = max((s for s in stamps if s is not None), default=None)
         return newest is None or self.started - newest >= timedelta(hours=self.ctx.snapshot_every_hours)
 
@@ -386,7 +371,7 @@ class _Sync:
         """Keep the newest ``keep_snapshots`` per database; older ones are deleted (retention, by design)."""
         assert self.dest is not None
         by_label: dict[str, list[str]] = {}
-        for label, _stamp, rel in _snapshots_in(man):
+        for label, _stamp, rel in man.snapshots():
             by_label.setdefault(label, []).append(rel)
         for rels in by_label.values():
             for old in sorted(rels)[: -self.ctx.keep_snapshots]:
@@ -419,16 +404,6 @@ class _Sync:
             None if full_thinning else versioned,
         )
         self.dest.append_log(self.started, self.r.frozen())
-
-
-def _snapshots_in(man: mf.Manifest) -> list[tuple[str, str, str]]:
-    """(label, stamp, relpath) of every snapshot the manifest lists."""
-    found = []
-    for rel in man.files:
-        parsed = parse_snapshot_name(rel.removeprefix("snapshots/")) if rel.startswith("snapshots/") else None
-        if parsed:
-            found.append((parsed[0], parsed[1], rel))
-    return found
 
 
 def _label_of(name: str) -> str | None:
