@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from app import __version__, cli
+from app import __version__, cli, cli_restore
 from app.errors import BackupError, ConfigError, UsageError
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("list", parents=[common, json_flag], help="the backed-up sessions")
     sub.add_parser("verify", parents=[common, json_flag], help="check every backup file against the manifest")
+    cli_restore.add_parser(sub)
     return parser
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app import config, paths
+from app import cli_restore, config, paths
 from app.backup import manifest as mf
 from app.backup.state import load_last_result
 from app.backup.sync import SyncContext, SyncOptions, run_sync
@@ -168,4 +168,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status,
     "list": cmd_list,
     "verify": cmd_verify,
+    "restore": cli_restore.cmd_restore,
 }

@@ -1,0 +1,326 @@
+"""Read a machine folder of the backup as hostile input: every file is checked before restore uses it.
+
+Nothing here follows a symlink (``lstat``/``scandir`` without following), builds a path from
+file contents, or writes anywhere but a private temp folder. Everything that is wrong raises
+:class:`~app.errors.BackupDamaged` with one line naming the file; nothing else escapes.
+Runs on the caller's thread (the CLI's or the worker's).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+import sqlite3
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.errors import BackupDamaged, UsageError
+from app.opencode.schema import SECRET_TABLES
+from app.opencode.sessions import SESSION_FORMAT
+from app.opencode.snapshot import SNAPSHOT_SUFFIX, parse_snapshot_name
+
+# No real session comes near this (the largest measured is ~60 MiB); a bigger file is refused unread.
+MAX_SESSION_BYTES = 512 << 20
+# A decompressed snapshot bigger than this is refused (a decompression bomb fills no disk).
+MAX_SNAPSHOT_BYTES = 64 << 30
+_SQLITE_INT = (-(1 << 63), (1 << 63) - 1)
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# Columns that tie a row to its session, per table ("*" = any table).
+_OWNER_COLUMNS = (
+    ("session", "id"),
+    ("*", "session_id"),
+    ("event_sequence", "aggregate_id"),
+    ("event", "aggregate_id"),
+)
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SessionDoc:
+    """A validated session file: its rows (blobs decoded to bytes) and where it came from."""
+
+    session_id: str
+    project_id: str
+    title: str
+    time_updated: int
+    rows: dict[str, list[Row]]
+    path: Path
+    size: int
+    sha256: str
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(r) for r in self.rows.values())
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    """A snapshot file of the machine folder (not yet decompressed or checked)."""
+
+    path: Path
+    label: str
+    stamp: str
+
+
+def safe_machine_dir(backup_path: Path, machine: str) -> Path:
+    """``backup_path/machine`` after checking the name is one plain folder name and not a symlink."""
+    if (
+        not machine
+        or machine in (".", "..")
+        or any(c in machine for c in "/\\:\0")
+        or Path(machine).is_absolute()
+    ):
+        raise UsageError(f"not a machine folder name: {machine!r}")
+    machine_dir = backup_path / machine
+    try:
+        st = machine_dir.lstat()
+    except FileNotFoundError:
+        raise BackupDamaged(f"no backup for machine {machine!r} in {backup_path}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise BackupDamaged(f"refusing the backup: {machine_dir} is a symlink")
+    if not stat.S_ISDIR(st.st_mode):
+        raise BackupDamaged(f"refusing the backup: {machine_dir} is not a folder")
+    return machine_dir
+
+
+def check_tree(root: Path) -> int:
+    """Walk ``root`` without following links; refuse any symlink or special file. Returns files seen."""
+    files = 0
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.is_symlink():
+                    raise BackupDamaged(f"refusing the backup: {entry.path} is a symlink")
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    files += 1
+                else:
+                    raise BackupDamaged(f"refusing the backup: {entry.path} is not a regular file")
+    return files
+
+
+def session_files(machine_dir: Path) -> dict[str, list[Path]]:
+    """Session id -> files ``sessions/<project>/<id>.json`` (temp files ignored). Call check_tree first."""
+    found: dict[str, list[Path]] = {}
+    root = machine_dir / "sessions"
+    if not root.is_dir():
+        return found
+    for project in _entries(root):
+        if project.name.startswith(".") or not project.is_dir(follow_symlinks=False):
+            continue
+        for entry in _entries(Path(project.path)):
+            name = entry.name
+            if name.startswith(".") or not name.endswith(".json"):
+                continue
+            sid = name[: -len(".json")]
+            if not _ID.match(sid):
+                raise BackupDamaged(f"refusing the backup: unexpected file name {entry.path}")
+            found.setdefault(sid, []).append(Path(entry.path))
+    return found
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as it:
+        return sorted(it, key=lambda e: e.name)
+
+
+def snapshots(machine_dir: Path) -> list[SnapshotRef]:
+    """The machine folder's snapshots, oldest first (by the UTC stamp in their names)."""
+    folder = machine_dir / "snapshots"
+    if not folder.is_dir():
+        return []
+    refs = []
+    for entry in _entries(folder):
+        parsed = parse_snapshot_name(entry.name)
+        if parsed is not None and entry.is_file(follow_symlinks=False):
+            refs.append(SnapshotRef(Path(entry.path), parsed[0], parsed[1]))
+    return sorted(refs, key=lambda r: (r.stamp, r.label))
+
+
+def read_bytes_capped(path: Path, cap: int) -> bytes:
+    """The bytes of a regular file (never through a symlink), refusing files above ``cap`` bytes."""
+    try:
+        st = path.lstat()
+    except OSError as exc:
+        raise BackupDamaged(f"cannot read {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+        raise BackupDamaged(f"refusing {path}: not a regular file")
+    if st.st_size > cap:
+        raise BackupDamaged(f"refusing {path}: {st.st_size} bytes is larger than any real session ({cap})")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise BackupDamaged(f"cannot read {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise BackupDamaged(f"refusing {path}: larger than any real session ({cap} bytes)")
+    return data
+
+
+def read_session(path: Path, expected_id: str | None = None, cap: int | None = None) -> SessionDoc:
+    """Parse and validate one session file; raises BackupDamaged (one line) for anything wrong."""
+    data = read_bytes_capped(path, MAX_SESSION_BYTES if cap is None else cap)
+    return parse_session(data, path, expected_id)
+
+
+def parse_session(data: bytes, path: Path, expected_id: str | None = None) -> SessionDoc:
+    """Validate the bytes of a session file (see :func:`read_session`)."""
+    try:
+        doc = json.loads(data, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BackupDamaged(f"refusing {path.name}: not valid JSON ({_short(exc)})") from None
+    if not isinstance(doc, dict):
+        raise BackupDamaged(f"refusing {path.name}: not a session file")
+    if doc.get("format") != SESSION_FORMAT:
+        raise BackupDamaged(f"refusing {path.name}: unknown format {_short(doc.get('format'))}")
+    sid = doc.get("session_id")
+    if not isinstance(sid, str) or not _ID.match(sid):
+        raise BackupDamaged(f"refusing {path.name}: bad session_id")
+    if expected_id is not None and sid != expected_id:
+        raise BackupDamaged(f"refusing {path.name}: it holds session {sid}, not {expected_id}")
+    raw_rows = doc.get("rows")
+    if not isinstance(raw_rows, dict):
+        raise BackupDamaged(f"refusing {path.name}: no rows")
+    rows: dict[str, list[Row]] = {}
+    for table, table_rows in raw_rows.items():
+        if not isinstance(table, str) or not _IDENT.match(table) or table in SECRET_TABLES:
+            raise BackupDamaged(f"refusing {path.name}: unexpected table {_short(table)}")
+        if not isinstance(table_rows, list):
+            raise BackupDamaged(f"refusing {path.name}: rows of {table} are not a list")
+        rows[table] = [_row(path, table, r, sid) for r in table_rows]
+    sessions = rows.get("session", [])
+    if len(sessions) != 1:
+        raise BackupDamaged(f"refusing {path.name}: it must hold exactly one session row")
+    session = sessions[0]
+    project_id = session.get("project_id")
+    time_updated = session.get("time_updated", 0)
+    if not isinstance(project_id, str) or not isinstance(time_updated, int):
+        raise BackupDamaged(f"refusing {path.name}: the session row lacks project_id or time_updated")
+    for table, table_rows in rows.items():
+        if table == "project" and any(r.get("id") != project_id for r in table_rows):
+            raise BackupDamaged(f"refusing {path.name}: it holds another session's project")
+    title = session.get("title")
+    return SessionDoc(
+        session_id=sid,
+        project_id=project_id,
+        title=title if isinstance(title, str) else "",
+        time_updated=time_updated,
+        rows=rows,
+        path=path,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _row(path: Path, table: str, raw: object, sid: str) -> Row:
+    if not isinstance(raw, dict) or not raw:
+        raise BackupDamaged(f"refusing {path.name}: a row of {table} is not an object")
+    row: Row = {}
+    for column, value in raw.items():
+        if not isinstance(column, str) or not _IDENT.match(column):
+            raise BackupDamaged(f"refusing {path.name}: unexpected column {_short(column)} in {table}")
+        row[column] = _value(path, table, column, value)
+    for owner_table, column in _OWNER_COLUMNS:
+        if owner_table in ("*", table) and column in row and row[column] != sid:
+            raise BackupDamaged(
+                f"refusing {path.name}: a row of {table} belongs to another session ({_short(row[column])})"
+            )
+    return row
+
+
+def _value(path: Path, table: str, column: str, value: object) -> object:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BackupDamaged(f"refusing {path.name}: {table}.{column} is not a finite number")
+        return value
+    if isinstance(value, bool):
+        raise BackupDamaged(f"refusing {path.name}: {table}.{column} holds a boolean")
+    if isinstance(value, int):
+        if not _SQLITE_INT[0] <= value <= _SQLITE_INT[1]:
+            raise BackupDamaged(f"refusing {path.name}: {table}.{column} is out of SQLite's range")
+        return value
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("$blob"), str):
+        try:
+            return base64.b64decode(value["$blob"], validate=True)
+        except (binascii.Error, ValueError):
+            raise BackupDamaged(f"refusing {path.name}: {table}.{column} is not valid base64") from None
+    raise BackupDamaged(f"refusing {path.name}: {table}.{column} holds {type(value).__name__}, not a value")
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _short(value: object) -> str:
+    text = repr(value) if not isinstance(value, BaseException) else str(value)
+    text = text.replace("\n", " ")
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@contextlib.contextmanager
+def checked_snapshot(ref: SnapshotRef, work_dir: Path, cap: int | None = None) -> Iterator[Path]:
+    """Decompress a snapshot into a private temp file, check ``integrity_check``; yield its path.
+
+    The temp file is removed on exit. Raises BackupDamaged for a damaged or oversized snapshot.
+    """
+    if not ref.path.name.endswith(SNAPSHOT_SUFFIX):
+        raise BackupDamaged(f"refusing {ref.path.name}: not a snapshot")
+    import tempfile
+
+    import zstandard
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        out = Path(tmp) / "snapshot.db"
+        try:
+            _decompress_capped(zstandard, ref.path, out, MAX_SNAPSHOT_BYTES if cap is None else cap)
+            conn = sqlite3.connect(out.as_uri() + "?mode=ro", uri=True)
+            try:
+                result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            finally:
+                conn.close()
+        except BackupDamaged:
+            raise
+        except Exception as exc:  # any decoder or SQLite error: the snapshot is unusable
+            raise BackupDamaged(
+                f"refusing snapshot {ref.path.name}: cannot be read ({_short(exc)})"
+            ) from None
+        if result != "ok":
+            raise BackupDamaged(
+                f"refusing snapshot {ref.path.name}: integrity_check failed ({_short(result)})"
+            )
+        yield out
+
+
+def _decompress_capped(zstandard: Any, src: Path, out: Path, cap: int) -> None:
+    if stat.S_ISLNK(src.lstat().st_mode):
+        raise BackupDamaged(f"refusing {src}: a symlink")
+    total = 0
+    with (
+        open(src, "rb") as fh,
+        zstandard.ZstdDecompressor().stream_reader(fh) as reader,
+        open(out, "wb") as dst,
+    ):
+        while chunk := reader.read(1 << 20):
+            total += len(chunk)
+            if total > cap:
+                raise BackupDamaged(f"refusing snapshot {src.name}: it decompresses to more than {cap} bytes")
+            dst.write(chunk)
