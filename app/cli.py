@@ -35,7 +35,7 @@ def load_settings(args: argparse.Namespace) -> config.Settings:
     return config.load({k: v for k, v in flags.items() if v is not None})
 
 
-def _require_destination(settings: config.Settings) -> Path:
+def require_destination(settings: config.Settings) -> Path:
     if settings.machine_dir is None:
         raise ConfigError(config.not_configured_message(settings))
     return settings.machine_dir
@@ -73,11 +73,16 @@ def context_for(settings: config.Settings) -> SyncContext:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    from app import cli_service
+
     settings = load_settings(args)
-    _require_destination(settings)
-    result = run_sync(
-        context_for(settings), SyncOptions(snapshot=args.snapshot, allow_deletions=args.allow_deletions)
-    )
+    require_destination(settings)
+    # a running service owns the backup: ask it for this sync instead of racing it for the lock
+    result = cli_service.sync_via_service(paths.app_state_dir(), args.snapshot, args.allow_deletions)
+    if result is None:
+        result = run_sync(
+            context_for(settings), SyncOptions(snapshot=args.snapshot, allow_deletions=args.allow_deletions)
+        )
     text = f"{result.result}: {result.summary()}"
     if result.result == "failed":
         if getattr(args, "json", False):
@@ -91,6 +96,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from app import cli_service
+
     settings = load_settings(args)
     machine_dir = settings.machine_dir
     man = mf.load(machine_dir, settings.machine_name) if machine_dir is not None else None
@@ -110,6 +117,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         "pending": None,
         "service": "not running",
     }
+    live = cli_service.live_status(paths.app_state_dir())
+    if live is not None:  # a running service knows better than the files
+        data.update(
+            {
+                "service": live.state,
+                "service_pid": live.pid,
+                "last_sync": live.last_sync or data["last_sync"],
+                "last_result": live.last_result or data["last_result"],
+                "last_error": live.last_error if live.last_result else data["last_error"],
+                "syncs_this_session": live.syncs,
+                "pending": live.pending,
+                "next_sync": live.next_sync,
+                "next_retry": live.next_retry,
+                "failing_since": live.failing_since,
+            }
+        )
     if settings.backup_path is None:
         text = config.not_configured_message(settings)
     else:
@@ -120,7 +143,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     settings = load_settings(args)
-    machine_dir = _require_destination(settings)
+    machine_dir = require_destination(settings)
     man = mf.load(machine_dir, settings.machine_name)
     live: set[str] = set()
     for db in locate(settings.source, settings.opencode_db).databases:
@@ -149,7 +172,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     settings = load_settings(args)
-    machine_dir = _require_destination(settings)
+    machine_dir = require_destination(settings)
     report = verify(machine_dir, settings.machine_name, paths.app_data_dir() / "verify")
     text = "\n".join(
         [

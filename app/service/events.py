@@ -1,0 +1,64 @@
+"""The closed set of messages the service thread reads from its one queue.
+
+Any thread may build and post them (watcher, worker, signal handlers, the control thread, a tray);
+only the service thread acts on them. All are frozen, so a posted event can never change later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.backup.result import SyncResult
+
+
+@dataclass(frozen=True)
+class Changed:
+    """Something changed in opencode's data dir. ``paths``: changed files under ``storage/``,
+    relative to the data dir with ``/`` separators; ``db``: the database (or its WAL) changed;
+    ``appeared``: the data dir itself just appeared (or re-appeared)."""
+
+    paths: tuple[str, ...] = ()
+    db: bool = False
+    appeared: bool = False
+
+
+@dataclass(frozen=True)
+class SyncNow:
+    """Sync as soon as possible; ``force`` bypasses the minimum interval. ``request_id`` names a
+    caller (the ``sync`` command) waiting for this sync's result."""
+
+    force: bool = True
+    snapshot: bool = False
+    allow_deletions: bool = False
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Stop starting syncs (changes are still collected)."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Start syncing again; collected changes are synced by the usual rules."""
+
+
+@dataclass(frozen=True)
+class Quit:
+    """Stop the service: cancel the running job, then end the service thread."""
+
+
+@dataclass(frozen=True)
+class JobDone:
+    """The worker finished a job (``result`` may be a failure)."""
+
+    result: SyncResult
+    job_id: int
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed: re-check timers (posted by tests with a fake clock, or on a queue timeout)."""
+
+
+Event = Changed | SyncNow | Pause | Resume | Quit | JobDone | Tick

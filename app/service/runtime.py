@@ -1,0 +1,85 @@
+"""Wire one running service: the service thread, the worker, the watcher and the control thread.
+
+Used by ``opencode-backup run --headless`` and by tests that run the whole service in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from app.backup.result import SyncResult
+from app.backup.sync import SyncContext, SyncOptions, run_sync
+from app.service import control
+from app.service.events import Quit
+from app.service.notifier import Notifier
+from app.service.service import Listener, Service, Timing
+from app.service.status import Status, StatusFile
+from app.service.watcher import Watcher
+from app.service.worker import Job, Worker
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    """All threads of one service around one long-lived SyncContext (its manifest cache is reused).
+
+    ``start()`` and ``stop()`` are called from the main thread; ``stop()`` returns once every thread
+    this object started has ended.
+    """
+
+    def __init__(
+        self,
+        ctx: SyncContext,
+        *,
+        timing: Timing | None = None,
+        notifier: Notifier | None = None,
+        listeners: Iterable[Listener] = (),
+        watch: bool = True,
+        control_poll: float = control.POLL_SECONDS,
+    ) -> None:
+        self.ctx = ctx
+        state_dir = ctx.state_dir
+        self.service = Service(
+            self._submit,
+            timing=timing,
+            cancel=ctx.cancel.set,
+            reply=lambda rid, result: control.write_reply(state_dir, rid, result),
+            notifier=notifier,
+            listeners=[StatusFile(state_dir), *listeners],
+        )
+        self.worker = Worker(self._run, self.service.post, ctx.cancel)
+        self.watcher = Watcher(ctx.source, self.service.post, ctx.opencode_db) if watch else None
+        self.control = control.ControlThread(state_dir, self.service.post, control_poll)
+
+    def _submit(self, job: Job) -> None:
+        self.worker.submit(job)
+
+    def _run(self, options: SyncOptions) -> SyncResult:
+        """Run one sync on the worker thread."""
+        return run_sync(self.ctx, options)
+
+    @property
+    def status(self) -> Status:
+        return self.service.status
+
+    def start(self) -> None:
+        """Start every thread (watcher first, so no change made during the start-up sync is missed)."""
+        if self.watcher is not None:
+            self.watcher.start()
+        self.worker.start()
+        self.control.start()
+        self.service.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Quit the service (cancelling a running sync) and join every thread; True if all ended."""
+        self.service.post(Quit())
+        done = self.service.join(timeout)
+        self.worker.stop(cancel=True)
+        self.control.stop()
+        if self.watcher is not None:
+            self.watcher.stop()
+        done = self.worker.join(timeout) and done
+        if not done:
+            logger.warning("a service thread did not stop within %.0f s", timeout)
+        return done

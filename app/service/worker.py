@@ -1,0 +1,95 @@
+"""The worker thread: runs jobs one at a time and posts each result back to the service.
+
+A job is never run twice at once because there is exactly one worker thread and one job queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import logging
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.backup.result import SyncResult
+from app.backup.sync import SyncOptions
+from app.errors import FailureKind
+from app.service.events import Event, JobDone
+
+logger = logging.getLogger(__name__)
+
+RunJob = Callable[[SyncOptions], SyncResult]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One sync to run; ``job_id`` ties the result to the request."""
+
+    job_id: int
+    options: SyncOptions
+
+
+class Worker:
+    """Owns one thread. ``run_job`` runs on it; ``cancel`` is the SyncContext's cancel event."""
+
+    def __init__(self, run_job: RunJob, post: Callable[[Event], None], cancel: threading.Event) -> None:
+        self._run_job = run_job
+        self._post = post
+        self._cancel = cancel
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="backup-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        """Queue a job (service thread)."""
+        self._jobs.put(job)
+
+    def stop(self, cancel: bool = True) -> None:
+        """Ask the thread to end; with ``cancel`` the running job is cancelled (any thread)."""
+        self._stop.set()
+        if cancel:
+            self._cancel.set()
+        self._jobs.put(None)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; True when it has ended."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        """The worker thread's body."""
+        while not self._stop.is_set():
+            job = self._jobs.get()
+            if job is None or self._stop.is_set():
+                break
+            try:
+                result = self._run_job(job.options)
+            except Exception as exc:  # a bug in a job must not kill the service
+                logger.exception("sync job crashed")
+                started = datetime.now(UTC)
+                builder = SyncResult.begin(started)
+                builder.result, builder.kind, builder.error = "failed", FailureKind.FATAL.value, str(exc)
+                result = builder.frozen()
+            release_memory()
+            self._post(JobDone(result, job.job_id))
+
+
+def release_memory() -> None:
+    """Give the heap a full sync grew back to the OS, so an idle service stays small (worker thread).
+
+    CPython keeps freed memory in its arenas and glibc keeps freed heap pages; ``malloc_trim``
+    returns them. Other platforms only get the garbage collection.
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).malloc_trim(0)

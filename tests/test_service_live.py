@@ -1,0 +1,219 @@
+"""The whole service in-process (real watcher, worker, rsync) and the commands that reach it."""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from app import paths
+from app.__main__ import main
+from app.backup.result import SyncResult
+from app.backup.sync import SyncContext, SyncOptions
+from app.service import control
+from app.service.events import Quit
+from app.service.retry import Backoff, EpisodeEvent, FailingSince, Grace, Recovered
+from app.service.runtime import Runtime
+from app.service.service import Service, Timing
+from app.service.status import read_status
+from app.service.worker import Job, Worker
+from app.transfer import make_engine
+from tests import dbfactory as f
+
+FAST = Timing(delay=0.2, interval=0.6, backoff=Backoff(0.2, 0.4), grace=Grace(seconds=1.5, failures=1000))
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[EpisodeEvent] = []
+
+    def episode(self, event: EpisodeEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, Path]:
+    data = tmp_path / "opencode"
+    conn = f.create_db(data / "opencode.db")
+    f.add_session(conn, "ses_a")
+    conn.close()
+    return {"data": data, "db": data / "opencode.db", "dest": tmp_path / "backup"}
+
+
+def make_ctx(env: dict[str, Path]) -> SyncContext:
+    return SyncContext(
+        backup_path=env["dest"],
+        machine="laptop",
+        source=env["data"],
+        opencode_db=None,
+        staging_dir=paths.app_data_dir() / "staging" / "laptop",
+        state_dir=paths.app_state_dir(),
+        engine=make_engine("rsync"),
+    )
+
+
+@pytest.fixture
+def service(env: dict[str, Path]) -> Iterator[tuple[Runtime, Recorder]]:
+    """A running service, holding the instance lock as ``run`` does."""
+    lock = control.InstanceLock(paths.app_state_dir())
+    assert lock.acquire()
+    rec = Recorder()
+    rt = Runtime(make_ctx(env), timing=FAST, notifier=rec, control_poll=0.05)
+    rt.start()
+    try:
+        wait_until(lambda: rt.status.syncs >= 1 and rt.status.state == "idle", what="start-up sync")
+        yield rt, rec
+    finally:
+        assert rt.stop()
+        lock.release()
+
+
+def session_file(env: dict[str, Path]) -> Path:
+    return env["dest"] / "laptop" / "sessions" / "proj1" / "ses_a.json"
+
+
+def backup_text(env: dict[str, Path]) -> str:
+    """The session's backup file ('' while a sync swaps it)."""
+    try:
+        return session_file(env).read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def add_message(env: dict[str, Path], text: str) -> None:
+    conn = sqlite3.connect(env["db"], isolation_level=None)
+    try:
+        f.add_message(conn, "ses_a", text)
+    finally:
+        conn.close()
+
+
+def cli(capsys: pytest.CaptureFixture[str], env: dict[str, Path], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main(
+        [*argv, "--backup-path", str(env["dest"]), "--source", str(env["data"]), "--machine-name", "laptop"]
+    )
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_a_change_is_backed_up_and_status_shows_the_live_service(
+    service: tuple[Runtime, Recorder], env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt, _ = service
+    add_message(env, "first change")
+    wait_until(lambda: "first change" in backup_text(env), what="change in the backup")
+    wait_until(lambda: rt.status.state == "idle")
+    rc, out, _ = cli(capsys, env, "status", "--json")
+    data = json.loads(out)
+    assert rc == 0 and data["service"] == "idle" and data["syncs_this_session"] >= 2
+    assert data["last_result"] == "ok" and data["pending"] == 0 and data["next_retry"] is None
+    assert data["sessions_backed_up"] == 1
+
+
+def test_pause_resume_and_sync_reach_the_running_service(
+    service: tuple[Runtime, Recorder], env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt, _ = service
+    rc, out, _ = cli(capsys, env, "pause")
+    assert rc == 0 and rt.status.state == "paused"
+    add_message(env, "while paused")
+    time.sleep(1.5)
+    assert "while paused" not in backup_text(env)
+    assert rt.status.pending >= 1
+    rc, _, _ = cli(capsys, env, "resume")
+    assert rc == 0
+    wait_until(lambda: "while paused" in backup_text(env), what="sync after resume")
+    before = rt.status.syncs
+    add_message(env, "synced by the command line")
+    rc, out, err = cli(capsys, env, "sync")
+    assert rc == 0 and out.startswith("ok: "), (out, err)
+    assert "synced by the command line" in backup_text(env)
+    assert rt.status.syncs > before  # the service ran it: no race for the sync lock
+    rc, out, _ = cli(capsys, env, "sync-now")
+    assert rc == 0
+
+
+def test_a_second_run_says_one_line_and_exits_1(
+    service: tuple[Runtime, Recorder], env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = cli(capsys, env, "run", "--headless")
+    assert rc == 1 and out == ""
+    assert err.strip().count("\n") == 0 and "already running" in err
+
+
+def test_commands_without_a_service_say_so_and_status_falls_back_to_the_manifest(
+    env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, _, err = cli(capsys, env, "pause")
+    assert rc == 1 and "no backup service is running" in err
+    assert cli(capsys, env, "sync")[0] == 0  # runs the sync itself
+    rc, out, _ = cli(capsys, env, "status", "--json")
+    data = json.loads(out)
+    assert data["service"] == "not running" and data["last_result"] == "ok"
+    assert data["sessions_backed_up"] == 1
+
+
+def test_an_unwritable_destination_retries_alerts_once_and_recovers(
+    service: tuple[Runtime, Recorder], env: dict[str, Path]
+) -> None:
+    rt, rec = service
+    target = session_file(env)
+    if subprocess.run(["chattr", "+i", str(target)], check=False, capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        add_message(env, "blocked change")
+        wait_until(lambda: rt.status.state == "retrying", what="retrying")
+        assert rt.status.next_retry is not None and rt.status.last_result == "failed"
+        live = read_status(paths.app_state_dir())
+        assert live is not None and live.state in ("retrying", "syncing")
+        wait_until(lambda: rec.events != [], timeout=10, what="the alert")
+        time.sleep(1.5)  # several more failed retries: still one alert
+        assert [type(e) for e in rec.events] == [FailingSince]
+        assert rec.events[0].failures >= 2
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], check=True)
+    wait_until(lambda: len(rec.events) == 2, what="recovered")
+    assert isinstance(rec.events[1], Recovered)
+    wait_until(lambda: rt.status.state == "idle")
+    assert "blocked change" in target.read_text()
+    assert rt.status.failing_since is None and rt.status.last_result == "ok"
+
+
+def test_quit_cancels_a_running_sync_and_every_thread_stops() -> None:
+    cancel = threading.Event()
+    started = threading.Event()
+
+    def slow_sync(options: SyncOptions) -> SyncResult:
+        started.set()
+        cancel.wait(60)  # the real engine's runner signals rsync and waits for it the same way
+        return SyncResult(result="failed", started="", kind="fatal", error="the sync was cancelled")
+
+    jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+    svc = Service(jobs.put, cancel=cancel.set)
+    worker = Worker(slow_sync, svc.post, cancel)
+    svc.start()
+    worker.submit(jobs.get(timeout=5))
+    worker.start()
+    assert started.wait(5)
+    t0 = time.monotonic()
+    svc.post(Quit())
+    assert svc.join(5)
+    worker.stop()
+    assert worker.join(5)
+    assert time.monotonic() - t0 < 5 and svc.status.state == "stopped"

@@ -1,0 +1,210 @@
+"""The service's state machine with a fake clock and a fake worker: no threads, no sleeping."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from app.backup.result import SyncResult
+from app.service.events import Changed, JobDone, Pause, Quit, Resume, SyncNow, Tick
+from app.service.retry import Backoff, EpisodeEvent, FailingSince, Grace, Recovered
+from app.service.service import Service, Timing
+from app.service.status import Status
+from app.service.worker import Job
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Harness:
+    """A Service whose jobs land in a list and whose clock the test moves."""
+
+    def __init__(self, startup_sync: bool = False, grace: Grace | None = None) -> None:
+        self.now = 0.0
+        self.jobs: list[Job] = []
+        self.alerts: list[EpisodeEvent] = []
+        self.statuses: list[Status] = []
+        self.replies: list[tuple[str, SyncResult]] = []
+        self.cancelled = 0
+        me = self
+
+        class _Notifier:
+            def episode(self, event: EpisodeEvent) -> None:
+                me.alerts.append(event)
+
+        self.service = Service(
+            self.jobs.append,
+            timing=Timing(delay=5, interval=30, backoff=Backoff(5, 600), grace=grace or Grace(120, 2)),
+            cancel=self._cancel,
+            reply=lambda rid, res: self.replies.append((rid, res)),
+            notifier=_Notifier(),
+            listeners=[self.statuses.append],
+            clock=lambda: self.now,
+            wall=lambda: T0 + timedelta(seconds=self.now),
+            startup_sync=startup_sync,
+        )
+
+    def _cancel(self) -> None:
+        self.cancelled += 1
+
+    def at(self, t: float, *events: object) -> None:
+        self.now = t
+        for e in events or (Tick(),):
+            self.service.handle(e)  # type: ignore[arg-type]
+
+    def finish(self, t: float, result: str = "ok", kind: str | None = None) -> None:
+        job = self.jobs[-1]
+        res = SyncResult(
+            result=result, started="s", finished=f"f{t}", kind=kind, error="boom" if kind else ""
+        )
+        self.at(t, JobDone(res, job.job_id))
+
+    @property
+    def state(self) -> str:
+        return self.service.status.state
+
+
+def test_startup_runs_one_full_sync_at_once() -> None:
+    h = Harness(startup_sync=True)
+    h.at(0)
+    assert len(h.jobs) == 1 and h.jobs[0].options.dirty is None
+    assert h.state == "syncing"
+
+
+def test_a_burst_becomes_one_sync_with_every_changed_path_after_the_delay() -> None:
+    h = Harness()
+    h.at(0, Changed(paths=("storage/message/s/a.json",)))
+    h.at(2, Changed(db=True), Changed(paths=("storage/part/m/p.json",)))
+    assert h.state == "waiting" and h.service.status.pending == 3 and not h.jobs
+    h.at(4.9)
+    assert not h.jobs
+    h.at(5.0)
+    assert len(h.jobs) == 1
+    assert h.jobs[0].options.dirty == ("storage/message/s/a.json", "storage/part/m/p.json")
+    h.finish(6)
+    assert h.state == "idle" and h.service.status.syncs == 1 and h.service.status.last_result == "ok"
+
+
+def test_a_change_during_a_sync_leads_to_another_sync_30_s_after_the_first_started() -> None:
+    h = Harness()
+    h.at(0, Changed(db=True))
+    h.at(5)
+    h.at(6, Changed(db=True))
+    h.finish(8)
+    assert h.state == "waiting" and len(h.jobs) == 1
+    h.at(34.9)
+    assert len(h.jobs) == 1
+    h.at(35)
+    assert len(h.jobs) == 2
+
+
+def test_sync_now_bypasses_the_interval_and_answers_the_caller() -> None:
+    h = Harness()
+    h.at(0, Changed(db=True))
+    h.at(5)
+    h.finish(6)
+    h.at(7, SyncNow(force=True, request_id="r1"))
+    assert len(h.jobs) == 2
+    h.finish(8)
+    assert [rid for rid, _ in h.replies] == ["r1"]
+
+
+def test_pause_holds_changes_and_resume_syncs_them() -> None:
+    h = Harness()
+    h.at(0, Pause(), Changed(db=True))
+    h.at(100)
+    assert not h.jobs and h.state == "paused" and h.service.status.pending == 1
+    h.at(101, Resume())
+    assert len(h.jobs) == 1
+
+
+def test_a_locked_destination_is_retried_with_doubling_backoff_and_alerted_once() -> None:
+    h = Harness()
+    h.at(0, Changed(db=True))
+    h.at(5)
+    h.finish(6, "failed", "locked")
+    assert h.state == "retrying" and h.service.status.next_retry == (T0 + timedelta(seconds=11)).isoformat()
+    assert not h.alerts  # one failure is within the grace
+    starts: list[float] = []
+    t = 6.0
+    for _ in range(8):
+        h.at(t + 0.001)  # not yet
+        assert len(h.jobs) == len(starts) + 1
+        retry_at = datetime.fromisoformat(h.service.status.next_retry or "") - T0
+        t = retry_at.total_seconds()
+        h.at(t)
+        starts.append(t)
+        h.finish(t, "failed", "locked")
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert gaps[:5] == [10, 20, 40, 80, 160] and max(gaps) <= 600
+    assert [type(a) for a in h.alerts] == [FailingSince]  # one alert per episode
+    h.at(t + 600)
+    h.finish(t + 601)
+    assert h.state == "idle" and [type(a) for a in h.alerts] == [FailingSince, Recovered]
+
+
+def test_a_single_short_failure_is_never_alerted() -> None:
+    h = Harness()
+    h.at(0, Changed(db=True))
+    h.at(5)
+    h.finish(6, "failed", "dest_missing")
+    h.at(11)
+    h.finish(12)
+    assert h.alerts == [] and h.state == "idle"
+
+
+def test_a_long_failure_is_alerted_after_the_grace_period_even_without_a_second_attempt() -> None:
+    h = Harness(grace=Grace(seconds=120, failures=99))
+    h.at(0, Changed(db=True))
+    h.at(5)
+    h.finish(6, "failed", "guard")
+    assert h.state == "failed" and not h.alerts
+    h.at(125)
+    assert not h.alerts
+    h.at(126)
+    assert [type(a) for a in h.alerts] == [FailingSince]
+
+
+def test_guard_failure_waits_for_a_change_or_a_manual_sync() -> None:
+    h = Harness()
+    h.at(0, Changed(db=True))
+    h.at(5)
+    h.finish(6, "failed", "guard")
+    h.at(10_000)
+    assert len(h.jobs) == 1 and h.state == "failed" and h.service.status.next_retry is None
+    h.at(10_001, Changed(db=True))
+    h.at(10_006)
+    assert len(h.jobs) == 2
+    h.finish(10_007, "failed", "fatal")
+    h.at(10_008, SyncNow())
+    assert len(h.jobs) == 3
+
+
+def test_a_failed_sync_keeps_its_changed_paths_for_the_next_attempt() -> None:
+    h = Harness()
+    h.at(0, Changed(paths=("storage/a.json",)))
+    h.at(5)
+    h.finish(6, "failed", "locked")
+    h.at(11)
+    assert h.jobs[-1].options.dirty == ("storage/a.json",)
+
+
+def test_quit_cancels_the_running_sync_and_says_stopped() -> None:
+    h = Harness()
+    h.at(0, SyncNow(request_id="later"))
+    h.at(1, Quit())
+    assert h.cancelled == 1 and h.state == "stopping"
+    h.finish(2, "failed", "fatal")
+    assert len(h.jobs) == 1  # nothing new starts while stopping
+
+
+def test_a_change_after_six_hours_gets_a_full_walk_but_idle_time_alone_starts_nothing() -> None:
+    h = Harness()
+    h.at(0, Changed(paths=("storage/a.json",)))
+    h.at(5)
+    h.finish(6)
+    assert h.jobs[-1].options.dirty == ("storage/a.json",)
+    h.at(7 * 3600)
+    assert len(h.jobs) == 1  # no sync without a change
+    h.at(7 * 3600 + 1, Changed(paths=("storage/b.json",)))
+    h.at(7 * 3600 + 6)
+    assert len(h.jobs) == 2 and h.jobs[-1].options.dirty is None
