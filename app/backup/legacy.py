@@ -23,7 +23,11 @@ PREFIX = "storage/"
 
 @dataclass
 class StoragePlan:
-    """What a sync does with storage/: copy these, move those away, and the index it will write."""
+    """What a sync does with storage/: copy these, move those away, and the index shards it rewrites.
+
+    ``index`` holds only the shards this sync touches (their new state once copies succeed); the
+    rest of the index is summarised in ``untouched_files``/``untouched_bytes`` and never kept in memory.
+    """
 
     copy: list[str] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
@@ -32,10 +36,17 @@ class StoragePlan:
     pending: dict[str, mf.FileEntry] = field(default_factory=dict)  # entries to record once copied
     touched_shards: set[str] = field(default_factory=set)
     full: bool = False
+    untouched_files: int = 0
+    untouched_bytes: int = 0
 
     @property
     def indexed_files(self) -> int:
-        return sum(len(v) for v in self.index.values())
+        """Files the whole index lists (only meaningful after a full walk)."""
+        return self.untouched_files + sum(len(v) for v in self.index.values())
+
+    @property
+    def indexed_bytes(self) -> int:
+        return self.untouched_bytes + sum(e.size for v in self.index.values() for e in v.values())
 
 
 def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -64,18 +75,7 @@ def plan(data_dir: Path, machine_dir: Path, dirty: Iterable[str] | None, indexed
     if dirty is None and indexed == 0 and not root.is_dir():
         return StoragePlan(full=True)  # no legacy tree on either side: nothing to read
     if dirty is None:
-        result = StoragePlan(index=mf.load_storage_index(machine_dir), full=True)
-        seen: set[str] = set()
-        if root.is_dir():
-            for rel, st in walk(root):
-                seen.add(rel)
-                _consider(result, data_dir, rel, st)
-        for shard, entries in result.index.items():
-            gone = [rel for rel in entries if rel not in seen]
-            if gone:
-                result.delete.extend(gone)
-                result.touched_shards.add(shard)
-        return result
+        return _plan_full(data_dir, machine_dir, root)
     paths = sorted({p for p in dirty if p.startswith(PREFIX) and _safe(p)})
     result = StoragePlan(index=mf.load_storage_index(machine_dir, {mf.shard_of(p) for p in paths}))
     for rel in paths:
@@ -87,14 +87,42 @@ def plan(data_dir: Path, machine_dir: Path, dirty: Iterable[str] | None, indexed
                 result.touched_shards.add(mf.shard_of(rel))
             continue
         if os.path.isfile(data_dir / rel):
-            _consider(result, data_dir, rel, st)
+            _consider(result, data_dir, rel, st.st_size, st.st_mtime_ns)
     return result
 
 
-def _consider(result: StoragePlan, data_dir: Path, rel: str, st: os.stat_result) -> None:
+def _plan_full(data_dir: Path, machine_dir: Path, root: Path) -> StoragePlan:
+    """Walk the whole tree, then compare it with the index one shard at a time.
+
+    Memory holds the walked (path, size, mtime) triples plus one shard, not the whole index:
+    100,000 files would otherwise keep ~70 MB of index objects alive for the whole sync.
+    """
+    walked: dict[str, dict[str, tuple[int, int]]] = {}
+    if root.is_dir():
+        for rel, st in walk(root):
+            walked.setdefault(mf.shard_of(rel), {})[rel] = (st.st_size, st.st_mtime_ns)
+    result = StoragePlan(full=True)
+    for shard in mf.all_shards():
+        entries = mf.load_shard(machine_dir, shard)
+        files = walked.pop(shard, {})
+        result.index[shard] = entries
+        for rel, (size, mtime_ns) in files.items():
+            _consider(result, data_dir, rel, size, mtime_ns)
+        gone = [rel for rel in entries if rel not in files]
+        if gone:
+            result.delete.extend(gone)
+            result.touched_shards.add(shard)
+        if shard not in result.touched_shards:
+            del result.index[shard]
+            result.untouched_files += len(entries)
+            result.untouched_bytes += sum(e.size for e in entries.values())
+    return result
+
+
+def _consider(result: StoragePlan, data_dir: Path, rel: str, size: int, mtime_ns: int) -> None:
     shard = mf.shard_of(rel)
     known = result.index[shard].get(rel)
-    if known is not None and known.size == st.st_size and known.mtime_ns == st.st_mtime_ns:
+    if known is not None and known.size == size and known.mtime_ns == mtime_ns:
         return
     path = data_dir / rel
     try:
@@ -107,7 +135,7 @@ def _consider(result: StoragePlan, data_dir: Path, rel: str, st: os.stat_result)
         digest = sha256_file(path)
     except FileNotFoundError:
         return
-    entry = mf.FileEntry(size=st.st_size, sha256=digest, mtime_ns=st.st_mtime_ns)
+    entry = mf.FileEntry(size=size, sha256=digest, mtime_ns=mtime_ns)
     result.touched_shards.add(shard)
     if known is not None and known.sha256 == digest:
         result.index[shard][rel] = entry  # touched but unchanged: only the index moves

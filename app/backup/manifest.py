@@ -44,7 +44,7 @@ class SessionEntry:
     database: str = "opencode.db"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a legacy tree can have hundreds of thousands of these
 class FileEntry:
     size: int
     sha256: str
@@ -102,7 +102,7 @@ class Manifest:
             "updated": self.updated,
             "session_count": len(self.sessions),
             "session_shards": SESSION_SHARDS,
-            "files": {k: vars(v) for k, v in sorted(self.files.items())},
+            "files": {k: {"size": v.size, "sha256": v.sha256} for k, v in sorted(self.files.items())},
             "storage_files": self.storage_files,
             "storage_bytes": self.storage_bytes,
             "last_result": self.last_result,

@@ -321,7 +321,7 @@ class _Sync:
             mf.save_shard(machine_dir, shard, storage.index[shard])
         if storage.full:
             man.storage_files = storage.indexed_files
-            man.storage_bytes = sum(e.size for entries in storage.index.values() for e in entries.values())
+            man.storage_bytes = storage.indexed_bytes
         else:
             man.storage_files += delta_files
             man.storage_bytes += delta_bytes
