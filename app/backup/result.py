@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,9 +28,11 @@ class SyncResult:
     kind: str | None = None
     error: str = ""
 
-    @staticmethod
-    def begin(started: datetime) -> _Builder:
-        return _Builder(started=started.isoformat(timespec="seconds"))
+    @classmethod
+    def failure(cls, when: datetime, kind: str, error: str) -> SyncResult:
+        """A failed result for a sync that never ran or crashed (``kind``: a FailureKind value)."""
+        stamp = when.isoformat(timespec="seconds")
+        return cls(result="failed", started=stamp, finished=stamp, kind=kind, error=error)
 
     @property
     def ok(self) -> bool:
@@ -57,34 +59,3 @@ class SyncResult:
             bits.append(f"{len(self.skipped)} damaged file(s) not copied")
         bits.append(f"{self.bytes_copied:,} bytes in {self.duration_s:.2f}s")
         return ", ".join(bits)
-
-
-@dataclass
-class _Builder:
-    """Mutable twin of SyncResult, filled in by the sync that owns it."""
-
-    started: str
-    result: str = "ok"
-    finished: str = ""
-    duration_s: float = 0.0
-    sessions_total: int = 0
-    sessions_exported: int = 0
-    sessions_removed: int = 0
-    storage_copied: int = 0
-    storage_removed: int = 0
-    snapshot: str | None = None
-    bytes_copied: int = 0
-    versions_made: int = 0
-    skipped: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    kind: str | None = None
-    error: str = ""
-
-    def frozen(self) -> SyncResult:
-        fields = asdict(self)
-        fields["skipped"] = tuple(self.skipped)
-        fields["warnings"] = tuple(self.warnings)
-        return replace(SyncResult(result=self.result, started=self.started), **fields)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.frozen().to_dict()

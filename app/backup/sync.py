@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -112,18 +112,15 @@ class _Sync:
         self.options = options
         self.started = started
         self.stamp = guard.stamp(started)
-        self.r = SyncResult.begin(started)
+        self.r = SyncResult(result="ok", started=started.isoformat(timespec="seconds"))
         self.dest: Destination | None = None
 
     def fail(self, kind: FailureKind, message: str) -> None:
-        self.r.result = "failed"
-        self.r.kind = kind.value
-        self.r.error = message or kind.sentence
+        self.r = replace(self.r, result="failed", kind=kind.value, error=message or kind.sentence)
 
     def result(self, duration: float) -> SyncResult:
-        self.r.duration_s = round(duration, 3)
-        self.r.finished = (self.started + timedelta(seconds=duration)).isoformat(timespec="seconds")
-        return self.r.frozen()
+        finished = (self.started + timedelta(seconds=duration)).isoformat(timespec="seconds")
+        return replace(self.r, duration_s=round(duration, 3), finished=finished)
 
     def _check_cancel(self) -> None:
         if self.ctx.cancel.is_set():
@@ -166,7 +163,7 @@ class _Sync:
                 )
                 if verdict.tripped:
                     raise SyncFailed(verdict.reason, FailureKind.GUARD)
-            self.r.sessions_total = len(live)
+            self.r = replace(self.r, sessions_total=len(live))
             exported = self._export(man, live, staging)
             snapshots = self._snapshots(man, readers, staging)
         finally:
@@ -279,7 +276,8 @@ class _Sync:
             res = self.ctx.engine.copy(CopyJob(src_root, machine_dir, tuple(sorted(paths))), self.ctx.cancel)
             copied.update(res.copied)
             # without a kind, failed entries are benign (a source file vanished or is not a regular file)
-            self.r.warnings.extend(f"not copied: {p} ({why})" for p, why in sorted(res.failed.items()))
+            notes = tuple(f"not copied: {p} ({why})" for p, why in sorted(res.failed.items()))
+            self.r = replace(self.r, warnings=self.r.warnings + notes)
             if res.kind is not None:
                 failures.append(
                     (res.kind, res.detail or "; ".join(f"{p}: {w}" for p, w in res.failed.items()))
@@ -290,12 +288,15 @@ class _Sync:
         for sid, entry in exported.items():
             if entry.path in copied:
                 man.sessions[sid] = entry
-        self.r.sessions_exported = sum(1 for e in exported.values() if e.path in copied)
-        self.r.sessions_removed = len(lost)
+        self.r = replace(
+            self.r,
+            sessions_exported=sum(1 for e in exported.values() if e.path in copied),
+            sessions_removed=len(lost),
+        )
         for rel, fentry in snapshots:
             if rel in copied:
                 man.files[rel] = fentry
-                self.r.snapshot = rel
+                self.r = replace(self.r, snapshot=rel)
         delta_bytes = delta_files = 0
         for rel in storage.delete:
             gone = storage.index[mf.shard_of(rel)].pop(rel, None)
@@ -308,14 +309,15 @@ class _Sync:
                 storage.index[mf.shard_of(rel)][rel] = storage.pending[rel]
                 delta_bytes += storage.pending[rel].size - (before.size if before else 0)
                 delta_files += before is None
-        self.r.storage_copied = sum(1 for rel in storage.copy if rel in copied)
-        self.r.storage_removed = len(storage.delete)
-        self.r.skipped.extend(storage.skipped_junk)
         sizes = {**staged_paths, **storage_paths}
-        self.r.bytes_copied = sum(
-            sizes[rel][0] for rel in (*to_copy_staged, *to_copy_storage) if rel in copied
+        self.r = replace(
+            self.r,
+            storage_copied=sum(1 for rel in storage.copy if rel in copied),
+            storage_removed=len(storage.delete),
+            skipped=self.r.skipped + tuple(storage.skipped_junk),
+            bytes_copied=sum(sizes[rel][0] for rel in (*to_copy_staged, *to_copy_storage) if rel in copied),
+            versions_made=len(versioned),
         )
-        self.r.versions_made = len(versioned)
         self._prune_snapshots(man)
         for shard in storage.touched_shards:
             mf.save_shard(machine_dir, shard, storage.index[shard])
@@ -328,7 +330,7 @@ class _Sync:
         if failures:
             self.fail(failures[0][0], failures[0][1])
         elif self.r.skipped or self.r.warnings:
-            self.r.result = "warning"
+            self.r = replace(self.r, result="warning")
         man.app_version = __version__
         man.updated = self.started.isoformat(timespec="seconds")
         man.last_result = self.r.to_dict()
@@ -403,7 +405,7 @@ class _Sync:
             live_size,
             None if full_thinning else versioned,
         )
-        self.dest.append_log(self.started, self.r.frozen())
+        self.dest.append_log(self.started, self.r)
 
 
 def _label_of(name: str) -> str | None:

@@ -287,11 +287,11 @@ class Service:
         return self._running is None or self._clock() >= self._quit_deadline
 
     def _finish(self) -> None:
-        stopped = SyncResult.begin(self._wall())
-        stopped.result, stopped.kind = "failed", FailureKind.FATAL.value
-        stopped.error = "the service stopped before this sync ran"
+        stopped = SyncResult.failure(
+            self._wall(), FailureKind.FATAL.value, "the service stopped before this sync ran"
+        )
         for rid in self._pending.requests:
-            self._reply(rid, stopped.frozen())
+            self._reply(rid, stopped)
         self._publish(self._clock(), final=True)
         logger.info("service stopped after %d sync(s)", self._syncs)
 

@@ -75,10 +75,7 @@ class Worker:
                 result = self._run_job(job.options)
             except Exception as exc:  # a bug in a job must not kill the service
                 logger.exception("sync job crashed")
-                started = datetime.now(UTC)
-                builder = SyncResult.begin(started)
-                builder.result, builder.kind, builder.error = "failed", FailureKind.FATAL.value, str(exc)
-                result = builder.frozen()
+                result = SyncResult.failure(datetime.now(UTC), FailureKind.FATAL.value, str(exc))
             release_memory()
             self._post(JobDone(result, job.job_id))
 
