@@ -24,7 +24,9 @@ from app.opencode.sessions import Reader
 from app.transfer import make_engine
 
 
-def load_settings(args: argparse.Namespace) -> config.Settings:
+def load_settings(args: argparse.Namespace, *, service: bool = False) -> config.Settings:
+    """Settings from flags, environment and files. For the ``service`` a backup folder whose parent is
+    missing (a drive not mounted yet) is accepted: the service retries instead of refusing to start."""
     flags = {
         "backupPath": getattr(args, "backup_path", None),
         "source": getattr(args, "source", None),
@@ -32,7 +34,10 @@ def load_settings(args: argparse.Namespace) -> config.Settings:
         "engine": getattr(args, "engine", None),
         "debug": getattr(args, "debug", None),
     }
-    return config.load({k: v for k, v in flags.items() if v is not None})
+    settings = config.load({k: v for k, v in flags.items() if v is not None}, check_destination=not service)
+    if service:
+        config.validate_destination(settings, allow_unmounted=True)
+    return settings
 
 
 def require_destination(settings: config.Settings) -> Path:

@@ -41,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the service until SIGINT/SIGTERM (main thread); exit 1 if one already runs."""
     if not args.headless:
         raise UsageError("only 'run --headless' is available in this version (the tray comes later)")
-    settings = cli.load_settings(args)
+    settings = cli.load_settings(args, service=True)
     cli.require_destination(settings)
     state_dir = paths.app_state_dir()
     lock = control.InstanceLock(state_dir)

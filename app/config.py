@@ -153,10 +153,12 @@ def load(
     return settings
 
 
-def validate_destination(settings: Settings) -> None:
+def validate_destination(settings: Settings, *, allow_unmounted: bool = False) -> None:
     """Raise ConfigError unless backup_path can hold backups: outside opencode's data folder (and
     not containing it, symlinks resolved), a folder or creatable in an existing parent, writable.
 
+    With ``allow_unmounted`` a missing parent is accepted: the service starts at login, maybe before
+    Google Drive has mounted, and retries (DEST_MISSING) instead of refusing to start.
     Writability is ``os.access`` only: root and Windows ACLs can still refuse the first write later.
     """
     dest = settings.backup_path
@@ -182,6 +184,8 @@ def validate_destination(settings: Settings) -> None:
         if exists and not dest.is_dir():
             raise ConfigError(f"backupPath {dest} is a file, not a folder ({tail})")
         target = dest if exists else dest.parent
+        if not exists and allow_unmounted and not target.exists():
+            return
         if not exists and not target.is_dir():
             state = "is not a folder" if target.exists() else "does not exist"
             raise ConfigError(f"backupPath {dest} cannot be created: {target} {state} ({tail})")

@@ -69,6 +69,39 @@ def test_run_headless_syncs_and_stops_within_5_s_on_sigterm(tmp_path: Path) -> N
     assert b"sync ok" in err  # headless mode logs what it does
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
+def test_run_starts_before_the_backup_drive_is_mounted_and_retries(tmp_path: Path) -> None:
+    data = tmp_path / "opencode"
+    f.add_session(f.create_db(data / "opencode.db"), "ses_a")
+    drive = tmp_path / "GoogleDrive"  # not there yet, as at login before Drive has started
+    args = ["--backup-path", str(drive / "opencode-sessions"), "--source", str(data), "--machine-name", "m"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "run", "--headless", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        state_dir = paths.app_state_dir()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            live = read_status(state_dir)
+            if live is not None and live.state == "retrying":
+                break
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"never retrying: {read_status(state_dir)}")
+        assert live is not None and live.next_retry
+        assert not drive.exists()  # nothing was created on the local disk in the drive's place
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        proc.communicate()
+
+
 def test_the_service_never_imports_desktop_libraries() -> None:
     code = (
         "import sys, app.cli_service, app.service.runtime, app.service.watcher;"
