@@ -18,6 +18,7 @@ import pytest
 from app.backup import manifest as mf
 from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.backup.verify import verify
+from app.fsutil import sha256_file
 from app.opencode.snapshot import decompress
 from app.transfer import make_engine
 from tests import dbfactory as f
@@ -397,3 +398,24 @@ def test_a_session_moved_to_another_project_leaves_no_stale_copy(env: dict[str, 
     assert not session_file(env, "ses_a", "proj1").exists()
     assert list((env["dest"] / "laptop" / "versions").rglob("proj1/ses_a.json"))
     assert verify(env["dest"] / "laptop", "laptop", env["app"] / "v").ok
+
+
+def test_verify_reports_a_snapshot_that_fails_its_integrity_check(env: dict[str, Path]) -> None:
+    import zstandard
+
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    run_sync(make_ctx(env))
+    snap = next((env["dest"] / "laptop" / "snapshots").glob("*.db.zst"))
+    with open(snap, "rb") as fh:
+        raw = bytearray(zstandard.ZstdDecompressor().stream_reader(fh).read())
+    raw[5000:9000] = b"\xff" * 4000  # damage pages inside the database, recompress, record the new hash:
+    snap.write_bytes(zstandard.ZstdCompressor().compress(bytes(raw)))  # only integrity_check can tell
+    machine = env["dest"] / "laptop"
+    man = mf.load(machine, "laptop")
+    rel = f"snapshots/{snap.name}"
+    man.files[rel] = mf.FileEntry(snap.stat().st_size, sha256_file(snap))
+    mf.save(machine, man)
+    report = verify(machine, "laptop", env["app"] / "v")
+    assert not report.ok
+    assert any(snap.name in p and ("integrity_check" in p or "malformed" in p) for p in report.problems)

@@ -4,16 +4,15 @@ every snapshot passes ``PRAGMA integrity_check``. Reads the destination only."""
 from __future__ import annotations
 
 import json
-import sqlite3
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.backup import manifest as mf
+from app.backup.backup_reader import SnapshotRef, checked_snapshot
 from app.errors import BackupDamaged
 from app.fsutil import sha256_file
 from app.opencode.sessions import SESSION_FORMAT
-from app.opencode.snapshot import decompress
+from app.opencode.snapshot import parse_snapshot_name
 
 
 @dataclass
@@ -72,18 +71,11 @@ def _check_session(path: Path, sid: str, report: VerifyReport) -> None:
 
 
 def _check_snapshot(path: Path, work_dir: Path, report: VerifyReport) -> None:
-    work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-        db = Path(tmp) / "check.db"
-        try:
-            decompress(path, db)
-            conn = sqlite3.connect(db.as_uri() + "?mode=ro", uri=True)
-            try:
-                result = conn.execute("PRAGMA integrity_check").fetchone()[0]
-            finally:
-                conn.close()
-        except Exception as exc:  # any decoder or SQLite error means the snapshot is unusable
-            report.problems.append(f"{path.name}: cannot be read ({exc})")
-            return
-        if result != "ok":
-            report.problems.append(f"{path.name}: integrity_check failed ({result})")
+    """Decompress (size-capped) into a temp file and run integrity_check, as restore does."""
+    parsed = parse_snapshot_name(path.name)
+    ref = SnapshotRef(path, *(parsed or ("?", "?")))
+    try:
+        with checked_snapshot(ref, work_dir):
+            pass
+    except BackupDamaged as exc:
+        report.problems.append(str(exc).removeprefix("refusing snapshot "))
