@@ -118,7 +118,10 @@ def _compress(raw: Path, out: Path) -> tuple[int, str]:
 
 
 def decompress(path: Path, out: Path) -> None:
-    """Write the database inside a snapshot file to ``out`` (for verify and restore)."""
+    """Write the database inside a snapshot file to ``out``, uncapped: only for files we just wrote.
+
+    Backups read back from a destination go through ``backup_reader.checked_snapshot`` instead.
+    """
     import zstandard
 
     dctx = zstandard.ZstdDecompressor()
