@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from app import __version__, cli, cli_restore, cli_service
+from app import __version__, cli, cli_autostart, cli_restore, cli_service
 from app.errors import BackupError, ConfigError, UsageError
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("verify", parents=[common, json_flag], help="check every backup file against the manifest")
     cli_restore.add_parser(sub)
     cli_service.add_parsers(sub, common)
+    cli_autostart.add_parser(sub)
     return parser
 
 
@@ -72,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        return {**cli.COMMANDS, **cli_service.COMMANDS}[args.command](args)
+        commands = {**cli.COMMANDS, **cli_service.COMMANDS, "autostart": cli_autostart.cmd_autostart}
+        return commands[args.command](args)
     except (ConfigError, UsageError) as exc:
         print(f"opencode-backup: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,146 @@
+"""Start at login: one interface, one factory, a backend per OS (imported lazily) and a do-nothing fallback.
+
+The entry starts the tray app (``opencode-backup run``) with the command this install answers to:
+a frozen build's own executable, else the console script on ``PATH``, else ``python -m app``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Protocol, cast
+
+from app import paths
+from app.errors import BackupError
+
+logger = logging.getLogger(__name__)
+
+RUN_ARGS: tuple[str, ...] = ("run",)
+SCRIPT_NAME = "opencode-backup"
+
+
+class AutostartError(BackupError):
+    """Start at login could not be changed (unsupported platform, unwritable folder, registry refused)."""
+
+
+class Autostart(Protocol):
+    """Turns start-at-login on and off for the current user; every call is quick and synchronous."""
+
+    @property
+    def supported(self) -> bool:
+        """False only for the fallback: enable() then raises AutostartError."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the entry lives (a file path or a registry value), for the user to see."""
+        ...
+
+    @property
+    def command(self) -> list[str]:
+        """The argv the entry starts."""
+        ...
+
+    def is_enabled(self) -> bool:
+        """True when the entry exists now."""
+        ...
+
+    def enable(self) -> None:
+        """Create or overwrite the entry (idempotent); raises AutostartError on failure."""
+        ...
+
+    def disable(self) -> None:
+        """Remove the entry if present (idempotent); raises AutostartError on failure."""
+        ...
+
+
+class Unsupported:
+    """The fallback where no backend exists: never enabled, and says so when asked to enable."""
+
+    supported = False
+
+    def __init__(self, platform: str, command: list[str]) -> None:
+        self.platform = platform
+        self._command = list(command)
+
+    @property
+    def location(self) -> str:
+        return ""
+
+    @property
+    def command(self) -> list[str]:
+        return list(self._command)
+
+    def is_enabled(self) -> bool:
+        return False
+
+    def enable(self) -> None:
+        raise AutostartError(f"start at login is not supported on this platform ({self.platform})")
+
+    def disable(self) -> None:
+        """Nothing can be enabled here, so there is nothing to remove."""
+
+
+def launch_command(
+    *, frozen: bool, executable: str, which: Callable[[str, str | None], str | None]
+) -> list[str]:
+    """The argv that starts the tray app from this install.
+
+    A frozen build starts itself; else the console script beside the interpreter (this venv's), else
+    the one on PATH, else ``<python> -m app``. ``which(name, folder)`` searches ``folder`` (None: PATH).
+    """
+    if frozen:
+        return [executable, *RUN_ARGS]
+    script = which(SCRIPT_NAME, str(Path(executable).parent)) or which(SCRIPT_NAME, None)
+    if script:
+        return [str(Path(script).absolute()), *RUN_ARGS]
+    return [executable, "-m", "app", *RUN_ARGS]
+
+
+def current_launch_command() -> list[str]:
+    """:func:`launch_command` for this process."""
+    return launch_command(
+        frozen=bool(getattr(sys, "frozen", False)),
+        executable=sys.executable,
+        which=lambda name, folder: shutil.which(name, path=folder),
+    )
+
+
+def default_icon() -> str:
+    """The 64 px "up to date" PNG as an absolute path, or a themed icon name when the file is missing."""
+    from app.ui.icons import ASSETS_DIR, State, png_path
+
+    path = png_path(ASSETS_DIR, State.UP_TO_DATE, 64)
+    return str(path) if path.is_file() else "drive-harddisk"
+
+
+def for_platform(
+    platform: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    command: list[str] | None = None,
+) -> Autostart:
+    """The backend for ``platform`` (default: this one); the only place the platform is decided."""
+    platform = paths.current_platform() if platform is None else platform
+    env = os.environ if env is None else env
+    command = current_launch_command() if command is None else command
+    if platform.startswith("linux") or platform.startswith("freebsd"):
+        from app.platform.autostart_xdg import XdgAutostart, autostart_dir
+
+        return XdgAutostart(autostart_dir(env, paths.home_dir(env, platform)), command, default_icon())
+    if platform == "darwin":
+        from app.platform.autostart_mac import LaunchAgent
+
+        return LaunchAgent(paths.home_dir(env, platform) / "Library" / "LaunchAgents", command)
+    if platform == "win32":
+        from app.platform.autostart_win import RunKeyAutostart, WinReg
+
+        # imported by name so mypy on other platforms never sees winreg's win32-only stubs
+        return RunKeyAutostart(cast(WinReg, importlib.import_module("winreg")), command)
+    logger.info("start at login: no backend for %s", platform)
+    return Unsupported(platform, command)
