@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app import APP_NAME
-from app.platform.autostart_files import remove_entry, write_entry
+from app.platform.autostart_files import FileEntry
 
 LABEL = f"com.github.{APP_NAME}"
 
@@ -25,28 +25,11 @@ def launch_agent_plist(argv: Sequence[str], label: str = LABEL) -> bytes:
     return plistlib.dumps(agent, fmt=plistlib.FMT_XML, sort_keys=True)
 
 
-class LaunchAgent:
+class LaunchAgent(FileEntry):
     """A LaunchAgent plist in ``folder``; enabled means the file exists (launchd reads it at login)."""
 
-    supported = True
-
     def __init__(self, folder: Path, command: Sequence[str]) -> None:
-        self.path = folder / f"{LABEL}.plist"
-        self._command = list(command)
+        super().__init__(folder / f"{LABEL}.plist", command)
 
-    @property
-    def location(self) -> str:
-        return str(self.path)
-
-    @property
-    def command(self) -> list[str]:
-        return list(self._command)
-
-    def is_enabled(self) -> bool:
-        return self.path.is_file()
-
-    def enable(self) -> None:
-        write_entry(self.path, launch_agent_plist(self._command))
-
-    def disable(self) -> None:
-        remove_entry(self.path)
+    def content(self) -> bytes:
+        return launch_agent_plist(self._command)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from app import APP_NAME
-from app.platform.autostart_files import remove_entry, write_entry
+from app.platform.autostart_files import FileEntry
 
 FILE_NAME = f"{APP_NAME}.desktop"
 
@@ -58,29 +58,12 @@ def desktop_entry(argv: Sequence[str], icon: str) -> str:
     )
 
 
-class XdgAutostart:
+class XdgAutostart(FileEntry):
     """An XDG autostart entry in ``folder``; enabled means the file exists."""
 
-    supported = True
-
     def __init__(self, folder: Path, command: Sequence[str], icon: str) -> None:
-        self.path = folder / FILE_NAME
-        self._command = list(command)
+        super().__init__(folder / FILE_NAME, command)
         self.icon = icon
 
-    @property
-    def location(self) -> str:
-        return str(self.path)
-
-    @property
-    def command(self) -> list[str]:
-        return list(self._command)
-
-    def is_enabled(self) -> bool:
-        return self.path.is_file()
-
-    def enable(self) -> None:
-        write_entry(self.path, desktop_entry(self._command, self.icon).encode("utf-8"))
-
-    def disable(self) -> None:
-        remove_entry(self.path)
+    def content(self) -> bytes:
+        return desktop_entry(self._command, self.icon).encode("utf-8")
