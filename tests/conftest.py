@@ -49,6 +49,15 @@ def no_leaked_threads() -> Iterator[None]:
     raise AssertionError(f"test leaked threads: {[t.name for t in leaked]}")
 
 
+@pytest.fixture
+def roots(tmp_path: Path) -> tuple[Path, Path]:
+    """An empty source and an empty destination folder."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    return src, dst
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
 

@@ -22,6 +22,7 @@ from app.fsutil import sha256_file
 from app.opencode.snapshot import decompress
 from app.transfer import make_engine
 from tests import dbfactory as f
+from tests.files import tree
 
 ENGINES = ["native", "rsync"]
 
@@ -158,9 +159,7 @@ def test_guard_refuses_to_mirror_a_source_that_lost_most_sessions(env: dict[str,
     ctx = make_ctx(env)
     run_sync(ctx)
     conn.close()
-    before = sorted(
-        (p.relative_to(env["dest"]), p.read_bytes()) for p in env["dest"].rglob("*") if p.is_file()
-    )
+    before = tree(env["dest"])
     for suffix in ("", "-wal", "-shm"):
         Path(str(env["db"]) + suffix).unlink(missing_ok=True)
     if wipe == "empty-db":
@@ -170,9 +169,7 @@ def test_guard_refuses_to_mirror_a_source_that_lost_most_sessions(env: dict[str,
     result = run_sync(ctx)
     assert result.result == "failed"
     assert result.kind == ("guard" if wipe == "empty-db" else "source_missing")
-    after = sorted(
-        (p.relative_to(env["dest"]), p.read_bytes()) for p in env["dest"].rglob("*") if p.is_file()
-    )
+    after = tree(env["dest"])
     assert after == before  # not a byte changed at the destination
     last = json.loads((env["app"] / "state" / "last_result.json").read_text())
     assert last["result"] == "failed" and last["error"]
@@ -371,18 +368,14 @@ def test_a_damaged_database_fails_the_sync_clearly_and_touches_nothing(env: dict
     ctx = make_ctx(env)
     assert run_sync(ctx).ok
     conn.close()
-    before = sorted(
-        (p.relative_to(env["dest"]), p.read_bytes()) for p in env["dest"].rglob("*") if p.is_file()
-    )
+    before = tree(env["dest"])
     for suffix in ("-wal", "-shm"):
         Path(str(env["db"]) + suffix).unlink(missing_ok=True)
     env["db"].write_bytes(b"this is not an SQLite database" * 100)
     result = run_sync(ctx)
     assert result.result == "failed" and result.kind == "fatal"
     assert "opencode's database" in result.error
-    after = sorted(
-        (p.relative_to(env["dest"]), p.read_bytes()) for p in env["dest"].rglob("*") if p.is_file()
-    )
+    after = tree(env["dest"])
     assert after == before
 
 

@@ -17,6 +17,7 @@ from app.errors import FailureKind
 from app.transfer import CANCELLED, NOT_REGULAR, VANISHED, CopyJob
 from app.transfer.classify import kind_for_errno, kind_for_oserror, worst
 from app.transfer.native import NativeEngine
+from tests.files import tree
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions and special files")
 
@@ -43,19 +44,6 @@ def make_source(root: Path) -> dict[str, bytes]:
         if folder.is_dir():
             folder.chmod(0o755)
     return files
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    """Every regular file under ``root`` as relative path -> bytes."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-@pytest.fixture
-def roots(tmp_path: Path) -> tuple[Path, Path]:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    dst.mkdir()
-    return src, dst
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from app.transfer.robocopy import (
     parse_errors,
 )
 from app.transfer.runner import RunResult
+from tests.files import tree
 
 FIXTURES = Path(__file__).parent / "fixtures" / "robocopy"
 
@@ -70,18 +71,6 @@ def make_files(src: Path, rels: Sequence[str]) -> dict[str, bytes]:
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_bytes(data)
     return files
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-@pytest.fixture
-def roots(tmp_path: Path) -> tuple[Path, Path]:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    dst.mkdir()
-    return src, dst
 
 
 def copy(

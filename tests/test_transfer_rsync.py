@@ -18,19 +18,12 @@ from app.transfer import CANCELLED, NOT_REGULAR, VANISHED, CopyJob, CopyResult, 
 from app.transfer.hybrid import SMALL_FILES, SplitEngine
 from app.transfer.rsync import RsyncEngine, argv, classify, parse_output, parse_version
 from app.transfer.runner import RunResult
-from tests.test_transfer_native import OLD_MTIME_NS, chattr, freeze, make_source, tree
+from tests.files import tree
+from tests.test_transfer_native import OLD_MTIME_NS, chattr, freeze, make_source
 
 __all__ = ["chattr"]  # a fixture used below
 
 needs_rsync = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed")
-
-
-@pytest.fixture
-def roots(tmp_path: Path) -> tuple[Path, Path]:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    dst.mkdir()
-    return src, dst
 
 
 def rsync_copy(src: Path, dst: Path, paths: Sequence[str], **engine_args: object) -> CopyResult:
