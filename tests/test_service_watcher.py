@@ -149,3 +149,22 @@ def test_events_deep_in_a_legacy_tree_of_10000_folders_still_arrive(tmp_path: Pa
         c.wait_for(lambda e: isinstance(e, Changed) and rel2 in e.paths, timeout=15)
     finally:
         w.stop()
+
+
+def test_a_data_dir_made_with_its_parents_in_one_go_is_armed_before_appeared_is_posted(
+    tmp_path: Path,
+) -> None:
+    """``mkdir -p`` makes two levels faster than a watch moves down one: the watcher must look again,
+    or it says the data dir appeared while still watching its parent and misses every write."""
+    for i in range(25):
+        data = tmp_path / f"round{i}" / "share" / "opencode"
+        c = Collector()
+        w = Watcher(data, c.q.put)
+        w.start()
+        try:
+            data.mkdir(parents=True)
+            c.wait_for(lambda e: isinstance(e, Changed) and e.appeared)
+            (data / "opencode.db").write_bytes(b"x")
+            c.wait_for(lambda e: e == Changed(db=True), timeout=5.0)
+        finally:
+            w.stop()

@@ -95,41 +95,56 @@ class Watcher:
         if self._observer.ident is not None:
             self._observer.join(timeout=5)
 
-    def _arm(self) -> None:
-        """Watch what exists now: the data dir and storage/, or the nearest ancestor (observer thread)."""
+    def _arm(self) -> bool:
+        """Watch what exists now: the data dir and storage/, or the nearest ancestor (observer thread).
+
+        A folder can appear between looking for it and watching its parent (``mkdir -p`` does both
+        levels at once), and its creation event is then lost; so look again after every change of
+        watches until what exists and what is watched agree. True when the data dir is watched.
+        """
         with self._lock:
-            wanted: list[tuple[str, bool]] = []
-            if self.data_dir.is_dir():
-                wanted.append((str(self.data_dir), False))
-                if (self.data_dir / STORAGE).is_dir():
-                    wanted.append((str(self.data_dir / STORAGE), True))
-            else:
-                ancestor = self.data_dir.parent
-                while not ancestor.is_dir() and ancestor != ancestor.parent:
-                    ancestor = ancestor.parent
-                wanted.append((str(ancestor), False))
-            if self._extra_db is not None and self._extra_db.parent.is_dir():
-                wanted.append((str(self._extra_db.parent), False))
-            for key in set(self._watches) - set(wanted):
-                self._observer.unschedule(self._watches.pop(key))
-            for key in wanted:
-                if key not in self._watches:
-                    try:
-                        self._watches[key] = self._observer.schedule(
-                            self._handler, key[0], recursive=key[1], event_filter=EVENT_FILTER
-                        )
-                        logger.debug("watching %s (recursive=%s)", key[0], key[1])
-                    except OSError as exc:
-                        logger.warning("cannot watch %s: %s", key[0], exc)
+            for _ in range(8):  # bounded: a folder that cannot be watched must not spin us
+                wanted = self._wanted()
+                if set(wanted) == set(self._watches):
+                    break
+                self._apply(wanted)
+            return (str(self.data_dir), False) in self._watches
+
+    def _wanted(self) -> list[tuple[str, bool]]:
+        wanted: list[tuple[str, bool]] = []
+        if self.data_dir.is_dir():
+            wanted.append((str(self.data_dir), False))
+            if (self.data_dir / STORAGE).is_dir():
+                wanted.append((str(self.data_dir / STORAGE), True))
+        else:
+            ancestor = self.data_dir.parent
+            while not ancestor.is_dir() and ancestor != ancestor.parent:
+                ancestor = ancestor.parent
+            wanted.append((str(ancestor), False))
+        if self._extra_db is not None and self._extra_db.parent.is_dir():
+            wanted.append((str(self._extra_db.parent), False))
+        return wanted
+
+    def _apply(self, wanted: list[tuple[str, bool]]) -> None:
+        for key in set(self._watches) - set(wanted):
+            self._observer.unschedule(self._watches.pop(key))
+        for key in wanted:
+            if key not in self._watches:
+                try:
+                    self._watches[key] = self._observer.schedule(
+                        self._handler, key[0], recursive=key[1], event_filter=EVENT_FILTER
+                    )
+                    logger.debug("watching %s (recursive=%s)", key[0], key[1])
+                except OSError as exc:
+                    logger.warning("cannot watch %s: %s", key[0], exc)
 
     def on_path(self, path: str, is_dir: bool, event_type: str) -> None:
         """Turn one changed path into a Changed event (observer thread)."""
         storage = str(self.data_dir / STORAGE)
         in_storage = path.startswith(storage + os.sep)
         if is_dir and event_type in ("created", "deleted", "moved") and not in_storage:
-            before = set(self._watches)
-            self._arm()
-            if set(self._watches) != before and self.data_dir.is_dir():
+            was_armed = (str(self.data_dir), False) in self._watches
+            if self._arm() and not was_armed:
                 self._post(Changed(appeared=True))
             return
         if is_dir and event_type == "modified":
