@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.backup.result import SyncResult
 from app.service.events import Changed, JobDone, Pause, Quit, Resume, SyncNow, Tick
-from app.service.retry import Backoff, EpisodeEvent, FailingSince, Grace, Recovered
+from app.service.retry import Backoff, EpisodeEvent, FailingSince, Grace, Persisting, Recovered
 from app.service.service import Service, Timing
 from app.service.status import Status
 from app.service.worker import Job
@@ -137,9 +137,31 @@ def test_a_locked_destination_is_retried_with_doubling_backoff_and_alerted_once(
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert gaps[:5] == [10, 20, 40, 80, 160] and max(gaps) <= 600
     assert [type(a) for a in h.alerts] == [FailingSince]  # one alert per episode
-    h.at(t + 600)
+    assert t < 1800
+    h.at(t + 600)  # past 30 min: the lock is still there, so one follow-up says what to do
+    assert [type(a) for a in h.alerts] == [FailingSince, Persisting]
     h.finish(t + 601)
-    assert h.state == "idle" and [type(a) for a in h.alerts] == [FailingSince, Recovered]
+    assert h.state == "idle" and [type(a) for a in h.alerts] == [FailingSince, Persisting, Recovered]
+
+
+def test_an_unreachable_folder_gets_one_alert_and_no_follow_up_however_long_it_lasts() -> None:
+    h = Harness()
+    h.at(0, Changed(db=True))
+    h.at(5)
+    t = 5.0
+    for _ in range(12):
+        h.finish(t, "failed", "dest_missing")
+        t = (datetime.fromisoformat(h.service.status.next_retry or "") - T0).total_seconds()
+        h.at(t)
+    assert t > 3600 and [type(a) for a in h.alerts] == [FailingSince]
+
+
+def test_a_tripped_guard_alerts_at_once() -> None:
+    h = Harness()
+    h.at(0, Changed(db=True))
+    h.at(5)
+    h.finish(6, "failed", "guard")
+    assert h.state == "failed" and [(type(a), a.kind) for a in h.alerts] == [(FailingSince, "guard")]
 
 
 def test_a_single_short_failure_is_never_alerted() -> None:
@@ -156,7 +178,7 @@ def test_a_long_failure_is_alerted_after_the_grace_period_even_without_a_second_
     h = Harness(grace=Grace(seconds=120, failures=99))
     h.at(0, Changed(db=True))
     h.at(5)
-    h.finish(6, "failed", "guard")
+    h.finish(6, "failed", "fatal")
     assert h.state == "failed" and not h.alerts
     h.at(125)
     assert not h.alerts

@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from app.service.retry import EpisodeEvent, FailingSince, Recovered
+from app.service.retry import EpisodeEvent, FailingSince, Persisting, Recovered
 
 logger = logging.getLogger(__name__)
 
 
 class Notifier(Protocol):
-    """Receives at most one :class:`FailingSince` and one :class:`Recovered` per failure episode."""
+    """Receives at most one :class:`FailingSince`, :class:`Persisting` and :class:`Recovered` per
+    failure episode."""
 
     def episode(self, event: EpisodeEvent) -> None: ...
 
@@ -27,6 +28,13 @@ class LogNotifier:
         if isinstance(event, FailingSince):
             logger.warning(
                 "backups failing since %s (%d failed attempt(s)): %s",
+                event.since.isoformat(timespec="seconds"),
+                event.failures,
+                event.message,
+            )
+        elif isinstance(event, Persisting):
+            logger.warning(
+                "backups still failing since %s (%d failed attempt(s)): %s",
                 event.since.isoformat(timespec="seconds"),
                 event.failures,
                 event.message,

@@ -3,7 +3,10 @@
 A *failure episode* starts with the first failed sync after a success and ends with the next
 successful sync. The user hears about it once: a :class:`FailingSince` alert when the episode has
 lasted ``Grace.seconds`` or counted ``Grace.failures`` failed syncs (whichever comes first), and a
-:class:`Recovered` note when it ends, only if it was alerted.
+:class:`Recovered` note when it ends, only if it was alerted. Two exceptions: a tripped mass-deletion
+guard alerts at once (waiting cannot fix it), and a lock that is still there ``Grace.persist``
+seconds into the episode gets one :class:`Persisting` follow-up (Google Drive holding a file for
+half an hour will not let go by itself).
 """
 
 from __future__ import annotations
@@ -30,11 +33,24 @@ class Grace:
 
     seconds: float = 120.0
     failures: int = 2
+    persist: float = 1800.0
+    immediate: frozenset[str] = frozenset({"guard"})
+    escalate: frozenset[str] = frozenset({"locked"})
 
 
 @dataclass(frozen=True)
 class FailingSince:
     """Alert: backups have been failing since ``since`` (``failures`` failed syncs so far)."""
+
+    since: datetime
+    kind: str
+    message: str
+    failures: int
+
+
+@dataclass(frozen=True)
+class Persisting:
+    """Follow-up: a failure of kind ``kind`` has lasted ``Grace.persist`` seconds (once per episode)."""
 
     since: datetime
     kind: str
@@ -51,7 +67,7 @@ class Recovered:
     failures: int
 
 
-EpisodeEvent = FailingSince | Recovered
+EpisodeEvent = FailingSince | Persisting | Recovered
 
 
 @dataclass
@@ -63,36 +79,58 @@ class Episodes:
     since: datetime | None = None
     failures: int = 0
     alerted: bool = False
+    escalated: bool = False
     kind: str = ""
     message: str = ""
 
-    def failure(self, now: float, wall: datetime, kind: str, message: str) -> FailingSince | None:
+    def failure(
+        self, now: float, wall: datetime, kind: str, message: str
+    ) -> FailingSince | Persisting | None:
         """Record a failed sync; returns the episode's one alert when the grace has just run out."""
         if self.started is None:
-            self.started, self.since, self.failures, self.alerted = now, wall, 0, False
+            self.started, self.since, self.failures = now, wall, 0
+            self.alerted = self.escalated = False
         self.failures += 1
         self.kind, self.message = kind, message
         return self.check(now)
 
-    def check(self, now: float) -> FailingSince | None:
-        """The alert, if it is due now and was not given yet (call on timer ticks too)."""
-        if self.started is None or self.alerted or self.since is None:
+    def check(self, now: float) -> FailingSince | Persisting | None:
+        """The alert or follow-up, if one is due now and was not given yet (call on timer ticks too)."""
+        if self.started is None or self.since is None:
             return None
-        if self.failures >= self.grace.failures or now - self.started >= self.grace.seconds:
-            self.alerted = True
-            return FailingSince(self.since, self.kind, self.message, self.failures)
+        if not self.alerted:
+            if (
+                self.failures >= self.grace.failures
+                or now - self.started >= self.grace.seconds
+                or self.kind in self.grace.immediate
+            ):
+                self.alerted = True
+                return FailingSince(self.since, self.kind, self.message, self.failures)
+            return None
+        if (
+            not self.escalated
+            and self.kind in self.grace.escalate
+            and now - self.started >= self.grace.persist
+        ):
+            self.escalated = True
+            return Persisting(self.since, self.kind, self.message, self.failures)
         return None
 
     def alert_due_at(self) -> float | None:
-        """When :meth:`check` will alert by time alone (None: no episode or already alerted)."""
-        if self.started is None or self.alerted:
+        """When :meth:`check` will alert by time alone (None: no episode or nothing left to say)."""
+        if self.started is None:
             return None
-        return self.started + self.grace.seconds
+        if not self.alerted:
+            return self.started + self.grace.seconds
+        if not self.escalated and self.kind in self.grace.escalate:
+            return self.started + self.grace.persist
+        return None
 
     def success(self, wall: datetime) -> Recovered | None:
         """Record a good sync: ends the episode; returns the recovery note if the user was alerted."""
         out = None
         if self.started is not None and self.alerted and self.since is not None:
             out = Recovered(self.since, wall, self.failures)
-        self.started, self.since, self.failures, self.alerted = None, None, 0, False
+        self.started, self.since, self.failures = None, None, 0
+        self.alerted = self.escalated = False
         return out

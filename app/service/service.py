@@ -114,6 +114,7 @@ class Service:
         self._syncs = 0
         self._last_full = clock()
         self._last: SyncResult | None = None
+        self._sessions: int | None = None
         self._started = wall().isoformat(timespec="seconds")
         self._status = Status(pid=os.getpid(), started=self._started)
         self._thread: threading.Thread | None = None
@@ -212,6 +213,7 @@ class Service:
         for rid in job.requests:
             self._reply(rid, result)
         if result.ok:
+            self._sessions = result.sessions_total
             self._failed, self._retry_at, self._attempts = False, None, 0
             recovered = self._episodes.success(self._wall())
             if recovered is not None:
@@ -332,6 +334,8 @@ class Service:
             last_result=last.result if last else None,
             last_error=(last.error or None) if last else None,
             last_summary=last.summary() if last else None,
+            last_kind=last.kind if last and not last.ok else None,
+            sessions=self._sessions,
             syncs=self._syncs,
             pending=self._pending.count(),
             next_sync=self._at(max(due, now), now) if due is not None and not final else None,

@@ -26,7 +26,8 @@ class Status:
     """What the service is doing, as the tray, the notifier and ``opencode-backup status`` show it.
 
     Times are ISO 8601 UTC strings (or None). ``pending`` counts changes not yet in a started sync
-    (changed legacy files, plus one for the database).
+    (changed legacy files, plus one for the database). ``last_kind`` is the FailureKind value of the
+    last failed sync; ``sessions`` the number of sessions in the backup after the last good sync.
     """
 
     state: str = "starting"
@@ -36,6 +37,8 @@ class Status:
     last_result: str | None = None
     last_error: str | None = None
     last_summary: str | None = None
+    last_kind: str | None = None
+    sessions: int | None = None
     syncs: int = 0
     pending: int = 0
     next_sync: str | None = None
