@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,13 +16,16 @@ from typing import Any
 
 from app import cli_restore, config, paths
 from app.backup import manifest as mf
+from app.backup import restore
 from app.backup.state import load_last_result
 from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.backup.verify import verify
-from app.errors import ConfigError
+from app.errors import BackupError, ConfigError
 from app.opencode.locate import locate
 from app.opencode.sessions import Reader
 from app.transfer import make_engine
+
+logger = logging.getLogger(__name__)
 
 
 def load_settings(args: argparse.Namespace, *, service: bool = False) -> config.Settings:
@@ -146,28 +150,76 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    settings = load_settings(args)
-    machine_dir = require_destination(settings)
+def session_rows(settings: config.Settings, machine_dir: Path) -> list[dict[str, Any]]:
+    """Every backed-up session of ``machine_dir``, newest first, and whether opencode still has it
+    (what ``list`` prints and the tray's restore picker shows). A session deleted in opencode and
+    then synced away lives on in ``versions/``; it is listed too (``in_backup`` False)."""
     man = mf.load(machine_dir, settings.machine_name)
     live: set[str] = set()
     for db in locate(settings.source, settings.opencode_db).databases:
         with Reader(db) as reader:
             live.update(reader.sessions())
     rows = [
-        {
-            "id": sid,
-            "title": e.title,
-            "project_id": e.project_id,
-            "directory": e.directory,
-            "time_updated": datetime.fromtimestamp(e.time_updated / 1000, UTC).isoformat(timespec="seconds"),
-            "bytes": e.size,
-            "in_opencode": sid in live,
-        }
-        for sid, e in sorted(man.sessions.items(), key=lambda kv: -kv[1].time_updated)
+        _row(
+            sid, e.title, e.project_id, e.directory, e.time_updated, size=e.size, live=sid in live, kept=True
+        )
+        for sid, e in man.sessions.items()
     ]
+    for sid, files in restore.versioned_files(machine_dir).items():
+        if sid in man.sessions:
+            continue
+        try:
+            doc = restore.newest_doc(sid, files)
+        except BackupError as exc:
+            logger.warning("skipping an unreadable old copy of %s: %s", sid, exc)
+            continue
+        session = (doc.rows.get("session") or [{}])[0]
+        directory = str(session.get("directory") or "")
+        rows.append(
+            _row(
+                sid,
+                doc.title,
+                doc.project_id,
+                directory,
+                doc.time_updated,
+                size=doc.size,
+                live=sid in live,
+                kept=False,
+            )
+        )
+    rows.sort(key=lambda r: r["time_updated"], reverse=True)
+    return rows
+
+
+def _row(
+    sid: str,
+    title: str,
+    project: str,
+    directory: str,
+    updated_ms: int,
+    *,
+    size: int,
+    live: bool,
+    kept: bool = True,
+) -> dict[str, Any]:
+    return {
+        "id": sid,
+        "title": title,
+        "project_id": project,
+        "directory": directory,
+        "time_updated": datetime.fromtimestamp(updated_ms / 1000, UTC).isoformat(timespec="seconds"),
+        "bytes": size,
+        "in_opencode": live,
+        "in_backup": kept,
+    }
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    rows = session_rows(settings, require_destination(settings))
     lines = [
         f"{r['id']}  {r['time_updated']}  {' ' if r['in_opencode'] else '✗'} {r['title']}  ({r['directory']})"
+        + ("" if r["in_backup"] else "  [deleted; last copy in versions/]")
         for r in rows
     ]
     lines.append(f"{len(rows)} session(s) backed up; ✗ = no longer in opencode")

@@ -13,6 +13,7 @@ means the home folder (``~user`` is not supported).
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,7 @@ from app.config_values import (
     where,
 )
 from app.errors import ConfigError
+from app.fsutil import atomic_write_bytes
 
 __all__ = [
     "ENGINES",
@@ -356,3 +358,25 @@ def _text(value: object) -> str:
     if isinstance(value, float):
         return f"{value:g}" if value.is_integer() else repr(value)
     return str(value)
+
+
+# ---- writing ---------------------------------------------------------------------------------------
+
+
+def save_backup_path(folder: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Check ``folder`` as a backup folder, then set ``backupPath`` in our own settings file (keeping
+    its other keys) and return the settings now in effect. Raises ConfigError and writes nothing when
+    the folder is unusable or the file cannot be parsed. Comments in a hand-written file are lost."""
+    folder = Path(os.path.abspath(folder))
+    load({"backupPath": str(folder)}, env)  # every check the command line makes, before writing
+    current = load(env=env, check_destination=False)
+    path = current.config_file
+    text = _read_text(path)
+    obj = _parse_object(path, text) if text is not None else {}
+    obj["backupPath"] = str(folder)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    return load(env=env, check_destination=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,26 @@ def test_sync_status_list_verify_round_trip(world: dict[str, Path]) -> None:
     assert (
         config["settings"]["backupPath"] == dest and "OPENCODE_BACKUP_PATH" in config["origins"]["backupPath"]
     )
+
+
+def test_list_still_shows_a_session_deleted_in_opencode_after_the_deletion_was_backed_up(
+    world: dict[str, Path],
+) -> None:
+    """The usual accident: a session deleted, the service syncs the deletion, the user looks for it."""
+    env = {"OPENCODE_BACKUP_PATH": str(world["tmp"] / "backup")}
+    conn = sqlite3.connect(world["data"] / "opencode.db", isolation_level=None)
+    f.add_session(conn, "ses_cli_2", title="the one I deleted")
+    assert run_cli("sync", env=env).returncode == 0
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("DELETE FROM session WHERE id = 'ses_cli_2'")
+    conn.close()
+    assert run_cli("sync", env=env).returncode == 0
+    listed = {r["id"]: r for r in json.loads(run_cli("list", "--json", env=env).stdout)}
+    gone = listed["ses_cli_2"]
+    assert gone["title"] == "the one I deleted" and not gone["in_opencode"] and not gone["in_backup"]
+    assert gone["directory"] == "/home/u/code/proj1"
+    assert listed["ses_cli_1"]["in_backup"] and listed["ses_cli_1"]["in_opencode"]
+    assert "[deleted; last copy in versions/]" in run_cli("list", env=env).stdout
 
 
 def test_verify_fails_with_what_is_wrong(world: dict[str, Path]) -> None:
