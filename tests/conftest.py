@@ -62,4 +62,5 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
 
 
+from tests.desktop import desktop  # noqa: E402, F401
 from tests.peer.fixtures import make_opencode_peer, opencode_binary, opencode_peer  # noqa: E402, F401
