@@ -4,9 +4,9 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 ARGS ?= --help
 
-.PHONY: run setup system-deps peer lint test
+.PHONY: run setup system-deps system-deps-run peer lint test
 
-run: setup
+run: system-deps-run setup
 	$(BIN)/opencode-backup $(ARGS)
 
 setup: $(VENV)/.installed
@@ -14,11 +14,14 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,tray]'
 	touch $@
 
 system-deps:
-	bash .ci/system-deps
+	bash .ci/system-deps test
+
+system-deps-run:
+	bash .ci/system-deps run
 
 peer: tests/opencode/node_modules/.installed
 

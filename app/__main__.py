@@ -1,7 +1,8 @@
 """Command-line entry point: ``opencode-backup <command>``.
 
 Exit codes everywhere: 0 ok, 1 the operation failed, 2 usage or configuration error.
-This module and everything it imports must work with no display (no pystray, plyer, tkinter).
+This module and everything it imports must work with no display (no pystray, plyer, tkinter);
+``run`` without ``--headless`` imports the tray (app.ui.tray) only when it starts.
 """
 
 from __future__ import annotations
@@ -69,10 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.command is None:  # no arguments at all: the tray app
+            args = parser.parse_args(["run"])
         _setup_logging(bool(getattr(args, "debug", False)))
-        if args.command is None:
-            parser.print_help()
-            return 0
         commands = {**cli.COMMANDS, **cli_service.COMMANDS, "autostart": cli_autostart.cmd_autostart}
         return commands[args.command](args)
     except (ConfigError, UsageError) as exc:
@@ -92,6 +92,7 @@ def _setup_logging(debug: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("watchdog").setLevel(logging.INFO)  # its DEBUG is one line per inotify event
 
 
 if __name__ == "__main__":

@@ -13,9 +13,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from app import cli, paths
+from app import cli, config, paths
 from app.backup.result import SyncResult
-from app.errors import UsageError
 from app.service import control
 from app.service.events import Quit
 from app.service.runtime import Runtime
@@ -25,12 +24,17 @@ from app.service.status import Status, read_status
 logger = logging.getLogger(__name__)
 
 SYNC_REPLY_TIMEOUT = 6 * 3600.0
-NOT_RUNNING = "no backup service is running (start one with 'opencode-backup run --headless')"
+NOT_RUNNING = (
+    "no backup service is running "
+    "(start it with 'opencode-backup run', or 'run --headless' without a desktop)"
+)
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register ``run``, ``pause``, ``resume`` and ``sync-now`` on the subcommand parser."""
-    p = sub.add_parser("run", parents=[common], help="run the backup service (watch and sync continuously)")
+    p = sub.add_parser(
+        "run", parents=[common], help="the tray app: watch and back up continuously (the default command)"
+    )
     p.add_argument("--headless", action="store_true", help="no tray icon; log to the terminal")
     sub.add_parser("pause", parents=[common], help="ask the running service to stop syncing for now")
     sub.add_parser("resume", parents=[common], help="ask the running service to sync again")
@@ -38,11 +42,15 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the service until SIGINT/SIGTERM (main thread); exit 1 if one already runs."""
-    if not args.headless:
-        raise UsageError("only 'run --headless' is available in this version (the tray comes later)")
-    settings = cli.load_settings(args, service=True)
-    cli.require_destination(settings)
+    """Run the service until Quit, SIGINT or SIGTERM (main thread); exit 1 if one already runs.
+
+    Without ``--headless`` this is the tray app, which also starts with no backup folder chosen yet
+    (the icon says "not configured" and offers Choose backup folder…)."""
+    if args.headless:
+        settings = cli.load_settings(args, service=True)
+        cli.require_destination(settings)
+    else:
+        settings = cli.load_settings(args, service=True)
     state_dir = paths.app_state_dir()
     lock = control.InstanceLock(state_dir)
     if not lock.acquire():
@@ -53,6 +61,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.getLogger("app").setLevel(logging.DEBUG if settings.debug else logging.INFO)
     for log_handler in logging.getLogger().handlers:  # a long-running service's log needs times
         log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    try:
+        if not args.headless:
+            from app.ui.tray import run_tray
+
+            return run_tray(settings)
+        return _run_headless(settings)
+    finally:
+        lock.release()
+
+
+def _run_headless(settings: config.Settings) -> int:
     runtime = Runtime(
         cli.context_for(settings),
         timing=Timing(delay=settings.sync_delay_seconds, interval=settings.min_interval_seconds),
@@ -72,7 +91,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         runtime.stop()
         for s, handler in old.items():
             signal.signal(s, handler)
-        lock.release()
     return 0
 
 

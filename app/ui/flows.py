@@ -1,0 +1,176 @@
+"""The tray's two conversations with the user: Restore… and Choose backup folder…
+
+Each runs on a flow thread of the tray (never on the tray's main thread), opens dialogs through
+``app.ui.dialogs`` (child processes), and returns a :class:`Outcome` the tray turns into a message
+and maybe a notification. The wording lives here, next to the decisions it describes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from app import config, paths
+from app.backup import restore as rs
+from app.errors import BackupError
+
+logger = logging.getLogger(__name__)
+
+
+class Dialogs(Protocol):
+    """What the flows need from app.ui.dialogs (tests may pass a scripted stand-in)."""
+
+    def pick_sessions(self, rows: list[dict[str, Any]], allow_replace: bool = True) -> Any: ...
+
+    def confirm(self, title: str, text: str, ok: str, strong: bool = False) -> bool: ...
+
+    def choose_folder(self, initial: Path | None, title: str) -> Path | None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened: ``done`` False means cancelled or refused (nothing changed)."""
+
+    done: bool
+    title: str
+    text: str
+    error: bool = False
+
+
+CANCELLED = Outcome(False, "Restore cancelled", "Nothing was changed.")
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def confirmation(plan: rs.Plan, safety_dir: Path) -> tuple[str, str]:
+    """The confirmation text and the OK button's label for a sessions plan. Pure."""
+    act = plan.actionable
+    adds = [i for i in act if i.action == "add"]
+    replaces = [i for i in act if i.action == "replace"]
+    lines = []
+    if adds:
+        lines.append(f"Add {plural(len(adds), 'session')} to opencode.")
+    if replaces:
+        names = ", ".join(f"“{i.title or i.session_id}”" for i in replaces[:3])
+        more = f" and {len(replaces) - 3} more" if len(replaces) > 3 else ""
+        lines.append(
+            f"Replace {plural(len(replaces), 'session')} in opencode with the backed-up version "
+            f"({names}{more}); what changed in them since the backup is lost from opencode."
+        )
+    fails = [i for i in plan.items if i.action == "fail"]
+    if fails:
+        lines.append(f"{plural(len(fails), 'session')} cannot be restored: {fails[0].reason}")
+    lines.append(f"Your current database is saved first to {safety_dir}.")
+    if plan.notes:
+        lines += plan.notes
+    if adds and not replaces:
+        ok = f"Add {plural(len(adds), 'session')}"
+    else:
+        ok = f"Restore {plural(len(act), 'session')}"
+    return "\n\n".join(lines), ok
+
+
+def replace_confirmation(plan: rs.Plan, safety_dir: Path) -> str:
+    """The stronger confirmation for 'Replace everything'. Pure."""
+    snap = plan.snapshot
+    when = snap.path.name if snap is not None else "the newest snapshot"
+    return (
+        f"Replace opencode's whole database with the backup ({when}) plus "
+        f"{plural(len(plan.actionable), 'newer session')}.\n\n"
+        "Sessions that are not in the backup disappear from opencode. Your logins stay.\n\n"
+        f"Your current database is saved first to {safety_dir}, so this can be undone by hand."
+    )
+
+
+def result_text(result: rs.RestoreResult) -> str:
+    lines = [f"Restored {plural(len(result.restored), 'session')} into opencode."]
+    if result.failed:
+        lines.append(f"{plural(len(result.failed), 'session')} failed: {result.failed[0][1]}")
+    if result.safety_copy is not None:
+        lines.append(f"The database as it was before is saved at {result.safety_copy}.")
+    lines.append("If opencode is open, restart it to see them in the session list.")
+    return "\n\n".join(lines)
+
+
+def restore(
+    settings: config.Settings,
+    dialogs: Dialogs,
+    rows: list[dict[str, Any]],
+    db: Path,
+    paused: Callable[[Callable[[], rs.RestoreResult]], rs.RestoreResult],
+) -> Outcome:
+    """Picker → plan → confirmation → apply (inside ``paused``, which holds the service still)."""
+    assert settings.machine_dir is not None
+    picked = dialogs.pick_sessions(rows, allow_replace=True)
+    if not picked:
+        return CANCELLED
+    work_dir = paths.app_data_dir()
+    safety_dir = work_dir / rs.SAFETY_DIR
+    replace_all = picked == "replace_all"
+    req = rs.RestoreRequest(
+        machine_dir=settings.machine_dir,
+        db=db,
+        work_dir=work_dir,
+        ids=() if replace_all else tuple(picked),
+        replace_all=replace_all,
+    )
+    try:
+        plan = rs.make_plan(req)
+    except BackupError as exc:
+        return Outcome(False, "Cannot restore", str(exc), error=True)
+    if not plan.actionable and not plan.snapshot:
+        why = plan.items[0].reason if plan.items else "nothing to restore"
+        return Outcome(False, "Nothing to restore", why, error=bool(plan.items))
+    if replace_all:
+        ok = dialogs.confirm(
+            "Confirm replace everything",
+            replace_confirmation(plan, safety_dir),
+            "Replace everything",
+            strong=True,
+        )
+    else:
+        text, label = confirmation(plan, safety_dir)
+        ok = dialogs.confirm("Confirm restore", text, label)
+    if not ok:
+        return CANCELLED
+    try:
+        result = paused(lambda: rs.apply_plan(plan, req))
+    except BackupError as exc:
+        return Outcome(False, "Restore failed", str(exc), error=True)
+    logger.info("restore from the tray: %d restored, %d failed", len(result.restored), len(result.failed))
+    title = "Restore finished" if result.ok else "Restore finished with errors"
+    return Outcome(True, title, result_text(result), error=not result.ok)
+
+
+def choose_folder(
+    settings: config.Settings | None, dialogs: Dialogs
+) -> tuple[Outcome, config.Settings | None]:
+    """Folder picker → checks → ``backupPath`` written to our settings file. Returns the outcome and
+    the settings now in effect (None when nothing changed)."""
+    initial = settings.backup_path if settings and settings.backup_path else Path.home()
+    while not initial.is_dir() and initial != initial.parent:
+        initial = initial.parent
+    chosen = dialogs.choose_folder(initial, "Choose the backup folder")
+    if chosen is None:
+        return Outcome(False, "Backup folder unchanged", "Nothing was changed."), None
+    try:
+        new = config.save_backup_path(chosen)
+    except BackupError as exc:
+        return Outcome(False, "Cannot use that folder", str(exc), error=True), None
+    if new.backup_path != Path(chosen).absolute():
+        where = new.origins.get("backup_path", "")
+        return (
+            Outcome(
+                False,
+                "Backup folder saved, but not in effect",
+                f"Saved to {new.config_file}, but the backup folder comes from {where}: {new.backup_path}.",
+                error=True,
+            ),
+            new,
+        )
+    return Outcome(True, "Backup folder chosen", f"Backups go to {new.machine_dir}."), new

@@ -1,0 +1,456 @@
+"""The tray app: the live service plus a pystray icon on the main thread.
+
+Threads: pystray's loop owns the main thread; the service, worker, watcher and control threads are
+the headless service's (app.service.runtime); a *refresher* thread turns each published Status into
+the icon and tooltip (holding back "syncing" for a second so quick syncs never flicker); dialogs are
+child processes, driven from one *flow* thread at a time. Menu callbacks run on pystray's thread and
+only post events or start a flow, so the icon never freezes.
+
+pystray, plyer and tkinter are imported here and in app.ui.dialog only, never by the engine or CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app import cli, config, paths
+from app.backup import restore as rs
+from app.opencode.locate import find_databases
+from app.platform import autostart
+from app.service.events import Pause, Resume, SyncNow
+from app.service.runtime import Runtime
+from app.service.service import Timing
+from app.service.status import Status
+from app.ui import dialogs, flows, presenter
+from app.ui.icons import State, render
+from app.ui.notify import DesktopNotifier, Note, plyer_send
+
+logger = logging.getLogger(__name__)
+
+ICON_SIZE = 64
+REFRESH_SECONDS = 20.0  # the tooltip's "2 min ago" is rewritten at least this often
+PAUSE_WAIT = 600.0  # a restore waits at most this long for a running sync to end
+
+
+class Controller:
+    """Everything the tray does, without pystray: the runtime's life, the menu's model, the actions.
+
+    ``show`` is called (on the refresher thread) with the icon state and tooltip to display;
+    ``menu_changed`` when an item's label, check or greying may have changed; ``stop_ui`` ends the
+    tray's loop (Quit).
+    """
+
+    def __init__(self, settings: config.Settings | None, notifier: DesktopNotifier) -> None:
+        self.settings = settings
+        self.notifier = notifier
+        self.runtime: Runtime | None = None
+        self.show: Callable[[State, str], None] = lambda _s, _t: None
+        self.menu_changed: Callable[[], None] = lambda: None
+        self.stop_ui: Callable[[], None] = lambda: None
+        self._status: Status | None = None
+        self._delay = presenter.SyncingDelay()
+        self._wake = threading.Condition()
+        self._dirty = True
+        self._stopping = False
+        self._refresher = threading.Thread(target=self._refresh_loop, name="tray-refresher", daemon=True)
+        self._flow: threading.Thread | None = None
+        self._status_window: subprocess.Popen[bytes] | None = None
+        self._autostart = autostart.for_platform()
+        self._shown: tuple[State, str] | None = None
+
+    # ------------------------------------------------------------------ life
+    @property
+    def configured(self) -> bool:
+        return self.settings is not None and self.settings.backup_path is not None
+
+    def start(self) -> None:
+        self.notifier.start()
+        self._refresher.start()
+        if self.configured:
+            self._start_runtime()
+
+    def _start_runtime(self) -> None:
+        assert self.settings is not None
+        s = self.settings
+        self.runtime = Runtime(
+            cli.context_for(s),
+            timing=Timing(delay=s.sync_delay_seconds, interval=s.min_interval_seconds),
+            notifier=self.notifier,
+            listeners=[self._on_status],
+        )
+        self.runtime.start()
+        logger.info("backup service running: watching %s, backing up to %s", s.source, s.machine_dir)
+
+    def _stop_runtime(self) -> None:
+        if self.runtime is not None:
+            self.runtime.stop()
+            self.runtime = None
+            self._on_status(None)
+
+    def shutdown(self) -> None:
+        """Stop everything this controller started (main thread, after the tray loop ended)."""
+        self._stopping = True
+        if self._status_window is not None and self._status_window.poll() is None:
+            self._status_window.terminate()
+            try:
+                self._status_window.wait(5)
+            except subprocess.TimeoutExpired:
+                self._status_window.kill()
+        dialogs.close_all()
+        self._stop_runtime()
+        with self._wake:
+            self._wake.notify_all()
+        self._refresher.join(5)
+        if self._flow is not None:
+            self._flow.join(5)
+        self.notifier.stop()
+
+    # ------------------------------------------------------------------ what the icon shows
+    def _on_status(self, status: Status | None) -> None:
+        """Status listener (service thread): note it and wake the refresher."""
+        old = self._status
+        self._status = status
+        self._delay.update(status, time.monotonic())
+        with self._wake:
+            self._dirty = True
+            self._wake.notify_all()
+        if old is None or status is None or old.paused != status.paused or old.state != status.state:
+            self.menu_changed()
+
+    def view(self, now_mono: float | None = None) -> tuple[State, str]:
+        now_mono = time.monotonic() if now_mono is None else now_mono
+        show_syncing = self._delay.show(now_mono)
+        status = self._status
+        if self.configured and self.runtime is None:
+            status = None
+        state = presenter.icon_state(status, self.configured, show_syncing)
+        tip = presenter.tooltip(status, self.configured, show_syncing, datetime.now(UTC))
+        return state, tip
+
+    def _refresh_loop(self) -> None:
+        while not self._stopping:
+            view = self.view()
+            if view != self._shown:
+                self._shown = view
+                try:
+                    self.show(*view)
+                except Exception:
+                    logger.exception("could not update the tray icon")
+            due = self._delay.due_at()
+            timeout = REFRESH_SECONDS if due is None else max(0.05, due - time.monotonic())
+            with self._wake:
+                if not self._dirty and not self._stopping:
+                    self._wake.wait(timeout)
+                self._dirty = False
+
+    # ------------------------------------------------------------------ menu model
+    @property
+    def running(self) -> bool:
+        return self.runtime is not None
+
+    @property
+    def paused(self) -> bool:
+        return self._status is not None and self._status.paused
+
+    @property
+    def busy(self) -> bool:
+        return self._flow is not None and self._flow.is_alive()
+
+    def folder_exists(self) -> bool:
+        return (
+            self.settings is not None
+            and self.settings.machine_dir is not None
+            and self.settings.machine_dir.is_dir()
+        )
+
+    def log_file(self) -> Path:
+        return paths.app_log_dir() / LOG_NAME
+
+    def autostart_supported(self) -> bool:
+        return self._autostart.supported
+
+    def autostart_enabled(self) -> bool:
+        try:
+            return self._autostart.is_enabled()
+        except Exception:
+            return False
+
+    # ------------------------------------------------------------------ actions (tray thread)
+    def sync_now(self) -> None:
+        if self.runtime is not None:
+            self.runtime.service.post(SyncNow(force=True))
+
+    def toggle_pause(self) -> None:
+        if self.runtime is not None:
+            self.runtime.service.post(Resume() if self.paused else Pause())
+
+    def quit(self) -> None:
+        logger.info("quit from the tray menu")
+        self.stop_ui()
+
+    def open_folder(self) -> None:
+        if self.settings is not None and self.settings.machine_dir is not None:
+            open_path(self.settings.machine_dir)
+
+    def open_log(self) -> None:
+        open_path(self.log_file())
+
+    def toggle_autostart(self) -> None:
+        try:
+            if self.autostart_enabled():
+                self._autostart.disable()
+            else:
+                self._autostart.enable()
+        except autostart.AutostartError as exc:
+            self.notifier.notify(Note("Start at login not changed", str(exc), State.FAILED))
+        self.menu_changed()
+
+    def open_status(self) -> None:
+        if self._status_window is not None and self._status_window.poll() is None:
+            return
+        backup = self.settings.machine_dir if self.settings is not None else None
+        try:
+            self._status_window = dialogs.open_status(paths.app_state_dir(), backup)
+        except Exception as exc:
+            logger.error("cannot open the status window: %s", exc)
+
+    def restore(self) -> None:
+        self._start_flow(self._restore_flow, "restore")
+
+    def choose_folder(self) -> None:
+        self._start_flow(self._folder_flow, "choose-folder")
+
+    # ------------------------------------------------------------------ flows (flow thread)
+    def _start_flow(self, body: Callable[[], None], name: str) -> None:
+        if self.busy or self._stopping:
+            logger.info("a dialog is already open; %s ignored", name)
+            return
+        self._flow = threading.Thread(target=self._guarded, args=(body,), name=f"tray-{name}", daemon=True)
+        self._flow.start()
+        self.menu_changed()
+
+    def _guarded(self, body: Callable[[], None]) -> None:
+        try:
+            body()
+        except dialogs.DialogError as exc:
+            logger.error("dialog failed: %s", exc)
+        except Exception:
+            logger.exception("tray action failed")
+        finally:
+            self.menu_changed()
+
+    def _restore_flow(self) -> None:
+        settings = self.settings
+        if settings is None or settings.machine_dir is None:
+            return
+        try:
+            rows = cli.session_rows(settings, settings.machine_dir)
+        except Exception as exc:
+            self._tell(flows.Outcome(False, "Cannot read the backup", str(exc), error=True))
+            return
+        dbs = find_databases(settings.source, settings.opencode_db)
+        db = dbs[0] if dbs else (settings.opencode_db or settings.source / "opencode.db")
+        outcome = flows.restore(settings, dialogs, rows, db, self._paused)
+        if outcome.done:
+            state = State.FAILED if outcome.error else State.UP_TO_DATE
+            self.notifier.notify(Note(outcome.title, outcome.text.split("\n\n")[0], state))
+        if outcome is not flows.CANCELLED:
+            self._tell(outcome)
+
+    def _paused(self, body: Callable[[], rs.RestoreResult]) -> rs.RestoreResult:
+        """Run ``body`` with the service paused and no sync running; then resume and back up."""
+        rt = self.runtime
+        if rt is None:
+            return body()
+        was_paused = rt.status.paused
+        rt.service.post(Pause())
+        deadline = time.monotonic() + PAUSE_WAIT
+        while time.monotonic() < deadline and not (rt.status.paused and rt.status.state != "syncing"):
+            time.sleep(0.1)
+        try:
+            return body()
+        finally:
+            if not was_paused:
+                rt.service.post(Resume())
+            rt.service.post(SyncNow(force=True))
+
+    def _folder_flow(self) -> None:
+        outcome, new = flows.choose_folder(self.settings, dialogs)
+        if new is not None and new.backup_path is not None:
+            self._stop_runtime()
+            self.settings = new
+            self._start_runtime()
+        self.menu_changed()
+        if outcome.done or outcome.error:
+            self._tell(outcome)
+
+    def _tell(self, outcome: flows.Outcome) -> None:
+        if not self._stopping:
+            dialogs.message(outcome.title, outcome.text, error=outcome.error)
+
+
+def open_path(path: Path) -> None:
+    """Show a folder or file with the desktop's default application (never blocks)."""
+    if sys.platform == "win32":
+        os.startfile(path)
+    else:
+        opener = "open" if sys.platform == "darwin" else "xdg-open"
+        try:
+            proc = subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError as exc:
+            logger.error("cannot open %s: %s", path, exc)
+            return
+        threading.Thread(target=proc.wait, name="opener", daemon=True).start()
+
+
+LOG_NAME = "opencode-backup.log"
+
+
+# ---------------------------------------------------------------------- pystray binding
+class TrayIcon:
+    """Binds a Controller to a pystray Icon (main thread)."""
+
+    def __init__(self, ctl: Controller) -> None:
+        import pystray
+
+        self._pystray = pystray
+        self.ctl = ctl
+        state, tip = ctl.view()
+        self.icon = pystray.Icon("opencode-session-backup", render(state, ICON_SIZE), tip, menu=self._menu())
+        ctl.show = self._show
+        ctl.menu_changed = self._menu_changed
+        ctl.stop_ui = self.icon.stop
+
+    def _show(self, state: State, tip: str) -> None:
+        self.icon.icon = render(state, ICON_SIZE)
+        self.icon.title = tip
+        logger.debug("tray shows %s: %s", state.value, tip)
+
+    def _menu_changed(self) -> None:
+        try:
+            self.icon.update_menu()
+        except Exception:
+            logger.debug("menu update failed", exc_info=True)
+
+    def _menu(self) -> Any:
+        ps = self._pystray
+        ctl = self.ctl
+
+        def item(text: Any, action: Callable[[], None], **kw: Any) -> Any:
+            return ps.MenuItem(text, lambda _icon, _item: action(), **kw)
+
+        def items() -> list[Any]:
+            configured = ctl.configured
+            out: list[Any] = []
+            if not configured:
+                out += [item("Choose backup folder…", ctl.choose_folder, default=True), ps.Menu.SEPARATOR]
+            out += [
+                item("Sync now", ctl.sync_now, enabled=lambda _i: ctl.running),
+                item("Status…", ctl.open_status, default=configured),
+                item("Restore…", ctl.restore, enabled=lambda _i: ctl.configured and not ctl.busy),
+                item(
+                    lambda _i: "Resume backups" if ctl.paused else "Pause backups",
+                    ctl.toggle_pause,
+                    enabled=lambda _i: ctl.running,
+                ),
+                ps.Menu.SEPARATOR,
+                item("Open backup folder", ctl.open_folder, enabled=lambda _i: ctl.folder_exists()),
+                item("Open log", ctl.open_log, enabled=lambda _i: ctl.log_file().is_file()),
+            ]
+            if configured:
+                out.append(item("Choose backup folder…", ctl.choose_folder, enabled=lambda _i: not ctl.busy))
+            out += [
+                item(
+                    "Start at login",
+                    ctl.toggle_autostart,
+                    checked=lambda _i: ctl.autostart_enabled(),
+                    enabled=lambda _i: ctl.autostart_supported(),
+                ),
+                ps.Menu.SEPARATOR,
+                item("Quit", ctl.quit),
+            ]
+            return out
+
+        return ps.Menu(items)
+
+    def run(self) -> None:
+        def setup(icon: Any) -> None:
+            icon.visible = True
+            logger.info("tray icon shown (pystray backend %s)", type(icon).__module__)
+
+        self.icon.run(setup=setup)
+
+
+def add_log_file() -> None:
+    """Log to ``<app log dir>/opencode-backup.log`` (rotated), what Open log shows."""
+    from logging.handlers import RotatingFileHandler
+
+    folder = paths.app_log_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(folder / LOG_NAME, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+def run_tray(settings: config.Settings | None) -> int:
+    """Show the tray icon and run the service until Quit or a stop signal (main thread)."""
+    try:
+        import pystray  # noqa: F401 - fails here without a display; say so in one line
+    except Exception as exc:
+        print(
+            f"opencode-backup: cannot show a tray icon ({type(exc).__name__}: {exc}); "
+            "run 'opencode-backup run --headless' on a machine without a desktop",
+            file=sys.stderr,
+        )
+        return 1
+    add_log_file()
+    notifier: DesktopNotifier | None = None
+    ctl: Controller | None = None
+    tray: TrayIcon | None = None
+
+    def pystray_send(title: str, body: str, _icon: str) -> None:
+        if tray is None or not tray.icon.HAS_NOTIFICATION:
+            raise NotImplementedError("pystray cannot notify with this backend")
+        tray.icon.notify(body, title)
+
+    enabled = settings.notifications if settings is not None else True
+    notifier = DesktopNotifier([plyer_send, pystray_send], icon_file, enabled=enabled)
+    ctl = Controller(settings, notifier)
+    tray = TrayIcon(ctl)
+    _stop_on_signals(ctl)
+    ctl.start()
+    try:
+        tray.run()
+    finally:
+        ctl.shutdown()
+    logger.info("tray app stopped")
+    return 0
+
+
+def icon_file(state: State) -> str:
+    """A PNG of ``state``'s icon for notifications (rendered once into the state dir)."""
+    path = paths.app_state_dir() / "icons" / f"{state.value}-64.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        render(state, 64).save(path)
+    return str(path)
+
+
+def _stop_on_signals(ctl: Controller) -> None:
+    import signal
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("signal %d: stopping", signum)
+        ctl.stop_ui()
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, on_signal)

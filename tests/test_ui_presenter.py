@@ -1,0 +1,143 @@
+"""What the tray says, without a display: icon choice, tooltip words, the no-flicker rule, notifications."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from app import config, paths
+from app.errors import ConfigError
+from app.service.retry import FailingSince, Persisting, Recovered
+from app.service.status import Status
+from app.ui import presenter as p
+from app.ui.icons import State
+from app.ui.notify import DesktopNotifier, Note, episode_note, locked_file
+
+NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> str:
+    return (NOW + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+
+
+UP = Status(state="idle", last_sync=at(-120), last_result="ok", sessions=1812, syncs=3)
+
+
+def test_the_tooltip_says_when_the_last_backup_was_and_how_many_sessions_it_holds() -> None:
+    assert p.tooltip(UP, True, False, NOW) == "Backed up 2 min ago · 1,812 sessions"
+    assert p.icon_state(UP, True, False) is State.UP_TO_DATE
+
+
+def test_a_busy_google_drive_reads_as_retrying_with_the_time_to_the_next_attempt() -> None:
+    st = Status(
+        state="retrying", last_result="failed", last_kind="locked", next_retry=at(40), failing_since=at(-5)
+    )
+    assert p.tooltip(st, True, False, NOW) == "Google Drive is busy — retrying in 40 s"
+    assert p.icon_state(st, True, False) is State.RETRYING
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        (Status(state="failed", last_result="failed", last_kind="guard", failing_since=at(-1)), State.FAILED),
+        (Status(state="paused", paused=True, last_result="ok", last_sync=at(-5)), State.PAUSED),
+        (Status(state="waiting", pending=2, last_result="ok", last_sync=at(-5)), State.CHANGES_PENDING),
+        (Status(state="starting"), State.CHANGES_PENDING),
+    ],
+)
+def test_each_service_state_has_its_icon(status: Status, state: State) -> None:
+    assert p.icon_state(status, True, True) is state
+
+
+def test_without_a_backup_folder_the_icon_and_tooltip_say_not_configured() -> None:
+    assert p.icon_state(UP, False, True) is State.NOT_CONFIGURED
+    assert "choose a backup folder" in p.tooltip(None, False, False, NOW)
+
+
+def test_a_sync_shows_as_syncing_only_after_it_has_run_a_second() -> None:
+    delay = p.SyncingDelay(after=1.0)
+    syncing = Status(state="syncing", last_result="ok", last_sync=at(-60), sessions=3)
+    delay.update(syncing, 100.0)
+    assert not delay.show(100.9)
+    assert p.icon_state(syncing, True, delay.show(100.9)) is State.UP_TO_DATE  # no flicker
+    assert delay.due_at() == 101.0
+    assert delay.show(101.0)
+    assert p.icon_state(syncing, True, delay.show(101.0)) is State.SYNCING
+    delay.update(UP, 101.5)
+    assert not delay.show(102.0) and delay.due_at() is None
+
+
+def test_the_status_window_rows_name_the_folder_and_the_last_error() -> None:
+    st = Status(state="retrying", last_result="failed", last_kind="dest_missing", last_error="gone", pid=7,
+                next_retry=at(10), failing_since=at(-300))  # fmt: skip
+    rows = {r.label: r.value for r in p.status_rows(st, NOW, "/mnt/drive/backups/laptop")}
+    assert rows["Backup folder"] == "/mnt/drive/backups/laptop"
+    assert (
+        rows["Last error"] == "gone"
+        and rows["Next retry"] == "in 10 s"
+        and rows["Failing since"] == "5 min ago"
+    )
+    assert {r.label: r.value for r in p.status_rows(None, NOW, None)}["Service"] == "not running"
+
+
+def test_a_drive_lock_names_the_file_and_its_follow_up_says_what_to_do() -> None:
+    msg = "cannot replace '/g/My Drive/opencode-sessions/laptop/sessions/p/ses_1.json': [Errno 16] busy"
+    assert locked_file(msg) == "ses_1.json"
+    first = episode_note(FailingSince(NOW, "locked", msg, 2))
+    assert first == Note(
+        "Google Drive is holding a file", "Google Drive is holding ses_1.json; retrying.", State.RETRYING
+    )
+    later = episode_note(Persisting(NOW, "locked", msg, 9))
+    assert "use a local folder" in later.body.lower() and "pause google drive" in later.body.lower()
+    assert episode_note(Recovered(NOW, NOW, 3)).title == "Backups work again"
+    guard = episode_note(FailingSince(NOW, "guard", "x", 1))
+    assert guard.title.startswith("Backup held back") and guard.state is State.FAILED
+
+
+def test_notifications_fall_back_to_the_next_backend_and_can_be_turned_off() -> None:
+    got: list[tuple[str, str, str]] = []
+    seen = threading.Event()
+
+    def broken(_t: str, _b: str, _i: str) -> None:
+        raise NotImplementedError("no backend")
+
+    def works(t: str, b: str, icon: str) -> None:
+        got.append((t, b, icon))
+        seen.set()
+
+    n = DesktopNotifier([broken, works], lambda state: f"/icons/{state.value}.png")
+    n.start()
+    n.notify(Note("A", "b"))
+    assert seen.wait(5)
+    n.stop()
+    assert got == [("A", "b", "/icons/up-to-date.png")] and n.sent == [Note("A", "b")]
+    off = DesktopNotifier([works], lambda state: "", enabled=False)
+    off.start()
+    off.notify(Note("C", "d"))
+    off.stop()
+    assert len(got) == 1 and off.sent == []
+
+
+def test_choosing_a_backup_folder_keeps_the_other_settings_and_refuses_a_bad_folder(tmp_path: Path) -> None:
+    cfg = paths.default_config_file()
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text('{"machineName": "laptop", "keepSnapshots": 3}')
+    chosen = tmp_path / "backups"
+    chosen.mkdir()
+    settings = config.save_backup_path(chosen)
+    assert settings.backup_path == chosen and settings.machine_dir == chosen / "laptop"
+    assert json.loads(cfg.read_text()) == {
+        "machineName": "laptop",
+        "keepSnapshots": 3,
+        "backupPath": str(chosen),
+    }
+    before = cfg.read_bytes()
+    inside = paths.opencode_data_dir() / "backups"
+    inside.mkdir(parents=True)
+    with pytest.raises(ConfigError):
+        config.save_backup_path(inside)
+    assert cfg.read_bytes() == before

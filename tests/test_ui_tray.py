@@ -1,0 +1,381 @@
+"""The tray app on a real desktop: Xvfb + trayer + dunst on a private D-Bus, driven by xdotool.
+
+``python -m app run`` runs as a real process with pystray's gtk backend (right click = menu, left
+click = Status…, a tooltip). The menu is driven with the keyboard once open (Down × n, Return), as a
+user with a keyboard would; what each click did is read back from the status file, the backup
+folder, opencode's database, dunst's history and screenshots of the tray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+from app import paths
+from app.service.status import Status, read_status
+from app.ui.icons import State, render
+from tests import dbfactory as f
+from tests.desktop import Desktop, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+PANEL_TINT = (64, 64, 64)
+MENU = [
+    "Sync now",
+    "Status…",
+    "Restore…",
+    "Pause backups",
+    "Open backup folder",
+    "Open log",
+    "Choose backup folder…",
+    "Start at login",
+    "Quit",
+]
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="an X11 test desktop")
+
+
+class Tray:
+    """One ``opencode-backup run`` process on the test desktop."""
+
+    def __init__(self, d: Desktop, *args: str, backend: str = "gtk", argv: list[str] | None = None) -> None:
+        self.d = d
+        self.env = {
+            **os.environ,
+            "DISPLAY": d.env["DISPLAY"],
+            "DBUS_SESSION_BUS_ADDRESS": d.env["DBUS_SESSION_BUS_ADDRESS"],
+            "NO_AT_BRIDGE": "1",
+            "PYSTRAY_BACKEND": backend,
+            "PYTHONPATH": str(ROOT),
+        }
+        self.state_dir = paths.app_state_dir()
+        self.log = paths.app_log_dir() / "opencode-backup.log"
+        cmd = argv or [sys.executable, "-m", "app", "run", "--debug", *args]
+        self.proc = subprocess.Popen(
+            cmd, env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+
+    def status(self) -> Status | None:
+        return read_status(self.state_dir)
+
+    def wait_status(self, pred: object, timeout: float = 30.0, what: str = "status") -> Status:
+        def check() -> Status | None:
+            st = self.status()
+            return st if st is not None and pred(st) else None  # type: ignore[operator]
+
+        try:
+            return wait_for(check, timeout, what=what)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}; last status {self.status()}; log:\n{self.log_text()[-3000:]}"
+            ) from None
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text()
+        except OSError:
+            return ""
+
+    def wait_docked(self) -> None:
+        wait_for(lambda: "tray icon shown" in self.log_text(), 30, what="the tray icon")
+        wait_for(self.d.icon_docked, 10, what="the icon docked in trayer")
+        time.sleep(0.5)
+
+    def icon_state(self) -> State:
+        """Which of the seven icons the panel shows now (nearest drawn icon to the screenshot)."""
+        shot = self.d.shot("tray-now.png")
+        x, y, w, h = self.d.tray_icon_box()
+        crop = Image.open(shot).convert("RGB").crop((x, y, x + w, y + h))
+        tint = max(crop.getcolors(w * h) or [(0, PANEL_TINT)])[1]  # the panel's own colour (theme-drawn)
+        bg = Image.new("RGB", crop.size, tint)
+        box = ImageChops.difference(crop, bg).convert("L").point(lambda v: 255 if v > 24 else 0).getbbox()
+        assert box is not None, "nothing drawn in the tray panel"
+        icon = crop.crop(box)
+        size = max(icon.size)
+
+        def distance(state: State) -> float:
+            drawn = Image.new("RGB", (size, size), tint)
+            glyph = render(state, size)
+            drawn.paste(glyph, (0, 0), glyph)
+            drawn = drawn.crop((0, 0, *icon.size))
+            return sum(ImageStat.Stat(ImageChops.difference(drawn, icon)).mean)
+
+        return min(State, key=distance)
+
+    def wait_icon(self, state: State, timeout: float = 15.0) -> None:
+        seen: list[State] = []
+
+        def shows() -> bool:
+            seen.append(self.icon_state())
+            return seen[-1] is state
+
+        try:
+            wait_for(shows, timeout, step=0.3, what=f"the {state.value} icon")
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}; the panel showed {sorted(set(seen))}; status {self.status()}"
+            ) from None
+
+    def open_menu(self) -> str:
+        """Right-click the icon; the id of the menu window that opened."""
+        x, y, w, h = self.d.tray_icon_box()
+        before = set(self.d.windows("."))
+        self.d.click(x + w // 2, y + h // 2, button=3)
+
+        def menu() -> str | None:
+            for wid in self.d.windows("."):
+                if wid not in before and self.d.geometry(wid)["HEIGHT"] > 150:
+                    return wid
+            return None
+
+        return wait_for(menu, 10, what="the tray menu")
+
+    def choose(self, label: str, items: list[str] = MENU) -> None:
+        """Open the menu and pick ``label`` with the keyboard (every item above it must be enabled)."""
+        self.open_menu()
+        self.d.xdo("mousemove", "20", "600")  # off the menu, so no item sits under the pointer
+        time.sleep(0.4)
+        downs = ["Down"] * (items.index(label) + 1)
+        self.d.xdo("key", "--delay", "60", *downs, "Return")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("the tray app did not stop on SIGTERM") from None
+        finally:
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def opencode(tmp_path: Path) -> Path:
+    """An opencode data dir with three sessions in a database of the real schema."""
+    data = paths.opencode_data_dir()
+    conn = f.create_db(data / "opencode.db")
+    for i, title in enumerate(("Fix the login bug", "Write the README", "Plan the release")):
+        f.add_session(conn, f"ses_{i:03d}", title=title)
+    conn.close()
+    return data
+
+
+def configure(dest: Path) -> Path:
+    cfg = paths.default_config_file()
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(json.dumps({"backupPath": str(dest), "machineName": "laptop", "syncDelaySeconds": 1,
+                               "minIntervalSeconds": 2}))  # fmt: skip
+    return cfg
+
+
+def sessions_in(db: Path) -> set[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return {r[0] for r in conn.execute("SELECT id FROM session")}
+    finally:
+        conn.close()
+
+
+def test_the_icon_docks_shows_up_to_date_and_paused_and_the_menu_acts(
+    desktop: Desktop, opencode: Path, tmp_path: Path
+) -> None:
+    configure(tmp_path / "backups")
+    tray = Tray(desktop)
+    try:
+        tray.wait_docked()
+        first = tray.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the start-up backup")
+        assert (tmp_path / "backups" / "laptop" / "sessions" / "proj1" / "ses_000.json").is_file()
+        tray.wait_icon(State.UP_TO_DATE)
+        tray.open_menu()
+        desktop.shot("menu.png")
+        desktop.xdo("key", "Escape")
+        time.sleep(0.3)
+
+        x, y, w, h = desktop.tray_icon_box()
+        desktop.click(x + w // 2, y + h // 2)  # a left click opens Status…
+        window = desktop.wait_window("Status$")
+        time.sleep(0.8)
+        desktop.shot("status.png")
+        desktop.key(window, "Escape")
+        wait_for(lambda: not desktop.windows("Status$"), 10, what="the status window closed")
+
+        tray.choose("Sync now")
+        tray.wait_status(lambda s: s.syncs > first.syncs, what="a backup after Sync now")
+
+        tray.choose("Pause backups")
+        tray.wait_status(lambda s: s.paused and s.state == "paused", what="paused")
+        tray.wait_icon(State.PAUSED)
+        f.add_session(sqlite3.connect(opencode / "opencode.db", isolation_level=None), "ses_new")
+        tray.wait_status(lambda s: s.pending >= 1, what="a change noticed while paused")
+        time.sleep(3)  # syncDelay 1 s, interval 2 s: a running service would have synced by now
+        assert not (tmp_path / "backups" / "laptop" / "sessions" / "proj1" / "ses_new.json").exists()
+
+        tray.choose("Pause backups".replace("Pause", "Resume"), [*MENU[:3], "Resume backups", *MENU[4:]])
+        tray.wait_status(lambda s: not s.paused and s.state == "idle" and s.pending == 0, what="resumed")
+        assert (tmp_path / "backups" / "laptop" / "sessions" / "proj1" / "ses_new.json").is_file()
+        tray.wait_icon(State.UP_TO_DATE)
+
+        autostart_entry = (
+            Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "opencode-session-backup.desktop"
+        )
+        tray.choose("Start at login")
+        wait_for(autostart_entry.is_file, 10, what="the login entry written")
+        tray.choose("Start at login")
+        wait_for(lambda: not autostart_entry.exists(), 10, what="the login entry removed")
+
+        tray.choose("Quit")
+        assert tray.proc.wait(15) == 0
+        assert tray.status() is not None and tray.status().state == "stopped"  # type: ignore[union-attr]
+    finally:
+        tray.stop()
+
+
+def test_a_failing_folder_shows_the_retrying_icon_and_exactly_one_notification(
+    desktop: Desktop, opencode: Path, tmp_path: Path
+) -> None:
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    configure(drive / "backups")
+    desktop.clear_notifications()
+    tray = Tray(desktop)
+    try:
+        tray.wait_docked()
+        tray.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the start-up backup")
+        os.rename(drive, tmp_path / "drive-unplugged")  # the drive goes away
+        f.add_message(
+            sqlite3.connect(opencode / "opencode.db", isolation_level=None), "ses_001", "one more message"
+        )
+        tray.wait_status(lambda s: s.state == "retrying", what="retrying")
+        tray.wait_icon(State.RETRYING)
+        wait_for(desktop.displayed, 40, step=0.3, what="a notification on screen")
+        time.sleep(0.5)
+        desktop.shot("notification.png")
+        shown = desktop.notifications()
+        assert [(app, title) for app, title, _ in shown] == [
+            ("opencode session backup", "Backup folder not reachable")
+        ]
+        tray.wait_status(lambda s: s.syncs >= 4, timeout=60, what="more failed attempts")
+        assert len(desktop.notifications()) == 1  # one alert per failure episode, however many retries
+        os.rename(tmp_path / "drive-unplugged", drive)
+        tray.wait_status(lambda s: s.state == "idle" and s.last_result == "ok", timeout=60, what="recovered")
+        wait_for(lambda: len(desktop.notifications()) == 2, 20, what="the recovery notification")
+        assert desktop.notifications()[-1][1] == "Backups work again"
+        tray.wait_icon(State.UP_TO_DATE)
+    finally:
+        assert tray.stop() == 0
+
+
+def test_without_a_backup_folder_the_icon_says_so_and_choose_backup_folder_starts_backups(
+    desktop: Desktop, opencode: Path, tmp_path: Path
+) -> None:
+    tray = Tray(desktop)
+    dest = tmp_path / "chosen"
+    dest.mkdir()
+    try:
+        tray.wait_docked()
+        tray.wait_icon(State.NOT_CONFIGURED)
+        not_configured_menu = ["Choose backup folder…", "Status…", "Start at login", "Quit"]
+        tray.choose("Choose backup folder…", not_configured_menu)
+        dialog = desktop.wait_window("Choose the backup folder")
+        time.sleep(0.5)
+        desktop.type(dialog, str(dest))  # replaces the selected start folder
+        desktop.key(dialog, "Return", "Return")  # Tk: the first Enter opens the folder, the second picks it
+        done = desktop.wait_window("Backup folder chosen")
+        desktop.key(done, "Return")
+        cfg = json.loads(paths.default_config_file().read_text())
+        assert cfg["backupPath"] == str(dest)
+        tray.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the first backup")
+        machine = next(dest.iterdir())
+        assert (machine / "sessions" / "proj1" / "ses_002.json").is_file()
+        tray.wait_icon(State.UP_TO_DATE)
+    finally:
+        assert tray.stop() == 0
+
+
+def test_restore_from_the_menu_cancel_changes_nothing_and_ok_brings_the_session_back(
+    desktop: Desktop, opencode: Path, tmp_path: Path
+) -> None:
+    configure(tmp_path / "backups")
+    db = opencode / "opencode.db"
+    tray = Tray(desktop)
+    try:
+        tray.wait_docked()
+        tray.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the start-up backup")
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("DELETE FROM session WHERE id = 'ses_001'")
+        conn.commit()
+        conn.close()
+        assert "ses_001" not in sessions_in(db)
+        before = db.read_bytes()
+
+        for answer in ("cancel", "ok"):
+            tray.choose("Restore…")
+            picker = desktop.wait_window("Restore sessions$")
+            time.sleep(0.5)
+            desktop.key(picker, "alt+m")  # Select missing: the deleted session, kept in versions/
+            time.sleep(0.3)
+            desktop.shot("picker.png")
+            desktop.key(picker, "Return")  # Restore selected
+            confirm = desktop.wait_window("Confirm restore$")
+            time.sleep(0.5)
+            desktop.shot("confirm.png")
+            if answer == "cancel":
+                desktop.key(confirm, "Return")  # Cancel is the default button
+                wait_for(lambda: not desktop.windows("opencode session backup"), 10, what="the dialog closed")
+                time.sleep(1)
+                assert db.read_bytes() == before and "ses_001" not in sessions_in(db)
+            else:
+                desktop.key(confirm, "Tab", "Return")
+                done = desktop.wait_window("Restore finished$")
+                desktop.shot("restored.png")
+                desktop.key(done, "Return")
+        assert "ses_001" in sessions_in(db)
+        titles = [t for _a, t, _b in desktop.notifications()]
+        assert "Restore finished" in titles
+    finally:
+        assert tray.stop() == 0
+
+
+def test_the_autostart_entry_starts_the_tray_on_this_desktop(
+    desktop: Desktop, opencode: Path, tmp_path: Path
+) -> None:
+    configure(tmp_path / "backups")
+    exe = Path(sys.executable).with_name("opencode-backup")
+    if not exe.exists():
+        pytest.skip("the package is not installed into this interpreter's environment")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([str(exe), "autostart", "enable"], env=env, check=True, capture_output=True)
+    entry = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "opencode-session-backup.desktop"
+    valid = subprocess.run(["desktop-file-validate", str(entry)], check=False, capture_output=True, text=True)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    exec_line = next(line for line in entry.read_text().splitlines() if line.startswith("Exec="))
+    tray = Tray(desktop, argv=shlex.split(exec_line.removeprefix("Exec=")))
+    try:
+        tray.wait_docked()
+        tray.wait_status(lambda s: s.syncs >= 1, what="a backup started by the login entry")
+    finally:
+        assert tray.stop() == 0
+
+
+def test_run_without_a_display_says_so_in_one_line(opencode: Path, tmp_path: Path) -> None:
+    configure(tmp_path / "backups")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = subprocess.run(
+        [sys.executable, "-m", "app", "run"], check=False, env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "cannot show a tray icon" in r.stderr and "run --headless" in r.stderr
