@@ -176,6 +176,25 @@ def test_console_script_beside_the_interpreter_wins_over_path(tmp_path: Path) ->
     assert argv == ["/usr/bin/opencode-backup", "run"]
 
 
+def test_on_windows_the_login_entry_starts_without_a_console_window() -> None:
+    scripts = {"opencode-backup-tray": r"C:\venv\Scripts\opencode-backup-tray.exe",
+               "opencode-backup": r"C:\venv\Scripts\opencode-backup.exe"}  # fmt: skip
+    argv = autostart.launch_command(
+        frozen=False,
+        executable=r"C:\venv\Scripts\python.exe",
+        which=lambda n, f: scripts.get(n),
+        windows=True,
+    )
+    assert argv[0].endswith("opencode-backup-tray.exe") and argv[1:] == ["run"]
+    argv = autostart.launch_command(
+        frozen=False,
+        executable=r"C:\py\python.exe",
+        which=lambda n, f: r"C:\py\pythonw.exe" if n == "pythonw" else None,
+        windows=True,
+    )
+    assert argv == [r"C:\py\pythonw.exe", "-m", "app", "run"]
+
+
 def test_without_a_console_script_python_runs_the_package() -> None:
     argv = autostart.launch_command(frozen=False, executable="/py/python3", which=lambda n, f: None)
     assert argv == ["/py/python3", "-m", "app", "run"]

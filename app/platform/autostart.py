@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 RUN_ARGS: tuple[str, ...] = ("run",)
 SCRIPT_NAME = "opencode-backup"
+GUI_SCRIPT_NAME = "opencode-backup-tray"  # Windows: the same entry point without a console window
 
 
 class AutostartError(BackupError):
@@ -87,18 +88,28 @@ class Unsupported:
 
 
 def launch_command(
-    *, frozen: bool, executable: str, which: Callable[[str, str | None], str | None]
+    *,
+    frozen: bool,
+    executable: str,
+    which: Callable[[str, str | None], str | None],
+    windows: bool = False,
 ) -> list[str]:
     """The argv that starts the tray app from this install.
 
     A frozen build starts itself; else the console script beside the interpreter (this venv's), else
     the one on PATH, else ``<python> -m app``. ``which(name, folder)`` searches ``folder`` (None: PATH).
+    On Windows the GUI script (and ``pythonw``) come first, so no console window opens at login.
     """
     if frozen:
         return [executable, *RUN_ARGS]
-    script = which(SCRIPT_NAME, str(Path(executable).parent)) or which(SCRIPT_NAME, None)
-    if script:
-        return [str(Path(script).absolute()), *RUN_ARGS]
+    folder = str(Path(executable).parent)
+    names = (GUI_SCRIPT_NAME, SCRIPT_NAME) if windows else (SCRIPT_NAME,)
+    for name in names:
+        script = which(name, folder) or which(name, None)
+        if script:
+            return [str(Path(script).absolute()), *RUN_ARGS]
+    if windows:
+        executable = which("pythonw", folder) or executable
     return [executable, "-m", "app", *RUN_ARGS]
 
 
@@ -108,6 +119,7 @@ def current_launch_command() -> list[str]:
         frozen=bool(getattr(sys, "frozen", False)),
         executable=sys.executable,
         which=lambda name, folder: shutil.which(name, path=folder),
+        windows=sys.platform == "win32",
     )
 
 
