@@ -1,8 +1,8 @@
-# Two entry points for a fresh machine (see README): `make run ARGS="..."` and `make test`.
+# Two entry points for a fresh machine (see README): `make run` (the tray app; ARGS="..." for a command) and `make test`.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-ARGS ?= --help
+ARGS ?=
 
 .PHONY: run setup system-deps system-deps-run peer lint test
 
