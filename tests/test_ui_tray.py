@@ -245,38 +245,59 @@ def test_the_icon_docks_shows_up_to_date_and_paused_and_the_menu_acts(
         tray.stop()
 
 
-def test_a_failing_folder_shows_the_retrying_icon_and_exactly_one_notification(
-    desktop: Desktop, opencode: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("fault", "title", "body"),
+    [
+        ("unplugged", "Backup folder not reachable", "The backup folder is not reachable"),
+        ("locked", "Google Drive is holding a file", "Google Drive is holding ses_001.json; retrying."),
+    ],
+)
+def test_a_failing_folder_shows_the_retrying_icon_and_exactly_one_notification(  # noqa: PLR0917
+    desktop: Desktop, opencode: Path, tmp_path: Path, fault: str, title: str, body: str
 ) -> None:
     drive = tmp_path / "drive"
     drive.mkdir()
     configure(drive / "backups")
+    held = drive / "backups" / "laptop" / "sessions" / "proj1" / "ses_001.json"
     desktop.clear_notifications()
     tray = Tray(desktop)
+
+    def break_it() -> None:
+        if fault == "unplugged":
+            os.rename(drive, tmp_path / "drive-unplugged")  # the drive goes away
+        elif subprocess.run(["chattr", "+i", str(held)], check=False, capture_output=True).returncode:
+            pytest.skip("chattr +i is not supported here")  # (a file Google Drive holds: EPERM on rename)
+
+    def mend() -> None:
+        if fault == "unplugged":
+            os.rename(tmp_path / "drive-unplugged", drive)
+        else:
+            subprocess.run(["chattr", "-i", str(held)], check=True)
+
     try:
         tray.wait_docked()
         tray.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the start-up backup")
-        os.rename(drive, tmp_path / "drive-unplugged")  # the drive goes away
-        f.add_message(
-            sqlite3.connect(opencode / "opencode.db", isolation_level=None), "ses_001", "one more message"
-        )
+        break_it()
+        f.add_message(sqlite3.connect(opencode / "opencode.db", isolation_level=None), "ses_001", "one more")
         tray.wait_status(lambda s: s.state == "retrying", what="retrying")
         tray.wait_icon(State.RETRYING)
         wait_for(desktop.displayed, 40, step=0.3, what="a notification on screen")
         time.sleep(0.5)
-        desktop.shot("notification.png")
+        desktop.shot(f"notification-{fault}.png")
         shown = desktop.notifications()
-        assert [(app, title) for app, title, _ in shown] == [
-            ("opencode session backup", "Backup folder not reachable")
-        ]
+        assert [(app, t) for app, t, _ in shown] == [("opencode session backup", title)]
+        assert shown[0][2].startswith(body), shown
         tray.wait_status(lambda s: s.syncs >= 4, timeout=60, what="more failed attempts")
         assert len(desktop.notifications()) == 1  # one alert per failure episode, however many retries
-        os.rename(tmp_path / "drive-unplugged", drive)
+        mend()
+        tray.choose("Sync now")  # no need to wait for the next retry
         tray.wait_status(lambda s: s.state == "idle" and s.last_result == "ok", timeout=60, what="recovered")
         wait_for(lambda: len(desktop.notifications()) == 2, 20, what="the recovery notification")
         assert desktop.notifications()[-1][1] == "Backups work again"
         tray.wait_icon(State.UP_TO_DATE)
     finally:
+        if fault == "locked":
+            subprocess.run(["chattr", "-i", str(held)], check=False, capture_output=True)
         assert tray.stop() == 0
 
 
@@ -352,6 +373,11 @@ def test_restore_from_the_menu_cancel_changes_nothing_and_ok_brings_the_session_
         assert "ses_001" in sessions_in(db)
         titles = [t for _a, t, _b in desktop.notifications()]
         assert "Restore finished" in titles
+
+        tray.choose("Restore…")  # quitting with a dialog open closes the dialog too
+        desktop.wait_window("Restore sessions$")
+        assert tray.stop() == 0
+        wait_for(lambda: not desktop.windows("opencode session backup"), 10, what="the picker closed on quit")
     finally:
         assert tray.stop() == 0
 
