@@ -18,7 +18,7 @@ from app.backup import backup_reader as br
 from app.backup import restore as rs
 from app.backup import restore_legacy as rl
 from app.errors import ConfigError, UsageError
-from app.opencode.locate import find_databases
+from app.opencode.locate import restore_target
 
 
 def add_parser(sub: Any) -> None:
@@ -71,8 +71,7 @@ def _restore(args: argparse.Namespace) -> int:
     work_dir = paths.app_data_dir()
     if args.legacy:
         return _legacy(args, machine_dir, settings.source, work_dir)
-    dbs = find_databases(settings.source, settings.opencode_db)
-    db = dbs[0] if dbs else (settings.opencode_db or settings.source / "opencode.db")
+    db = restore_target(settings.source, settings.opencode_db)
     req = rs.RestoreRequest(
         machine_dir=machine_dir,
         db=db,

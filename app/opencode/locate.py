@@ -38,6 +38,12 @@ def find_databases(data_dir: Path, override: Path | None = None) -> tuple[Path, 
     return tuple(found)
 
 
+def restore_target(data_dir: Path, override: Path | None = None) -> Path:
+    """The database a restore writes into: the first one found, else where opencode would create it."""
+    dbs = find_databases(data_dir, override)
+    return dbs[0] if dbs else (override or data_dir / "opencode.db")
+
+
 def locate(data_dir: Path, db_override: Path | None = None) -> Source:
     """Describe the source found in ``data_dir`` (which may not exist)."""
     storage = data_dir / "storage"

@@ -24,7 +24,7 @@ from typing import Any
 
 from app import cli, config, paths
 from app.backup import restore as rs
-from app.opencode.locate import find_databases
+from app.opencode.locate import restore_target
 from app.platform import autostart
 from app.service.events import Pause, Resume, SyncNow
 from app.service.runtime import Runtime
@@ -123,7 +123,7 @@ class Controller:
         with self._wake:
             self._dirty = True
             self._wake.notify_all()
-        if old is None or status is None or old.paused != status.paused or old.state != status.state:
+        if old is None or status is None or old.paused != status.paused:  # what the menu shows
             self.menu_changed()
 
     def view(self, now_mono: float | None = None) -> tuple[State, str]:
@@ -257,8 +257,7 @@ class Controller:
         except Exception as exc:
             self._tell(flows.Outcome(False, "Cannot read the backup", str(exc), error=True))
             return
-        dbs = find_databases(settings.source, settings.opencode_db)
-        db = dbs[0] if dbs else (settings.opencode_db or settings.source / "opencode.db")
+        db = restore_target(settings.source, settings.opencode_db)
         outcome = flows.restore(settings, dialogs, rows, db, self._paused)
         if outcome.done:
             state = State.FAILED if outcome.error else State.UP_TO_DATE
@@ -279,12 +278,14 @@ class Controller:
         try:
             return body()
         finally:
-            if not was_paused:
+            if not was_paused:  # a user's pause stays; the restored sessions wait for Resume
                 rt.service.post(Resume())
-            rt.service.post(SyncNow(force=True))
+                rt.service.post(SyncNow(force=True))
 
     def _folder_flow(self) -> None:
         outcome, new = flows.choose_folder(self.settings, dialogs)
+        if self._stopping:
+            return
         if new is not None and new.backup_path is not None:
             self._stop_runtime()
             self.settings = new
