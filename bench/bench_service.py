@@ -61,16 +61,19 @@ def read_status(state_home: Path) -> dict[str, Any]:
 
 
 class ServiceProcess:
-    """``python -m app run --headless`` with its own state/data dirs."""
+    """``python -m app run --headless`` (or, with ``tray_env``, the tray app) with its own state/data dirs."""
 
-    def __init__(self, work: Path, source: Path, dest: Path) -> None:
-        self.home = work / "svc-home"
+    def __init__(
+        self, work: Path, source: Path, dest: Path, tray_env: dict[str, str] | None = None, name: str = "svc"
+    ) -> None:
+        self.home = work / f"{name}-home"
         self.state = self.home / "state"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(self.state)}
         env["XDG_DATA_HOME"] = str(self.home / "data")
-        argv = [sys.executable, "-m", "app", "run", "--headless", "--backup-path", str(dest)]
-        argv += ["--source", str(source), "--machine-name", "bench"]
-        self.log = open(work / "service.log", "ab")  # noqa: SIM115
+        env.update(tray_env or {})
+        argv = [sys.executable, "-m", "app", "run", *([] if tray_env else ["--headless"])]
+        argv += ["--backup-path", str(dest), "--source", str(source), "--machine-name", "bench"]
+        self.log = open(work / f"{name}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self.log, stderr=self.log)
         self.peak = 0.0
 

@@ -8,6 +8,7 @@ drive it with xdotool and read it back with ImageMagick ``import`` and ``dunstct
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -147,16 +148,15 @@ def _start_xvfb(log: object) -> tuple[subprocess.Popen[bytes], str]:
     return proc, ":" + buf.decode().strip()
 
 
-@pytest.fixture(scope="module")
-def desktop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desktop]:
-    """Xvfb + a private session bus + trayer + dunst, for one test module."""
+@contextlib.contextmanager
+def start_desktop(base: Path) -> Iterator[Desktop]:
+    """Xvfb + a private session bus + trayer + dunst, logging into ``base``; stopped on exit."""
     missing = [t for t in TOOLS if shutil.which(t) is None]
     assert not missing, f"desktop test tools missing: {missing} (.ci/system-deps installs them)"
-    base = tmp_path_factory.mktemp("desktop")
     shots = Path(os.environ.get("SCREENSHOTS_DIR") or base / "shots")
     shots.mkdir(parents=True, exist_ok=True)
     log_path = base / "desktop.log"
-    log = open(log_path, "w")  # noqa: SIM115 - open for the fixture's whole life
+    log = open(log_path, "w")  # noqa: SIM115 - open for the desktop's whole life
     procs: list[subprocess.Popen[bytes]] = []
     try:
         xvfb, display = _start_xvfb(log)
@@ -191,3 +191,10 @@ def desktop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desktop]:
                 p.kill()
                 p.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def desktop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desktop]:
+    """The test desktop, for one test module."""
+    with start_desktop(tmp_path_factory.mktemp("desktop")) as d:
+        yield d

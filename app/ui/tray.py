@@ -11,6 +11,7 @@ pystray, plyer and tkinter are imported here and in app.ui.dialog only, never by
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from app import cli, config, paths
 from app.backup import restore as rs
@@ -317,6 +320,12 @@ LOG_NAME = "opencode-backup.log"
 
 
 # ---------------------------------------------------------------------- pystray binding
+@functools.cache
+def _image(state: State) -> Image.Image:
+    """Each state's tray image, drawn once per process."""
+    return render(state, ICON_SIZE)
+
+
 class TrayIcon:
     """Binds a Controller to a pystray Icon (main thread)."""
 
@@ -326,13 +335,16 @@ class TrayIcon:
         self._pystray = pystray
         self.ctl = ctl
         state, tip = ctl.view()
-        self.icon = pystray.Icon("opencode-session-backup", render(state, ICON_SIZE), tip, menu=self._menu())
+        self._state = state
+        self.icon = pystray.Icon("opencode-session-backup", _image(state), tip, menu=self._menu())
         ctl.show = self._show
         ctl.menu_changed = self._menu_changed
         ctl.stop_ui = self.icon.stop
 
     def _show(self, state: State, tip: str) -> None:
-        self.icon.icon = render(state, ICON_SIZE)
+        if state is not self._state:  # the tooltip's "2 min ago" changes alone most of the time
+            self._state = state
+            self.icon.icon = _image(state)
         self.icon.title = tip
         logger.debug("tray shows %s: %s", state.value, tip)
 
