@@ -28,9 +28,10 @@ from app.transfer import make_engine
 logger = logging.getLogger(__name__)
 
 
-def load_settings(args: argparse.Namespace, *, service: bool = False) -> config.Settings:
+def load_settings(args: argparse.Namespace, *, service: bool = False, check: bool = True) -> config.Settings:
     """Settings from flags, environment and files. For the ``service`` a backup folder whose parent is
-    missing (a drive not mounted yet) is accepted: the service retries instead of refusing to start."""
+    missing (a drive not mounted yet) is accepted: the service retries instead of refusing to start.
+    ``check=False`` skips the backup folder's checks (the tray shows their failure itself)."""
     flags = {
         "backupPath": getattr(args, "backup_path", None),
         "source": getattr(args, "source", None),
@@ -38,8 +39,10 @@ def load_settings(args: argparse.Namespace, *, service: bool = False) -> config.
         "engine": getattr(args, "engine", None),
         "debug": getattr(args, "debug", None),
     }
-    settings = config.load({k: v for k, v in flags.items() if v is not None}, check_destination=not service)
-    if service:
+    settings = config.load(
+        {k: v for k, v in flags.items() if v is not None}, check_destination=check and not service
+    )
+    if service and check:
         config.validate_destination(settings, allow_unmounted=True)
     return settings
 

@@ -5,6 +5,7 @@ hooks ``status`` and ``sync`` use to talk to a running service. Part of the CLI 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 
 from app import cli, config, paths
 from app.backup.result import SyncResult
+from app.errors import ConfigError
 from app.service import control
 from app.service.events import Quit
 from app.service.runtime import Runtime
@@ -46,11 +48,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     Without ``--headless`` this is the tray app, which also starts with no backup folder chosen yet
     (the icon says "not configured" and offers Choose backup folder…)."""
+    problem = None
     if args.headless:
         settings = cli.load_settings(args, service=True)
         cli.require_destination(settings)
-    else:
-        settings = cli.load_settings(args, service=True)
+    else:  # a tray started at login must show why it cannot back up, not exit unseen
+        settings = cli.load_settings(args, service=True, check=False)
+        try:
+            config.validate_destination(settings, allow_unmounted=True)
+        except ConfigError as exc:
+            problem = str(exc)
+            settings = dataclasses.replace(settings, backup_path=None)
     state_dir = paths.app_state_dir()
     lock = control.InstanceLock(state_dir)
     if not lock.acquire():
@@ -65,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.headless:
             from app.ui.tray import run_tray
 
-            return run_tray(settings)
+            return run_tray(settings, problem)
         return _run_headless(settings)
     finally:
         lock.release()

@@ -332,6 +332,25 @@ def test_without_a_backup_folder_the_icon_says_so_and_choose_backup_folder_start
         assert tray.stop() == 0
 
 
+def test_an_unusable_backup_folder_shows_the_failed_icon_and_says_why_instead_of_exiting_unseen(
+    desktop: Desktop, opencode: Path, tmp_path: Path
+) -> None:
+    """A tray started at login has no terminal: a bad folder must show on the desktop."""
+    (tmp_path / "a-file").write_text("not a folder")
+    configure(tmp_path / "a-file")
+    desktop.clear_notifications()
+    tray = Tray(desktop)
+    try:
+        tray.wait_docked()
+        tray.wait_icon(State.FAILED)
+        wait_for(desktop.notifications, 20, what="a notification")
+        [(_app, title, body)] = desktop.notifications()
+        assert title == "Backups cannot start" and "is a file, not a folder" in body
+        assert tray.proc.poll() is None
+    finally:
+        assert tray.stop() == 0
+
+
 def test_restore_from_the_menu_cancel_changes_nothing_and_ok_brings_the_session_back(
     desktop: Desktop, opencode: Path, tmp_path: Path
 ) -> None:

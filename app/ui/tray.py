@@ -52,8 +52,11 @@ class Controller:
     tray's loop (Quit).
     """
 
-    def __init__(self, settings: config.Settings | None, notifier: DesktopNotifier) -> None:
+    def __init__(
+        self, settings: config.Settings | None, notifier: DesktopNotifier, problem: str | None = None
+    ) -> None:
         self.settings = settings
+        self.problem = problem  # why the configured backup folder cannot be used (until one is chosen)
         self.notifier = notifier
         self.runtime: Runtime | None = None
         self.show: Callable[[State, str], None] = lambda _s, _t: None
@@ -78,6 +81,9 @@ class Controller:
     def start(self) -> None:
         self.notifier.start()
         self._refresher.start()
+        if self.problem:
+            logger.error("cannot back up: %s", self.problem)
+            self.notifier.notify(Note("Backups cannot start", self.problem, State.FAILED))
         if self.configured:
             self._start_runtime()
 
@@ -135,6 +141,8 @@ class Controller:
         status = self._status
         if self.configured and self.runtime is None:
             status = None
+        if self.problem and not self.configured:
+            return State.FAILED, f"Cannot back up: {self.problem}"
         state = presenter.icon_state(status, self.configured, show_syncing)
         tip = presenter.tooltip(status, self.configured, show_syncing, datetime.now(UTC))
         return state, tip
@@ -291,7 +299,7 @@ class Controller:
             return
         if new is not None and new.backup_path is not None:
             self._stop_runtime()
-            self.settings = new
+            self.settings, self.problem = new, None
             self._start_runtime()
         self.menu_changed()
         if outcome.done or outcome.error:
@@ -414,7 +422,7 @@ def add_log_file() -> None:
     logging.getLogger().addHandler(handler)
 
 
-def run_tray(settings: config.Settings | None) -> int:
+def run_tray(settings: config.Settings | None, problem: str | None = None) -> int:
     """Show the tray icon and run the service until Quit or a stop signal (main thread)."""
     try:
         import pystray  # noqa: F401 - fails here without a display; say so in one line
@@ -437,7 +445,7 @@ def run_tray(settings: config.Settings | None) -> int:
 
     enabled = settings.notifications if settings is not None else True
     notifier = DesktopNotifier([plyer_send, pystray_send], icon_file, enabled=enabled)
-    ctl = Controller(settings, notifier)
+    ctl = Controller(settings, notifier, problem)
     tray = TrayIcon(ctl)
     _stop_on_signals(ctl)
     ctl.start()
