@@ -31,12 +31,16 @@ class DialogError(BackupError):
 _lock = threading.Lock()
 _open: set[subprocess.Popen[bytes]] = set()  # the blocking dialogs being waited for
 _closing: set[subprocess.Popen[bytes]] = set()  # ... of which close_all() closed these
+_refusing = False  # set by close_all(for_good=True): no new dialog opens after the tray's Quit
 
 
-def close_all() -> None:
+def close_all(*, for_good: bool = False) -> None:
     """Close every blocking dialog this process is waiting for (the tray's Quit); their callers get
-    None, as if the user had cancelled. Status windows are not included: their owner closes them."""
+    None, as if the user had cancelled. Status windows are not included: their owner closes them.
+    ``for_good``: later dialogs are cancelled at once too (a flow between two dialogs at Quit)."""
+    global _refusing
     with _lock:
+        _refusing = _refusing or for_good
         procs = [p for p in _open if p.poll() is None]
         _closing.update(procs)
     for proc in procs:
@@ -92,8 +96,10 @@ def run_dialog(
     or is still open after ``timeout`` seconds (it is then killed).
     """
     data = json.dumps(request).encode()
-    proc = _spawn(kind, env, subprocess.PIPE, subprocess.PIPE)
     with _lock:
+        if _refusing:
+            return None
+        proc = _spawn(kind, env, subprocess.PIPE, subprocess.PIPE)
         _open.add(proc)
     try:
         out, err = proc.communicate(data, timeout=timeout)

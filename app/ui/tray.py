@@ -114,7 +114,7 @@ class Controller:
                 self._status_window.wait(5)
             except subprocess.TimeoutExpired:
                 self._status_window.kill()
-        dialogs.close_all()
+        dialogs.close_all(for_good=True)
         self._stop_runtime()
         with self._wake:
             self._wake.notify_all()
