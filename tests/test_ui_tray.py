@@ -401,6 +401,46 @@ def test_restore_from_the_menu_cancel_changes_nothing_and_ok_brings_the_session_
         assert tray.stop() == 0
 
 
+def test_replace_everything_needs_the_word_and_rebuilds_the_database_keeping_the_login(
+    desktop: Desktop, opencode: Path, tmp_path: Path
+) -> None:
+    db = opencode / "opencode.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    f.plant_secrets(conn, "ses_000", opencode)
+    conn.close()
+    configure(tmp_path / "backups")
+    tray = Tray(desktop)
+    try:
+        tray.wait_docked()
+        tray.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the start-up backup")
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("DELETE FROM session WHERE id = 'ses_001'")
+        conn.close()
+        tray.choose("Restore…")
+        picker = desktop.wait_window("Restore sessions$")
+        time.sleep(0.5)
+        desktop.key(picker, "alt+e")  # Replace everything…
+        confirm = desktop.wait_window("Confirm replace everything$")
+        time.sleep(0.5)
+        desktop.shot("confirm-replace.png")
+        desktop.key(confirm, "Return")  # the word is not typed yet: nothing happens
+        time.sleep(1)
+        assert desktop.windows("Confirm replace everything$") and "ses_001" not in sessions_in(db)
+        desktop.type(confirm, "REPLACE")
+        desktop.key(confirm, "Return")
+        done = desktop.wait_window("Restore finished$")
+        desktop.key(done, "Return")
+        assert {"ses_000", "ses_001", "ses_002"} <= sessions_in(db)
+        conn = sqlite3.connect(db)
+        try:
+            assert conn.execute("SELECT count(*) FROM account").fetchone() == (1,)  # still logged in
+        finally:
+            conn.close()
+    finally:
+        assert tray.stop() == 0
+
+
 def test_the_autostart_entry_starts_the_tray_on_this_desktop(
     desktop: Desktop, opencode: Path, tmp_path: Path
 ) -> None:
