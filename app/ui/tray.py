@@ -69,6 +69,7 @@ class Controller:
         self._stopping = False
         self._refresher = threading.Thread(target=self._refresh_loop, name="tray-refresher", daemon=True)
         self._flow: threading.Thread | None = None
+        self._busy = False  # cleared by the flow itself before its last menu rebuild
         self._status_window: subprocess.Popen[bytes] | None = None
         self._autostart = autostart.for_platform()
         self._shown: tuple[State, str] | None = None
@@ -174,7 +175,8 @@ class Controller:
 
     @property
     def busy(self) -> bool:
-        return self._flow is not None and self._flow.is_alive()
+        """A dialog flow is under way (Restore… and Choose backup folder… are greyed)."""
+        return self._busy
 
     def folder_exists(self) -> bool:
         return (
@@ -242,9 +244,10 @@ class Controller:
 
     # ------------------------------------------------------------------ flows (flow thread)
     def _start_flow(self, body: Callable[[], None], name: str) -> None:
-        if self.busy or self._stopping:
+        if self._busy or self._stopping:
             logger.info("a dialog is already open; %s ignored", name)
             return
+        self._busy = True
         self._flow = threading.Thread(target=self._guarded, args=(body,), name=f"tray-{name}", daemon=True)
         self._flow.start()
         self.menu_changed()
@@ -257,6 +260,7 @@ class Controller:
         except Exception:
             logger.exception("tray action failed")
         finally:
+            self._busy = False  # before the rebuild: the thread is still alive while it runs
             self.menu_changed()
 
     def _restore_flow(self) -> None:
