@@ -112,13 +112,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = load_settings(args)
     machine_dir = settings.machine_dir
-    man = mf.load(machine_dir, settings.machine_name) if machine_dir is not None else None
+    reachable = machine_dir is not None and machine_dir.is_dir()
+    man = mf.load(machine_dir, settings.machine_name) if machine_dir is not None and reachable else None
     last = load_last_result(paths.app_state_dir()) or (man.last_result if man else None) or {}
     data = {
         "backup_path": str(settings.backup_path) if settings.backup_path else None,
         "machine": settings.machine_name,
         "configured": settings.backup_path is not None,
-        "sessions_backed_up": len(man.sessions) if man else 0,
+        "backup_reachable": reachable,
+        "sessions_backed_up": len(man.sessions) if man else None,
         "storage_files": man.storage_files if man else 0,
         "snapshots": sum(1 for rel in man.files if rel.startswith("snapshots/")) if man else 0,
         "backup_bytes": man.total_bytes if man else 0,
@@ -149,6 +151,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         text = config.not_configured_message(settings)
     else:
         text = "\n".join(f"{k}: {'-' if v is None else v}" for k, v in data.items())
+        if not reachable:  # not "0 sessions": nothing can be said about a folder that is not there
+            text = f"backup folder not reachable (not mounted, or not created yet): {machine_dir}\n" + text
     _emit(args, data, text)
     return 0
 

@@ -129,6 +129,21 @@ def test_list_still_shows_a_session_deleted_in_opencode_after_the_deletion_was_b
     assert "[deleted; last copy in versions/]" in run_cli("list", env=env).stdout
 
 
+def test_status_says_the_backup_folder_is_unreachable_instead_of_zero_sessions(
+    world: dict[str, Path],
+) -> None:
+    dest = world["tmp"] / "drive" / "backup"
+    env = {"OPENCODE_BACKUP_PATH": str(dest)}
+    (world["tmp"] / "drive").mkdir()
+    assert run_cli("sync", env=env).returncode == 0
+    (dest.parent).rename(world["tmp"] / "unplugged")
+    (world["tmp"] / "drive").mkdir()  # the mount point is back, the drive is not
+    data = json.loads(run_cli("status", "--json", env=env).stdout)
+    assert data["backup_reachable"] is False and data["sessions_backed_up"] is None
+    text = run_cli("status", env=env).stdout
+    assert text.startswith("backup folder not reachable") and "sessions_backed_up: -" in text
+
+
 def test_verify_fails_with_what_is_wrong(world: dict[str, Path]) -> None:
     dest = world["tmp"] / "backup"
     env = {"OPENCODE_BACKUP_PATH": str(dest)}
