@@ -65,6 +65,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         live = read_status(state_dir)
         pid = f" (pid {live.pid})" if live and live.pid else ""
         print(f"opencode-backup: the backup service is already running{pid}", file=sys.stderr)
+        if not args.headless:  # started from a desktop again: show what the running one is doing
+            _show_status_window(state_dir, settings.machine_dir)
         return 1
     logging.getLogger("app").setLevel(logging.DEBUG if settings.debug else logging.INFO)
     for log_handler in logging.getLogger().handlers:  # a long-running service's log needs times
@@ -77,6 +79,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_headless(settings)
     finally:
         lock.release()
+
+
+def _show_status_window(state_dir: Path, machine_dir: Path | None) -> None:
+    try:
+        from app.ui import dialogs
+
+        dialogs.open_status(state_dir, machine_dir, detach=True)
+    except Exception as exc:  # no display, no Tk: the line above said enough
+        logger.debug("no status window: %s", exc)
 
 
 def _run_headless(settings: config.Settings) -> int:

@@ -206,6 +206,15 @@ def test_the_icon_docks_shows_up_to_date_and_paused_and_the_menu_acts(
         desktop.xdo("key", "Escape")
         time.sleep(0.3)
 
+        again = subprocess.run(
+            [sys.executable, "-m", "app"], env=tray.env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert again.returncode == 1 and again.stderr.count("\n") == 1 and "already running" in again.stderr
+        window = desktop.wait_window("Status$")  # started again from a desktop: the running one's status
+        desktop.key(window, "Escape")
+        wait_for(lambda: not desktop.windows("Status$"), 10, what="the status window closed")
+
         x, y, w, h = desktop.tray_icon_box()
         desktop.click(x + w // 2, y + h // 2)  # a left click opens Status…
         window = desktop.wait_window("Status$")

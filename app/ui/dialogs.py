@@ -209,15 +209,16 @@ def message(
 
 
 def open_status(
-    state_dir: Path, backup_path: Path | None, *, env: Mapping[str, str] | None = None
+    state_dir: Path, backup_path: Path | None, *, env: Mapping[str, str] | None = None, detach: bool = False
 ) -> subprocess.Popen[bytes]:
     """Open the live status window without waiting for it.
 
     The caller owns the returned process: keep it to show one status window at a time (``poll()`` is
     None while it is open), and ``terminate()`` + ``wait()`` it on Quit. Its answer is not read
-    (stdout goes to the null device); errors go to this process's stderr.
+    (stdout goes to the null device); errors go to this process's stderr, unless ``detach`` (a
+    command that exits at once and leaves the window open: nothing may hold its terminal or pipes).
     """
-    proc = _spawn("status", env, subprocess.DEVNULL, None)
+    proc = _spawn("status", env, subprocess.DEVNULL, subprocess.DEVNULL if detach else None)
     request = {"state_dir": str(state_dir), "backup_path": str(backup_path) if backup_path else None}
     if proc.stdin is not None:
         with contextlib.suppress(OSError):  # it died at once: poll() tells the caller
