@@ -21,6 +21,21 @@ def create_db(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """A writable connection to an existing database (autocommit, like opencode's own writes)."""
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def delete_session(db: Path, sid: str) -> None:
+    """Delete a session as opencode does: foreign keys on, so its messages, parts and todos go too."""
+    conn = connect(db)
+    try:
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("DELETE FROM session WHERE id = ?", (sid,))
+    finally:
+        conn.close()
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

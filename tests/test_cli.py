@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -114,12 +113,11 @@ def test_list_still_shows_a_session_deleted_in_opencode_after_the_deletion_was_b
 ) -> None:
     """The usual accident: a session deleted, the service syncs the deletion, the user looks for it."""
     env = {"OPENCODE_BACKUP_PATH": str(world["tmp"] / "backup")}
-    conn = sqlite3.connect(world["data"] / "opencode.db", isolation_level=None)
+    conn = f.connect(world["data"] / "opencode.db")
     f.add_session(conn, "ses_cli_2", title="the one I deleted")
-    assert run_cli("sync", env=env).returncode == 0
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("DELETE FROM session WHERE id = 'ses_cli_2'")
     conn.close()
+    assert run_cli("sync", env=env).returncode == 0
+    f.delete_session(world["data"] / "opencode.db", "ses_cli_2")
     assert run_cli("sync", env=env).returncode == 0
     listed = {r["id"]: r for r in json.loads(run_cli("list", "--json", env=env).stdout)}
     gone = listed["ses_cli_2"]

@@ -74,13 +74,6 @@ def session_path(env: dict[str, Path], sid: str, project: str = "proj1") -> Path
     return env["dest"] / MACHINE / "sessions" / project / f"{sid}.json"
 
 
-def delete_session(db: Path, sid: str) -> None:
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("DELETE FROM session WHERE id = ?", (sid,))
-    conn.close()
-
-
 @pytest.fixture
 def two_sessions(env: dict[str, Path]) -> dict[str, Any]:
     conn = f.create_db(env["db"])
@@ -94,7 +87,7 @@ def two_sessions(env: dict[str, Path]) -> dict[str, Any]:
 def test_a_deleted_session_comes_back_whole_and_a_safety_copy_is_made(
     env: dict[str, Path], two_sessions: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    delete_session(env["db"], "ses_a")
+    f.delete_session(env["db"], "ses_a")
     assert dump(env["db"], "ses_a")["session"] == []
     assert restore(env, "ses_a", "--yes") == 0
     assert dump(env["db"]) == two_sessions["all"]
@@ -124,7 +117,7 @@ def test_naming_a_session_replaces_its_rows_but_missing_leaves_present_sessions_
 def test_a_session_whose_deletion_was_already_synced_comes_back_from_versions(
     env: dict[str, Path], two_sessions: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    delete_session(env["db"], "ses_a")
+    f.delete_session(env["db"], "ses_a")
     backup(env)  # the service noticed: the session file moved to versions/
     assert not session_path(env, "ses_a").exists()
     assert restore(env, "ses_a", "--yes") == 0
@@ -150,7 +143,7 @@ def test_missing_restores_only_absent_sessions_with_their_projects(
 def test_without_a_terminal_and_without_yes_nothing_happens(
     env: dict[str, Path], two_sessions: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    delete_session(env["db"], "ses_a")
+    f.delete_session(env["db"], "ses_a")
     assert restore(env, "ses_a") == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--yes" in err
@@ -171,7 +164,7 @@ def test_an_interactive_terminal_is_shown_the_plan_and_asked(
     case: tuple[str, int, bool],
 ) -> None:
     answer, code, restored = case
-    delete_session(env["db"], "ses_a")
+    f.delete_session(env["db"], "ses_a")
     monkeypatch.setattr(sys, "stdin", _Terminal(answer))
     assert restore(env, "ses_a") == code
     out = capsys.readouterr().out
@@ -183,7 +176,7 @@ def test_an_interactive_terminal_is_shown_the_plan_and_asked(
 def test_dry_run_json_prints_the_plan_and_changes_nothing(
     env: dict[str, Path], two_sessions: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    delete_session(env["db"], "ses_a")
+    f.delete_session(env["db"], "ses_a")
     capsys.readouterr()
     assert restore(env, "ses_a", "--dry-run", "--json") == 0
     plan = json.loads(capsys.readouterr().out)["plan"]
@@ -201,7 +194,7 @@ def test_columns_are_mapped_by_name_onto_the_live_schema(
     doc = json.loads(path.read_bytes())
     doc["rows"]["session"][0]["from_the_future"] = "x"  # a newer opencode's column
     path.write_text(json.dumps(doc))
-    delete_session(env["db"], "ses_a")
+    f.delete_session(env["db"], "ses_a")
     conn = sqlite3.connect(env["db"], isolation_level=None)
     conn.execute("ALTER TABLE todo DROP COLUMN priority")  # an opencode that no longer has it
     conn.close()
@@ -220,8 +213,8 @@ def test_a_required_column_the_backup_lacks_fails_that_session_only(
     doc = json.loads(path.read_bytes())
     del doc["rows"]["session"][0]["slug"]
     path.write_text(json.dumps(doc))
-    delete_session(env["db"], "ses_a")
-    delete_session(env["db"], "ses_b")
+    f.delete_session(env["db"], "ses_a")
+    f.delete_session(env["db"], "ses_b")
     assert restore(env, "--missing", "--yes") == 1
     err = capsys.readouterr().err
     assert "session ses_a: session needs column(s) slug that the backup does not have" in err

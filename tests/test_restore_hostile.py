@@ -20,7 +20,7 @@ from app.errors import BackupDamaged
 from app.opencode.snapshot import decompress
 from app.paths import app_data_dir
 from tests import dbfactory as f
-from tests.test_restore import MACHINE, backup, delete_session, env, restore, session_path  # noqa: F401
+from tests.test_restore import MACHINE, backup, env, restore, session_path  # noqa: F401
 
 
 def db_digest(db: Path) -> str:
@@ -43,7 +43,7 @@ def prepared(env: dict[str, Path]) -> dict[str, Path]:  # noqa: F811
     f.add_session(conn, "ses_b")
     conn.close()
     backup(env, snapshot=True)
-    delete_session(env["db"], "ses_a")
+    f.delete_session(env["db"], "ses_a")
     return env
 
 

@@ -88,6 +88,11 @@ class Tray:
         except OSError:
             return ""
 
+    def wait_backed_up(self) -> Status:
+        """Docked, and the start-up backup done."""
+        self.wait_docked()
+        return self.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the start-up backup")
+
     def wait_docked(self) -> None:
         wait_for(lambda: "tray icon shown" in self.log_text(), 30, what="the tray icon")
         wait_for(self.d.icon_docked, 10, what="the icon docked in trayer")
@@ -197,8 +202,7 @@ def test_the_icon_docks_shows_up_to_date_and_paused_and_the_menu_acts(
     configure(tmp_path / "backups")
     tray = Tray(desktop)
     try:
-        tray.wait_docked()
-        first = tray.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the start-up backup")
+        first = tray.wait_backed_up()
         assert (tmp_path / "backups" / "laptop" / "sessions" / "proj1" / "ses_000.json").is_file()
         tray.wait_icon(State.UP_TO_DATE)
         tray.open_menu()
@@ -229,7 +233,7 @@ def test_the_icon_docks_shows_up_to_date_and_paused_and_the_menu_acts(
         tray.choose("Pause backups")
         tray.wait_status(lambda s: s.paused and s.state == "paused", what="paused")
         tray.wait_icon(State.PAUSED)
-        f.add_session(sqlite3.connect(opencode / "opencode.db", isolation_level=None), "ses_new")
+        f.add_session(f.connect(opencode / "opencode.db"), "ses_new")
         tray.wait_status(lambda s: s.pending >= 1, what="a change noticed while paused")
         time.sleep(3)  # syncDelay 1 s, interval 2 s: a running service would have synced by now
         assert not (tmp_path / "backups" / "laptop" / "sessions" / "proj1" / "ses_new.json").exists()
@@ -284,10 +288,9 @@ def test_a_failing_folder_shows_the_retrying_icon_and_exactly_one_notification( 
             subprocess.run(["chattr", "-i", str(held)], check=True)
 
     try:
-        tray.wait_docked()
-        tray.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the start-up backup")
+        tray.wait_backed_up()
         break_it()
-        f.add_message(sqlite3.connect(opencode / "opencode.db", isolation_level=None), "ses_001", "one more")
+        f.add_message(f.connect(opencode / "opencode.db"), "ses_001", "one more")
         tray.wait_status(lambda s: s.state == "retrying", what="retrying")
         tray.wait_icon(State.RETRYING)
         wait_for(desktop.displayed, 40, step=0.3, what="a notification on screen")
@@ -321,9 +324,14 @@ def test_without_a_backup_folder_the_icon_says_so_and_choose_backup_folder_start
         tray.wait_icon(State.NOT_CONFIGURED)
         # greyed items (Sync now, Restore…, Pause, Open backup folder) are skipped by the keyboard
         not_configured_menu = ["Choose backup folder…", "Status…", "Open log", "Start at login", "Quit"]
-        tray.choose("Status…", not_configured_menu)
+        tray.choose("Status…", not_configured_menu)  # lands on Sync now if that is not greyed
         window = desktop.wait_window("Status$")
         desktop.key(window, "Escape")
+        entry = Path(os.environ["XDG_CONFIG_HOME"], "autostart", "opencode-session-backup.desktop")
+        tray.choose("Start at login", not_configured_menu)  # ... and elsewhere if any of the others is not
+        wait_for(entry.is_file, 10, what="Start at login reached past the greyed items")
+        tray.choose("Start at login", not_configured_menu)
+        wait_for(lambda: not entry.exists(), 10, what="the login entry removed")
         tray.choose("Choose backup folder…", not_configured_menu)
         dialog = desktop.wait_window("Choose the backup folder")
         time.sleep(0.5)
@@ -367,13 +375,8 @@ def test_restore_from_the_menu_cancel_changes_nothing_and_ok_brings_the_session_
     db = opencode / "opencode.db"
     tray = Tray(desktop)
     try:
-        tray.wait_docked()
-        tray.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the start-up backup")
-        conn = sqlite3.connect(db)
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("DELETE FROM session WHERE id = 'ses_001'")
-        conn.commit()
-        conn.close()
+        tray.wait_backed_up()
+        f.delete_session(db, "ses_001")
         assert "ses_001" not in sessions_in(db)
         before = db.read_bytes()
 
@@ -416,18 +419,14 @@ def test_replace_everything_needs_the_word_and_rebuilds_the_database_keeping_the
     desktop: Desktop, opencode: Path, tmp_path: Path
 ) -> None:
     db = opencode / "opencode.db"
-    conn = sqlite3.connect(db, isolation_level=None)
+    conn = f.connect(db)
     f.plant_secrets(conn, "ses_000", opencode)
     conn.close()
     configure(tmp_path / "backups")
     tray = Tray(desktop)
     try:
-        tray.wait_docked()
-        tray.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the start-up backup")
-        conn = sqlite3.connect(db, isolation_level=None)
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("DELETE FROM session WHERE id = 'ses_001'")
-        conn.close()
+        tray.wait_backed_up()
+        f.delete_session(db, "ses_001")
         tray.choose("Restore…")
         picker = desktop.wait_window("Restore sessions$")
         time.sleep(0.5)
