@@ -56,6 +56,9 @@ def test_each_service_state_has_its_icon(status: Status, state: State) -> None:
 def test_without_a_backup_folder_the_icon_and_tooltip_say_not_configured() -> None:
     assert p.icon_state(UP, False, True) is State.NOT_CONFIGURED
     assert "choose a backup folder" in p.tooltip(None, False, False, NOW)
+    why = "backupPath /x is a file, not a folder"
+    assert p.icon_state(None, False, False, why) is State.FAILED
+    assert p.tooltip(None, False, False, NOW, why) == f"Cannot back up: {why}"
 
 
 def test_a_sync_shows_as_syncing_only_after_it_has_run_a_second() -> None:

@@ -25,16 +25,10 @@ class LogNotifier:
 
     def episode(self, event: EpisodeEvent) -> None:
         """Log the event (service thread)."""
-        if isinstance(event, FailingSince):
+        if isinstance(event, FailingSince | Persisting):
             logger.warning(
-                "backups failing since %s (%d failed attempt(s)): %s",
-                event.since.isoformat(timespec="seconds"),
-                event.failures,
-                event.message,
-            )
-        elif isinstance(event, Persisting):
-            logger.warning(
-                "backups still failing since %s (%d failed attempt(s)): %s",
+                "backups %sfailing since %s (%d failed attempt(s)): %s",
+                "still " if isinstance(event, Persisting) else "",
                 event.since.isoformat(timespec="seconds"),
                 event.failures,
                 event.message,

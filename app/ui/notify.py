@@ -94,7 +94,7 @@ class DesktopNotifier:
         self._enabled = enabled
         self._queue: queue.SimpleQueue[Note | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
-        self.sent: list[Note] = []  # what was delivered (the status window and tests read it)
+        self.sent: list[Note] = []  # what was delivered, in order (for tests and debugging)
 
     def start(self) -> None:
         self._thread.start()

@@ -66,8 +66,13 @@ def failure_words(kind: str | None) -> str:
     return _FAILURE_WORDS.get(kind or "", "Backup failed")
 
 
-def icon_state(status: Status | None, configured: bool, show_syncing: bool) -> State:
-    """The icon for a status. ``show_syncing`` is False during the first second of a sync."""
+def icon_state(
+    status: Status | None, configured: bool, show_syncing: bool, problem: str | None = None
+) -> State:
+    """The icon for a status. ``show_syncing`` is False during the first second of a sync; ``problem``
+    says why the chosen backup folder cannot be used (then nothing runs)."""
+    if problem:
+        return State.FAILED
     if not configured:
         return State.NOT_CONFIGURED
     if status is None:
@@ -93,8 +98,12 @@ def _resting(status: Status) -> State:
     return State.UP_TO_DATE
 
 
-def tooltip(status: Status | None, configured: bool, show_syncing: bool, now: datetime) -> str:
+def tooltip(
+    status: Status | None, configured: bool, show_syncing: bool, now: datetime, problem: str | None = None
+) -> str:
     """One or two lines for the icon's tooltip, e.g. 'Backed up 2 min ago · 1,812 sessions'."""
+    if problem:
+        return f"Cannot back up: {problem}"
     if not configured:
         return f"{APP_TITLE}: not configured — choose a backup folder"
     if status is None:

@@ -142,10 +142,8 @@ class Controller:
         status = self._status
         if self.configured and self.runtime is None:
             status = None
-        if self.problem and not self.configured:
-            return State.FAILED, f"Cannot back up: {self.problem}"
-        state = presenter.icon_state(status, self.configured, show_syncing)
-        tip = presenter.tooltip(status, self.configured, show_syncing, datetime.now(UTC))
+        state = presenter.icon_state(status, self.configured, show_syncing, self.problem)
+        tip = presenter.tooltip(status, self.configured, show_syncing, datetime.now(UTC), self.problem)
         return state, tip
 
     def _refresh_loop(self) -> None:
