@@ -51,13 +51,7 @@ class Tray:
         self, d: Desktop, *args: str, backend: str | None = "gtk", argv: list[str] | None = None
     ) -> None:
         self.d = d
-        self.env = {
-            **os.environ,
-            "DISPLAY": d.env["DISPLAY"],
-            "DBUS_SESSION_BUS_ADDRESS": d.env["DBUS_SESSION_BUS_ADDRESS"],
-            "NO_AT_BRIDGE": "1",
-            "PYTHONPATH": str(ROOT),
-        }
+        self.env = self.environment(d)
         if backend is not None:
             self.env["PYSTRAY_BACKEND"] = backend
         self.state_dir = paths.app_state_dir()
@@ -66,6 +60,12 @@ class Tray:
         self.proc = subprocess.Popen(
             cmd, env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
+
+    @staticmethod
+    def environment(d: Desktop) -> dict[str, str]:
+        """This test's HOME and XDG dirs on the test desktop."""
+        desk = {k: d.env[k] for k in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "NO_AT_BRIDGE")}
+        return {**os.environ, **desk, "PYTHONPATH": str(ROOT)}
 
     def status(self) -> Status | None:
         return read_status(self.state_dir)
@@ -470,6 +470,20 @@ def test_the_autostart_entry_starts_the_tray_on_this_desktop(
         tray.wait_status(lambda s: s.syncs >= 1, what="a backup started by the login entry")
     finally:
         assert tray.stop() == 0
+
+
+def test_a_tray_backend_without_a_menu_is_refused_in_one_line(
+    desktop: Desktop, opencode: Path, tmp_path: Path
+) -> None:
+    configure(tmp_path / "backups")
+    env = {**Tray.environment(desktop), "PYSTRAY_BACKEND": "xorg"}  # what pystray falls back to without gi
+    r = subprocess.run(
+        [sys.executable, "-m", "app", "run"], check=False, env=env, cwd=ROOT, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "has no menu" in r.stderr and "[tray]" in r.stderr and "run --headless" in r.stderr
+    assert not (tmp_path / "backups" / "laptop").exists()  # nothing ran behind an unusable icon
 
 
 def test_run_without_a_display_says_so_in_one_line(opencode: Path, tmp_path: Path) -> None:

@@ -427,11 +427,18 @@ def add_log_file() -> None:
 def run_tray(settings: config.Settings | None, problem: str | None = None) -> int:
     """Show the tray icon and run the service until Quit or a stop signal (main thread)."""
     try:
-        import pystray  # noqa: F401 - fails here without a display; say so in one line
+        import pystray  # fails here without a display; say so in one line
     except Exception as exc:
         print(
             f"opencode-backup: cannot show a tray icon ({type(exc).__name__}: {exc}); "
             "run 'opencode-backup run --headless' on a machine without a desktop",
+            file=sys.stderr,
+        )
+        return 1
+    if not pystray.Icon.HAS_MENU:  # pystray's xorg fallback: an icon nobody could quit or use
+        print(
+            f"opencode-backup: the tray backend {pystray.Icon.__module__} has no menu; install PyGObject "
+            "(pip install 'opencode-session-backup[tray]') or run 'opencode-backup run --headless'",
             file=sys.stderr,
         )
         return 1
