@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from app.service.status import Status
 from app.ui import presenter as p
 from app.ui.icons import State
 from app.ui.notify import DesktopNotifier, Note, episode_note, locked_file
+from app.ui.tray import Controller  # at import time: watchdog starts a shared inotify thread on import
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 
@@ -144,3 +146,26 @@ def test_choosing_a_backup_folder_keeps_the_other_settings_and_refuses_a_bad_fol
     with pytest.raises(ConfigError):
         config.save_backup_path(inside)
     assert cfg.read_bytes() == before
+
+
+def test_the_tray_looks_again_when_a_sync_turns_one_second_old_and_does_not_spin_while_it_runs() -> None:
+    ctl = Controller(None, DesktopNotifier([], lambda state: ""))
+    looks: list[float] = []
+    real_view = ctl.view
+
+    def counting_view(now_mono: float | None = None) -> tuple[State, str]:
+        looks.append(time.monotonic())
+        return real_view(now_mono)
+
+    ctl.view = counting_view  # type: ignore[method-assign]
+    ctl.start()  # not configured: no service runs, only the refresher
+    try:
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        ctl._on_status(Status(state="syncing", last_result="ok", last_sync=at(-60)))
+        time.sleep(2.5)
+        after = [t - t0 for t in looks if t > t0]
+        assert any(0.95 <= t < 1.5 for t in after), after  # the "syncing" icon is due at 1 s
+        assert len(after) <= 4, after  # and then nothing until the next refresh, not a look every 50 ms
+    finally:
+        ctl.shutdown()

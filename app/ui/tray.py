@@ -155,8 +155,9 @@ class Controller:
                     self.show(*view)
                 except Exception:
                     logger.exception("could not update the tray icon")
-            due = self._delay.due_at()
-            timeout = REFRESH_SECONDS if due is None else max(0.05, due - time.monotonic())
+            due, now = self._delay.due_at(), time.monotonic()
+            # wake when a running sync turns one second old; once shown, only the usual refresh
+            timeout = due - now + 0.01 if due is not None and due > now else REFRESH_SECONDS
             with self._wake:
                 if not self._dirty and not self._stopping:
                     self._wake.wait(timeout)
