@@ -4,16 +4,22 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run setup system-deps system-deps-run peer lint test
+.PHONY: run setup setup-app system-deps system-deps-run check-tools peer lint test
 
-run: system-deps-run setup
+run: system-deps-run setup-app
 	$(BIN)/opencode-backup $(ARGS)
 
-setup: $(VENV)/.installed
+# The app alone (make run) and the app with the test and lint tools (make test): one venv, two stamps.
+setup-app: $(VENV)/.installed-app
+setup: $(VENV)/.installed-dev
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed-app: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[tray]'
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-app
 	$(BIN)/pip install -q -e '.[dev,tray]'
 	touch $@
 
@@ -22,6 +28,9 @@ system-deps:
 
 system-deps-run:
 	bash .ci/system-deps run
+
+check-tools:
+	bash .ci/check-tools test
 
 peer: tests/opencode/node_modules/.installed
 
@@ -38,5 +47,5 @@ lint: setup
 	$(BIN)/mypy --platform win32
 	$(BIN)/mypy --platform darwin
 
-test: system-deps setup peer lint
+test: system-deps check-tools setup peer lint
 	$(BIN)/python -m pytest

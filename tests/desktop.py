@@ -22,7 +22,8 @@ from typing import TypeVar
 import pytest
 
 T = TypeVar("T")
-TOOLS = ("Xvfb", "xdotool", "import", "convert", "trayer", "dunst", "dunstctl", "dbus-daemon", "xdpyinfo")
+# Each is in .ci/tools (tests/test_ci_tools.py checks): `make test` installs and checks them before pytest.
+TOOLS = ("Xvfb", "xdotool", "import", "trayer", "dunst", "dunstctl", "dbus-daemon", "xdpyinfo")
 SCREEN = "1024x768x24"
 
 
@@ -152,7 +153,9 @@ def _start_xvfb(log: object) -> tuple[subprocess.Popen[bytes], str]:
 def start_desktop(base: Path) -> Iterator[Desktop]:
     """Xvfb + a private session bus + trayer + dunst, logging into ``base``; stopped on exit."""
     missing = [t for t in TOOLS if shutil.which(t) is None]
-    assert not missing, f"desktop test tools missing: {missing} (.ci/system-deps installs them)"
+    assert not missing, (
+        f"desktop test tools missing: {', '.join(missing)}; 'bash .ci/check-tools' names each one's package"
+    )
     shots = Path(os.environ.get("SCREENSHOTS_DIR") or base / "shots")
     shots.mkdir(parents=True, exist_ok=True)
     log_path = base / "desktop.log"
