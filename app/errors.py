@@ -61,19 +61,22 @@ class UsageError(BackupError):
 
 
 class TransferError(BackupError):
-    """A transfer engine failed; ``kind`` classifies it."""
+    """A transfer engine failed; ``kind`` classifies it, ``path`` names the file it failed on."""
 
-    def __init__(self, message: str, kind: FailureKind) -> None:
+    def __init__(self, message: str, kind: FailureKind, path: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.path = path
 
 
 class SyncFailed(BackupError):
-    """A sync did not complete; the destination is consistent (maybe not up to date)."""
+    """A sync did not complete; the destination is consistent (maybe not up to date). ``path``: the
+    file a LOCKED failure was held up by, when known."""
 
-    def __init__(self, message: str, kind: FailureKind) -> None:
+    def __init__(self, message: str, kind: FailureKind, path: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.path = path
 
 
 class BackupDamaged(BackupError):

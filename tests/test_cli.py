@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,10 +96,10 @@ def test_sync_status_list_verify_round_trip(world: dict[str, Path]) -> None:
     proc = run_cli("sync", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["result"] == "ok" and result["sessions_exported"] == 1
+    assert result["outcome"] == "ok" and result["sessions_exported"] == 1
     status = json.loads(run_cli("status", "--json", env=env).stdout)
     assert status["sessions_backed_up"] == 1 and status["last_result"] == "ok"
-    assert status["backup_bytes"] > 0 and status["last_sync"]
+    assert status["backup_bytes"] > 0 and status["last_backup"] == status["last_attempt"] is not None
     listed = json.loads(run_cli("list", "--json", env=env).stdout)
     assert [(r["id"], r["in_opencode"]) for r in listed] == [("ses_cli_1", True)]
     assert run_cli("verify", env=env).returncode == 0
@@ -139,7 +140,11 @@ def test_status_says_the_backup_folder_is_unreachable_instead_of_zero_sessions(
     data = json.loads(run_cli("status", "--json", env=env).stdout)
     assert data["backup_reachable"] is False and data["sessions_backed_up"] is None
     text = run_cli("status", env=env).stdout
-    assert text.startswith("backup folder not reachable") and "sessions_backed_up: -" in text
+    first = text.splitlines()[0]
+    assert first.split(maxsplit=2)[2].startswith(f"{dest}/") and first.endswith(
+        "(not reachable: not mounted, or not created yet)"
+    )
+    assert "sessions backed up" not in text
 
 
 def test_verify_fails_with_what_is_wrong(world: dict[str, Path]) -> None:
@@ -150,3 +155,77 @@ def test_verify_fails_with_what_is_wrong(world: dict[str, Path]) -> None:
     victim.write_text("{")
     proc = run_cli("verify", env=env)
     assert proc.returncode == 1 and "ses_cli_1.json" in proc.stdout
+
+
+def test_help_lists_commands_in_the_order_a_user_needs_them_each_with_a_line_and_ends_with_exit_codes(
+    world: dict[str, Path],
+) -> None:
+    out = run_cli("--help").stdout
+    listed = re.findall(r"^    (\S+)\s+(\S.*)$", out.split("commands:")[1].split("exit codes:")[0], re.M)
+    names = [name for name, _ in listed]
+    assert names[:6] == ["run", "sync", "status", "list", "restore", "verify"]
+    assert {"config", "pause", "resume", "sync-now", "autostart"} <= set(names)
+    assert all(len(line) > 15 for _, line in listed), listed  # every command says what it does
+    assert out.rstrip().splitlines()[-3].strip().startswith("0") and "exit codes:" in out
+    for name in names:
+        sub = run_cli(name, "--help")
+        assert sub.returncode == 0 and len(sub.stdout.split("\n\n")[1]) > 20, (name, sub.stdout)
+
+
+def test_settings_flags_work_before_the_command_and_are_refused_where_they_mean_nothing(
+    world: dict[str, Path],
+) -> None:
+    dest = world["tmp"] / "backup"
+    assert run_cli("--backup-path", str(dest), "sync").returncode == 0
+    before = run_cli("--backup-path", str(dest), "status", "--json")
+    assert before.returncode == 0 and json.loads(before.stdout)["sessions_backed_up"] == 1
+    for args in (["pause", "--engine", "rsync"], ["--engine", "rsync", "pause"], ["status", "--engine", "x"]):
+        proc = run_cli(*args)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, (args, proc.stderr)
+    assert "--engine does not apply to 'pause'" in run_cli("--engine", "rsync", "pause").stderr
+
+
+def test_status_is_aligned_and_worded_like_config_and_tells_a_failed_attempt_from_a_backup(
+    world: dict[str, Path],
+) -> None:
+    env = {"OPENCODE_BACKUP_PATH": str(world["tmp"] / "backup")}
+    (world["data"] / "opencode.db").write_bytes(b"not a database at all, but a file of that name" * 100)
+    assert run_cli("sync", env=env).returncode == 1
+    data = json.loads(run_cli("status", "--json", env=env).stdout)
+    assert data["last_backup"] is None and data["last_attempt"] and data["last_result"] == "failed"
+    text = run_cli("status", env=env).stdout
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in text.splitlines())
+    assert rows["last backup"] == "none yet" and rows["last attempt"].endswith(": failed")
+    assert "cannot read opencode's database" in rows["last error"]
+    assert "True" not in text and "_" not in "".join(rows)  # words, not field names
+    starts = {line.index(value) for line, value in zip(text.splitlines(), rows.values(), strict=True)}
+    assert len(starts) == 1  # one column
+
+
+def test_a_new_install_before_opencode_ran_has_nothing_to_back_up_and_that_is_not_a_failure(
+    world: dict[str, Path],
+) -> None:
+    for name in ("opencode.db", "opencode.db-wal", "opencode.db-shm"):
+        (world["data"] / name).unlink(missing_ok=True)
+    world["data"].rmdir()
+    proc = run_cli("sync", env={"OPENCODE_BACKUP_PATH": str(world["tmp"] / "backup")})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("nothing to back up yet: opencode has not saved anything in ")
+    assert str(world["data"]) in proc.stdout and proc.stderr == ""
+
+
+def test_an_unknown_session_and_an_ambiguous_prefix_are_both_usage_errors(world: dict[str, Path]) -> None:
+    env = {"OPENCODE_BACKUP_PATH": str(world["tmp"] / "backup")}
+    conn = f.connect(world["data"] / "opencode.db")
+    f.add_session(conn, "ses_cli_2")
+    conn.close()
+    assert run_cli("sync", env=env).returncode == 0
+    nothing = run_cli("restore", "ses_zzz", "--yes", env=env)
+    both = run_cli("restore", "ses_cli_", "--yes", env=env)
+    assert nothing.returncode == both.returncode == 2, (nothing.stderr, both.stderr)
+    assert "no backed-up session matches" in nothing.stderr and "matches 2 sessions" in both.stderr
+
+
+def test_an_error_with_a_newline_in_a_path_is_still_one_line(world: dict[str, Path]) -> None:
+    proc = run_cli("sync", "--backup-path", str(world["tmp"] / "two\nlines" / "x"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "two\\nlines" in proc.stderr

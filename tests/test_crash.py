@@ -103,8 +103,6 @@ def test_kill_9_at_random_points_never_leaves_a_broken_backup(tmp_path: Path, en
             "verify",
             "--backup-path",
             str(dest),
-            "--source",
-            str(data),
             "--machine-name",
             "box",
         ],

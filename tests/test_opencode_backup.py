@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.backup import manifest as mf
+from app.backup.result import Outcome
 from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.backup.verify import verify
 from app.opencode.snapshot import decompress
@@ -49,7 +50,7 @@ def test_live_opencode_sessions_are_backed_up_whole(
 ) -> None:
     dest = tmp_path / "backup"
     result = run_sync(ctx_for(opencode_peer, dest, engine))
-    assert result.result == "ok", result.error
+    assert result.outcome is Outcome.OK, result.error
     assert result.sessions_exported >= 3
     for sid in sessions:
         doc = session_doc(dest, sid)

@@ -9,20 +9,22 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from app import paths
 from app.__main__ import main
-from app.backup.result import SyncResult
+from app.backup.result import Outcome, SyncResult
 from app.backup.sync import SyncContext, SyncOptions
+from app.errors import FailureKind
 from app.service import control
 from app.service.events import Quit
 from app.service.retry import Backoff, EpisodeEvent, FailingSince, Grace, Recovered
 from app.service.runtime import Runtime
 from app.service.service import Service, Timing
-from app.service.status import read_status
+from app.service.status import ServiceState, read_status
 from app.service.worker import Job, Worker
 from app.transfer import make_engine
 from tests import dbfactory as f
@@ -76,7 +78,9 @@ def service(env: dict[str, Path]) -> Iterator[tuple[Runtime, Recorder]]:
     rt = Runtime(make_ctx(env), timing=FAST, notifier=rec, control_poll=0.05)
     rt.start()
     try:
-        wait_until(lambda: rt.status.syncs >= 1 and rt.status.state == "idle", what="start-up sync")
+        wait_until(
+            lambda: rt.status.syncs >= 1 and rt.status.state is ServiceState.IDLE, what="start-up sync"
+        )
         yield rt, rec
     finally:
         assert rt.stop()
@@ -104,10 +108,10 @@ def add_message(env: dict[str, Path], text: str) -> None:
 
 
 def cli(capsys: pytest.CaptureFixture[str], env: dict[str, Path], *argv: str) -> tuple[int, str, str]:
+    """Run a command; the settings flags go where they apply (the service commands take none)."""
     capsys.readouterr()
-    rc = main(
-        [*argv, "--backup-path", str(env["dest"]), "--source", str(env["data"]), "--machine-name", "laptop"]
-    )
+    flags = ["--backup-path", str(env["dest"]), "--source", str(env["data"]), "--machine-name", "laptop"]
+    rc = main([*argv] if argv[0] in ("pause", "resume", "sync-now") else [*flags, *argv])
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -118,7 +122,7 @@ def test_a_change_is_backed_up_and_status_shows_the_live_service(
     rt, _ = service
     add_message(env, "first change")
     wait_until(lambda: "first change" in backup_text(env), what="change in the backup")
-    wait_until(lambda: rt.status.state == "idle")
+    wait_until(lambda: rt.status.state is ServiceState.IDLE)
     rc, out, _ = cli(capsys, env, "status", "--json")
     data = json.loads(out)
     assert rc == 0 and data["service"] == "idle" and data["syncs_this_session"] >= 2
@@ -131,7 +135,7 @@ def test_pause_resume_and_sync_reach_the_running_service(
 ) -> None:
     rt, _ = service
     rc, out, _ = cli(capsys, env, "pause")
-    assert rc == 0 and rt.status.state == "paused"
+    assert rc == 0 and rt.status.state is ServiceState.PAUSED
     add_message(env, "while paused")
     time.sleep(1.5)
     assert "while paused" not in backup_text(env)
@@ -178,10 +182,10 @@ def test_an_unwritable_destination_retries_alerts_once_and_recovers(
         pytest.skip("chattr +i is not supported here")
     try:
         add_message(env, "blocked change")
-        wait_until(lambda: rt.status.state == "retrying", what="retrying")
-        assert rt.status.next_retry is not None and rt.status.last_result == "failed"
+        wait_until(lambda: rt.status.state is ServiceState.RETRYING, what="retrying")
+        assert rt.status.next_retry is not None and rt.status.last_outcome is Outcome.FAILED
         live = read_status(paths.app_state_dir())
-        assert live is not None and live.state in ("retrying", "syncing")
+        assert live is not None and live.state in (ServiceState.RETRYING, ServiceState.SYNCING)
         wait_until(lambda: rec.events != [], timeout=10, what="the alert")
         time.sleep(1.5)  # several more failed retries: still one alert
         assert [type(e) for e in rec.events] == [FailingSince]
@@ -190,9 +194,9 @@ def test_an_unwritable_destination_retries_alerts_once_and_recovers(
         subprocess.run(["chattr", "-i", str(target)], check=True)
     wait_until(lambda: len(rec.events) == 2, what="recovered")
     assert isinstance(rec.events[1], Recovered)
-    wait_until(lambda: rt.status.state == "idle")
+    wait_until(lambda: rt.status.state is ServiceState.IDLE)
     assert "blocked change" in target.read_text()
-    assert rt.status.failing_since is None and rt.status.last_result == "ok"
+    assert rt.status.failing_since is None and rt.status.last_outcome is Outcome.OK
 
 
 def test_quit_cancels_a_running_sync_and_every_thread_stops() -> None:
@@ -202,7 +206,7 @@ def test_quit_cancels_a_running_sync_and_every_thread_stops() -> None:
     def slow_sync(options: SyncOptions) -> SyncResult:
         started.set()
         cancel.wait(60)  # the real engine's runner signals rsync and waits for it the same way
-        return SyncResult(result="failed", started="", kind="fatal", error="the sync was cancelled")
+        return SyncResult.failure(datetime.now(UTC), FailureKind.FATAL, "the sync was cancelled")
 
     jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
     svc = Service(jobs.put, cancel=cancel.set)
@@ -216,4 +220,51 @@ def test_quit_cancels_a_running_sync_and_every_thread_stops() -> None:
     assert svc.join(5)
     worker.stop()
     assert worker.join(5)
-    assert time.monotonic() - t0 < 5 and svc.status.state == "stopped"
+    assert time.monotonic() - t0 < 5 and svc.status.state is ServiceState.STOPPED
+
+
+def test_before_opencode_ever_ran_the_service_waits_calmly_and_backs_up_the_first_session(
+    tmp_path: Path,
+) -> None:
+    """A user installs the backup before using opencode: no failure, no notification, no retry timer;
+    the first session opencode saves is in the backup within the usual delay."""
+    env = {"data": tmp_path / "share" / "opencode", "dest": tmp_path / "backup"}
+    env["db"] = env["data"] / "opencode.db"
+    rec = Recorder()
+    rt = Runtime(make_ctx(env), timing=FAST, notifier=rec, control_poll=0.05)
+    rt.start()
+    try:
+        wait_until(lambda: rt.status.state is ServiceState.NO_DATA_YET, what="the calm waiting state")
+        st = rt.status
+        assert st.last_outcome is Outcome.NOTHING_YET and st.next_retry is None and st.failing_since is None
+        assert st.last_backup is None and st.last_error is None
+        time.sleep(FAST.grace.seconds + 0.5)  # longer than any failure would take to be announced
+        assert rec.events == [] and rt.status.state is ServiceState.NO_DATA_YET
+        conn = f.create_db(env["db"])  # opencode's first start: mkdir -p, then the database
+        f.add_session(conn, "ses_a")
+        conn.close()
+        wait_until(lambda: session_file(env).is_file(), what="the first session in the backup")
+        wait_until(lambda: rt.status.state is ServiceState.IDLE and rt.status.last_backup is not None)
+        assert rec.events == []
+    finally:
+        assert rt.stop()
+
+
+def test_data_that_was_backed_up_and_is_gone_is_a_failure_that_names_the_folder(
+    env: dict[str, Path],
+) -> None:
+    rec = Recorder()
+    rt = Runtime(make_ctx(env), timing=FAST, notifier=rec, control_poll=0.05)
+    rt.start()
+    try:
+        wait_until(lambda: rt.status.last_backup is not None, what="the first backup")
+        for name in ("opencode.db", "opencode.db-wal", "opencode.db-shm"):
+            (env["data"] / name).unlink(missing_ok=True)
+        env["data"].rmdir()
+        wait_until(lambda: bool(rec.events), timeout=15, what="the failure alert")
+        alert = rec.events[0]
+        assert isinstance(alert, FailingSince) and alert.kind is FailureKind.SOURCE_MISSING
+        assert str(env["data"]) in alert.message
+        assert rt.status.state in (ServiceState.RETRYING, ServiceState.SYNCING)
+    finally:
+        assert rt.stop()

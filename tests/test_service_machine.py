@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from app.backup.result import SyncResult
+from app.backup.result import Outcome, SyncResult
+from app.errors import FailureKind
 from app.service.events import Changed, JobDone, Pause, Quit, Resume, SyncNow, Tick
 from app.service.retry import Backoff, EpisodeEvent, FailingSince, Grace, Persisting, Recovered
 from app.service.service import Service, Timing
-from app.service.status import Status
+from app.service.status import ServiceState, Status
 from app.service.worker import Job
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -53,35 +54,39 @@ class Harness:
 
     def finish(self, t: float, result: str = "ok", kind: str | None = None) -> None:
         job = self.jobs[-1]
-        res = SyncResult(
-            result=result, started="s", finished=f"f{t}", kind=kind, error="boom" if kind else ""
-        )
+        when = T0 + timedelta(seconds=t)
+        failure = FailureKind(kind) if kind else None
+        res = SyncResult(Outcome(result), when, when, kind=failure, error="boom" if kind else "")
         self.at(t, JobDone(res, job.job_id))
 
     @property
-    def state(self) -> str:
+    def state(self) -> ServiceState:
         return self.service.status.state
+
+    @property
+    def status(self) -> Status:
+        return self.service.status
 
 
 def test_startup_runs_one_full_sync_at_once() -> None:
     h = Harness(startup_sync=True)
     h.at(0)
     assert len(h.jobs) == 1 and h.jobs[0].options.dirty is None
-    assert h.state == "syncing"
+    assert h.state is ServiceState.SYNCING
 
 
 def test_a_burst_becomes_one_sync_with_every_changed_path_after_the_delay() -> None:
     h = Harness()
     h.at(0, Changed(paths=("storage/message/s/a.json",)))
     h.at(2, Changed(db=True), Changed(paths=("storage/part/m/p.json",)))
-    assert h.state == "waiting" and h.service.status.pending == 3 and not h.jobs
+    assert h.state is ServiceState.WAITING and h.status.pending == 3 and not h.jobs
     h.at(4.9)
     assert not h.jobs
     h.at(5.0)
     assert len(h.jobs) == 1
     assert h.jobs[0].options.dirty == ("storage/message/s/a.json", "storage/part/m/p.json")
     h.finish(6)
-    assert h.state == "idle" and h.service.status.syncs == 1 and h.service.status.last_result == "ok"
+    assert h.state is ServiceState.IDLE and h.status.syncs == 1 and h.status.last_outcome is Outcome.OK
 
 
 def test_a_change_during_a_sync_leads_to_another_sync_30_s_after_the_first_started() -> None:
@@ -90,7 +95,7 @@ def test_a_change_during_a_sync_leads_to_another_sync_30_s_after_the_first_start
     h.at(5)
     h.at(6, Changed(db=True))
     h.finish(8)
-    assert h.state == "waiting" and len(h.jobs) == 1
+    assert h.state is ServiceState.WAITING and len(h.jobs) == 1
     h.at(34.9)
     assert len(h.jobs) == 1
     h.at(35)
@@ -112,7 +117,7 @@ def test_pause_holds_changes_and_resume_syncs_them() -> None:
     h = Harness()
     h.at(0, Pause(), Changed(db=True))
     h.at(100)
-    assert not h.jobs and h.state == "paused" and h.service.status.pending == 1
+    assert not h.jobs and h.state is ServiceState.PAUSED and h.status.pending == 1
     h.at(101, Resume())
     assert len(h.jobs) == 1
 
@@ -122,14 +127,14 @@ def test_a_locked_destination_is_retried_with_doubling_backoff_and_alerted_once(
     h.at(0, Changed(db=True))
     h.at(5)
     h.finish(6, "failed", "locked")
-    assert h.state == "retrying" and h.service.status.next_retry == (T0 + timedelta(seconds=11)).isoformat()
+    assert h.state is ServiceState.RETRYING and h.status.next_retry == T0 + timedelta(seconds=11)
     assert not h.alerts  # one failure is within the grace
     starts: list[float] = []
     t = 6.0
     for _ in range(8):
         h.at(t + 0.001)  # not yet
         assert len(h.jobs) == len(starts) + 1
-        retry_at = datetime.fromisoformat(h.service.status.next_retry or "") - T0
+        retry_at = (h.status.next_retry or T0) - T0
         t = retry_at.total_seconds()
         h.at(t)
         starts.append(t)
@@ -141,7 +146,11 @@ def test_a_locked_destination_is_retried_with_doubling_backoff_and_alerted_once(
     h.at(t + 600)  # past 30 min: the lock is still there, so one follow-up says what to do
     assert [type(a) for a in h.alerts] == [FailingSince, Persisting]
     h.finish(t + 601)
-    assert h.state == "idle" and [type(a) for a in h.alerts] == [FailingSince, Persisting, Recovered]
+    assert h.state is ServiceState.IDLE and [type(a) for a in h.alerts] == [
+        FailingSince,
+        Persisting,
+        Recovered,
+    ]
 
 
 def test_an_unreachable_folder_gets_one_alert_and_no_follow_up_however_long_it_lasts() -> None:
@@ -151,7 +160,7 @@ def test_an_unreachable_folder_gets_one_alert_and_no_follow_up_however_long_it_l
     t = 5.0
     for _ in range(12):
         h.finish(t, "failed", "dest_missing")
-        t = (datetime.fromisoformat(h.service.status.next_retry or "") - T0).total_seconds()
+        t = ((h.status.next_retry or T0) - T0).total_seconds()
         h.at(t)
     assert t > 3600 and [type(a) for a in h.alerts] == [FailingSince]
 
@@ -161,7 +170,9 @@ def test_a_tripped_guard_alerts_at_once() -> None:
     h.at(0, Changed(db=True))
     h.at(5)
     h.finish(6, "failed", "guard")
-    assert h.state == "failed" and [(type(a), a.kind) for a in h.alerts] == [(FailingSince, "guard")]
+    assert h.state is ServiceState.FAILED and [(type(a), a.kind) for a in h.alerts] == [
+        (FailingSince, FailureKind.GUARD)
+    ]
 
 
 def test_a_single_short_failure_is_never_alerted() -> None:
@@ -171,7 +182,7 @@ def test_a_single_short_failure_is_never_alerted() -> None:
     h.finish(6, "failed", "dest_missing")
     h.at(11)
     h.finish(12)
-    assert h.alerts == [] and h.state == "idle"
+    assert h.alerts == [] and h.state is ServiceState.IDLE
 
 
 def test_a_long_failure_is_alerted_after_the_grace_period_even_without_a_second_attempt() -> None:
@@ -179,7 +190,7 @@ def test_a_long_failure_is_alerted_after_the_grace_period_even_without_a_second_
     h.at(0, Changed(db=True))
     h.at(5)
     h.finish(6, "failed", "fatal")
-    assert h.state == "failed" and not h.alerts
+    assert h.state is ServiceState.FAILED and not h.alerts
     h.at(125)
     assert not h.alerts
     h.at(126)
@@ -192,7 +203,7 @@ def test_guard_failure_waits_for_a_change_or_a_manual_sync() -> None:
     h.at(5)
     h.finish(6, "failed", "guard")
     h.at(10_000)
-    assert len(h.jobs) == 1 and h.state == "failed" and h.service.status.next_retry is None
+    assert len(h.jobs) == 1 and h.state is ServiceState.FAILED and h.status.next_retry is None
     h.at(10_001, Changed(db=True))
     h.at(10_006)
     assert len(h.jobs) == 2
@@ -214,7 +225,7 @@ def test_quit_cancels_the_running_sync_and_says_stopped() -> None:
     h = Harness()
     h.at(0, SyncNow(request_id="later"))
     h.at(1, Quit())
-    assert h.cancelled == 1 and h.state == "stopping"
+    assert h.cancelled == 1 and h.state is ServiceState.STOPPING
     h.finish(2, "failed", "fatal")
     assert len(h.jobs) == 1  # nothing new starts while stopping
 

@@ -18,7 +18,7 @@ import pytest
 from app import paths
 from app.backup.sync import SyncContext
 from app.service.runtime import Runtime
-from app.service.status import Status
+from app.service.status import ServiceState, Status
 from app.transfer import make_engine
 from tests.peer.opencode import OpencodePeer
 
@@ -96,10 +96,10 @@ def test_two_minutes_of_real_opencode_writes_are_all_backed_up_within_35_s(
         engine=make_engine("auto"),
     )
     sync_starts: list[float] = []
-    last_state = [""]
+    last_state = [ServiceState.STARTING]
 
     def on_status(s: Status) -> None:
-        if s.state == "syncing" and last_state[0] != "syncing":
+        if s.state is ServiceState.SYNCING and last_state[0] is not ServiceState.SYNCING:
             sync_starts.append(time.monotonic())
         last_state[0] = s.state
 

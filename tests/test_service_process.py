@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app import paths
-from app.service.status import read_status
+from app.service.status import ServiceState, read_status
 from tests import dbfactory as f
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def test_run_headless_syncs_and_stops_within_5_s_on_sigterm(tmp_path: Path) -> N
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             live = read_status(state_dir)
-            if live is not None and live.syncs >= 1 and live.state == "idle":
+            if live is not None and live.syncs >= 1 and live.state is ServiceState.IDLE:
                 break
             time.sleep(0.1)
         else:
@@ -65,7 +65,7 @@ def test_run_headless_syncs_and_stops_within_5_s_on_sigterm(tmp_path: Path) -> N
         _out, err = proc.communicate()
     assert rc == 0, err
     stopped = read_status(state_dir)
-    assert stopped is not None and stopped.state == "stopped" and stopped.syncs >= 1
+    assert stopped is not None and stopped.state is ServiceState.STOPPED and stopped.syncs >= 1
     assert b"sync ok" in err  # headless mode logs what it does
 
 
@@ -88,7 +88,7 @@ def test_run_starts_before_the_backup_drive_is_mounted_and_retries(tmp_path: Pat
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             live = read_status(state_dir)
-            if live is not None and live.state == "retrying":
+            if live is not None and live.state is ServiceState.RETRYING:
                 break
             assert proc.poll() is None, proc.communicate()[1]
             time.sleep(0.1)
@@ -104,7 +104,7 @@ def test_run_starts_before_the_backup_drive_is_mounted_and_retries(tmp_path: Pat
 
 def test_the_service_never_imports_desktop_libraries() -> None:
     code = (
-        "import sys, app.cli_service, app.service.runtime, app.service.watcher;"
+        "import sys, app.cli, app.cli.run, app.wiring, app.service.runtime, app.service.watcher;"
         "bad = [m for m in ('pystray', 'plyer', 'tkinter', 'PIL', 'gi') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

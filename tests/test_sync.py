@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from app.backup import manifest as mf
+from app.backup.result import Outcome
 from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.backup.verify import verify
+from app.errors import FailureKind
 from app.fsutil import sha256_file
 from app.opencode.snapshot import decompress
 from app.transfer import make_engine
@@ -86,7 +88,7 @@ def test_first_sync_exports_every_session_with_its_whole_closure(env: dict[str, 
     f.add_session(conn, "ses_a", messages=3, parts=2, todos=2)
     f.add_session(conn, "ses_b", project="proj2")
     result = run_sync(make_ctx(env, engine))
-    assert result.result == "ok", result.error
+    assert result.outcome is Outcome.OK, result.error
     assert result.sessions_exported == 2 and result.snapshot is not None
     doc = json.loads(session_file(env, "ses_a").read_text())
     assert doc["format"] == "opencode-session-backup/1" and doc["session_id"] == "ses_a"
@@ -167,12 +169,12 @@ def test_guard_refuses_to_mirror_a_source_that_lost_most_sessions(env: dict[str,
     elif wipe == "no-data-dir":
         env["data"].rmdir()
     result = run_sync(ctx)
-    assert result.result == "failed"
-    assert result.kind == ("guard" if wipe == "empty-db" else "source_missing")
+    assert result.outcome is Outcome.FAILED
+    assert result.kind is (FailureKind.GUARD if wipe == "empty-db" else FailureKind.SOURCE_MISSING)
     after = tree(env["dest"])
     assert after == before  # not a byte changed at the destination
     last = json.loads((env["app"] / "state" / "last_result.json").read_text())
-    assert last["result"] == "failed" and last["error"]
+    assert last["outcome"] == "failed" and last["error"]
 
 
 def test_allow_deletions_overrides_the_guard_and_keeps_copies_in_versions(env: dict[str, Path]) -> None:
@@ -183,7 +185,7 @@ def test_allow_deletions_overrides_the_guard_and_keeps_copies_in_versions(env: d
     run_sync(ctx)
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("DELETE FROM session")
-    assert run_sync(ctx).kind == "guard"
+    assert run_sync(ctx).kind is FailureKind.GUARD
     result = run_sync(ctx, SyncOptions(allow_deletions=True))
     assert result.ok and result.sessions_removed == 4
     assert len(list((env["dest"] / "laptop" / "versions").rglob("ses_*.json"))) == 4
@@ -243,7 +245,7 @@ def test_legacy_tree_is_mirrored_and_a_torn_file_never_replaces_a_good_copy(
     assert dest_copy.read_text() == good.read_text()
     good.write_bytes(b"\x00" * 40)  # a crash mid-write
     result = run_sync(ctx)
-    assert result.result == "warning" and result.skipped == ("storage/message/ses_x/msg_1.json",)
+    assert result.outcome is Outcome.WARNING and result.skipped == ("storage/message/ses_x/msg_1.json",)
     assert "precious" in dest_copy.read_text()
     good.write_bytes(b"")
     run_sync(ctx, SyncOptions(dirty=("storage/message/ses_x/msg_1.json",)))
@@ -323,7 +325,7 @@ def test_a_locked_destination_file_is_reported_as_locked_and_nothing_is_lost(env
         result = run_sync(ctx)
     finally:
         subprocess.run(["chattr", "-i", str(target)], check=True)
-    assert result.result == "failed" and result.kind == "locked", result
+    assert result.outcome is Outcome.FAILED and result.kind is FailureKind.LOCKED, result
     assert target.read_bytes() == original
     recovered = run_sync(ctx)
     assert recovered.ok and "second" in target.read_text()
@@ -353,7 +355,7 @@ def test_temp_files_left_by_a_killed_sync_are_swept_later(env: dict[str, Path]) 
 
 def test_the_engine_and_cli_never_import_desktop_libraries() -> None:
     code = (
-        "import sys, app.__main__, app.cli, app.backup.sync, app.backup.verify, app.transfer;"
+        "import sys, app.__main__, app.cli, app.backup.sync, app.backup.verify, app.transfer, app.wiring;"
         "bad = [m for m in ('pystray', 'plyer', 'tkinter', 'PIL', 'gi') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -373,7 +375,7 @@ def test_a_damaged_database_fails_the_sync_clearly_and_touches_nothing(env: dict
         Path(str(env["db"]) + suffix).unlink(missing_ok=True)
     env["db"].write_bytes(b"this is not an SQLite database" * 100)
     result = run_sync(ctx)
-    assert result.result == "failed" and result.kind == "fatal"
+    assert result.outcome is Outcome.FAILED and result.kind is FailureKind.FATAL
     assert "opencode's database" in result.error
     after = tree(env["dest"])
     assert after == before

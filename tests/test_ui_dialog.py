@@ -22,8 +22,10 @@ from typing import Any
 
 import pytest
 
-from app.errors import BackupError
-from app.service.status import Status, StatusFile
+from app.backup.catalog import SessionRow
+from app.backup.result import Outcome
+from app.errors import BackupError, FailureKind
+from app.service.status import ServiceState, Status, StatusFile
 from app.ui import dialogs
 from app.ui.dialog import TITLE_PREFIX, TRACE_ENV
 from tests.desktop import Desktop, wait_for
@@ -281,7 +283,13 @@ def test_pick_replace_everything(open_dialog: Callable[..., Dialog]) -> None:
 
 def test_pick_keyboard_through_the_client(desktop: Desktop, tmp_path: Path) -> None:
     trace = Trace(tmp_path / "trace.jsonl")
-    rows = [dict(s, bytes=1234, project_id="p1") for s in SESSIONS]  # as cli.session_rows makes them
+    rows = [
+        SessionRow(
+            s["id"], s["title"], "p1", s["directory"], datetime.fromisoformat(s["time_updated"]), 1234,
+            s["in_opencode"], in_backup=True,
+        )
+        for s in SESSIONS
+    ]  # fmt: skip
     call = InThread(lambda: dialogs.pick_sessions(rows, env=trace.env(desktop), timeout=20))
     try:
         trace.wait("ready")
@@ -345,8 +353,9 @@ def test_folder_escape_through_the_client(desktop: Desktop, tmp_path: Path) -> N
 def test_status_window_updates_in_place(desktop: Desktop, tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     write = StatusFile(state_dir)
-    synced = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
-    write(Status(state="idle", pid=4242, last_sync=synced, last_result="ok", sessions=1812, syncs=3))
+    synced = datetime.now(UTC) - timedelta(hours=3)
+    ok = {"last_attempt": synced, "last_backup": synced, "last_outcome": Outcome.OK}
+    write(Status(ServiceState.IDLE, pid=4242, sessions=1812, syncs=3, **ok))  # type: ignore[arg-type]
     trace = Trace(tmp_path / "trace.jsonl")
     proc = dialogs.open_status(state_dir, Path("/backups/opencode"), env=trace.env(desktop))
     try:
@@ -360,16 +369,17 @@ def test_status_window_updates_in_place(desktop: Desktop, tmp_path: Path) -> Non
         window = desktop.wait_window("Status$")
         desktop.shot("status.png", window)
 
-        write(Status(state="idle", pid=4242, last_sync=synced, last_result="ok", sessions=1900, syncs=4))
+        write(Status(ServiceState.IDLE, pid=4242, sessions=1900, syncs=4, **ok))  # type: ignore[arg-type]
         second = trace.wait("rows", lambda e: ["Sessions backed up", "1,900"] in e["rows"])
         assert ["Backups this session", "4"] in second["rows"]
         # same rows: the labels were updated in place, nothing added, the window did not grow
         assert (second["widgets"], second["height"]) == (first["widgets"], first["height"])
 
-        retry = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+        retry = datetime.now(UTC) + timedelta(minutes=5)
         failing = Status(
-            state="retrying", pid=4242, last_sync=synced, last_result="failed", last_kind="locked",
-            sessions=1900, next_retry=retry, failing_since=synced, last_error="file busy",
+            ServiceState.RETRYING, pid=4242, last_attempt=synced, last_backup=synced,
+            last_outcome=Outcome.FAILED, last_kind=FailureKind.LOCKED, sessions=1900, next_retry=retry,
+            failing_since=synced, last_error="file busy",
         )  # fmt: skip
         write(failing)
         third = trace.wait("rows", lambda e: ["Last error", "file busy"] in e["rows"])

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from app import config, paths
-from app.errors import ConfigError
+from app.backup.result import Outcome
+from app.errors import ConfigError, FailureKind
 from app.service.retry import FailingSince, Persisting, Recovered
-from app.service.status import Status
+from app.service.status import ServiceState, Status
 from app.ui import presenter as p
 from app.ui.icons import State
 from app.ui.notify import DesktopNotifier, Note, episode_note, locked_file
@@ -22,11 +23,14 @@ from app.ui.tray import Controller  # at import time: watchdog starts a shared i
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 
 
-def at(seconds: float) -> str:
-    return (NOW + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
 
 
-UP = Status(state="idle", last_sync=at(-120), last_result="ok", sessions=1812, syncs=3)
+S = ServiceState
+UP = Status(
+    S.IDLE, last_attempt=at(-120), last_backup=at(-120), last_outcome=Outcome.OK, sessions=1812, syncs=3
+)
 
 
 def test_the_tooltip_says_when_the_last_backup_was_and_how_many_sessions_it_holds() -> None:
@@ -36,7 +40,11 @@ def test_the_tooltip_says_when_the_last_backup_was_and_how_many_sessions_it_hold
 
 def test_a_busy_google_drive_reads_as_retrying_with_the_time_to_the_next_attempt() -> None:
     st = Status(
-        state="retrying", last_result="failed", last_kind="locked", next_retry=at(40), failing_since=at(-5)
+        S.RETRYING,
+        last_outcome=Outcome.FAILED,
+        last_kind=FailureKind.LOCKED,
+        next_retry=at(40),
+        failing_since=at(-5),
     )
     assert p.tooltip(st, True, False, NOW) == "Google Drive is busy — retrying in 40 s"
     assert p.icon_state(st, True, False) is State.RETRYING
@@ -45,10 +53,14 @@ def test_a_busy_google_drive_reads_as_retrying_with_the_time_to_the_next_attempt
 @pytest.mark.parametrize(
     ("status", "state"),
     [
-        (Status(state="failed", last_result="failed", last_kind="guard", failing_since=at(-1)), State.FAILED),
-        (Status(state="paused", paused=True, last_result="ok", last_sync=at(-5)), State.PAUSED),
-        (Status(state="waiting", pending=2, last_result="ok", last_sync=at(-5)), State.CHANGES_PENDING),
-        (Status(state="starting"), State.CHANGES_PENDING),
+        (
+            Status(S.FAILED, last_outcome=Outcome.FAILED, last_kind=FailureKind.GUARD, failing_since=at(-1)),
+            State.FAILED,
+        ),
+        (Status(S.PAUSED, paused=True, last_outcome=Outcome.OK, last_backup=at(-5)), State.PAUSED),
+        (Status(S.WAITING, pending=2, last_outcome=Outcome.OK, last_backup=at(-5)), State.CHANGES_PENDING),
+        (Status(S.STARTING), State.CHANGES_PENDING),
+        (Status(S.NO_DATA_YET, last_outcome=Outcome.NOTHING_YET, last_attempt=at(-5)), State.CHANGES_PENDING),
     ],
 )
 def test_each_service_state_has_its_icon(status: Status, state: State) -> None:
@@ -65,7 +77,7 @@ def test_without_a_backup_folder_the_icon_and_tooltip_say_not_configured() -> No
 
 def test_a_sync_shows_as_syncing_only_after_it_has_run_a_second() -> None:
     delay = p.SyncingDelay(after=1.0)
-    syncing = Status(state="syncing", last_result="ok", last_sync=at(-60), sessions=3)
+    syncing = Status(S.SYNCING, last_outcome=Outcome.OK, last_backup=at(-60), sessions=3)
     delay.update(syncing, 100.0)
     assert not delay.show(100.9)
     assert p.icon_state(syncing, True, delay.show(100.9)) is State.UP_TO_DATE  # no flicker
@@ -77,7 +89,8 @@ def test_a_sync_shows_as_syncing_only_after_it_has_run_a_second() -> None:
 
 
 def test_the_status_window_rows_name_the_folder_and_the_last_error() -> None:
-    st = Status(state="retrying", last_result="failed", last_kind="dest_missing", last_error="gone", pid=7,
+    missing = FailureKind.DEST_MISSING
+    st = Status(S.RETRYING, last_outcome=Outcome.FAILED, last_kind=missing, last_error="gone", pid=7,
                 next_retry=at(10), failing_since=at(-300))  # fmt: skip
     rows = {r.label: r.value for r in p.status_rows(st, NOW, "/mnt/drive/backups/laptop")}
     assert rows["Backup folder"] == "/mnt/drive/backups/laptop"
@@ -91,15 +104,16 @@ def test_the_status_window_rows_name_the_folder_and_the_last_error() -> None:
 
 def test_a_drive_lock_names_the_file_and_its_follow_up_says_what_to_do() -> None:
     msg = "cannot replace '/g/My Drive/opencode-sessions/laptop/sessions/p/ses_1.json': [Errno 16] busy"
-    assert locked_file(msg) == "ses_1.json"
-    first = episode_note(FailingSince(NOW, "locked", msg, 2))
+    held = "sessions/p/ses_1.json"
+    assert locked_file(held) == "ses_1.json" and locked_file(None) == "a file in the backup folder"
+    first = episode_note(FailingSince(NOW, FailureKind.LOCKED, msg, 2, held))
     assert first == Note(
         "Google Drive is holding a file", "Google Drive is holding ses_1.json; retrying.", State.RETRYING
     )
-    later = episode_note(Persisting(NOW, "locked", msg, 9))
+    later = episode_note(Persisting(NOW, FailureKind.LOCKED, msg, 9, held))
     assert "use a local folder" in later.body.lower() and "pause google drive" in later.body.lower()
     assert episode_note(Recovered(NOW, NOW, 3)).title == "Backups work again"
-    guard = episode_note(FailingSince(NOW, "guard", "x", 1))
+    guard = episode_note(FailingSince(NOW, FailureKind.GUARD, "x", 1))
     assert guard.title.startswith("Backup held back") and guard.state is State.FAILED
 
 
@@ -162,10 +176,38 @@ def test_the_tray_looks_again_when_a_sync_turns_one_second_old_and_does_not_spin
     try:
         time.sleep(0.2)
         t0 = time.monotonic()
-        ctl._on_status(Status(state="syncing", last_result="ok", last_sync=at(-60)))
+        ctl._on_status(Status(S.SYNCING, last_outcome=Outcome.OK, last_backup=at(-60)))
         time.sleep(2.5)
         after = [t - t0 for t in looks if t > t0]
         assert any(0.95 <= t < 1.5 for t in after), after  # the "syncing" icon is due at 1 s
         assert len(after) <= 4, after  # and then nothing until the next refresh, not a look every 50 ms
     finally:
         ctl.shutdown()
+
+
+def test_last_backup_is_the_last_successful_one_never_the_last_attempt() -> None:
+    """Every sync so far failed: nothing may say a backup happened."""
+    failing = Status(
+        S.RETRYING, last_attempt=at(-13), last_outcome=Outcome.FAILED, last_kind=FailureKind.FATAL,
+        last_error="boom", next_retry=at(20), failing_since=at(-60),
+    )  # fmt: skip
+    rows = {r.label: r.value for r in p.status_rows(failing, NOW, "/b/laptop")}
+    assert rows["Last backup"] == "none yet"
+    assert rows["Last attempt"] == "13 s ago: failed" and rows["Last error"] == "boom"
+    assert "Backed up" not in p.tooltip(failing, True, False, NOW)
+    older = Status(S.RETRYING, last_attempt=at(-13), last_backup=at(-3600), last_outcome=Outcome.FAILED,
+                   last_kind=FailureKind.LOCKED, sessions=5)  # fmt: skip
+    rows = {r.label: r.value for r in p.status_rows(older, NOW, "/b/laptop")}
+    assert rows["Last backup"] == "1 h ago"
+
+
+def test_waiting_for_opencodes_first_session_is_calm() -> None:
+    st = Status(S.NO_DATA_YET, last_attempt=at(-3), last_outcome=Outcome.NOTHING_YET)
+    assert p.icon_state(st, True, False) is State.CHANGES_PENDING  # not the warning triangle
+    assert p.tooltip(st, True, False, NOW) == p.NO_DATA_YET
+
+
+def test_data_that_is_gone_is_announced_with_the_folder_it_was_looked_for_in() -> None:
+    message = "opencode's data is gone from /home/u/.local/share/opencode (the backup holds sessions ...)"
+    note = episode_note(FailingSince(NOW, FailureKind.SOURCE_MISSING, message, 2))
+    assert note.title == "opencode's data not found" and "/home/u/.local/share/opencode" in note.body

@@ -22,7 +22,8 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from app import paths
-from app.service.status import Status, read_status
+from app.backup.result import Outcome
+from app.service.status import ServiceState, Status, read_status
 from app.ui.icons import State, render
 from tests import dbfactory as f
 from tests.desktop import Desktop, wait_for
@@ -91,7 +92,9 @@ class Tray:
     def wait_backed_up(self) -> Status:
         """Docked, and the start-up backup done."""
         self.wait_docked()
-        return self.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the start-up backup")
+        return self.wait_status(
+            lambda s: s.syncs >= 1 and s.state is ServiceState.IDLE, what="the start-up backup"
+        )
 
     def wait_docked(self) -> None:
         wait_for(lambda: "tray icon shown" in self.log_text(), 30, what="the tray icon")
@@ -231,7 +234,7 @@ def test_the_icon_docks_shows_up_to_date_and_paused_and_the_menu_acts(
         tray.wait_status(lambda s: s.syncs > first.syncs, what="a backup after Sync now")
 
         tray.choose("Pause backups")
-        tray.wait_status(lambda s: s.paused and s.state == "paused", what="paused")
+        tray.wait_status(lambda s: s.paused and s.state is ServiceState.PAUSED, what="paused")
         tray.wait_icon(State.PAUSED)
         f.add_session(f.connect(opencode / "opencode.db"), "ses_new")
         tray.wait_status(lambda s: s.pending >= 1, what="a change noticed while paused")
@@ -239,7 +242,9 @@ def test_the_icon_docks_shows_up_to_date_and_paused_and_the_menu_acts(
         assert not (tmp_path / "backups" / "laptop" / "sessions" / "proj1" / "ses_new.json").exists()
 
         tray.choose("Pause backups".replace("Pause", "Resume"), [*MENU[:3], "Resume backups", *MENU[4:]])
-        tray.wait_status(lambda s: not s.paused and s.state == "idle" and s.pending == 0, what="resumed")
+        tray.wait_status(
+            lambda s: not s.paused and s.state is ServiceState.IDLE and s.pending == 0, what="resumed"
+        )
         assert (tmp_path / "backups" / "laptop" / "sessions" / "proj1" / "ses_new.json").is_file()
         tray.wait_icon(State.UP_TO_DATE)
 
@@ -253,7 +258,7 @@ def test_the_icon_docks_shows_up_to_date_and_paused_and_the_menu_acts(
 
         tray.choose("Quit")
         assert tray.proc.wait(15) == 0
-        assert tray.status() is not None and tray.status().state == "stopped"  # type: ignore[union-attr]
+        assert tray.status() is not None and tray.status().state is ServiceState.STOPPED  # type: ignore[union-attr]
     finally:
         tray.stop()
 
@@ -291,7 +296,7 @@ def test_a_failing_folder_shows_the_retrying_icon_and_exactly_one_notification( 
         tray.wait_backed_up()
         break_it()
         f.add_message(f.connect(opencode / "opencode.db"), "ses_001", "one more")
-        tray.wait_status(lambda s: s.state == "retrying", what="retrying")
+        tray.wait_status(lambda s: s.state is ServiceState.RETRYING, what="retrying")
         tray.wait_icon(State.RETRYING)
         wait_for(desktop.displayed, 40, step=0.3, what="a notification on screen")
         time.sleep(0.5)
@@ -303,7 +308,11 @@ def test_a_failing_folder_shows_the_retrying_icon_and_exactly_one_notification( 
         assert len(desktop.notifications()) == 1  # one alert per failure episode, however many retries
         mend()
         tray.choose("Sync now")  # no need to wait for the next retry
-        tray.wait_status(lambda s: s.state == "idle" and s.last_result == "ok", timeout=60, what="recovered")
+        tray.wait_status(
+            lambda s: s.state is ServiceState.IDLE and s.last_outcome is Outcome.OK,
+            timeout=60,
+            what="recovered",
+        )
         wait_for(lambda: len(desktop.notifications()) == 2, 20, what="the recovery notification")
         assert desktop.notifications()[-1][1] == "Backups work again"
         tray.wait_icon(State.UP_TO_DATE)
@@ -341,7 +350,7 @@ def test_without_a_backup_folder_the_icon_says_so_and_choose_backup_folder_start
         desktop.key(done, "Return")
         cfg = json.loads(paths.default_config_file().read_text())
         assert cfg["backupPath"] == str(dest)
-        tray.wait_status(lambda s: s.syncs >= 1 and s.state == "idle", what="the first backup")
+        tray.wait_status(lambda s: s.syncs >= 1 and s.state is ServiceState.IDLE, what="the first backup")
         machine = next(dest.iterdir())
         assert (machine / "sessions" / "proj1" / "ses_002.json").is_file()
         tray.wait_icon(State.UP_TO_DATE)
@@ -486,12 +495,51 @@ def test_a_tray_backend_without_a_menu_is_refused_in_one_line(
     assert not (tmp_path / "backups" / "laptop").exists()  # nothing ran behind an unusable icon
 
 
-def test_run_without_a_display_says_so_in_one_line(opencode: Path, tmp_path: Path) -> None:
-    configure(tmp_path / "backups")
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+@pytest.mark.parametrize(
+    ("configured", "makelevel", "hint"),
+    [
+        (True, None, "python3 -m app run --headless"),  # python -m app, the interpreter's own name
+        (False, "1", 'make run ARGS="run --headless --backup-path DIR"'),  # make run in a checkout
+    ],
+)
+def test_run_without_a_display_says_so_in_words_and_how_to_run_headless(
+    opencode: Path, tmp_path: Path, configured: bool, makelevel: str | None, hint: str
+) -> None:
+    if configured:
+        configure(tmp_path / "backups")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MAKELEVEL")}
+    env.update({"PYTHONPATH": str(ROOT)}, **({"MAKELEVEL": makelevel} if makelevel else {}))
+    python = Path(sys.executable).with_name("python3")
     r = subprocess.run(
-        [sys.executable, "-m", "app", "run"], check=False, env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-        capture_output=True, text=True, timeout=60,
+        [str(python), "-m", "app", "run"], check=False, env=env, cwd=ROOT, capture_output=True, text=True,
+        timeout=60,
     )  # fmt: skip
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
-    assert "cannot show a tray icon" in r.stderr and "run --headless" in r.stderr
+    assert r.stderr.startswith("opencode-backup: no desktop to show the tray icon on"), r.stderr
+    assert r.stderr.rstrip().endswith(hint), r.stderr
+    assert "Error" not in r.stderr  # no exception class names (DisplayNameError)
+
+
+def test_a_failing_tray_backend_ends_the_process_at_once_with_one_line(
+    desktop: Desktop, opencode: Path, tmp_path: Path
+) -> None:
+    """pystray's gtk backend without a reachable D-Bus session raises while it starts: the process must
+    not hang (pystray's setup thread waits forever), and SIGTERM is not needed to end it."""
+    configure(tmp_path / "backups")
+    env = Tray.environment(desktop)
+    env.update(PYSTRAY_BACKEND="gtk", DBUS_SESSION_BUS_ADDRESS=f"unix:path={tmp_path}/no-bus")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "run"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _out, err = proc.communicate()
+        raise AssertionError(f"still running 20 s after the tray backend failed: {err[-2000:]}") from None
+    assert proc.returncode == 1, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("opencode-backup: the tray icon failed: ") and "run --headless" in err, err
+    log = (paths.app_log_dir() / "opencode-backup.log").read_text()
+    assert "Traceback" in log  # the details are in the log file, for Open log and bug reports

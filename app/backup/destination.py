@@ -37,7 +37,7 @@ class Destination:
                     if older.exists():
                         os.replace(older, log.with_name(f"{LOG_NAME}.{i + 1}"))
                 os.replace(log, log.with_name(f"{LOG_NAME}.1"))
-        line = f"{when.isoformat(timespec='seconds')} {result.result.upper():7} {result.summary()}\n"
+        line = f"{when.isoformat(timespec='seconds')} {result.outcome.value.upper():7} {result.summary()}\n"
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(line)

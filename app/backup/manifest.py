@@ -204,6 +204,11 @@ class ManifestStore:
             return cached[2]
         return load(machine_dir, machine)
 
+    def give_back(self, machine_dir: Path, manifest: Manifest) -> None:
+        """Return a manifest that was only read (not changed) to the cache."""
+        path = machine_dir / MANIFEST
+        self._cached = (path, _signature(path), manifest)
+
     def save(self, machine_dir: Path, manifest: Manifest) -> None:
         save(machine_dir, manifest)
         path = machine_dir / MANIFEST

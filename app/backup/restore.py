@@ -33,6 +33,10 @@ class RestoreRefused(BackupError):
     """The restore cannot run as asked (opencode running, nothing to restore from...); nothing changed."""
 
 
+class NoSuchSession(UsageError):
+    """No backed-up session has the id (or prefix) given: a usage error, like an ambiguous prefix."""
+
+
 class RestoreFailed(BackupError):
     """A restore stopped part-way; the message says what state opencode's database is in."""
 
@@ -139,7 +143,7 @@ def make_plan(req: RestoreRequest) -> Plan:
         for arg in req.ids:
             try:
                 chosen.append(resolve_id(arg, files))
-            except RestoreRefused:
+            except NoSuchSession:
                 older = versioned_files(req.machine_dir)  # deleted in opencode, then synced away
                 if not any(sid.startswith(arg) for sid in older):
                     raise
@@ -170,7 +174,7 @@ def resolve_id(arg: str, files: dict[str, list[Path]]) -> str:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise RestoreRefused(f"no backed-up session matches {arg!r} (see 'opencode-backup list')")
+        raise NoSuchSession(f"no backed-up session matches {arg!r} (see 'opencode-backup list')")
     raise UsageError(f"{arg!r} matches {len(matches)} sessions; give more of the id")
 
 

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import enum
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+
+from app.errors import FailureKind
+
+
+class Outcome(enum.Enum):
+    """How a sync ended. NOTHING_YET: opencode has not written its data folder yet (a new install),
+    and nothing was ever backed up from it: not a failure, there is simply nothing to copy."""
+
+    OK = "ok"
+    WARNING = "warning"
+    FAILED = "failed"
+    NOTHING_YET = "nothing-yet"
 
 
 @dataclass(frozen=True)
 class SyncResult:
-    """The outcome of one sync. ``result`` is ok | warning | failed; ``kind`` is a FailureKind value."""
+    """The outcome of one sync. ``kind`` says why it failed; ``locked_path`` names the file a LOCKED
+    failure was held up by (relative to the machine folder when it is inside it); ``destination`` is the
+    machine folder it wrote to."""
 
-    result: str
-    started: str
-    finished: str = ""
+    outcome: Outcome
+    started: datetime
+    finished: datetime | None = None
     duration_s: float = 0.0
     sessions_total: int = 0
     sessions_exported: int = 0
@@ -25,29 +39,39 @@ class SyncResult:
     versions_made: int = 0
     skipped: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    kind: str | None = None
+    kind: FailureKind | None = None
+    locked_path: str | None = None
     error: str = ""
+    note: str = ""  # why a sync had nothing to do (NOTHING_YET)
+    destination: str | None = None  # the machine folder it backed up to
 
     @classmethod
-    def failure(cls, when: datetime, kind: str, error: str) -> SyncResult:
-        """A failed result for a sync that never ran or crashed (``kind``: a FailureKind value)."""
-        stamp = when.isoformat(timespec="seconds")
-        return cls(result="failed", started=stamp, finished=stamp, kind=kind, error=error)
+    def failure(
+        cls, when: datetime, kind: FailureKind, error: str, locked_path: str | None = None
+    ) -> SyncResult:
+        """A failed result for a sync that never ran or crashed."""
+        return cls(Outcome.FAILED, when, when, kind=kind, error=error, locked_path=locked_path)
 
     @property
     def ok(self) -> bool:
-        return self.result != "failed"
+        """True unless the sync failed (a sync with nothing to back up yet is not a failure)."""
+        return self.outcome is not Outcome.FAILED
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["skipped"] = list(self.skipped)
-        d["warnings"] = list(self.warnings)
-        return d
+    @property
+    def backed_up(self) -> bool:
+        """True when the backup now holds everything opencode had (a last *successful* backup)."""
+        return self.outcome in (Outcome.OK, Outcome.WARNING)
+
+    @property
+    def ended(self) -> datetime:
+        return self.finished or self.started
 
     def summary(self) -> str:
         """One line for logs and the terminal."""
-        if self.result == "failed":
+        if self.outcome is Outcome.FAILED:
             return self.error
+        if self.outcome is Outcome.NOTHING_YET:
+            return self.note or "nothing to back up yet"
         bits = [f"{self.sessions_exported} session(s) updated", f"{self.sessions_total} in opencode"]
         if self.sessions_removed:
             bits.append(f"{self.sessions_removed} removed (kept in versions/)")

@@ -1,31 +1,56 @@
-"""This install's local state: the last result (even when the destination was untouched) and the
-lock that keeps two syncs (the service and a command line) from running at once."""
+"""This install's local state: the last sync's result (even when the destination was untouched), the
+last *successful* one, and the lock that keeps two syncs (the service and a command line) from running at
+once."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from app import codec
+from app.backup.result import SyncResult
 from app.errors import FailureKind, SyncFailed
 from app.fsutil import atomic_write_bytes, make_private_dirs
 from app.platform.lock import try_lock
 
-LAST_RESULT = "last_result.json"
+LAST_RESULT = "last_result.json"  # the last attempt
+LAST_BACKUP = "last_backup.json"  # the last attempt that backed everything up
+MAX_STATE_BYTES = 1 << 20
 
 
-def save_last_result(state_dir: Path, result: dict[str, Any]) -> None:
-    atomic_write_bytes(state_dir / LAST_RESULT, json.dumps(result, indent=1).encode(), fsync=False)
+@dataclass(frozen=True)
+class LastResults:
+    """The last sync (``attempt``) and the last one that backed up (``backup``); either may be None."""
+
+    attempt: SyncResult | None
+    backup: SyncResult | None
 
 
-def load_last_result(state_dir: Path) -> dict[str, Any] | None:
+def record_result(state_dir: Path, result: SyncResult) -> None:
+    """Keep ``result`` as the last attempt, and as the last backup when it backed up."""
+    data = codec.dumps(result, indent=1)
+    make_private_dirs(state_dir)
+    atomic_write_bytes(state_dir / LAST_RESULT, data, fsync=False)
+    if result.backed_up:
+        atomic_write_bytes(state_dir / LAST_BACKUP, data, fsync=False)
+
+
+def load_results(state_dir: Path) -> LastResults:
+    """What :func:`record_result` kept (unreadable or foreign files count as nothing kept)."""
+    return LastResults(_load(state_dir / LAST_RESULT), _load(state_dir / LAST_BACKUP))
+
+
+def _load(path: Path) -> SyncResult | None:
     try:
-        data = json.loads((state_dir / LAST_RESULT).read_bytes())
-    except (OSError, ValueError):
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_STATE_BYTES + 1)
+        if len(raw) > MAX_STATE_BYTES:
+            return None
+        return codec.loads(SyncResult, raw)
+    except (OSError, codec.CodecError):
         return None
-    return data if isinstance(data, dict) else None
 
 
 @contextlib.contextmanager

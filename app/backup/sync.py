@@ -21,19 +21,19 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from app import __version__
+from app import __version__, codec
 from app.backup import guard, legacy
 from app.backup import manifest as mf
 from app.backup.destination import Destination, prepare_destination, sweep_stale_temp
-from app.backup.result import SyncResult
-from app.backup.state import save_last_result, sync_lock
+from app.backup.result import Outcome, SyncResult
+from app.backup.state import record_result, sync_lock
 from app.errors import BackupDamaged, FailureKind, SyncFailed, TransferError
 from app.fsutil import atomic_write_bytes, make_private_dirs, sha256_file
 from app.opencode.locate import database_label, locate
 from app.opencode.sessions import HOT_WINDOW_MS, Reader
 from app.opencode.snapshot import SNAPSHOT_SUFFIX, parse_snapshot_name, snapshot_name, take_snapshot
 from app.transfer.base import CopyJob, Engine
-from app.transfer.classify import kind_for_oserror
+from app.transfer.classify import BENIGN_REASONS, kind_for_oserror
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,11 @@ class SyncContext:
 
 
 def run_sync(ctx: SyncContext, options: SyncOptions | None = None) -> SyncResult:
-    """Run one sync and return its result; failures are results too (``result == 'failed'``)."""
+    """Run one sync and return its result; failures are results too (``outcome`` FAILED).
+
+    The result is logged at INFO: the caller (the service's log, the command line's output) says what
+    matters to its reader, once.
+    """
     options = options or SyncOptions()
     started = ctx.clock()
     t0 = time.monotonic()
@@ -81,26 +85,24 @@ def run_sync(ctx: SyncContext, options: SyncOptions | None = None) -> SyncResult
     try:
         with sync_lock(ctx.state_dir):
             job.run()
-    except SyncFailed as exc:
-        job.fail(exc.kind, str(exc))
-    except TransferError as exc:
-        job.fail(exc.kind, str(exc))
+    except (SyncFailed, TransferError) as exc:
+        job.fail(exc.kind, str(exc), exc.path)
     except BackupDamaged as exc:
         job.fail(FailureKind.FATAL, str(exc))
     except OSError as exc:
         kind = kind_for_oserror(exc)
-        job.fail(kind, f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        where = job.relative(exc.filename)
+        job.fail(kind, f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), where)
     except sqlite3.Error as exc:
-        busy = any(word in str(exc).lower() for word in ("locked", "busy"))
+        busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
         job.fail(FailureKind.LOCKED if busy else FailureKind.FATAL, f"cannot read opencode's database: {exc}")
     except Exception as exc:  # a bug must not kill the service; it becomes a failed sync with a traceback
         logger.exception("sync crashed")
         job.fail(FailureKind.FATAL, f"internal error: {exc!r}")
     result = job.result(time.monotonic() - t0)
-    log = logger.info if result.result != "failed" else logger.error
-    log("sync %s: %s", result.result, result.summary())
+    logger.info("sync %s: %s", result.outcome.value, result.summary())
     with contextlib.suppress(OSError):
-        save_last_result(ctx.state_dir, result.to_dict())
+        record_result(ctx.state_dir, result)
     return result
 
 
@@ -112,14 +114,34 @@ class _Sync:
         self.options = options
         self.started = started
         self.stamp = guard.stamp(started)
-        self.r = SyncResult(result="ok", started=started.isoformat(timespec="seconds"))
+        self.r = SyncResult(Outcome.OK, started, destination=str(ctx.backup_path / ctx.machine))
         self.dest: Destination | None = None
 
-    def fail(self, kind: FailureKind, message: str) -> None:
-        self.r = replace(self.r, result="failed", kind=kind.value, error=message or kind.sentence)
+    def fail(self, kind: FailureKind, message: str, path: str | None = None) -> None:
+        self.r = replace(
+            self.r, outcome=Outcome.FAILED, kind=kind, error=message or kind.sentence, locked_path=path
+        )
+
+    def relative(self, filename: object) -> str | None:
+        """A file an error names, relative to the machine folder when it lies inside it."""
+        if not isinstance(filename, str) or not filename:
+            return None
+        if self.dest is not None:
+            with contextlib.suppress(ValueError):
+                return Path(filename).relative_to(self.dest.machine_dir).as_posix()
+        return filename
+
+    def _backed_up_before(self) -> bool:
+        """True when this machine's backup holds anything (read without creating a folder)."""
+        machine_dir = self.ctx.backup_path / self.ctx.machine
+        if not (machine_dir / mf.MANIFEST).is_file():
+            return False
+        man = self.ctx.manifests.load(machine_dir, self.ctx.machine)
+        self.ctx.manifests.give_back(machine_dir, man)
+        return bool(man.sessions) or man.storage_files > 0
 
     def result(self, duration: float) -> SyncResult:
-        finished = (self.started + timedelta(seconds=duration)).isoformat(timespec="seconds")
+        finished = self.started + timedelta(seconds=duration)
         return replace(self.r, duration_s=round(duration, 3), finished=finished)
 
     def _check_cancel(self) -> None:
@@ -128,18 +150,30 @@ class _Sync:
 
     def run(self) -> None:
         ctx = self.ctx
+        source = locate(ctx.source, ctx.opencode_db)
+        missing = (ctx.opencode_db is not None and not source.databases) or not source.exists
+        if missing and not self._backed_up_before():
+            # a new install: opencode has not written anything yet. Nothing to copy, nothing failed.
+            where = ctx.opencode_db if ctx.opencode_db is not None else ctx.source
+            self.r = replace(
+                self.r, outcome=Outcome.NOTHING_YET, note=f"opencode has not saved anything in {where} yet"
+            )
+            return
         dest = self.dest = prepare_destination(ctx.backup_path, ctx.machine)
         man = ctx.manifests.load(dest.machine_dir, ctx.machine)
         if self.options.dirty is None:
             sweep_stale_temp(dest.machine_dir, self.started.timestamp())
-        source = locate(ctx.source, ctx.opencode_db)
         if ctx.opencode_db is not None and not source.databases:
             raise SyncFailed(
-                f"the database named by OPENCODE_DB was not found: {ctx.opencode_db}",
+                f"the database named by OPENCODE_DB is gone: {ctx.opencode_db} (the backup holds sessions "
+                "from it); retrying",
                 FailureKind.SOURCE_MISSING,
             )
         if not source.exists:
-            raise SyncFailed(f"no opencode data found in {ctx.source}", FailureKind.SOURCE_MISSING)
+            raise SyncFailed(
+                f"opencode's data is gone from {ctx.source} (the backup holds sessions from there); retrying",
+                FailureKind.SOURCE_MISSING,
+            )
         staging = ctx.staging_dir
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(staging / "sessions")
@@ -268,7 +302,7 @@ class _Sync:
             self._move_to_versions(machine_dir, rel, versioned)
         # 2. copy
         copied = set(staged_paths) - set(to_copy_staged) | set(storage_paths) - set(to_copy_storage)
-        failures: list[tuple[FailureKind, str]] = []
+        failures: list[tuple[FailureKind, str, str | None]] = []
         for src_root, paths in ((self.ctx.staging_dir, to_copy_staged), (self.ctx.source, to_copy_storage)):
             if not paths:
                 continue
@@ -279,8 +313,9 @@ class _Sync:
             notes = tuple(f"not copied: {p} ({why})" for p, why in sorted(res.failed.items()))
             self.r = replace(self.r, warnings=self.r.warnings + notes)
             if res.kind is not None:
+                held = next((p for p, why in res.failed.items() if why not in BENIGN_REASONS), None)
                 failures.append(
-                    (res.kind, res.detail or "; ".join(f"{p}: {w}" for p, w in res.failed.items()))
+                    (res.kind, res.detail or "; ".join(f"{p}: {w}" for p, w in res.failed.items()), held)
                 )
         # 3. record what is really there now
         for sid in lost:
@@ -328,19 +363,19 @@ class _Sync:
             man.storage_files += delta_files
             man.storage_bytes += delta_bytes
         if failures:
-            self.fail(failures[0][0], failures[0][1])
+            self.fail(*failures[0])
         elif self.r.skipped or self.r.warnings:
-            self.r = replace(self.r, result="warning")
+            self.r = replace(self.r, outcome=Outcome.WARNING)
         man.app_version = __version__
         man.updated = self.started.isoformat(timespec="seconds")
-        man.last_result = self.r.to_dict()
+        man.last_result = codec.to_json(self.r)
         full_thinning = _due(man.last_full_thinning, self.started, timedelta(hours=6))
         if full_thinning:
             man.last_full_thinning = self.started.isoformat(timespec="seconds")
         self.ctx.manifests.save(machine_dir, man)
         self._cleanup(man, versioned, copied, full_thinning)
         if failures:
-            raise SyncFailed(self.r.error, failures[0][0])
+            raise SyncFailed(self.r.error, failures[0][0], failures[0][2])
 
     def _set_aside(
         self, machine_dir: Path, wanted: dict[str, tuple[int, str]], versioned: list[str]

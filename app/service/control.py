@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from app import codec
 from app.backup.result import SyncResult
 from app.fsutil import atomic_write_bytes, make_private_dirs
 from app.platform.lock import try_lock
@@ -87,15 +88,19 @@ def send(state_dir: Path, command: str, **args: Any) -> str:
     return rid
 
 
-def wait_reply(state_dir: Path, rid: str, timeout: float, poll: float = 0.2) -> dict[str, Any] | None:
+def wait_reply(state_dir: Path, rid: str, timeout: float, poll: float = 0.2) -> SyncResult | None:
     """Wait for the answer to request ``rid``; None on timeout or when the service went away."""
     path = service_dir(state_dir) / "replies" / f"{rid}.json"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            data = json.loads(path.read_bytes())
+        with contextlib.suppress(FileNotFoundError):
+            raw = path.read_bytes()
             path.unlink()
-            return data if isinstance(data, dict) else None
+            try:
+                return codec.loads(SyncResult, raw)
+            except codec.CodecError as exc:
+                logger.warning("unreadable answer from the backup service: %s", exc)
+                return None
         if not service_running(state_dir):
             return None
         time.sleep(poll)
@@ -107,7 +112,7 @@ def write_reply(state_dir: Path, rid: str, result: SyncResult) -> None:
     replies = service_dir(state_dir) / "replies"
     try:
         make_private_dirs(replies)
-        atomic_write_bytes(replies / f"{rid}.json", json.dumps(result.to_dict()).encode(), fsync=False)
+        atomic_write_bytes(replies / f"{rid}.json", codec.dumps(result), fsync=False)
     except OSError as exc:
         logger.warning("could not answer sync request %s: %s", rid, exc)
 

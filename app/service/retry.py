@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from app.errors import FailureKind
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -34,18 +36,20 @@ class Grace:
     seconds: float = 120.0
     failures: int = 2
     persist: float = 1800.0
-    immediate: frozenset[str] = frozenset({"guard"})
-    escalate: frozenset[str] = frozenset({"locked"})
+    immediate: frozenset[FailureKind] = frozenset({FailureKind.GUARD})
+    escalate: frozenset[FailureKind] = frozenset({FailureKind.LOCKED})
 
 
 @dataclass(frozen=True)
 class FailingSince:
-    """Alert: backups have been failing since ``since`` (``failures`` failed syncs so far)."""
+    """Alert: backups have been failing since ``since`` (``failures`` failed syncs so far); ``path`` is
+    the file a LOCKED failure was held up by."""
 
     since: datetime
-    kind: str
+    kind: FailureKind
     message: str
     failures: int
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,10 @@ class Persisting:
     """Follow-up: a failure of kind ``kind`` has lasted ``Grace.persist`` seconds (once per episode)."""
 
     since: datetime
-    kind: str
+    kind: FailureKind
     message: str
     failures: int
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,18 +85,19 @@ class Episodes:
     failures: int = 0
     alerted: bool = False
     escalated: bool = False
-    kind: str = ""
+    kind: FailureKind = FailureKind.FATAL
     message: str = ""
+    path: str | None = None
 
     def failure(
-        self, now: float, wall: datetime, kind: str, message: str
+        self, now: float, wall: datetime, kind: FailureKind, message: str, path: str | None = None
     ) -> FailingSince | Persisting | None:
         """Record a failed sync; returns the episode's one alert when the grace has just run out."""
         if self.started is None:
             self.started, self.since, self.failures = now, wall, 0
             self.alerted = self.escalated = False
         self.failures += 1
-        self.kind, self.message = kind, message
+        self.kind, self.message, self.path = kind, message, path
         return self.check(now)
 
     def check(self, now: float) -> FailingSince | Persisting | None:
@@ -105,7 +111,7 @@ class Episodes:
                 or self.kind in self.grace.immediate
             ):
                 self.alerted = True
-                return FailingSince(self.since, self.kind, self.message, self.failures)
+                return FailingSince(self.since, self.kind, self.message, self.failures, self.path)
             return None
         if (
             not self.escalated
@@ -113,7 +119,7 @@ class Episodes:
             and now - self.started >= self.grace.persist
         ):
             self.escalated = True
-            return Persisting(self.since, self.kind, self.message, self.failures)
+            return Persisting(self.since, self.kind, self.message, self.failures, self.path)
         return None
 
     def alert_due_at(self) -> float | None:

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterable
 
 from app.backup.result import SyncResult
+from app.backup.state import load_results
 from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.service import control
 from app.service.events import Quit
@@ -40,6 +41,7 @@ class Runtime:
     ) -> None:
         self.ctx = ctx
         state_dir = ctx.state_dir
+        last = load_results(state_dir).backup
         self.service = Service(
             self._submit,
             timing=timing,
@@ -47,6 +49,9 @@ class Runtime:
             reply=lambda rid, result: control.write_reply(state_dir, rid, result),
             notifier=notifier,
             listeners=[StatusFile(state_dir), *listeners],
+            last_backup=last.ended if last is not None else None,
+            source=str(ctx.source),
+            destination=str(ctx.backup_path / ctx.machine),
         )
         self.worker = Worker(self._run, self.service.post, ctx.cancel)
         self.watcher = Watcher(ctx.source, self.service.post, ctx.opencode_db) if watch else None

@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from app.backup.result import SyncResult
+from app.backup.result import Outcome, SyncResult
 from app.backup.sync import SyncOptions
 from app.errors import FailureKind
 from app.service.debouncer import Debouncer
 from app.service.events import Changed, Event, JobDone, Pause, Quit, Resume, SyncNow, Tick
 from app.service.notifier import LogNotifier, Notifier
 from app.service.retry import Backoff, EpisodeEvent, Episodes, Grace
-from app.service.status import Status
+from app.service.status import ServiceState, Status
 from app.service.worker import Job
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,9 @@ class Service:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = utc_now,
         startup_sync: bool = True,
+        last_backup: datetime | None = None,
+        source: str | None = None,
+        destination: str | None = None,
     ) -> None:
         self._submit = submit
         self._cancel = cancel
@@ -114,9 +117,17 @@ class Service:
         self._syncs = 0
         self._last_full = clock()
         self._last: SyncResult | None = None
+        self._last_backup = last_backup  # the end of the last sync that backed everything up
         self._sessions: int | None = None
-        self._started = wall().isoformat(timespec="seconds")
-        self._status = Status(pid=os.getpid(), started=self._started)
+        self._started = wall()
+        self._where = (source, destination)
+        self._status = Status(
+            pid=os.getpid(),
+            started=self._started,
+            last_backup=last_backup,
+            source=source,
+            destination=destination,
+        )
         self._thread: threading.Thread | None = None
         if startup_sync:
             self._deb.force()
@@ -213,7 +224,9 @@ class Service:
         for rid in job.requests:
             self._reply(rid, result)
         if result.ok:
-            self._sessions = result.sessions_total
+            if result.backed_up:
+                self._sessions = result.sessions_total
+                self._last_backup = result.ended
             self._failed, self._retry_at, self._attempts = False, None, 0
             recovered = self._episodes.success(self._wall())
             if recovered is not None:
@@ -225,11 +238,10 @@ class Service:
         p.db, p.full = p.db or job.db, p.full or job.full
         if self._quitting:
             return
-        try:
-            kind = FailureKind(result.kind)
-        except ValueError:
-            kind = FailureKind.FATAL
-        alert = self._episodes.failure(now, self._wall(), kind.value, result.error or kind.sentence)
+        kind = result.kind or FailureKind.FATAL
+        alert = self._episodes.failure(
+            now, self._wall(), kind, result.error or kind.sentence, result.locked_path
+        )
         if alert is not None:
             self._notify(alert)
         if kind.retryable:
@@ -290,7 +302,7 @@ class Service:
 
     def _finish(self) -> None:
         stopped = SyncResult.failure(
-            self._wall(), FailureKind.FATAL.value, "the service stopped before this sync ran"
+            self._wall(), FailureKind.FATAL, "the service stopped before this sync ran"
         )
         for rid in self._pending.requests:
             self._reply(rid, stopped)
@@ -303,47 +315,54 @@ class Service:
         except Exception:
             logger.exception("notifier failed")
 
-    def _state(self, final: bool) -> str:
+    def _state(self, final: bool) -> ServiceState:
         if final:
-            return "stopped"
+            return ServiceState.STOPPED
         if self._quitting:
-            return "stopping"
+            return ServiceState.STOPPING
         if self._running is not None:
-            return "syncing"
+            return ServiceState.SYNCING
         if self._paused:
-            return "paused"
+            return ServiceState.PAUSED
         if self._retry_at is not None:
-            return "retrying"
+            return ServiceState.RETRYING
         if self._failed:
-            return "failed"
-        return "waiting" if self._deb.pending else "idle"
+            return ServiceState.FAILED
+        if self._deb.pending:
+            return ServiceState.WAITING
+        if self._last is not None and self._last.outcome is Outcome.NOTHING_YET:
+            return ServiceState.NO_DATA_YET
+        return ServiceState.IDLE
 
-    def _at(self, when: float | None, now: float) -> str | None:
+    def _at(self, when: float | None, now: float) -> datetime | None:
         if when is None:
             return None
-        return (self._wall() + timedelta(seconds=max(0.0, when - now))).isoformat(timespec="seconds")
+        return self._wall() + timedelta(seconds=max(0.0, when - now))
 
     def _publish(self, now: float, final: bool = False) -> None:
         last = self._last
         due = None if self._paused or self._retry_at is not None else self._deb.due_at()
+        failed = last is not None and not last.ok
         status = Status(
             state=self._state(final),
             pid=os.getpid(),
             started=self._started,
-            last_sync=(last.finished or last.started) if last else None,
-            last_result=last.result if last else None,
-            last_error=(last.error or None) if last else None,
+            last_attempt=last.ended if last else None,
+            last_backup=self._last_backup,
+            last_outcome=last.outcome if last else None,
+            last_error=(last.error or None) if failed and last else None,
             last_summary=last.summary() if last else None,
-            last_kind=last.kind if last and not last.ok else None,
+            last_kind=last.kind if failed and last else None,
+            locked_path=last.locked_path if failed and last else None,
             sessions=self._sessions,
             syncs=self._syncs,
             pending=self._pending.count(),
             next_sync=self._at(max(due, now), now) if due is not None and not final else None,
             next_retry=self._at(self._retry_at, now) if not final else None,
-            failing_since=(
-                self._episodes.since.isoformat(timespec="seconds") if self._episodes.since else None
-            ),
+            failing_since=self._episodes.since,
             paused=self._paused,
+            source=self._where[0],
+            destination=self._where[1],
         )
         if status == self._status:
             return

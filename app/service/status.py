@@ -7,53 +7,70 @@ leaves a stale file, which readers recognise because the instance lock is free.
 
 from __future__ import annotations
 
-import contextlib
-import json
+import enum
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
+from app import codec
+from app.backup.result import Outcome
+from app.errors import FailureKind
 from app.fsutil import atomic_write_bytes, make_private_dirs
 
 logger = logging.getLogger(__name__)
 
-STATES = ("starting", "idle", "waiting", "syncing", "retrying", "failed", "paused", "stopping", "stopped")
+MAX_STATUS_BYTES = 1 << 20
+
+
+class ServiceState(enum.Enum):
+    """What the service is doing. NO_DATA_YET: opencode has not written its data folder yet (a calm
+    wait, not a failure: the watcher is on the folder's parent and the first session is backed up
+    within the usual delay)."""
+
+    STARTING = "starting"
+    IDLE = "idle"
+    WAITING = "waiting"
+    SYNCING = "syncing"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    PAUSED = "paused"
+    NO_DATA_YET = "no-data-yet"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True)
 class Status:
     """What the service is doing, as the tray, the notifier and ``opencode-backup status`` show it.
 
-    Times are ISO 8601 UTC strings (or None). ``pending`` counts changes not yet in a started sync
-    (changed legacy files, plus one for the database). ``last_kind`` is the FailureKind value of the
-    last failed sync; ``sessions`` the number of sessions in the backup after the last good sync.
+    ``last_attempt`` is when the last sync ended, whatever its outcome; ``last_backup`` when the last
+    sync that backed everything up ended (None: none yet). ``pending`` counts changes not yet in a
+    started sync (changed legacy files, plus one for the database). ``last_kind`` says why the last sync
+    failed and ``locked_path`` which file held it up; ``sessions`` is the number of sessions in the
+    backup after the last good sync. ``source`` and ``destination`` are the data folder watched and the
+    machine folder written, so a command can tell whether it talks about the same backup.
     """
 
-    state: str = "starting"
+    state: ServiceState = ServiceState.STARTING
     pid: int = 0
-    started: str | None = None
-    last_sync: str | None = None
-    last_result: str | None = None
+    started: datetime | None = None
+    last_attempt: datetime | None = None
+    last_backup: datetime | None = None
+    last_outcome: Outcome | None = None
     last_error: str | None = None
     last_summary: str | None = None
-    last_kind: str | None = None
+    last_kind: FailureKind | None = None
+    locked_path: str | None = None
     sessions: int | None = None
     syncs: int = 0
     pending: int = 0
-    next_sync: str | None = None
-    next_retry: str | None = None
-    failing_since: str | None = None
+    next_sync: datetime | None = None
+    next_retry: datetime | None = None
+    failing_since: datetime | None = None
     paused: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @staticmethod
-    def from_dict(data: dict[str, Any]) -> Status:
-        """Build from a status file's JSON (unknown keys ignored)."""
-        known = {f.name for f in fields(Status)}
-        return Status(**{k: v for k, v in data.items() if k in known})
+    source: str | None = None
+    destination: str | None = None
 
 
 def status_path(state_dir: Path) -> Path:
@@ -70,16 +87,18 @@ class StatusFile:
         """Write ``status`` atomically; a failed write is logged, never raised."""
         try:
             make_private_dirs(self.path.parent)
-            data = json.dumps(status.to_dict(), indent=1).encode()
-            atomic_write_bytes(self.path, data, fsync=False)
+            atomic_write_bytes(self.path, codec.dumps(status, indent=1), fsync=False)
         except OSError as exc:
             logger.warning("could not write the status file %s: %s", self.path, exc)
 
 
 def read_status(state_dir: Path) -> Status | None:
     """The last Status a service wrote, or None when there is no readable status file."""
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        data = json.loads(status_path(state_dir).read_bytes())
-        if isinstance(data, dict):
-            return Status.from_dict(data)
+    try:
+        with open(status_path(state_dir), "rb") as fh:
+            raw = fh.read(MAX_STATUS_BYTES + 1)
+        if len(raw) <= MAX_STATUS_BYTES:
+            return codec.loads(Status, raw)
+    except (OSError, codec.CodecError):
+        pass
     return None

@@ -75,7 +75,7 @@ class Worker:
                 result = self._run_job(job.options)
             except Exception as exc:  # a bug in a job must not kill the service
                 logger.exception("sync job crashed")
-                result = SyncResult.failure(datetime.now(UTC), FailureKind.FATAL.value, str(exc))
+                result = SyncResult.failure(datetime.now(UTC), FailureKind.FATAL, f"internal error: {exc!r}")
             release_memory()
             self._post(JobDone(result, job.job_id))
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import app
+from app.backup.catalog import SessionRow
 from app.errors import BackupError
 
 MODULE = "app.ui.dialog"
@@ -155,21 +156,27 @@ def confirm(
     return answer is not None and answer.get("ok") is True
 
 
-SESSION_FIELDS = ("id", "title", "directory", "time_updated", "in_opencode")
-
-
 def pick_sessions(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[SessionRow],
     allow_replace: bool = True,
     *,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
 ) -> list[str] | Literal["replace_all"] | None:
-    """Let the user choose sessions to restore from ``rows`` (as ``cli.session_rows`` makes them).
+    """Let the user choose sessions to restore from ``rows`` (the backup's catalog).
 
     Returns the chosen ids (in ``rows`` order), "replace_all" for "Replace everything…", or None.
     """
-    sessions = [{k: row.get(k) for k in SESSION_FIELDS} for row in rows]
+    sessions = [
+        {
+            "id": row.id,
+            "title": row.title,
+            "directory": row.directory,
+            "time_updated": row.time_updated.isoformat(timespec="seconds"),
+            "in_opencode": row.in_opencode,
+        }
+        for row in rows
+    ]
     request = {"sessions": sessions, "allow_replace": allow_replace}
     answer = run_dialog("pick", request, env=env, timeout=timeout)
     if answer is None:

@@ -8,13 +8,14 @@ and maybe a notification. The wording lives here, next to the decisions it descr
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Literal, Protocol
 
 from app import config, paths
 from app.backup import restore as rs
+from app.backup.catalog import SessionRow
 from app.errors import BackupError
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,9 @@ logger = logging.getLogger(__name__)
 class Dialogs(Protocol):
     """What the flows need from app.ui.dialogs (tests may pass a scripted stand-in)."""
 
-    def pick_sessions(self, rows: list[dict[str, Any]], allow_replace: bool = True) -> Any: ...
+    def pick_sessions(
+        self, rows: Sequence[SessionRow], allow_replace: bool = True
+    ) -> list[str] | Literal["replace_all"] | None: ...
 
     def confirm(self, title: str, text: str, ok: str, strong: bool = False) -> bool: ...
 
@@ -100,7 +103,7 @@ def result_text(result: rs.RestoreResult) -> str:
 def restore(
     settings: config.Settings,
     dialogs: Dialogs,
-    rows: list[dict[str, Any]],
+    rows: Sequence[SessionRow],
     db: Path,
     paused: Callable[[Callable[[], rs.RestoreResult]], rs.RestoreResult],
 ) -> Outcome:

@@ -35,17 +35,10 @@ class Note:
     state: State = State.UP_TO_DATE
 
 
-RETRYABLE = frozenset(k.value for k in FailureKind if k.retryable)
-_PATH = re.compile(r"""['"]?((?:[A-Za-z]:)?[\\/][^'":\n]+?\.[A-Za-z0-9]{1,8})['"]?(?=[:,;)\s]|$)""")
-
-
-def locked_file(message: str) -> str:
-    """The file name a lock error names (the last path in it), or a generic phrase."""
-    found = _PATH.findall(message)
-    if not found:
-        return "a file in the backup folder"
-    name: str = re.split(r"[\\/]", found[-1])[-1]
-    return name
+def locked_file(path: str | None) -> str:
+    """The name of the file a lock held up (its last component), or a generic phrase."""
+    name = re.split(r"[\\/]", path)[-1] if path else ""
+    return name or "a file in the backup folder"
 
 
 def episode_note(event: EpisodeEvent) -> Note:
@@ -57,9 +50,9 @@ def episode_note(event: EpisodeEvent) -> Note:
             f"opencode sessions are backed up again; failing since {event.since:%H:%M} UTC{tries}.",
         )
     kind = event.kind
-    bad = State.RETRYING if kind in RETRYABLE else State.FAILED
-    if kind == FailureKind.LOCKED.value:
-        held = locked_file(event.message)
+    bad = State.RETRYING if kind.retryable else State.FAILED
+    if kind is FailureKind.LOCKED:
+        held = locked_file(event.path)
         if isinstance(event, Persisting):
             return Note(
                 "Google Drive is still holding a file",
@@ -68,12 +61,12 @@ def episode_note(event: EpisodeEvent) -> Note:
                 bad,
             )
         return Note("Google Drive is holding a file", f"Google Drive is holding {held}; retrying.", bad)
-    if kind == FailureKind.GUARD.value:
+    if kind is FailureKind.GUARD:
         return Note("Backup held back: most sessions vanished", FailureKind.GUARD.sentence, bad)
-    if kind == FailureKind.DEST_MISSING.value:
-        return Note("Backup folder not reachable", FailureKind.DEST_MISSING.sentence, bad)
-    if kind == FailureKind.SOURCE_MISSING.value:
-        return Note("opencode's data not found", FailureKind.SOURCE_MISSING.sentence, bad)
+    if kind is FailureKind.DEST_MISSING:
+        return Note("Backup folder not reachable", kind.sentence, bad)
+    if kind is FailureKind.SOURCE_MISSING:
+        return Note("opencode's data not found", event.message or kind.sentence, bad)
     return Note("Backups are failing", event.message or FailureKind.FATAL.sentence, bad)
 
 

@@ -9,29 +9,22 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.backup.result import Outcome
 from app.errors import FailureKind
-from app.service.status import Status
+from app.service.status import ServiceState, Status
 from app.ui.icons import State
 
 APP_TITLE = "opencode session backup"
 SYNCING_AFTER = 1.0  # a sync shows as "syncing" only once it has run this long (no flicker)
+NO_DATA_YET = "Waiting for opencode's first session — nothing to back up yet"
 
 _FAILURE_WORDS = {
-    FailureKind.LOCKED.value: "Google Drive is busy",
-    FailureKind.DEST_MISSING.value: "Backup folder not reachable",
-    FailureKind.SOURCE_MISSING.value: "opencode's data not found",
-    FailureKind.GUARD.value: "Most sessions vanished — backup held back",
-    FailureKind.FATAL.value: "Backup failed",
+    FailureKind.LOCKED: "Google Drive is busy",
+    FailureKind.DEST_MISSING: "Backup folder not reachable",
+    FailureKind.SOURCE_MISSING: "opencode's data not found",
+    FailureKind.GUARD: "Most sessions vanished — backup held back",
+    FailureKind.FATAL: "Backup failed",
 }
-
-
-def parse_time(stamp: str | None) -> datetime | None:
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
 
 
 def span(seconds: float) -> str:
@@ -46,24 +39,22 @@ def span(seconds: float) -> str:
     return f"{s // 86400} days"
 
 
-def ago(stamp: str | None, now: datetime) -> str:
-    when = parse_time(stamp)
+def ago(when: datetime | None, now: datetime) -> str:
     if when is None:
         return "never"
     seconds = (now - when).total_seconds()
     return "just now" if seconds < 10 else f"{span(seconds)} ago"
 
 
-def until(stamp: str | None, now: datetime) -> str:
-    when = parse_time(stamp)
+def until(when: datetime | None, now: datetime) -> str:
     if when is None:
         return ""
     seconds = (when - now).total_seconds()
     return "now" if seconds < 1 else f"in {span(seconds)}"
 
 
-def failure_words(kind: str | None) -> str:
-    return _FAILURE_WORDS.get(kind or "", "Backup failed")
+def failure_words(kind: FailureKind | None) -> str:
+    return _FAILURE_WORDS.get(kind or FailureKind.FATAL, "Backup failed")
 
 
 def icon_state(
@@ -79,23 +70,35 @@ def icon_state(
         return State.CHANGES_PENDING
     if status.paused:
         return State.PAUSED
-    if status.state == "syncing":
+    if status.state is ServiceState.SYNCING:
         if show_syncing:
             return State.SYNCING
         return _resting(status)
-    if status.state == "retrying":
+    if status.state is ServiceState.RETRYING:
         return State.RETRYING
-    if status.state == "failed":
+    if status.state is ServiceState.FAILED:
         return State.FAILED
     return _resting(status)
 
 
 def _resting(status: Status) -> State:
-    if status.last_result == "failed" and status.failing_since:
-        return State.RETRYING if status.last_kind != FailureKind.GUARD.value else State.FAILED
-    if status.pending or status.last_sync is None or status.state in ("waiting", "starting"):
+    if status.last_outcome is Outcome.FAILED and status.failing_since:
+        return State.RETRYING if status.last_kind is not FailureKind.GUARD else State.FAILED
+    if (
+        status.pending
+        or status.last_backup is None
+        or status.state in (ServiceState.WAITING, ServiceState.STARTING, ServiceState.NO_DATA_YET)
+    ):
         return State.CHANGES_PENDING
     return State.UP_TO_DATE
+
+
+def _backed_up(status: Status, now: datetime) -> str:
+    """'Backed up 2 min ago · 1,812 sessions', or '' when no backup has succeeded yet."""
+    if status.last_backup is None:
+        return ""
+    text = f"Backed up {ago(status.last_backup, now)}"
+    return text + (f" · {status.sessions:,} sessions" if status.sessions is not None else "")
 
 
 def tooltip(
@@ -109,18 +112,20 @@ def tooltip(
     if status is None:
         return f"{APP_TITLE}: starting"
     state = icon_state(status, configured, show_syncing)
-    last = f"Backed up {ago(status.last_sync, now)}" if status.last_result in ("ok", "warning") else ""
-    if status.sessions is not None and last:
-        last += f" · {status.sessions:,} sessions"
+    last = _backed_up(status, now)
     if state is State.PAUSED:
         return "Backups paused" + (f" · {last}" if last else "")
     if state is State.SYNCING:
-        return "Backing up…" + (f" · last {ago(status.last_sync, now)}" if status.last_sync else "")
+        return "Backing up…" + (
+            f" · last backup {ago(status.last_backup, now)}" if status.last_backup else ""
+        )
     if state is State.RETRYING:
         retry = until(status.next_retry, now)
         return f"{failure_words(status.last_kind)} — retrying" + (f" {retry}" if retry else "")
     if state is State.FAILED:
         return f"{failure_words(status.last_kind)} — click Sync now to try again"
+    if status.state is ServiceState.NO_DATA_YET and not status.pending:
+        return NO_DATA_YET
     if state is State.CHANGES_PENDING:
         due = until(status.next_sync, now)
         head = "Changes waiting" + (f" — backup {due}" if due else "")
@@ -137,13 +142,13 @@ class Row:
 def status_rows(status: Status | None, now: datetime, backup_path: str | None) -> list[Row]:
     """The status window's fields, in order."""
     rows = [Row("Backup folder", backup_path or "not chosen yet")]
-    if status is None or status.state == "stopped":
+    if status is None or status.state is ServiceState.STOPPED:
         rows.append(Row("Service", "not running"))
         return rows
     rows += [
         Row("State", tooltip(status, backup_path is not None, True, now)),
-        Row("Last backup", ago(status.last_sync, now) if status.last_sync else "none yet"),
-        Row("Last result", status.last_summary or status.last_result or "—"),
+        Row("Last backup", ago(status.last_backup, now) if status.last_backup else "none yet"),
+        Row("Last attempt", _attempt(status, now)),
         Row("Sessions backed up", f"{status.sessions:,}" if status.sessions is not None else "—"),
         Row("Backups this session", str(status.syncs)),
         Row("Changes waiting", str(status.pending)),
@@ -159,6 +164,13 @@ def status_rows(status: Status | None, now: datetime, backup_path: str | None) -
     return rows
 
 
+def _attempt(status: Status, now: datetime) -> str:
+    if status.last_attempt is None:
+        return "none yet"
+    what = status.last_summary or (status.last_outcome.value if status.last_outcome else "")
+    return f"{ago(status.last_attempt, now)}: {what}" if what else ago(status.last_attempt, now)
+
+
 class SyncingDelay:
     """Shows ``syncing`` only when a sync has lasted ``SYNCING_AFTER`` seconds (no flicker on the
     usual 20 ms syncs). Feed it every Status with a monotonic clock; ask :meth:`show` at any time."""
@@ -168,7 +180,7 @@ class SyncingDelay:
         self._since: float | None = None
 
     def update(self, status: Status | None, now: float) -> None:
-        syncing = status is not None and status.state == "syncing"
+        syncing = status is not None and status.state is ServiceState.SYNCING
         if not syncing:
             self._since = None
         elif self._since is None:

@@ -11,13 +11,17 @@ pystray, plyer and tkinter are imported here and in app.ui.dialog only, never by
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import re
+import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,14 +29,15 @@ from typing import Any
 
 from PIL import Image
 
-from app import cli, config, paths
+from app import config, paths, wiring
 from app.backup import restore as rs
+from app.backup.catalog import session_rows
+from app.errors import BackupError
 from app.opencode.locate import restore_target
 from app.platform import autostart
 from app.service.events import Pause, Resume, SyncNow
 from app.service.runtime import Runtime
-from app.service.service import Timing
-from app.service.status import Status
+from app.service.status import ServiceState, Status
 from app.ui import dialogs, flows, presenter
 from app.ui.icons import State, render
 from app.ui.notify import DesktopNotifier, Note, plyer_send
@@ -80,6 +85,7 @@ class Controller:
         return self.settings is not None and self.settings.backup_path is not None
 
     def start(self) -> None:
+        """Start notifications, the refresher and the service (pystray's setup thread, loop running)."""
         self.notifier.start()
         self._refresher.start()
         if self.problem:
@@ -91,12 +97,7 @@ class Controller:
     def _start_runtime(self) -> None:
         assert self.settings is not None
         s = self.settings
-        self.runtime = Runtime(
-            cli.context_for(s),
-            timing=Timing(delay=s.sync_delay_seconds, interval=s.min_interval_seconds),
-            notifier=self.notifier,
-            listeners=[self._on_status],
-        )
+        self.runtime = wiring.runtime_for(s, notifier=self.notifier, listeners=[self._on_status])
         self.runtime.start()
         logger.info("backup service running: watching %s, backing up to %s", s.source, s.machine_dir)
 
@@ -119,7 +120,8 @@ class Controller:
         self._stop_runtime()
         with self._wake:
             self._wake.notify_all()
-        self._refresher.join(5)
+        if self._refresher.ident is not None:
+            self._refresher.join(5)
         if self._flow is not None:
             self._flow.join(5)
         self.notifier.stop()
@@ -267,7 +269,9 @@ class Controller:
         if settings is None or settings.machine_dir is None:
             return
         try:
-            rows = cli.session_rows(settings, settings.machine_dir)
+            rows = session_rows(
+                settings.machine_dir, settings.machine_name, settings.source, settings.opencode_db
+            )
         except Exception as exc:
             self._tell(flows.Outcome(False, "Cannot read the backup", str(exc), error=True))
             return
@@ -287,7 +291,9 @@ class Controller:
         was_paused = rt.status.paused
         rt.service.post(Pause())
         deadline = time.monotonic() + PAUSE_WAIT
-        while time.monotonic() < deadline and not (rt.status.paused and rt.status.state != "syncing"):
+        while time.monotonic() < deadline and not (
+            rt.status.paused and rt.status.state is not ServiceState.SYNCING
+        ):
             time.sleep(0.1)
         try:
             return body()
@@ -348,6 +354,7 @@ class TrayIcon:
         state, tip = ctl.view()
         self._state = state
         self.icon = pystray.Icon("opencode-session-backup", _image(state), tip, menu=self._menu())
+        self._failed = False
         ctl.show = self._show
         ctl.menu_changed = self._menu_changed
         ctl.stop_ui = self.icon.stop
@@ -407,11 +414,23 @@ class TrayIcon:
         return ps.Menu(items)
 
     def run(self) -> None:
+        """pystray's loop (main thread); the controller starts once the loop runs."""
+
         def setup(icon: Any) -> None:
+            if self._failed:
+                return
             icon.visible = True
             logger.info("tray icon shown (pystray backend %s)", type(icon).__module__)
+            self.ctl.start()
 
-        self.icon.run(setup=setup)
+        try:
+            self.icon.run(setup=setup)
+        except BaseException:
+            self._failed = True
+            # pystray's setup thread waits for a loop that never ran, and it is not a daemon: let it go
+            with contextlib.suppress(Exception):
+                self.icon._mark_ready()
+            raise
 
 
 def add_log_file() -> None:
@@ -425,25 +444,25 @@ def add_log_file() -> None:
     logging.getLogger().addHandler(handler)
 
 
+class TrayFailed(BackupError):
+    """No tray icon could be shown, or its backend failed; ``str(e)`` is one line."""
+
+
 def run_tray(settings: config.Settings | None, problem: str | None = None) -> int:
-    """Show the tray icon and run the service until Quit or a stop signal (main thread)."""
+    """Show the tray icon and run the service until Quit or a stop signal (main thread).
+
+    Raises TrayFailed (one line) when pystray cannot show an icon with a menu, or its backend fails; the
+    process then ends at once (no thread is left waiting)."""
     try:
-        import pystray  # fails here without a display; say so in one line
+        import pystray
     except Exception as exc:
-        print(
-            f"opencode-backup: cannot show a tray icon ({type(exc).__name__}: {exc}); "
-            "run 'opencode-backup run --headless' on a machine without a desktop",
-            file=sys.stderr,
-        )
-        return 1
+        raise TrayFailed(f"cannot show a tray icon: {_in_words(exc)}") from None
     if not pystray.Icon.HAS_MENU:  # pystray's xorg fallback: an icon nobody could quit or use
-        print(
-            f"opencode-backup: the tray backend {pystray.Icon.__module__} has no menu; install PyGObject "
-            "(pip install 'opencode-session-backup[tray]') or run 'opencode-backup run --headless'",
-            file=sys.stderr,
+        raise TrayFailed(
+            f"the tray backend {pystray.Icon.__module__} has no menu; install PyGObject "
+            "(pip install 'opencode-session-backup[tray]')"
         )
-        return 1
-    add_log_file()
+    _log_to_file(settings.debug if settings is not None else False)
     notifier: DesktopNotifier | None = None
     ctl: Controller | None = None
     tray: TrayIcon | None = None
@@ -456,15 +475,43 @@ def run_tray(settings: config.Settings | None, problem: str | None = None) -> in
     enabled = settings.notifications if settings is not None else True
     notifier = DesktopNotifier([plyer_send, pystray_send], icon_file, enabled=enabled)
     ctl = Controller(settings, notifier, problem)
-    tray = TrayIcon(ctl)
-    _stop_on_signals(ctl)
-    ctl.start()
+    old = _stop_on_signals(ctl)
     try:
+        tray = TrayIcon(ctl)
         tray.run()
+    except Exception as exc:
+        # the traceback goes to the log file only (INFO); the terminal gets the one line the CLI prints
+        logger.info("the tray icon failed", exc_info=True)
+        raise TrayFailed(f"the tray icon failed: {_in_words(exc)}") from None
     finally:
         ctl.shutdown()
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
     logger.info("tray app stopped")
     return 0
+
+
+def _in_words(exc: BaseException) -> str:
+    """What went wrong, for a person: no exception class names of GTK or Xlib."""
+    name = type(exc).__name__
+    if "Display" in name:
+        return f"cannot reach the desktop's display {os.environ.get('DISPLAY', '')!r}"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    text = re.sub(r"^[a-z-]+-quark: |\s*\(\d+\)$", "", text)  # GLib's error domain and code
+    if any("dbus" in frame.filename for frame in traceback.extract_tb(exc.__traceback__)):
+        bus = os.environ.get("DBUS_SESSION_BUS_ADDRESS") or "not set"
+        return f"cannot reach the desktop's D-Bus session bus ({text}; DBUS_SESSION_BUS_ADDRESS {bus})"
+    return text
+
+
+def _log_to_file(debug: bool) -> None:
+    """The tray logs to its log file (what Open log shows); the terminal it may have been started from
+    gets warnings only, unless --debug."""
+    add_log_file()
+    logging.getLogger("app").setLevel(logging.DEBUG if debug else logging.INFO)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def icon_file(state: State) -> str:
@@ -476,12 +523,11 @@ def icon_file(state: State) -> str:
     return str(path)
 
 
-def _stop_on_signals(ctl: Controller) -> None:
-    import signal
+def _stop_on_signals(ctl: Controller) -> dict[int, Any]:
+    """Quit the tray on SIGINT/SIGTERM; returns the handlers to put back."""
 
     def on_signal(signum: int, _frame: object) -> None:
         logger.info("signal %d: stopping", signum)
         ctl.stop_ui()
 
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, on_signal)
+    return {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -1,4 +1,4 @@
-"""``opencode-backup restore``: the command-line face of app.backup.restore (prints; CLI layer only).
+"""``opencode-backup restore``: the command-line face of app.backup.restore.
 
 Exit codes: 0 restored (or nothing to do, or a dry run), 1 refused or a session failed, 2 usage.
 """
@@ -6,7 +6,6 @@ Exit codes: 0 restored (or nothing to do, or a dry run), 1 refused or a session 
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -17,56 +16,63 @@ from app import paths
 from app.backup import backup_reader as br
 from app.backup import restore as rs
 from app.backup import restore_legacy as rl
-from app.errors import ConfigError, UsageError
+from app.cli.common import (
+    READ,
+    add_json_flag,
+    add_settings_flags,
+    emit,
+    error,
+    load_settings,
+    require_destination,
+    size,
+)
+from app.errors import UsageError
 from app.opencode.locate import restore_target
 
 
-def add_parser(sub: Any) -> None:
-    """Register ``restore`` on the subcommand parser of app.__main__."""
+def register(sub: Any) -> None:
     p = sub.add_parser(
         "restore",
-        help="put sessions back into opencode (always after a safety copy of its database)",
+        help="put sessions back into opencode, after a safety copy of its database",
         description="Restore sessions from the backup. Without --yes an interactive terminal is asked "
         "to confirm; without a terminal --yes is required.",
     )
     p.add_argument("session_ids", nargs="*", metavar="SESSION_ID", help="sessions to restore (id or prefix)")
-    p.add_argument("--missing", action="store_true", help="every backed-up session not in opencode now")
+    p.add_argument(
+        "--missing",
+        action="store_true",
+        help="every backed-up session opencode does not have (also those whose deletion was backed up)",
+    )
     p.add_argument("--all", action="store_true", help="with --replace: rebuild opencode's whole database")
     p.add_argument("--replace", action="store_true", help="confirms --all: replace the database's content")
     p.add_argument("--legacy", action="store_true", help="restore the legacy JSON storage/ tree")
     p.add_argument("--from", dest="from_machine", metavar="MACHINE", help="another machine's backup folder")
     p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--backup-path", metavar="DIR", help="backup folder (overrides config and environment)")
-    p.add_argument("--source", metavar="DIR", help="opencode's data dir (default: ~/.local/share/opencode)")
-    p.add_argument("--machine-name", metavar="NAME", help="this computer's folder name in the backup")
-    p.add_argument("--debug", action="store_true", default=None, help="verbose logging")
+    add_settings_flags(p, READ)
+    add_json_flag(p)
+    p.set_defaults(func=run)
 
 
-def cmd_restore(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Plan, confirm and apply a restore; returns the exit code."""
     try:
         return _restore(args)
     except (sqlite3.Error, OSError) as exc:  # opencode's database or a folder we need is unusable
         detail = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.filename else exc
-        print(f"opencode-backup: restore failed: {detail}", file=sys.stderr)
+        error(f"restore failed: {detail}")
         return 1
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from app.cli import load_settings
-
     modes = [bool(args.session_ids), args.missing, args.all, args.legacy]
     if sum(modes) != 1:
         raise UsageError("restore needs exactly one of: SESSION_ID..., --missing, --all --replace, --legacy")
     if args.all != args.replace:
         raise UsageError("--all and --replace go together: 'restore --all --replace' rebuilds the database")
-    settings = load_settings(args)
-    if settings.backup_path is None:
-        from app import config
-
-        raise ConfigError(config.not_configured_message(settings))
+    settings = load_settings(args, check=False)
+    require_destination(settings)
+    assert settings.backup_path is not None
     machine_dir = br.safe_machine_dir(settings.backup_path, args.from_machine or settings.machine_name)
     work_dir = paths.app_data_dir()
     if args.legacy:
@@ -82,26 +88,26 @@ def _restore(args: argparse.Namespace) -> int:
     )
     plan = rs.make_plan(req)
     if not plan.items and not plan.snapshot:
-        _out(
+        emit(
             args,
             {"plan": plan.to_dict(), "result": None},
             "nothing to restore: every backed-up session is in opencode",
         )
         return 0
     if args.dry_run:
-        _out(
+        emit(
             args,
             {"plan": plan.to_dict(), "result": None},
             _plan_text(plan) + "\ndry run: nothing was changed",
         )
         return 0
-    if not args.yes and not _confirm(args, _plan_text(plan)):
+    if not args.yes and not _confirm(_plan_text(plan)):
         print("restore cancelled; nothing was changed", file=sys.stderr)
         return 1
     result = rs.apply_plan(plan, req)
-    _out(args, {"plan": plan.to_dict(), "result": result.to_dict()}, _result_text(result))
+    emit(args, {"plan": plan.to_dict(), "result": result.to_dict()}, _result_text(result))
     for sid, why in result.failed:
-        print(f"opencode-backup: session {sid}: {why}", file=sys.stderr)
+        error(f"session {sid}: {why}")
     return 0 if result.ok else 1
 
 
@@ -109,26 +115,26 @@ def _legacy(args: argparse.Namespace, machine_dir: Path, data_dir: Path, work_di
     plan = rl.plan_legacy(machine_dir, data_dir)
     text = (
         f"legacy storage/: {len(plan.add)} file(s) to add, {len(plan.replace)} to replace "
-        f"({_size(plan.bytes)}) into {data_dir / 'storage'}"
+        f"({size(plan.bytes)}) into {data_dir / 'storage'}"
     )
     if not plan.add and not plan.replace:
-        _out(args, {"plan": plan.to_dict(), "result": None}, "nothing to restore in storage/")
+        emit(args, {"plan": plan.to_dict(), "result": None}, "nothing to restore in storage/")
         return 0
     if args.dry_run:
-        _out(args, {"plan": plan.to_dict(), "result": None}, text + "\ndry run: nothing was changed")
+        emit(args, {"plan": plan.to_dict(), "result": None}, text + "\ndry run: nothing was changed")
         return 0
-    if not args.yes and not _confirm(args, text):
+    if not args.yes and not _confirm(text):
         print("restore cancelled; nothing was changed", file=sys.stderr)
         return 1
     aside = rl.apply_legacy(plan, machine_dir, data_dir, work_dir / rs.SAFETY_DIR, datetime.now(UTC))
     done = f"restored {len(plan.add) + len(plan.replace)} file(s) into {data_dir / 'storage'}"
     if aside is not None:
         done = f"files it replaced were copied to {aside}\n" + done
-    _out(args, {"plan": plan.to_dict(), "result": {"aside": str(aside) if aside else None}}, done)
+    emit(args, {"plan": plan.to_dict(), "result": {"aside": str(aside) if aside else None}}, done)
     return 0
 
 
-def _confirm(args: argparse.Namespace, plan_text: str) -> bool:
+def _confirm(plan_text: str) -> bool:
     if not sys.stdin.isatty():
         raise UsageError("no terminal to confirm the restore; add --yes (or --dry-run to see the plan)")
     print(plan_text)
@@ -136,22 +142,15 @@ def _confirm(args: argparse.Namespace, plan_text: str) -> bool:
     return answer in ("y", "yes")
 
 
-def _out(args: argparse.Namespace, data: object, text: str) -> None:
-    if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-    else:
-        print(text)
-
-
 def _plan_text(plan: rs.Plan) -> str:
     lines = [f"restore plan ({plan.mode}) into {plan.db}:"]
     lines += [f"  note: {n}" for n in plan.notes]
     for i in sorted(plan.items, key=lambda i: i.session_id):
         extra = f"  ({i.reason})" if i.reason else ""
-        lines.append(f"  {i.action:<8} {i.session_id}  {i.rows} rows  {_size(i.bytes)}  {i.title}{extra}")
+        lines.append(f"  {i.action:<8} {i.session_id}  {i.rows} rows  {size(i.bytes)}  {i.title}{extra}")
     act = plan.actionable
     lines.append(
-        f"{len(act)} session(s), {sum(i.rows for i in act)} rows, {_size(sum(i.bytes for i in act))}"
+        f"{len(act)} session(s), {sum(i.rows for i in act)} rows, {size(sum(i.bytes for i in act))}"
         + (" on top of the snapshot" if plan.snapshot else "")
     )
     return "\n".join(lines)
@@ -165,11 +164,3 @@ def _result_text(result: rs.RestoreResult) -> str:
     lines += [f"restored {sid} ({n} rows added)" for sid, n in result.restored]
     lines.append(f"{len(result.restored)} session(s) restored, {len(result.failed)} failed")
     return "\n".join(lines)
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if n < 1024:
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n:.1f} GiB"

@@ -1,0 +1,95 @@
+"""The catalog of a machine folder: every backed-up session, and whether opencode still has it.
+
+What ``opencode-backup list`` prints, the tray's restore picker shows and the agent's restore tool
+offers. A session deleted in opencode and then synced away lives on in ``versions/``: it is listed too
+(``in_backup`` False), because "I deleted it by mistake" is the commonest reason to look.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.backup import manifest as mf
+from app.backup import restore
+from app.errors import BackupError
+from app.opencode.locate import locate
+from app.opencode.sessions import Reader
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    """One backed-up session. ``in_opencode``: opencode has it now; ``in_backup``: its file is in
+    ``sessions/`` (False: only its last copy in ``versions/`` is left)."""
+
+    id: str
+    title: str
+    project_id: str
+    directory: str
+    time_updated: datetime
+    bytes: int
+    in_opencode: bool
+    in_backup: bool
+
+
+def live_session_ids(source: Path, opencode_db: Path | None) -> set[str]:
+    """The ids of the sessions in opencode's database(s) now."""
+    live: set[str] = set()
+    for db in locate(source, opencode_db).databases:
+        with Reader(db) as reader:
+            live.update(reader.sessions())
+    return live
+
+
+def session_rows(machine_dir: Path, machine: str, source: Path, opencode_db: Path | None) -> list[SessionRow]:
+    """Every backed-up session of ``machine_dir``, newest first."""
+    man = mf.load(machine_dir, machine)
+    live = live_session_ids(source, opencode_db)
+    rows = [
+        SessionRow(
+            sid,
+            e.title,
+            e.project_id,
+            e.directory,
+            _time(e.time_updated),
+            e.size,
+            sid in live,
+            in_backup=True,
+        )
+        for sid, e in man.sessions.items()
+    ]
+    for sid, files in restore.versioned_files(machine_dir).items():
+        if sid in man.sessions:
+            continue
+        try:
+            doc = restore.newest_doc(sid, files)
+        except BackupError as exc:
+            logger.warning("skipping an unreadable old copy of %s: %s", sid, exc)
+            continue
+        session = (doc.rows.get("session") or [{}])[0]
+        directory = session.get("directory")
+        rows.append(
+            SessionRow(
+                sid,
+                doc.title,
+                doc.project_id,
+                directory if isinstance(directory, str) else "",
+                _time(doc.time_updated),
+                doc.size,
+                sid in live,
+                in_backup=False,
+            )
+        )
+    rows.sort(key=lambda r: r.time_updated, reverse=True)
+    return rows
+
+
+def _time(ms: int) -> datetime:
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).replace(microsecond=0)
+    except (OverflowError, OSError, ValueError):
+        return datetime.fromtimestamp(0, UTC)

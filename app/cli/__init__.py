@@ -1,0 +1,77 @@
+"""``opencode-backup``: the command line. One module per command; this one builds the parser from them,
+sets up logging and maps errors to exit codes. The CLI package is the only place that prints (the
+dialog process answers in JSON on its own stdout).
+
+Everything imported here works without a display; the tray (``run`` without ``--headless``) is imported
+only when it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from app import __version__
+from app.cli import autostart, control, listing, restore, run, show_config, status, sync, verify
+from app.cli.common import Parser, add_settings_flags, check_flags, error
+from app.errors import BackupError, ConfigError, UsageError
+
+logger = logging.getLogger(__name__)
+
+# In the order a user needs them; ``opencode-backup --help`` lists them so.
+COMMANDS = (run, sync, status, listing, restore, verify, show_config, control, autostart)
+
+EPILOG = """\
+Without a command, 'run' starts the tray app. Options such as --backup-path may also come before the command.
+
+exit codes:
+  0  done (for status and list: whatever the backup's state, it was reported)
+  1  the operation failed: a sync or restore failed, verify found damage, no service is running
+  2  usage or configuration error: nothing was written"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="opencode-backup",
+        description="Continuous, versioned backups of opencode sessions to a folder you choose.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_settings_flags(parser, ("backup_path", "source", "machine_name", "engine"), top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, title="commands")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:  # no command: the tray app, with the options given
+            args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "run"])
+        check_flags(args)
+        _setup_logging(bool(args.debug))
+        return int(args.func(args))
+    except (ConfigError, UsageError) as exc:
+        error(str(exc))
+        return 2
+    except BackupError as exc:
+        error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 1
+
+
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("watchdog").setLevel(logging.INFO)  # its DEBUG is one line per inotify event

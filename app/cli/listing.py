@@ -1,0 +1,40 @@
+"""``opencode-backup list``: the backed-up sessions, and whether opencode still has each."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from app.backup.catalog import session_rows
+from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, require_destination
+from app.errors import BackupError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "list",
+        help="the backed-up sessions, and which ones opencode no longer has",
+        description="List every backed-up session, newest first, including sessions deleted in opencode "
+        "whose deletion was already backed up (their last copy is kept in versions/).",
+    )
+    add_settings_flags(p, READ)
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args, check=False)
+    machine_dir = require_destination(settings)
+    if not machine_dir.is_dir():
+        raise BackupError(f"backup folder not reachable (not mounted, or no backup yet): {machine_dir}")
+    rows = session_rows(machine_dir, settings.machine_name, settings.source, settings.opencode_db)
+    lines = [
+        f"{r.id}  {r.time_updated:%Y-%m-%d %H:%M}  {' ' if r.in_opencode else '✗'} {r.title}  ({r.directory})"
+        + ("" if r.in_backup else "  [deleted; last copy in versions/]")
+        for r in rows
+    ]
+    lines.append(
+        f"{len(rows)} session(s) backed up; ✗ = no longer in opencode (restore --missing brings them back)"
+    )
+    emit(args, rows, "\n".join(lines))
+    return 0

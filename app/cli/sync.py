@@ -1,0 +1,65 @@
+"""``opencode-backup sync``: one backup now."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from app import paths, wiring
+from app.backup.result import Outcome
+from app.backup.sync import SyncOptions, run_sync
+from app.cli.common import (
+    ALL,
+    add_json_flag,
+    add_settings_flags,
+    emit,
+    error,
+    load_settings,
+    require_destination,
+)
+from app.service import client
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "sync",
+        help="back up now, once",
+        description="Back up what changed since the last backup, now. When the running service backs up "
+        "the same folder, it does this sync and this command prints its result.",
+    )
+    add_settings_flags(p, ALL)
+    add_json_flag(p)
+    p.add_argument("--snapshot", action="store_true", help="also take a full database snapshot now")
+    p.add_argument(
+        "--allow-deletions",
+        action="store_true",
+        help="mirror even when opencode lost most of its sessions (the guard's override)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    machine_dir = require_destination(settings)
+    state_dir = paths.app_state_dir()
+    live = client.live_status(state_dir)
+    result = None
+    if live is not None and client.same_backup(live, settings.source, machine_dir):
+        # the running service owns this backup: ask it for this sync instead of racing it for the lock
+        result = client.sync_via_service(state_dir, args.snapshot, args.allow_deletions)
+    if result is None:
+        options = SyncOptions(snapshot=args.snapshot, allow_deletions=args.allow_deletions)
+        result = run_sync(wiring.context_for(settings), options)
+    if result.outcome is Outcome.FAILED:
+        if args.json:
+            emit(args, result, "")
+        error(f"sync failed: {result.error}")
+        return 1
+    for warning in result.skipped:
+        print(f"warning: not copied (empty or damaged in opencode's storage): {warning}", file=sys.stderr)
+    if result.outcome is Outcome.NOTHING_YET:
+        emit(args, result, f"nothing to back up yet: {result.summary()}")
+    else:
+        emit(args, result, f"{result.outcome.value}: {result.summary()}")
+    return 0

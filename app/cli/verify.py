@@ -1,0 +1,36 @@
+"""``opencode-backup verify``: every backup file against the manifest."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from app import paths
+from app.backup.verify import verify
+from app.cli.common import add_json_flag, add_settings_flags, emit, load_settings, require_destination
+from app.errors import BackupError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="check every backup file against the manifest",
+        description="Check every file of the backup against its size and sha256 in the manifest, that "
+        "every session file parses and that every snapshot passes SQLite's integrity_check. Reads only.",
+    )
+    add_settings_flags(p, ("backup_path", "machine_name"))
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args, check=False)
+    machine_dir = require_destination(settings)
+    if not machine_dir.is_dir():
+        raise BackupError(f"backup folder not reachable (not mounted, or no backup yet): {machine_dir}")
+    report = verify(machine_dir, settings.machine_name, paths.app_data_dir() / "verify")
+    verdict = "OK" if report.ok else "FAILED"
+    summary = f"{verdict}: {report.checked} files checked, {len(report.problems)} problem(s)"
+    data = {"ok": report.ok, "checked": report.checked, "problems": report.problems}
+    emit(args, data, "\n".join([*report.problems, summary]))
+    return 0 if report.ok else 1
