@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import re
+import shutil
 import sqlite3
 import stat
 from collections.abc import Iterator
@@ -24,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import BackupDamaged, UsageError
+from app.fsutil import make_private_dirs
 from app.opencode.schema import SECRET_TABLES
 from app.opencode.sessions import SESSION_FORMAT
 from app.opencode.snapshot import SNAPSHOT_SUFFIX, parse_snapshot_name
 
 # No real session comes near this (the largest measured is ~60 MiB); a bigger file is refused unread.
 MAX_SESSION_BYTES = 512 << 20
-# A decompressed snapshot bigger than this is refused (a decompression bomb fills no disk).
-MAX_SNAPSHOT_BYTES = 64 << 30
 _SQLITE_INT = (-(1 << 63), (1 << 63) - 1)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -275,11 +276,37 @@ def _short(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+# A real snapshot (VACUUMed: no free pages) compresses 4-10x with zstd; allow far more, never a bomb.
+MAX_RATIO = 100
+SMALL_SNAPSHOT_CAP = 64 << 20  # tiny databases compress better; letting any expand this far is harmless
+FREE_MARGIN = 1 << 30  # never fill the disk opencode's database lives on: keep this much free
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def snapshot_cap(compressed: int, recorded_raw: int | None, free: int) -> tuple[int, str]:
+    """How many bytes a snapshot may decompress to, and why (for the refusal). Pure.
+
+    The least of: what the manifest recorded when the snapshot was taken, ``MAX_RATIO`` times its
+    compressed size (at least ``SMALL_SNAPSHOT_CAP``), and the free space minus a margin."""
+    caps = [
+        (
+            max(SMALL_SNAPSHOT_CAP, compressed * MAX_RATIO),
+            f"{MAX_RATIO}x its size, which no real snapshot reaches",
+        )
+    ]
+    if recorded_raw:
+        caps.append((recorded_raw, "the size the manifest recorded"))
+    caps.append((max(0, free - FREE_MARGIN), "the free disk space, less 1 GiB kept free for opencode"))
+    return min(caps)
+
+
 @contextlib.contextmanager
-def checked_snapshot(ref: SnapshotRef, work_dir: Path, cap: int | None = None) -> Iterator[Path]:
+def checked_snapshot(ref: SnapshotRef, work_dir: Path, raw_size: int | None = None) -> Iterator[Path]:
     """Decompress a snapshot into a private temp file, check ``integrity_check``; yield its path.
 
-    The temp file is removed on exit. Raises BackupDamaged for a damaged or oversized snapshot.
+    The temp file is removed on exit. ``raw_size`` is what the manifest recorded (0/None: unknown).
+    Raises BackupDamaged for a damaged, oversized or hostile snapshot, within seconds: decompression stops
+    at :func:`snapshot_cap` and at the size the database's own header declares.
     """
     if not ref.path.name.endswith(SNAPSHOT_SUFFIX):
         raise BackupDamaged(f"refusing {ref.path.name}: not a snapshot")
@@ -287,18 +314,29 @@ def checked_snapshot(ref: SnapshotRef, work_dir: Path, cap: int | None = None) -
 
     import zstandard
 
-    work_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(work_dir)
+    compressed = read_capped_size(ref.path)
+    cap, why = snapshot_cap(compressed, raw_size, shutil.disk_usage(work_dir).free)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         out = Path(tmp) / "snapshot.db"
         try:
-            _decompress_capped(zstandard, ref.path, out, MAX_SNAPSHOT_BYTES if cap is None else cap)
+            _decompress_capped(zstandard, ref.path, out, cap, why)
             conn = sqlite3.connect(out.as_uri() + "?mode=ro", uri=True)
             try:
+                conn.execute("PRAGMA trusted_schema=OFF")
                 result = conn.execute("PRAGMA integrity_check").fetchone()[0]
             finally:
                 conn.close()
         except BackupDamaged:
             raise
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise BackupDamaged(
+                    f"not enough free space in {work_dir} to check snapshot {ref.path.name}"
+                ) from None
+            raise BackupDamaged(
+                f"refusing snapshot {ref.path.name}: cannot be read ({_short(exc)})"
+            ) from None
         except Exception as exc:  # any decoder or SQLite error: the snapshot is unusable
             raise BackupDamaged(
                 f"refusing snapshot {ref.path.name}: cannot be read ({_short(exc)})"
@@ -310,17 +348,43 @@ def checked_snapshot(ref: SnapshotRef, work_dir: Path, cap: int | None = None) -
         yield out
 
 
-def _decompress_capped(zstandard: Any, src: Path, out: Path, cap: int) -> None:
-    if stat.S_ISLNK(src.lstat().st_mode):
-        raise BackupDamaged(f"refusing {src}: a symlink")
+def read_capped_size(path: Path) -> int:
+    """The size of a regular file (not through a symlink)."""
+    st = path.lstat()
+    if not stat.S_ISREG(st.st_mode):
+        raise BackupDamaged(f"refusing {path.name}: not a regular file")
+    return st.st_size
+
+
+def _decompress_capped(zstandard: Any, src: Path, out: Path, cap: int, why: str) -> None:
     total = 0
+    declared: int | None = None
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(src, flags)
     with (
-        open(src, "rb") as fh,
+        os.fdopen(fd, "rb") as fh,
         zstandard.ZstdDecompressor().stream_reader(fh) as reader,
         open(out, "wb") as dst,
     ):
         while chunk := reader.read(1 << 20):
+            if declared is None:
+                declared = _declared_size(src, chunk)
+                if declared < cap:
+                    cap, why = declared, "the size its own header declares"
             total += len(chunk)
             if total > cap:
-                raise BackupDamaged(f"refusing snapshot {src.name}: it decompresses to more than {cap} bytes")
+                raise BackupDamaged(
+                    f"refusing snapshot {src.name}: it expands to more than {cap:,} bytes ({why})"
+                )
             dst.write(chunk)
+
+
+def _declared_size(src: Path, head: bytes) -> int:
+    """The database size its header declares (page size x page count); refuses a non-SQLite stream."""
+    if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
+        raise BackupDamaged(f"refusing snapshot {src.name}: it does not hold an SQLite database")
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    valid = head[92:96] == head[24:28]  # "version-valid-for" equals the change counter
+    return page_size * pages if valid and pages else 1 << 62

@@ -2,7 +2,9 @@
 
 The watcher's dirty paths drive normal syncs; a full walk (streaming ``os.scandir``, stat only)
 is for the first sync and periodic reconciles. Files that are empty or NUL-filled (torn writes
-in the wild) are never copied over a good backup copy. Runs on the worker thread.
+in the wild) are never copied over a good backup copy. Share records (``storage/share/`` and
+``storage/session/share/``, where opencode <= 1.1 kept each share's ``secret``) never reach the backup,
+and copies an older version made are purged. Runs on the worker thread.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from app.fsutil import is_junk_json, sha256_file
 logger = logging.getLogger(__name__)
 
 PREFIX = "storage/"
+# Where opencode <= 1.1 kept share records with their secret: never backed up (like session_share.secret).
+SECRET_PREFIXES = ("storage/share/", "storage/session/share/")
+
+
+def is_secret(rel: str) -> bool:
+    """True for a legacy file that holds a share secret."""
+    return rel.startswith(SECRET_PREFIXES)
 
 
 @dataclass
@@ -31,6 +40,7 @@ class StoragePlan:
 
     copy: list[str] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
+    purge: list[str] = field(default_factory=list)  # backed-up secrets: removed for good, not versioned
     skipped_junk: list[str] = field(default_factory=list)
     index: dict[str, dict[str, mf.FileEntry]] = field(default_factory=dict)  # shard -> entries (new state)
     pending: dict[str, mf.FileEntry] = field(default_factory=dict)  # entries to record once copied
@@ -66,19 +76,22 @@ def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
             continue  # a folder removed while we walk
 
 
-def plan(data_dir: Path, machine_dir: Path, dirty: Iterable[str] | None, indexed: int) -> StoragePlan:
-    """Compare the source tree (all of it, or only ``dirty`` paths) with the destination's index.
-
-    ``indexed`` is how many storage/ files the manifest says the backup holds.
-    """
+def plan(data_dir: Path, machine_dir: Path, dirty: Iterable[str] | None, man: mf.Manifest) -> StoragePlan:
+    """Compare the source tree (all of it, or only ``dirty`` paths) with the destination's index
+    (``man`` names its shards)."""
     root = data_dir / "storage"
-    if dirty is None and indexed == 0 and not root.is_dir():
+    if dirty is None and man.storage_files == 0 and not root.is_dir():
         return StoragePlan(full=True)  # no legacy tree on either side: nothing to read
     if dirty is None:
-        return _plan_full(data_dir, machine_dir, root)
+        return _plan_full(data_dir, machine_dir, root, man)
     paths = sorted({p for p in dirty if p.startswith(PREFIX) and _safe(p)})
-    result = StoragePlan(index=mf.load_storage_index(machine_dir, {mf.shard_of(p) for p in paths}))
+    result = StoragePlan(index=mf.load_storage_index(machine_dir, man, {mf.shard_of(p) for p in paths}))
     for rel in paths:
+        if is_secret(rel):
+            if rel in result.index[mf.shard_of(rel)]:
+                result.purge.append(rel)
+                result.touched_shards.add(mf.shard_of(rel))
+            continue
         try:
             st = (data_dir / rel).stat()
         except (FileNotFoundError, NotADirectoryError):
@@ -91,7 +104,7 @@ def plan(data_dir: Path, machine_dir: Path, dirty: Iterable[str] | None, indexed
     return result
 
 
-def _plan_full(data_dir: Path, machine_dir: Path, root: Path) -> StoragePlan:
+def _plan_full(data_dir: Path, machine_dir: Path, root: Path, man: mf.Manifest) -> StoragePlan:
     """Walk the whole tree, then compare it with the index one shard at a time.
 
     Memory holds the walked (path, size, mtime) triples plus one shard, not the whole index:
@@ -100,17 +113,19 @@ def _plan_full(data_dir: Path, machine_dir: Path, root: Path) -> StoragePlan:
     walked: dict[str, dict[str, tuple[int, int]]] = {}
     if root.is_dir():
         for rel, st in walk(root):
-            walked.setdefault(mf.shard_of(rel), {})[rel] = (st.st_size, st.st_mtime_ns)
+            if not is_secret(rel):
+                walked.setdefault(mf.shard_of(rel), {})[rel] = (st.st_size, st.st_mtime_ns)
     result = StoragePlan(full=True)
     for shard in mf.all_shards():
-        entries = mf.load_shard(machine_dir, shard)
+        entries = mf.load_shard(machine_dir, man, shard)
         files = walked.pop(shard, {})
         result.index[shard] = entries
         for rel, (size, mtime_ns) in files.items():
             _consider(result, data_dir, rel, size, mtime_ns)
         gone = [rel for rel in entries if rel not in files]
         if gone:
-            result.delete.extend(gone)
+            result.purge.extend(rel for rel in gone if is_secret(rel))
+            result.delete.extend(rel for rel in gone if not is_secret(rel))
             result.touched_shards.add(shard)
         if shard not in result.touched_shards:
             del result.index[shard]

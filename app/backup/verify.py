@@ -1,17 +1,22 @@
-"""``opencode-backup verify``: every file matches its manifest hash, every session file parses,
-every snapshot passes ``PRAGMA integrity_check``. Reads the destination only."""
+"""``opencode-backup verify``: every file matches its manifest hash, every session file is a valid session
+file, every snapshot passes ``PRAGMA integrity_check``. Reads the destination only.
+
+A sync interrupted between its first change and its commit leaves an intent (see :mod:`app.backup.intent`);
+a file that holds the content the intent names, or a removal it names, is not damage: verify says a sync
+was interrupted and that the next one completes it.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.backup import intent as it
 from app.backup import manifest as mf
-from app.backup.backup_reader import SnapshotRef, checked_snapshot
+from app.backup import untrusted as u
+from app.backup.backup_reader import SnapshotRef, checked_snapshot, read_session
 from app.errors import BackupDamaged
 from app.fsutil import sha256_file
-from app.opencode.sessions import SESSION_FORMAT
 from app.opencode.snapshot import parse_snapshot_name
 
 
@@ -19,6 +24,7 @@ from app.opencode.snapshot import parse_snapshot_name
 class VerifyReport:
     checked: int = 0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -30,52 +36,81 @@ def verify(machine_dir: Path, machine: str, work_dir: Path) -> VerifyReport:
     report = VerifyReport()
     try:
         man = mf.load(machine_dir, machine)
+        pending = it.load(machine_dir)
     except BackupDamaged as exc:
         report.problems.append(str(exc))
         return report
     if not (machine_dir / mf.MANIFEST).exists():
         report.problems.append(f"no backup here yet: {machine_dir / mf.MANIFEST} is missing")
         return report
+    check = _Checker(machine_dir, report, pending)
     for sid, entry in sorted(man.sessions.items()):
-        if _check_file(machine_dir, entry.path, entry.size, entry.sha256, report):
-            _check_session(machine_dir / entry.path, sid, report)
+        if check.file(entry.path, entry.size, entry.sha256):
+            check.session(entry.path, sid)
     for rel, fentry in sorted(man.files.items()):
-        if _check_file(machine_dir, rel, fentry.size, fentry.sha256, report) and rel.startswith("snapshots/"):
-            _check_snapshot(machine_dir / rel, work_dir, report)
-    for entries in mf.load_storage_index(machine_dir).values():
+        if check.file(rel, fentry.size, fentry.sha256):
+            check.snapshot(rel, work_dir, fentry.raw_size)
+    try:
+        index = mf.load_storage_index(machine_dir, man)
+    except BackupDamaged as exc:
+        report.problems.append(str(exc))
+        return report
+    for entries in index.values():
         for rel, fentry in sorted(entries.items()):
-            _check_file(machine_dir, rel, fentry.size, fentry.sha256, report)
+            check.file(rel, fentry.size, fentry.sha256)
+    if pending is not None and check.interrupted:
+        report.notes.append(
+            f"a sync started at {pending.stamp} was interrupted: {check.interrupted} file(s) already hold "
+            "what it was writing or removing; the next sync records them"
+        )
     return report
 
 
-def _check_file(machine_dir: Path, rel: str, size: int, digest: str, report: VerifyReport) -> bool:
-    report.checked += 1
-    path = machine_dir / rel
-    if path.is_symlink() or not path.is_file():
-        report.problems.append(f"{rel}: missing")
+class _Checker:
+    def __init__(self, machine_dir: Path, report: VerifyReport, pending: it.Intent | None) -> None:
+        self.machine_dir = machine_dir
+        self.report = report
+        self.pending = pending
+        self.interrupted = 0
+
+    def file(self, rel: str, size: int, digest: str) -> bool:
+        """True when ``rel`` holds what the manifest records; an interrupted sync's state counts as fine
+        (and is not checked further)."""
+        self.report.checked += 1
+        try:
+            path = u.regular_file(self.machine_dir, rel)
+        except BackupDamaged as exc:
+            self.report.problems.append(str(exc))
+            return False
+        pending = self.pending
+        if path is None:
+            if pending is not None and rel in pending.removes:
+                self.interrupted += 1
+            else:
+                self.report.problems.append(f"{rel}: missing")
+            return False
+        actual = (path.stat().st_size, sha256_file(path))
+        if actual == (size, digest):
+            return True
+        if pending is not None and pending.writes.get(rel) == actual:
+            self.interrupted += 1
+            return False
+        self.report.problems.append(f"{rel}: content does not match the manifest (damaged or changed)")
         return False
-    if path.stat().st_size != size or sha256_file(path) != digest:
-        report.problems.append(f"{rel}: content does not match the manifest (damaged or changed)")
-        return False
-    return True
 
+    def session(self, rel: str, sid: str) -> None:
+        try:
+            read_session(self.machine_dir / rel, sid)
+        except BackupDamaged as exc:
+            self.report.problems.append(str(exc))
 
-def _check_session(path: Path, sid: str, report: VerifyReport) -> None:
-    try:
-        doc = json.loads(path.read_bytes())
-    except ValueError as exc:
-        report.problems.append(f"{path.name}: not valid JSON ({exc})")
-        return
-    if not isinstance(doc, dict) or doc.get("format") != SESSION_FORMAT or doc.get("session_id") != sid:
-        report.problems.append(f"{path.name}: not a session file for {sid}")
-
-
-def _check_snapshot(path: Path, work_dir: Path, report: VerifyReport) -> None:
-    """Decompress (size-capped) into a temp file and run integrity_check, as restore does."""
-    parsed = parse_snapshot_name(path.name)
-    ref = SnapshotRef(path, *(parsed or ("?", "?")))
-    try:
-        with checked_snapshot(ref, work_dir):
-            pass
-    except BackupDamaged as exc:
-        report.problems.append(str(exc).removeprefix("refusing snapshot "))
+    def snapshot(self, rel: str, work_dir: Path, raw_size: int) -> None:
+        """Decompress (size-capped) into a temp file and run integrity_check, as restore does."""
+        path = self.machine_dir / rel
+        parsed = parse_snapshot_name(path.name)
+        ref = SnapshotRef(path, *(parsed or ("?", "?")))
+        try:
+            with checked_snapshot(ref, work_dir, raw_size=raw_size or None):
+                pass
+        except BackupDamaged as exc:
+            self.report.problems.append(str(exc).removeprefix("refusing snapshot "))

@@ -1,10 +1,11 @@
 """The one small interface every transfer engine implements.
 
 The sync (``app.backup.sync``) decides *what* moves: it hands an engine a list of relative
-paths that must be copied from ``src_root`` to ``dst_root``. It has already moved any
-destination file that will be replaced into ``versions/`` and handles deletions itself, so
-an engine only copies. Every engine must make each file appear atomically (temp name +
-rename) and give new files 0600 / folders 0700 on Unix.
+paths that must be copied from ``src_root`` to ``dst_root``. It has already kept the old
+content of any destination file that will be replaced in ``versions/`` (a hard link or a copy)
+and handles deletions itself, so an engine only copies. Every engine must make each file
+appear atomically (temp name + rename, never writing into the existing file: its old inode is
+the version kept) and give new files 0600 / folders 0700 on Unix.
 """
 
 from __future__ import annotations

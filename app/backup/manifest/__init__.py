@@ -1,0 +1,61 @@
+"""``manifest.json`` and ``manifest.d/``: what the backup holds, with one commit point per sync.
+
+    manifest.json                    {"format": "opencode-session-backup-manifest/2", "machine",
+                                      "app_version", "opencode_schema", "updated", "session_count",
+                                      "files": {relpath: {"size", "sha256", "raw_size"}}, "storage_files",
+                                      "storage_bytes", "last_result", "last_full_thinning",
+                                      "shards": {name: {"file", "size", "sha256"}}}
+    manifest.d/sessions-XX.<h>.json  {session_id: SessionEntry} in 64 shards by hash of the id
+    manifest.d/storage-XX.<h>.json   {relpath: [size, sha256, source mtime_ns]}, 256 shards by path hash
+
+Shards are sharded so that a sync changing one session writes one small shard, not a list of 2,000
+sessions. A changed shard is written under a new name (``<h>``: the start of its sha256) and only
+``manifest.json``, replaced atomically last, names the shards in force: that rename is the commit. A crash
+before it leaves the old manifest naming the old shards, which are still there; a crash after it, the new
+one. Shards no longer named are removed after the commit, except those the replaced manifest named (a
+reader that loaded it a moment ago can still read them).
+
+Everything read here is untrusted (see :mod:`app.backup.untrusted`): sizes are capped, every number
+bounded, every path checked to stay inside the machine folder, every entry checked to sit in its shard.
+Format 1 (fixed shard names, written before this commit point existed) is still read; a count that does
+not match its shards (what a crash between its writes left) is recounted instead of refused.
+"""
+
+from app.backup.manifest.model import (
+    MANIFEST,
+    MANIFEST_FORMAT,
+    SESSION_SHARDS,
+    SHARD_DIR,
+    FileEntry,
+    Manifest,
+    SessionEntry,
+    ShardRef,
+    all_shards,
+    safe_name,
+    session_path,
+    session_shard_of,
+    shard_of,
+)
+from app.backup.manifest.read import load, load_shard, load_storage_index
+from app.backup.manifest.write import ManifestStore, save
+
+__all__ = [
+    "MANIFEST",
+    "MANIFEST_FORMAT",
+    "SESSION_SHARDS",
+    "SHARD_DIR",
+    "FileEntry",
+    "Manifest",
+    "ManifestStore",
+    "SessionEntry",
+    "ShardRef",
+    "all_shards",
+    "load",
+    "load_shard",
+    "load_storage_index",
+    "safe_name",
+    "save",
+    "session_path",
+    "session_shard_of",
+    "shard_of",
+]

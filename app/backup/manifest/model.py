@@ -1,0 +1,162 @@
+"""The manifest in memory: its entries, the names of session files and shards, and its JSON head."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.opencode.snapshot import parse_snapshot_name
+
+MANIFEST_FORMAT = "opencode-session-backup-manifest/2"
+V1_FORMAT = "opencode-session-backup-manifest/1"
+MANIFEST = "manifest.json"
+SHARD_DIR = "manifest.d"
+SESSION_SHARDS = 64
+SHARD_NAME = re.compile(r"^(sessions|storage)-[0-9a-f]{2}$")
+SHARD_FILE = re.compile(r"^(?P<name>(sessions|storage)-[0-9a-f]{2})(\.(?P<h>[0-9a-f]{16}))?\.json$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(frozen=True)
+class SessionEntry:
+    """One backed-up session: where its file is, what it hashes to, and the fingerprint it had."""
+
+    path: str
+    project_id: str
+    title: str
+    directory: str
+    time_updated: int
+    fingerprint: str
+    size: int
+    sha256: str
+    database: str = "opencode.db"
+
+
+@dataclass(frozen=True, slots=True)  # slots: a legacy tree can have hundreds of thousands of these
+class FileEntry:
+    size: int
+    sha256: str
+    mtime_ns: int = 0  # for storage/ files: the source file's mtime when it was copied
+    raw_size: int = 0  # for snapshots: the size of the database inside (caps its decompression)
+
+
+@dataclass(frozen=True)
+class ShardRef:
+    """A shard file the manifest names, with the size and hash it must have (None: format 1)."""
+
+    file: str
+    size: int | None = None
+    sha256: str | None = None
+
+
+@dataclass
+class Manifest:
+    """The destination's manifest in memory: sessions, snapshots and summary (storage/ shards on demand).
+
+    A sync changes it in place and gives it to :func:`save`; nothing else mutates it."""
+
+    machine: str
+    app_version: str = ""
+    opencode_schema: str | None = None
+    updated: str = ""
+    sessions: dict[str, SessionEntry] = field(default_factory=dict)
+    files: dict[str, FileEntry] = field(default_factory=dict)
+    storage_files: int = 0
+    storage_bytes: int = 0
+    last_result: dict[str, Any] = field(default_factory=dict)
+    last_full_thinning: str = ""
+    shards: dict[str, ShardRef] = field(default_factory=dict)  # as committed (loaded or last saved)
+    # session id -> (entry, its JSON) and shard name -> JSON as last read or written: a save re-encodes
+    # only changed entries and writes only the shards that differ
+    _encoded: dict[str, tuple[SessionEntry, str]] = field(default_factory=dict, repr=False, compare=False)
+    _texts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of the live backup (sessions, snapshots, storage/), versions/ not counted."""
+        return (
+            sum(e.size for e in self.sessions.values())
+            + sum(e.size for e in self.files.values())
+            + self.storage_bytes
+        )
+
+    def snapshots(self) -> list[tuple[str, str, str]]:
+        """(database label, UTC stamp, relative path) of every snapshot listed."""
+        found = []
+        for rel in self.files:
+            parsed = parse_snapshot_name(rel.removeprefix("snapshots/"))
+            if parsed:
+                found.append((parsed[0], parsed[1], rel))
+        return found
+
+    def head_json(self) -> bytes:
+        """manifest.json itself: everything but the entries, which live in the shards it names."""
+        doc = {
+            "format": MANIFEST_FORMAT,
+            "machine": self.machine,
+            "app_version": self.app_version,
+            "opencode_schema": self.opencode_schema,
+            "updated": self.updated,
+            "session_count": len(self.sessions),
+            "files": {
+                k: {"size": v.size, "sha256": v.sha256, "raw_size": v.raw_size}
+                for k, v in sorted(self.files.items())
+            },
+            "storage_files": self.storage_files,
+            "storage_bytes": self.storage_bytes,
+            "last_result": self.last_result,
+            "last_full_thinning": self.last_full_thinning,
+            "shards": {k: vars(v) for k, v in sorted(self.shards.items())},
+        }
+        return json.dumps(doc, ensure_ascii=False, indent=1).encode()
+
+    def session_shard_texts(self) -> dict[str, str]:
+        """Shard name (``sessions-XX``) -> its JSON text, for every shard (empty ones as ``{}``)."""
+        parts: dict[str, list[str]] = {f"sessions-{i:02x}": [] for i in range(SESSION_SHARDS)}
+        cache = self._encoded
+        for sid in sorted(self.sessions):
+            entry = self.sessions[sid]
+            hit = cache.get(sid)
+            if hit is None or hit[0] is not entry:
+                hit = (entry, _compact(sid) + ":" + _compact(vars(entry)))
+                cache[sid] = hit
+            parts[session_shard_of(sid)].append(hit[1])
+        for gone in cache.keys() - self.sessions.keys():
+            del cache[gone]
+        return {name: "{" + ",".join(p) + "}" for name, p in parts.items()}
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def safe_name(name: str) -> str:
+    """A path component from a database value: ids are [A-Za-z0-9_-]; anything else is escaped, so two
+    different names never map to one (``a b`` -> ``a%20b``, ``a_b`` stays)."""
+    cleaned = _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), name)
+    if cleaned.startswith("."):
+        cleaned = "%2E" + cleaned[1:]
+    return cleaned or "%00"
+
+
+def session_path(project_id: str, session_id: str) -> str:
+    """Where a session's file lives in the machine folder."""
+    return f"sessions/{safe_name(project_id)}/{safe_name(session_id)}.json"
+
+
+def session_shard_of(session_id: str) -> str:
+    """The shard (``sessions-XX``) that lists a session."""
+    digest = hashlib.sha1(session_id.encode("utf-8"), usedforsecurity=False).digest()
+    return f"sessions-{digest[0] % SESSION_SHARDS:02x}"
+
+
+def shard_of(relpath: str) -> str:
+    """The shard (two hex digits) that lists a ``storage/`` file."""
+    return hashlib.sha1(relpath.encode("utf-8"), usedforsecurity=False).hexdigest()[:2]
+
+
+def all_shards() -> list[str]:
+    return [f"{i:02x}" for i in range(256)]

@@ -1,0 +1,232 @@
+"""Reading the manifest and its shards: untrusted input (see :mod:`app.backup.untrusted`).
+
+Sizes are capped, every number bounded, every path checked to stay inside the machine folder and every
+entry checked to sit in its shard; anything else is one BackupDamaged line. Format 1 (fixed shard names,
+written before the commit point existed) is still read; a count that does not match its shards (what a
+crash between its writes left) is recounted instead of refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from app.backup import untrusted as u
+from app.backup.manifest.model import (
+    MANIFEST,
+    MANIFEST_FORMAT,
+    SHARD_DIR,
+    SHARD_FILE,
+    SHARD_NAME,
+    V1_FORMAT,
+    FileEntry,
+    Manifest,
+    SessionEntry,
+    ShardRef,
+    all_shards,
+    session_path,
+    session_shard_of,
+    shard_of,
+)
+from app.errors import BackupDamaged
+from app.opencode.snapshot import parse_snapshot_name
+
+logger = logging.getLogger(__name__)
+
+MAX_MANIFEST_BYTES = 8 << 20  # 1,800 sessions and 100,000 legacy files need ~40 KB
+MAX_SHARD_BYTES = 64 << 20
+
+
+def load(machine_dir: Path, machine: str) -> Manifest:
+    """Read the manifest and its session shards, or an empty one when there is none yet.
+
+    Anything damaged or hostile raises BackupDamaged (one line). A shard that vanished because a sync
+    committed a newer manifest meanwhile is read again from that newer manifest."""
+    for attempt in range(3):
+        try:
+            return _load(machine_dir, machine)
+        except _ShardGone:
+            if attempt == 2:
+                raise BackupDamaged(f"{MANIFEST} names shards that are missing (still syncing?)") from None
+    raise AssertionError("unreachable")
+
+
+class _ShardGone(Exception):
+    pass
+
+
+def _load(machine_dir: Path, machine: str) -> Manifest:
+    path = machine_dir / MANIFEST
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return Manifest(machine=machine)
+    except OSError as exc:
+        raise BackupDamaged(f"cannot read {MANIFEST}: {exc.strerror or exc}") from None
+    doc = u.obj(u.parse_json(u.read_capped(path, MAX_MANIFEST_BYTES, MANIFEST), MANIFEST), MANIFEST)
+    fmt = doc.get("format")
+    if fmt not in (MANIFEST_FORMAT, V1_FORMAT):
+        raise BackupDamaged(f"{MANIFEST}: not a manifest of this format ({u.short(fmt)})")
+    man = Manifest(
+        machine=u.text(doc.get("machine", machine), f"{MANIFEST} machine", 200),
+        app_version=u.text(doc.get("app_version", ""), f"{MANIFEST} app_version", 100),
+        opencode_schema=u.text(doc.get("opencode_schema"), f"{MANIFEST} opencode_schema", 200, optional=True)
+        or None,
+        updated=u.text(doc.get("updated", ""), f"{MANIFEST} updated", 100),
+        files=_files(doc.get("files", {})),
+        storage_files=u.integer(doc.get("storage_files", 0), f"{MANIFEST} storage_files"),
+        storage_bytes=u.integer(doc.get("storage_bytes", 0), f"{MANIFEST} storage_bytes"),
+        last_result=u.obj(doc.get("last_result", {}), f"{MANIFEST} last_result"),
+        last_full_thinning=u.text(doc.get("last_full_thinning", ""), f"{MANIFEST} last_full_thinning", 100),
+    )
+    man.shards = _shard_refs(machine_dir, doc) if fmt == MANIFEST_FORMAT else _v1_refs(machine_dir)
+    for name, ref in man.shards.items():
+        if name.startswith("sessions-"):
+            text = _read_shard(machine_dir, name, ref)
+            man._texts[name] = text
+            for sid, raw in u.obj(u.parse_json(text.encode(), ref.file), ref.file).items():
+                man.sessions[sid] = _session_entry(sid, raw, ref.file)
+                if session_shard_of(sid) != name:
+                    raise BackupDamaged(
+                        f"{SHARD_DIR}/{ref.file} lists session {u.short(sid)} of another shard"
+                    )
+    expected = u.integer(doc.get("session_count", len(man.sessions)), f"{MANIFEST} session_count")
+    if expected != len(man.sessions):
+        if fmt == MANIFEST_FORMAT:
+            raise BackupDamaged(
+                f"{MANIFEST} lists {expected} sessions but its shards hold {len(man.sessions)}"
+            )
+        logger.warning(
+            "%s: format 1 counts %d sessions but its shards hold %d (an interrupted sync); using the shards",
+            machine_dir / MANIFEST, expected, len(man.sessions),
+        )  # fmt: skip
+    return man
+
+
+def _files(raw: object) -> dict[str, FileEntry]:
+    out = {}
+    for rel, value in u.obj(raw, f"{MANIFEST} files").items():
+        where = f"{MANIFEST} files"
+        u.relpath(rel, where, "snapshots")
+        if parse_snapshot_name(rel.removeprefix("snapshots/")) is None or rel.count("/") != 1:
+            raise BackupDamaged(f"{where}: not a snapshot name: {u.short(rel)}")
+        entry = u.obj(value, f"{where} {rel}")
+        out[rel] = FileEntry(
+            size=u.integer(entry.get("size"), f"{where} {rel} size", high=u.MAX_FILE_BYTES),
+            sha256=u.digest(entry.get("sha256"), f"{where} {rel}"),
+            raw_size=u.integer(entry.get("raw_size", 0), f"{where} {rel} raw_size", high=u.MAX_FILE_BYTES),
+        )
+    return out
+
+
+def _shard_refs(machine_dir: Path, doc: dict[str, Any]) -> dict[str, ShardRef]:
+    refs = {}
+    for name, value in u.obj(doc.get("shards", {}), f"{MANIFEST} shards").items():
+        entry = u.obj(value, f"{MANIFEST} shards")
+        file = entry.get("file")
+        m = SHARD_FILE.match(file) if isinstance(file, str) else None
+        if not SHARD_NAME.match(name) or m is None or m["name"] != name:
+            raise BackupDamaged(f"{MANIFEST}: refusing the shard {u.short(name)}: {u.short(file)}")
+        refs[name] = ShardRef(
+            file=file,  # type: ignore[arg-type]  # matched above
+            size=u.integer(entry.get("size"), f"{MANIFEST} shard {name} size", high=MAX_SHARD_BYTES),
+            sha256=u.digest(entry.get("sha256"), f"{MANIFEST} shard {name}"),
+        )
+    return refs
+
+
+def _v1_refs(machine_dir: Path) -> dict[str, ShardRef]:
+    refs = {}
+    with (
+        contextlib.suppress(FileNotFoundError, NotADirectoryError),
+        os.scandir(machine_dir / SHARD_DIR) as it,
+    ):
+        for entry in it:
+            m = SHARD_FILE.match(entry.name)
+            if m is not None and m["h"] is None:
+                refs[m["name"]] = ShardRef(entry.name)
+    return refs
+
+
+def _read_shard(machine_dir: Path, name: str, ref: ShardRef) -> str:
+    path = machine_dir / SHARD_DIR / ref.file
+    if ref.sha256 is not None and not os.path.lexists(path):
+        raise _ShardGone(name)
+    data = u.read_capped(path, MAX_SHARD_BYTES, f"{SHARD_DIR}/{ref.file}")
+    if ref.sha256 is not None and (len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256):
+        raise BackupDamaged(f"{SHARD_DIR}/{ref.file} does not match {MANIFEST} (damaged, or still syncing)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BackupDamaged(f"{SHARD_DIR}/{ref.file} is damaged: not UTF-8") from None
+
+
+def _session_entry(sid: str, raw: object, file: str) -> SessionEntry:
+    where = f"{SHARD_DIR}/{file}"
+    if not u.ID.match(sid):
+        raise BackupDamaged(f"{where}: not a session id: {u.short(sid)}")
+    e = u.obj(raw, f"{where} {sid}")
+    project = u.text(e.get("project_id"), f"{where} {sid} project_id", 200)
+    entry = SessionEntry(
+        path=u.relpath(e.get("path"), where, "sessions"),
+        project_id=project,
+        title=u.text(e.get("title", ""), f"{where} {sid} title", 20_000),
+        directory=u.text(e.get("directory", ""), f"{where} {sid} directory", 8192),
+        time_updated=u.integer(e.get("time_updated", 0), f"{where} {sid} time_updated", high=1 << 53),
+        fingerprint=u.text(e.get("fingerprint", ""), f"{where} {sid} fingerprint", 400),
+        size=u.integer(e.get("size"), f"{where} {sid} size", high=u.MAX_FILE_BYTES),
+        sha256=u.digest(e.get("sha256"), f"{where} {sid}"),
+        database=u.text(e.get("database", "opencode.db"), f"{where} {sid} database", 200),
+    )
+    if entry.path != session_path(project, sid) and entry.path != _v1_path(project, sid):
+        raise BackupDamaged(f"{where}: session {sid} points at {u.short(entry.path)}, not its own file")
+    return entry
+
+
+def _v1_path(project_id: str, sid: str) -> str:
+    """Format 1's name for a session file (ids are plain, so it equals today's for every real id)."""
+
+    def old(name: str) -> str:
+        return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".") or "_"
+
+    return f"sessions/{old(project_id)}/{old(sid)}.json"
+
+
+def load_shard(machine_dir: Path, man: Manifest, shard: str) -> dict[str, FileEntry]:
+    """The entries of ``storage-<shard>`` (``{}`` when the manifest names none)."""
+    name = f"storage-{shard}"
+    ref = man.shards.get(name)
+    if ref is None:
+        return {}
+    where = f"{SHARD_DIR}/{ref.file}"
+    try:
+        text = _read_shard(machine_dir, name, ref)
+    except _ShardGone:
+        raise BackupDamaged(f"{where} is missing (a sync is committing; try again)") from None
+    out = {}
+    for rel, value in u.obj(u.parse_json(text.encode(), where), where).items():
+        u.relpath(rel, where, "storage")
+        if shard_of(rel) != shard:
+            raise BackupDamaged(f"{where} lists {u.short(rel)}, which belongs in another shard")
+        if not isinstance(value, list) or len(value) != 3:
+            raise BackupDamaged(
+                f"{where} is damaged: the entry of {u.short(rel)} is not [size, sha256, mtime]"
+            )
+        out[rel] = FileEntry(
+            size=u.integer(value[0], f"{where} size", high=u.MAX_FILE_BYTES),
+            sha256=u.digest(value[1], where),
+            mtime_ns=u.integer(value[2], f"{where} mtime", low=-u.MAX_INT, high=u.MAX_INT),
+        )
+    return out
+
+
+def load_storage_index(
+    machine_dir: Path, man: Manifest, shards: Iterable[str] | None = None
+) -> dict[str, dict[str, FileEntry]]:
+    """Shard -> {relpath: entry} for the given shards (all when None)."""
+    return {s: load_shard(machine_dir, man, s) for s in (all_shards() if shards is None else shards)}

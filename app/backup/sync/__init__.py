@@ -1,0 +1,179 @@
+"""One sync: plan -> apply -> record. Runs on the worker thread (or the command line's).
+
+- :mod:`.plan` reads opencode and the committed manifest and stages what changed; the guard runs here, so
+  a source that lost most of its sessions changes nothing at the destination.
+- :mod:`.apply` changes the destination: intent first, old content kept in ``versions/``, files replaced
+  atomically, deletions moved to ``versions/``.
+- :mod:`.record` commits the manifest for what is really there now, then cleans up.
+
+A crash at any write, rename or fsync leaves either the old backup or the new one, plus an intent that
+says which files an interrupted sync may already have replaced; the next sync completes it
+(tests/test_crash_points.py injects a crash at every such boundary).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from app.backup import manifest as mf
+from app.backup.destination import prepare_destination, sweep_stale_temp
+from app.backup.result import Outcome, SyncResult
+from app.backup.state import record_result, sync_lock
+from app.backup.sync.apply import apply
+from app.backup.sync.plan import Planner
+from app.backup.sync.record import Retention, record
+from app.errors import BackupDamaged, FailureKind, SyncFailed, TransferError
+from app.opencode.locate import locate
+from app.transfer.base import Engine
+from app.transfer.classify import kind_for_oserror
+
+__all__ = ["SyncContext", "SyncOptions", "run_sync"]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """``dirty``: relative paths under opencode's data dir that changed (None = walk everything)."""
+
+    snapshot: bool = False
+    allow_deletions: bool = False
+    dirty: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    """Everything one sync needs from outside; tests build it with fakes."""
+
+    backup_path: Path
+    machine: str
+    source: Path
+    opencode_db: Path | None
+    staging_dir: Path
+    state_dir: Path
+    engine: Engine
+    snapshot_every_hours: float = 24
+    keep_snapshots: int = 7
+    keep_versions_days: int = 30
+    manifests: mf.ManifestStore = field(default_factory=mf.ManifestStore)
+    clock: Clock = utc_now
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def machine_dir(self) -> Path:
+        return self.backup_path / self.machine
+
+
+def run_sync(ctx: SyncContext, options: SyncOptions | None = None) -> SyncResult:
+    """Run one sync and return its result; failures are results too (``outcome`` FAILED).
+
+    The result is logged at INFO: the caller (the service's log, the command line's output) says what
+    matters to its reader, once.
+    """
+    options = options or SyncOptions()
+    t0 = time.monotonic()
+    started = ctx.clock()
+    result = SyncResult(Outcome.OK, started, destination=str(ctx.machine_dir))
+    try:
+        with sync_lock(ctx.state_dir):
+            result = _sync(ctx, options, result, t0)
+    except (SyncFailed, TransferError) as exc:
+        result = _failed(result, exc.kind, str(exc), exc.path)
+    except BackupDamaged as exc:
+        result = _failed(result, FailureKind.FATAL, str(exc))
+    except OSError as exc:
+        where = _relative(exc.filename, ctx.machine_dir)
+        message = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+        result = _failed(result, kind_for_oserror(exc), message, where)
+    except sqlite3.Error as exc:
+        busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        kind = FailureKind.LOCKED if busy else FailureKind.FATAL
+        result = _failed(result, kind, f"cannot read opencode's database: {exc}")
+    except Exception as exc:  # a bug must not kill the service; it becomes a failed sync with a traceback
+        logger.exception("sync crashed")
+        result = _failed(result, FailureKind.FATAL, f"internal error: {exc!r}")
+    if result.finished is None:  # did not get to the commit: it ended now
+        elapsed = time.monotonic() - t0
+        result = replace(result, finished=started + timedelta(seconds=elapsed), duration_s=round(elapsed, 3))
+    logger.info("sync %s: %s", result.outcome.value, result.summary())
+    with contextlib.suppress(OSError):
+        record_result(ctx.state_dir, result)
+    return result
+
+
+def _sync(ctx: SyncContext, options: SyncOptions, result: SyncResult, t0: float) -> SyncResult:
+    source = locate(ctx.source, ctx.opencode_db)
+    missing = (ctx.opencode_db is not None and not source.databases) or not source.exists
+    if missing and not _backed_up_before(ctx):
+        # a new install: opencode has not written anything yet. Nothing to copy, nothing failed.
+        where = ctx.opencode_db if ctx.opencode_db is not None else ctx.source
+        note = f"opencode has not saved anything in {where} (it does with its first session)"
+        return replace(result, outcome=Outcome.NOTHING_YET, note=note)
+    dest = prepare_destination(ctx.backup_path, ctx.machine)
+    man = ctx.manifests.load(dest.machine_dir, ctx.machine)
+    if options.dirty is None:
+        sweep_stale_temp(dest.machine_dir, result.started.timestamp())
+    if ctx.opencode_db is not None and not source.databases:
+        raise SyncFailed(
+            f"the database named by OPENCODE_DB is gone: {ctx.opencode_db} (the backup holds sessions "
+            "from it); retrying",
+            FailureKind.SOURCE_MISSING,
+        )
+    if not source.exists:
+        raise SyncFailed(
+            f"opencode's data is gone from {ctx.source} (the backup holds sessions from there); retrying",
+            FailureKind.SOURCE_MISSING,
+        )
+    planner = Planner(
+        staging=ctx.staging_dir,
+        source=source,
+        dirty=options.dirty,
+        snapshot=options.snapshot,
+        allow_deletions=options.allow_deletions,
+        snapshot_every_hours=ctx.snapshot_every_hours,
+        started=result.started,
+        cancel=ctx.cancel,
+    )
+    plan = planner.plan(man, dest.machine_dir)
+    applied = apply(plan, dest, ctx.engine, ctx.cancel)
+    retention = Retention(ctx.keep_snapshots, ctx.keep_versions_days)
+    # a copy that failed (a locked file) is a failed result, after its progress was committed
+    return record(plan, applied, man, dest, ctx.manifests, retention=retention, result=result, t0=t0)
+
+
+def _backed_up_before(ctx: SyncContext) -> bool:
+    """True when this machine's backup holds anything (read without creating a folder)."""
+    if not (ctx.machine_dir / mf.MANIFEST).is_file():
+        return False
+    man = ctx.manifests.load(ctx.machine_dir, ctx.machine)
+    ctx.manifests.give_back(ctx.machine_dir, man)
+    return bool(man.sessions) or man.storage_files > 0
+
+
+def _failed(result: SyncResult, kind: FailureKind, message: str, path: str | None = None) -> SyncResult:
+    return replace(
+        result, outcome=Outcome.FAILED, kind=kind, error=message or kind.sentence, locked_path=path
+    )
+
+
+def _relative(filename: object, machine_dir: Path) -> str | None:
+    """A file an error names, relative to the machine folder when it lies inside it."""
+    if not isinstance(filename, str) or not filename:
+        return None
+    with contextlib.suppress(ValueError):
+        return Path(filename).relative_to(machine_dir).as_posix()
+    return filename

@@ -1,0 +1,141 @@
+"""Phase 2 of a sync: change the destination. Runs on the worker thread.
+
+Order, for the guarantees: every path it will touch is checked first (a regular file, no symlink on the
+way); the intent is written before the first change; a file about to be replaced keeps its old content in
+``versions/<stamp>/`` by a hard link (or a copy where the folder cannot link) and is then replaced by the
+engine's temp file + rename, so a backed-up session is never absent from ``sessions/``, whatever fails;
+only then are deleted files moved to ``versions/``. Nothing here touches the manifest: the record phase
+commits what this phase reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.backup import guard, intent
+from app.backup import untrusted as u
+from app.backup.destination import Destination
+from app.backup.sync.plan import Plan
+from app.errors import FailureKind, SyncFailed
+from app.fsutil import PRIVATE_FILE, make_private_dirs, sha256_file
+from app.transfer.base import CopyJob, Engine
+from app.transfer.classify import BENIGN_REASONS
+
+Failure = tuple[FailureKind, str, str | None]  # kind, message, the file it was held up by
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What the destination holds now: ``present`` paths hold their planned content (copied now, or
+    already there from an interrupted sync); ``copied`` were copied by this sync; ``versioned`` had their
+    old content kept in ``versions/<stamp>/``; ``removed`` were moved there; ``purged`` secrets were
+    deleted for good. ``failure`` is the first engine failure (the rest was still applied)."""
+
+    present: frozenset[str]
+    copied: frozenset[str]
+    versioned: tuple[str, ...]
+    removed: tuple[str, ...]
+    purged: tuple[str, ...]
+    warnings: tuple[str, ...]
+    failure: Failure | None
+
+
+def apply(plan: Plan, dest: Destination, engine: Engine, cancel: threading.Event) -> Applied:
+    machine_dir = dest.machine_dir
+    staged, storage = plan.staged, plan.storage_copies
+    todo_staged = [rel for rel, want in staged.items() if not _holds(machine_dir, rel, want)]
+    todo_storage = [rel for rel, want in storage.items() if not _holds(machine_dir, rel, want)]
+    removes = [rel for rel in plan.removes if u.regular_file(machine_dir, rel) is not None]
+    replaced = [rel for rel in (*todo_staged, *todo_storage) if u.regular_file(machine_dir, rel) is not None]
+    writes = {rel: staged[rel] for rel in todo_staged} | {rel: storage[rel] for rel in todo_storage}
+    if writes or removes:
+        intent.write(machine_dir, intent.Intent(plan.stamp, writes, tuple(removes)))
+    for rel in replaced:
+        _keep_old(machine_dir, rel, plan.stamp)
+    present = (set(staged) - set(todo_staged)) | (set(storage) - set(todo_storage))
+    copied: set[str] = set()
+    warnings: list[str] = []
+    failure: Failure | None = None
+    for src_root, paths in ((plan.staging, todo_staged), (plan.source, todo_storage)):
+        if not paths:
+            continue
+        if cancel.is_set():
+            raise SyncFailed("the sync was cancelled", FailureKind.FATAL)
+        res = engine.copy(CopyJob(src_root, machine_dir, tuple(sorted(paths))), cancel)
+        copied.update(res.copied)
+        # without a kind, failed entries are benign (a source file vanished or is not a regular file)
+        warnings += [f"not copied: {p} ({why})" for p, why in sorted(res.failed.items())]
+        if res.kind is not None and failure is None:
+            held = next((p for p, why in res.failed.items() if why not in BENIGN_REASONS), None)
+            detail = res.detail or "; ".join(f"{p}: {w}" for p, w in res.failed.items())
+            failure = (res.kind, detail, held)
+    present |= copied
+    for rel in removes:
+        _move_to_versions(machine_dir, rel, plan.stamp)
+    purged = [rel for rel in plan.storage.purge if _purge(machine_dir, rel)]
+    return Applied(
+        present=frozenset(present),
+        copied=frozenset(copied),
+        versioned=tuple(replaced),
+        removed=tuple(removes),
+        purged=tuple(purged),
+        warnings=tuple(warnings),
+        failure=failure,
+    )
+
+
+def _holds(machine_dir: Path, rel: str, want: tuple[int, str]) -> bool:
+    """True when the destination file already has this content (an interrupted sync got this far)."""
+    path = u.regular_file(machine_dir, rel)
+    if path is None:
+        return False
+    return path.stat().st_size == want[0] and sha256_file(path) == want[1]
+
+
+def _keep_old(machine_dir: Path, rel: str, stamp: str) -> None:
+    """Keep the current content of ``rel`` in versions/<stamp>/ without ever removing ``rel`` itself."""
+    src = machine_dir / rel
+    target = machine_dir / guard.VERSIONS / stamp / rel
+    make_private_dirs(target.parent)
+    with contextlib.suppress(FileNotFoundError):
+        target.unlink()  # a retry of the same sync
+    try:
+        os.link(src, target, follow_symlinks=False)
+        return
+    except OSError:
+        pass  # a file system without hard links (some cloud drives, FAT): copy it
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), PRIVATE_FILE)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out, 1 << 20)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _move_to_versions(machine_dir: Path, rel: str, stamp: str) -> None:
+    target = machine_dir / guard.VERSIONS / stamp / rel
+    make_private_dirs(target.parent)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(machine_dir / rel, target)
+
+
+def _purge(machine_dir: Path, rel: str) -> bool:
+    """Delete a backed-up secret and every copy of it in versions/ (these are never kept)."""
+    found = False
+    places = [machine_dir / rel]
+    with contextlib.suppress(FileNotFoundError), os.scandir(machine_dir / guard.VERSIONS) as it:
+        places += [Path(e.path) / rel for e in it if e.is_dir(follow_symlinks=False)]
+    for path in places:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            os.unlink(path)
+            found = True
+    return found

@@ -1,0 +1,190 @@
+"""Phase 1 of a sync: decide what changes, and stage it. Reads opencode's database and legacy tree and
+the committed manifest; writes only into the local staging folder. Nothing at the destination changes
+here, so a tripped guard or a cancel leaves the backup untouched. Runs on the worker thread."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from app.backup import guard, legacy
+from app.backup import manifest as mf
+from app.errors import FailureKind, SyncFailed
+from app.fsutil import atomic_write_bytes, make_private_dirs, sha256_file
+from app.opencode.locate import Source, database_label
+from app.opencode.sessions import HOT_WINDOW_MS, Reader
+from app.opencode.snapshot import SNAPSHOT_SUFFIX, parse_snapshot_name, snapshot_name, take_snapshot
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one sync will do. ``staged`` are the session and snapshot files in the staging folder (by
+    their path in the machine folder); ``refreshed`` sessions kept their content but got a new
+    fingerprint (only the manifest moves); ``lost`` sessions left opencode; ``removes`` are the files to
+    move to ``versions/``: those of lost sessions, the old files of sessions that changed project, and
+    legacy files opencode deleted."""
+
+    stamp: str
+    started: datetime
+    sessions_total: int
+    exported: dict[str, mf.SessionEntry]
+    refreshed: dict[str, mf.SessionEntry]
+    snapshots: dict[str, mf.FileEntry]
+    lost: tuple[str, ...]
+    removes: tuple[str, ...]
+    storage: legacy.StoragePlan
+    opencode_schema: str | None
+    staging: Path
+    source: Path
+
+    @property
+    def staged(self) -> dict[str, tuple[int, str]]:
+        """Path in the machine folder -> (size, sha256) of every file staged for it."""
+        out = {e.path: (e.size, e.sha256) for e in self.exported.values()}
+        out.update({rel: (e.size, e.sha256) for rel, e in self.snapshots.items()})
+        return out
+
+    @property
+    def storage_copies(self) -> dict[str, tuple[int, str]]:
+        pending = self.storage.pending
+        return {rel: (pending[rel].size, pending[rel].sha256) for rel in self.storage.copy}
+
+
+@dataclass
+class Planner:
+    """Builds one sync's Plan. ``cancel`` is checked between sessions and before a snapshot."""
+
+    staging: Path
+    source: Source
+    dirty: tuple[str, ...] | None
+    snapshot: bool
+    allow_deletions: bool
+    snapshot_every_hours: float
+    started: datetime
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def plan(self, man: mf.Manifest, machine_dir: Path) -> Plan:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(self.staging / "sessions")
+        make_private_dirs(self.staging)
+        readers = [Reader(db) for db in self.source.databases]
+        try:
+            live: dict[str, tuple[Reader, int]] = {}
+            for reader in readers:
+                for sid, time_updated in reader.session_times().items():
+                    live.setdefault(sid, (reader, time_updated))
+            lost = tuple(sid for sid in man.sessions if sid not in live)
+            storage = legacy.plan(self.source.data_dir, machine_dir, self.dirty, man)
+            if not self.allow_deletions:
+                verdict = guard.check_source(
+                    len(man.sessions),
+                    len(lost),
+                    man.storage_files,
+                    storage.delete if storage.full else None,
+                    has_storage=self.source.storage is not None,
+                )
+                if verdict.tripped:
+                    raise SyncFailed(verdict.reason, FailureKind.GUARD)
+            exported, refreshed = self._export(man, live)
+            snapshots = self._snapshots(man, readers)
+        finally:
+            for reader in readers:
+                reader.close()
+        self.check_cancel()
+        moved = [
+            man.sessions[sid].path
+            for sid, entry in exported.items()
+            if sid in man.sessions and man.sessions[sid].path != entry.path
+        ]
+        removes = (*(man.sessions[sid].path for sid in lost), *moved, *storage.delete)
+        return Plan(
+            stamp=guard.stamp(self.started),
+            started=self.started,
+            sessions_total=len(live),
+            exported=exported,
+            refreshed=refreshed,
+            snapshots=snapshots,
+            lost=lost,
+            removes=removes,
+            storage=storage,
+            opencode_schema=readers[0].schema_version if readers else man.opencode_schema,
+            staging=self.staging,
+            source=self.source.data_dir,
+        )
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise SyncFailed("the sync was cancelled", FailureKind.FATAL)
+
+    def _export(
+        self, man: mf.Manifest, live: dict[str, tuple[Reader, int]]
+    ) -> tuple[dict[str, mf.SessionEntry], dict[str, mf.SessionEntry]]:
+        """Stage every session whose fingerprint changed: (staged entries, refreshed entries)."""
+        now_ms = int(self.started.timestamp() * 1000)
+        staged: dict[str, mf.SessionEntry] = {}
+        refreshed: dict[str, mf.SessionEntry] = {}
+        for sid, (reader, time_updated) in live.items():
+            old = man.sessions.get(sid)
+            if old is not None and old.time_updated == time_updated and now_ms - time_updated > HOT_WINDOW_MS:
+                continue  # cold and untouched since its last export
+            fingerprint = reader.fingerprint(sid, time_updated, now_ms)
+            if old is not None and old.fingerprint == fingerprint:
+                continue
+            self.check_cancel()
+            info = reader.info(sid)
+            if info is None:
+                continue
+            data = reader.export(info, fingerprint)
+            rel = mf.session_path(info.project_id, sid)
+            entry = mf.SessionEntry(
+                rel,
+                info.project_id,
+                info.title,
+                info.directory,
+                info.time_updated,
+                fingerprint,
+                len(data),
+                hashlib.sha256(data).hexdigest(),
+                reader.db.name,
+            )
+            if old is not None and old.sha256 == entry.sha256 and old.path == rel:
+                refreshed[sid] = entry  # same content, new fingerprint: nothing to copy
+                continue
+            atomic_write_bytes(self.staging / rel, data, fsync=False)
+            staged[sid] = entry
+        return staged, refreshed
+
+    def _snapshots(self, man: mf.Manifest, readers: list[Reader]) -> dict[str, mf.FileEntry]:
+        """Take due snapshots into staging (a snapshot left there by a failed sync is reused)."""
+        out: dict[str, mf.FileEntry] = {}
+        snap_dir = self.staging / "snapshots"
+        for reader in readers:
+            label = database_label(reader.db)
+            pending = sorted(p for p in snap_dir.glob("*" + SNAPSHOT_SUFFIX) if _label_of(p.name) == label)
+            if pending:
+                out.update(
+                    {f"snapshots/{p.name}": mf.FileEntry(p.stat().st_size, sha256_file(p)) for p in pending}
+                )
+                continue
+            if not (self.snapshot or self._snapshot_due(man, label)):
+                continue
+            self.check_cancel()
+            name = snapshot_name(label, guard.stamp(self.started))
+            snap = take_snapshot(reader.db, snap_dir / name, self.staging / "work")
+            out[f"snapshots/{name}"] = mf.FileEntry(snap.size, snap.sha256, raw_size=snap.raw_size)
+        return out
+
+    def _snapshot_due(self, man: mf.Manifest, label: str) -> bool:
+        stamps = [guard.parse_stamp(parsed[1]) for parsed in man.snapshots() if parsed[0] == label]
+        newest = max((s for s in stamps if s is not None), default=None)
+        return newest is None or self.started - newest >= timedelta(hours=self.snapshot_every_hours)
+
+
+def _label_of(name: str) -> str | None:
+    parsed = parse_snapshot_name(name)
+    return parsed[0] if parsed else None

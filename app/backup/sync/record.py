@@ -1,0 +1,167 @@
+"""Phase 3 of a sync: record what the destination holds now in the manifest (the commit), then clean up.
+
+Only what :func:`~app.backup.sync.apply.apply` reports as present is recorded, so a partly failed sync
+commits its progress and nothing more. Destructive work (the old snapshots retention drops, the intent,
+staged files, thinning of ``versions/``) happens after the commit. Runs on the worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from app import __version__, codec
+from app.backup import guard, intent
+from app.backup import manifest as mf
+from app.backup.destination import Destination
+from app.backup.result import Outcome, SyncResult
+from app.backup.sync.apply import Applied
+from app.backup.sync.plan import Plan
+
+
+@dataclass(frozen=True)
+class Retention:
+    keep_snapshots: int
+    keep_versions_days: int
+
+
+def record(
+    plan: Plan,
+    applied: Applied,
+    man: mf.Manifest,
+    dest: Destination,
+    store: mf.ManifestStore,
+    *,
+    retention: Retention,
+    result: SyncResult,
+    t0: float,
+) -> SyncResult:
+    """Commit the manifest for what ``applied`` says is there; returns the sync's result (its ``finished``
+    and duration, from ``t0`` on the monotonic clock, are those of the commit, as the manifest and
+    sync.log record them)."""
+    machine_dir = dest.machine_dir
+    present = applied.present
+    for sid in plan.lost:
+        del man.sessions[sid]
+    man.sessions.update(plan.refreshed)
+    exported = {sid: e for sid, e in plan.exported.items() if e.path in present}
+    man.sessions.update(exported)
+    snapshot = None
+    for rel, entry in plan.snapshots.items():
+        if rel in present:
+            man.files[rel] = entry
+            snapshot = rel
+    pruned = _prune_snapshots(man, retention.keep_snapshots)
+    storage_shards = _storage_changes(plan, applied, man)
+    if plan.opencode_schema:
+        man.opencode_schema = plan.opencode_schema
+    sizes = {**plan.staged, **plan.storage_copies}
+    result = replace(
+        result,
+        sessions_total=plan.sessions_total,
+        sessions_exported=len(exported),
+        sessions_removed=len(plan.lost),
+        storage_copied=sum(1 for rel in plan.storage.copy if rel in present),
+        storage_removed=len(plan.storage.delete),
+        snapshot=snapshot,
+        skipped=tuple(plan.storage.skipped_junk),
+        warnings=applied.warnings,
+        bytes_copied=sum(sizes[rel][0] for rel in applied.copied if rel in sizes),
+        versions_made=len(applied.versioned) + len(applied.removed),
+    )
+    if applied.failure is not None:
+        kind, message, path = applied.failure
+        result = replace(
+            result, outcome=Outcome.FAILED, kind=kind, error=message or kind.sentence, locked_path=path
+        )
+    elif result.skipped or result.warnings:
+        result = replace(result, outcome=Outcome.WARNING)
+    elapsed = time.monotonic() - t0
+    result = replace(
+        result, finished=result.started + timedelta(seconds=elapsed), duration_s=round(elapsed, 3)
+    )
+    man.app_version = __version__
+    man.updated = plan.started.isoformat(timespec="seconds")
+    man.last_result = codec.to_json(result)
+    full_thinning = _due(man.last_full_thinning, plan.started, timedelta(hours=6))
+    if full_thinning:
+        man.last_full_thinning = plan.started.isoformat(timespec="seconds")
+    store.save(machine_dir, man, storage_shards)  # the commit
+    intent.clear(machine_dir)
+    for rel in pruned:
+        with contextlib.suppress(FileNotFoundError):
+            (machine_dir / rel).unlink()
+    for rel in applied.present:
+        if rel.startswith(("sessions/", "snapshots/")):
+            with contextlib.suppress(FileNotFoundError):
+                (plan.staging / rel).unlink()
+    _thin(machine_dir, man, plan, applied, retention=retention, full=full_thinning)
+    dest.append_log(plan.started, result)
+    return result
+
+
+def _storage_changes(plan: Plan, applied: Applied, man: mf.Manifest) -> dict[str, dict[str, mf.FileEntry]]:
+    """Update the touched storage/ shards for what is there now; keeps the manifest's totals right."""
+    storage = plan.storage
+    delta_bytes = delta_files = 0
+    for rel in (*storage.delete, *storage.purge):
+        gone = storage.index[mf.shard_of(rel)].pop(rel, None)
+        if gone is not None:
+            delta_bytes -= gone.size
+            delta_files -= 1
+    for rel in storage.copy:
+        if rel in applied.present:
+            shard = storage.index[mf.shard_of(rel)]
+            before = shard.get(rel)
+            shard[rel] = storage.pending[rel]
+            delta_bytes += storage.pending[rel].size - (before.size if before else 0)
+            delta_files += before is None
+    if storage.full:
+        man.storage_files, man.storage_bytes = storage.indexed_files, storage.indexed_bytes
+    else:
+        man.storage_files += delta_files
+        man.storage_bytes += delta_bytes
+    return {shard: storage.index[shard] for shard in storage.touched_shards}
+
+
+def _prune_snapshots(man: mf.Manifest, keep: int) -> list[str]:
+    """Drop all but the newest ``keep`` snapshots per database from the manifest; returns their paths
+    (deleted after the commit: retention, by design)."""
+    by_label: dict[str, list[str]] = {}
+    for label, _stamp, rel in man.snapshots():
+        by_label.setdefault(label, []).append(rel)
+    pruned = []
+    for rels in by_label.values():
+        for old in sorted(rels)[:-keep]:
+            del man.files[old]
+            pruned.append(old)
+    return pruned
+
+
+def _thin(
+    machine_dir: Path, man: mf.Manifest, plan: Plan, applied: Applied, *, retention: Retention, full: bool
+) -> None:
+    live_sizes = {e.path: e.size for e in man.sessions.values()}
+
+    def live_size(rel: str) -> int | None:
+        if rel in live_sizes:
+            return live_sizes[rel]
+        try:
+            return (machine_dir / rel).stat().st_size
+        except OSError:
+            return None
+
+    touched = (*applied.versioned, *applied.removed)
+    guard.thin_versions(
+        machine_dir, plan.started, retention.keep_versions_days, live_size, None if full else touched
+    )
+
+
+def _due(last_iso: str, now: datetime, every: timedelta) -> bool:
+    try:
+        return now - datetime.fromisoformat(last_iso) >= every
+    except (ValueError, TypeError):
+        return True

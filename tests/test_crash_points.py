@@ -1,0 +1,270 @@
+"""A crash at every write, rename, link, unlink and fsync of a sync, one run per boundary (guarantee 7).
+
+A first run counts the boundaries a sync crosses in the backup folder; then, for each k, the same sync
+starts from the same state and the process ends with ``os._exit`` at the k-th boundary (no ``finally``,
+no cleanup: what a kill -9 or a power cut leaves). After each crash: ``verify`` passes on what was left
+(naming an interrupted sync, never reporting a hash mismatch), the next sync succeeds, and the backup
+then holds exactly what opencode has. The sync exercises every kind of change at once: sessions replaced,
+added, deleted and moved to another project, legacy files added, changed and deleted, a snapshot taken
+and an old one pruned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from app import paths
+from app.backup import intent
+from app.backup import manifest as mf
+from app.backup.sync import SyncContext, SyncOptions, run_sync
+from app.backup.verify import verify
+from app.service.runtime import Runtime  # imports watchdog, whose shared thread starts then
+from app.service.service import Timing
+from app.service.status import ServiceState
+from app.transfer import make_engine
+from tests import dbfactory as f
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs one sync with the native engine (its writes are this process's own) and ends the process at the
+# k-th file-system boundary inside the backup folder; with k = 0 it prints how many there were.
+DRIVER = textwrap.dedent(
+    """
+    import builtins, io, os, sys
+    K, DEST, COUNT_FILE = int(sys.argv[1]), os.path.realpath(sys.argv[2]), sys.argv[3]
+    seen = [0]
+    fds = {}
+
+    def hit(*paths):
+        if any(p is not None and os.path.realpath(os.fsdecode(p)).startswith(DEST) for p in paths):
+            seen[0] += 1
+            if seen[0] == K:
+                os._exit(77)
+
+    def wrap(name, n_paths):
+        real = getattr(os, name)
+        def inner(*args, **kwargs):
+            hit(*args[:n_paths])
+            return real(*args, **kwargs)
+        setattr(os, name, inner)
+
+    for name, n in (("replace", 2), ("rename", 2), ("link", 2), ("unlink", 1), ("remove", 1),
+                    ("mkdir", 1), ("rmdir", 1), ("chmod", 1), ("utime", 1)):
+        wrap(name, n)
+    real_open, real_fsync, real_close = os.open, os.fsync, os.close
+
+    def os_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            hit(path)
+        fd = real_open(path, flags, *args, **kwargs)
+        fds[fd] = path
+        return fd
+
+    def fsync(fd):
+        hit(fds.get(fd if isinstance(fd, int) else fd.fileno()))
+        return real_fsync(fd)
+
+    os.open, os.fsync = os_open, fsync
+    real_builtin_open = builtins.open
+
+    def b_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax+"):
+            hit(file)
+        handle = real_builtin_open(file, mode, *args, **kwargs)
+        if isinstance(file, (str, bytes, os.PathLike)):
+            fds[handle.fileno()] = file
+        return handle
+
+    builtins.open = io.open = b_open
+    from app.cli import main
+    code = main(sys.argv[4:])
+    with real_builtin_open(COUNT_FILE, "w") as fh:
+        fh.write(str(seen[0]))
+    sys.exit(code)
+    """
+)
+
+
+def ctx_for(base: Path) -> SyncContext:
+    return SyncContext(
+        backup_path=base / "backup",
+        machine="box",
+        source=base / "opencode",
+        opencode_db=None,
+        staging_dir=paths.app_data_dir() / "staging" / "box",
+        state_dir=paths.app_state_dir(),
+        engine=make_engine("native"),
+        keep_snapshots=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A world after a first sync, with a change of every kind made since: ``home`` (app dirs),
+    ``opencode`` and ``backup`` under one folder, copied fresh for every crash."""
+    base = tmp_path_factory.mktemp("world")
+    home = base / "home"
+    env = {
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_STATE_HOME": str(home / ".local/state"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        config = home / ".config" / "opencode" / "session-backup.json"
+        config.parent.mkdir(parents=True)
+        config.write_text('{"keepSnapshots": 1}')  # so this sync also prunes the first snapshot
+        db = base / "opencode" / "opencode.db"
+        conn = f.create_db(db)
+        for i in range(6):
+            f.add_session(conn, f"ses_{i}", messages=3, parts=2)
+        storage = base / "opencode" / "storage" / "message" / "ses_0"
+        storage.mkdir(parents=True)
+        for i in range(4):
+            (storage / f"msg_{i}.json").write_text(json.dumps({"id": i}))
+        ctx = ctx_for(base)
+        assert run_sync(ctx, SyncOptions(snapshot=True)).ok  # the first backup, with a snapshot
+        f.add_message(conn, "ses_1", "changed since")  # replaced
+        f.add_message(conn, "ses_2", "changed too")  # replaced
+        f.add_session(conn, "ses_new")  # added
+        f.add_project(conn, "proj2")
+        conn.execute(
+            "UPDATE session SET project_id = 'proj2', time_updated = time_updated + 1 WHERE id = 'ses_4'"
+        )
+        conn.close()
+        f.delete_session(db, "ses_3")  # deleted
+        (storage / "msg_0.json").write_text(json.dumps({"id": 0, "changed": True}))
+        (storage / "msg_1.json").unlink()
+        (storage / "msg_9.json").write_text(json.dumps({"id": 9}))
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return base
+
+
+def world(template: Path, where: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    shutil.copytree(template, where, symlinks=True)
+    home = where / "home"
+    env = {
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_STATE_HOME": str(home / ".local/state"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+def crash_at(k: int, base: Path, env: dict[str, str]) -> tuple[int, int]:
+    """Run the sync in a child that dies at boundary ``k``; returns (exit code, boundaries seen)."""
+    counter = base / "boundaries"
+    args = ["sync", "--snapshot", "--engine", "native", "--backup-path", str(base / "backup")]
+    args += ["--source", str(base / "opencode"), "--machine-name", "box"]
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(k), str(base / "backup"), str(counter), *args],
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode in (0, 77), done.stderr
+    return done.returncode, int(counter.read_text()) if counter.exists() else -1
+
+
+def live_messages(base: Path) -> dict[str, int]:
+    conn = sqlite3.connect(base / "opencode" / "opencode.db")
+    try:
+        return dict(conn.execute("SELECT session_id, count(*) FROM message GROUP BY session_id").fetchall())
+    finally:
+        conn.close()
+
+
+def holds_exactly_opencode(base: Path) -> None:
+    machine = base / "backup" / "box"
+    man = mf.load(machine, "box")
+    live = live_messages(base)
+    assert set(man.sessions) == set(live)
+    for sid, entry in man.sessions.items():
+        doc = json.loads((machine / entry.path).read_bytes())
+        assert len(doc["rows"]["message"]) == live[sid], sid
+    assert man.sessions["ses_4"].path == "sessions/proj2/ses_4.json"
+    assert not (machine / "sessions" / "proj1" / "ses_4.json").exists()
+    assert list((machine / "versions").rglob("ses_3.json"))  # the deleted session is kept
+    assert len(man.snapshots()) == 1 and intent.load(machine) is None
+
+
+def test_a_crash_at_every_boundary_of_a_sync_leaves_a_backup_verify_accepts_and_the_next_sync_completes(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = world(template, tmp_path / "count", monkeypatch)
+    code, total = crash_at(0, tmp_path / "count", env)
+    assert code == 0 and total > 40, total  # every kind of change crosses many boundaries
+    holds_exactly_opencode(tmp_path / "count")
+    interrupted = 0
+    for k in range(1, total + 1):
+        base = tmp_path / f"k{k}"
+        env = world(template, base, monkeypatch)
+        code, _ = crash_at(k, base, env)
+        assert code == 77, f"boundary {k} of {total} was never reached"
+        machine = base / "backup" / "box"
+        report = verify(machine, "box", base / "verify-work")
+        assert report.ok, f"crash at boundary {k} of {total}: {report.problems}"
+        interrupted += bool(report.notes)
+        ctx = ctx_for(base)
+        result = run_sync(ctx, SyncOptions(snapshot=True))
+        assert result.ok, f"crash at boundary {k} of {total}: the next sync failed: {result.error}"
+        after = verify(machine, "box", base / "verify-work")
+        assert after.ok and not after.notes, (k, after.problems, after.notes)
+        holds_exactly_opencode(base)
+        shutil.rmtree(base)
+    print(f"{total} boundaries crossed by one sync; a crash at each was survived ({interrupted} inside it)")
+    assert interrupted > 0  # some crashes did land between the first change and the commit
+
+
+def test_a_running_service_recovers_by_itself_from_a_crash_inside_a_sync(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old failure mode: killed between writing shards and the manifest, the service then failed on
+    every start. Now it starts, completes the interrupted sync and is idle."""
+    env = world(template, tmp_path / "count", monkeypatch)
+    _, total = crash_at(0, tmp_path / "count", env)
+    for k in range(total - 1, 0, -1):  # the last boundary before the commit that leaves an intent
+        base = tmp_path / f"k{k}"
+        env = world(template, base, monkeypatch)
+        crash_at(k, base, env)
+        if intent.load(base / "backup" / "box") is not None:
+            break
+        shutil.rmtree(base)
+    else:
+        raise AssertionError("no crash left a sync in progress")
+    rt = Runtime(ctx_for(base), timing=Timing(delay=0.1, interval=0.2), watch=False, control_poll=0.05)
+    rt.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (rt.status.state is ServiceState.IDLE and rt.status.last_backup is not None):
+            assert time.monotonic() < deadline, rt.status
+            time.sleep(0.05)
+    finally:
+        assert rt.stop()
+    assert verify(base / "backup" / "box", "box", base / "v").ok
+    holds_exactly_opencode(base)
