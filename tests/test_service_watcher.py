@@ -97,9 +97,27 @@ def test_a_data_dir_that_does_not_exist_yet_is_watched_from_its_parent(tmp_path:
         (data / "opencode.db").write_bytes(b"x")
         c.wait_for(lambda e: e == Changed(db=True))
         (data / "storage" / "session").mkdir(parents=True)
-        time.sleep(0.5)
-        (data / "storage" / "session" / "s.json").write_text("{}")
-        c.wait_for(lambda e: e == Changed(paths=("storage/session/s.json",)))
+        (data / "storage" / "session" / "s.json").write_text("{}")  # before storage/ is watched, maybe
+        # storage/ appearing asks for a full walk: what was written before its watch is found at once
+        c.wait_for(lambda e: e == Changed(appeared=True))
+        (data / "storage" / "session" / "t.json").write_text("{}")
+        c.wait_for(lambda e: e == Changed(paths=("storage/session/t.json",)))
+    finally:
+        w.stop()
+
+
+def test_storage_appearing_inside_a_watched_data_dir_is_announced(tmp_path: Path) -> None:
+    data = tmp_path / "opencode"
+    data.mkdir()
+    c = Collector()
+    w = Watcher(data, c.q.put)
+    w.start()
+    try:
+        time.sleep(0.3)
+        c.drain()
+        (data / "storage" / "message" / "ses_a").mkdir(parents=True)
+        (data / "storage" / "message" / "ses_a" / "m.json").write_text("{}")
+        c.wait_for(lambda e: e == Changed(appeared=True))
     finally:
         w.stop()
 

@@ -143,8 +143,13 @@ class Watcher:
         storage = str(self.data_dir / STORAGE)
         in_storage = path.startswith(storage + os.sep)
         if is_dir and event_type in ("created", "deleted", "moved") and not in_storage:
+            storage_key = (storage, True)
             was_armed = (str(self.data_dir), False) in self._watches
-            if self._arm() and not was_armed:
+            had_storage = storage_key in self._watches
+            armed = self._arm()
+            # a folder that appeared (the data dir, or storage/ inside it) may already hold files written
+            # before its watch was in place: a full walk finds them now, not at the next periodic one
+            if armed and (not was_armed or (not had_storage and storage_key in self._watches)):
                 self._post(Changed(appeared=True))
             return
         if is_dir and event_type == "modified":
