@@ -291,16 +291,25 @@ def _legacy_layers(config_dir: Path) -> list[list[Raw]]:
     return layers
 
 
+MAX_SETTINGS_BYTES = 1 << 20  # a settings file is a few hundred bytes
+
+
 def _read_text(path: Path) -> str | None:
-    """The file's text, or None if it does not exist. Unreadable or non-UTF-8 -> ConfigError."""
+    """The file's text, or None if it does not exist. Unreadable, not a regular file, over 1 MiB or not
+    UTF-8 -> ConfigError."""
     try:
         if path.is_dir():
             raise ConfigError(f"{path} is a folder, not a settings file")
-        data = path.read_bytes()
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path} is not a regular file (a device or a pipe?), not a settings file")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SETTINGS_BYTES + 1)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise ConfigError(f"{path} is larger than 1 MiB: not a settings file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

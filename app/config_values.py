@@ -35,18 +35,19 @@ class Field:
     kind: str  # path | bool | number | count | engine | name
     default: object = None
     minimum: float = 0
+    maximum: float = 0  # 0: no numbers here
 
 
 FIELDS: tuple[Field, ...] = (
     Field("backupPath", "backup_path", "path"),
     Field("debug", "debug", "bool", False),
     Field("machineName", "machine_name", "name"),
-    Field("syncDelaySeconds", "sync_delay_seconds", "number", 5.0),
-    Field("minIntervalSeconds", "min_interval_seconds", "number", 30.0),
+    Field("syncDelaySeconds", "sync_delay_seconds", "number", 5.0, maximum=86_400),  # a day
+    Field("minIntervalSeconds", "min_interval_seconds", "number", 30.0, maximum=86_400),
     Field("engine", "engine", "engine", "auto"),
-    Field("snapshotEveryHours", "snapshot_every_hours", "number", 24.0),
-    Field("keepSnapshots", "keep_snapshots", "count", 7, minimum=1),
-    Field("keepVersionsDays", "keep_versions_days", "count", 30),
+    Field("snapshotEveryHours", "snapshot_every_hours", "number", 24.0, maximum=24 * 366),  # a year
+    Field("keepSnapshots", "keep_snapshots", "count", 7, minimum=1, maximum=10_000),
+    Field("keepVersionsDays", "keep_versions_days", "count", 30, maximum=36_600),  # a century
     Field("notifications", "notifications", "bool", True),
     Field("source", "source", "path"),
 )
@@ -80,6 +81,8 @@ def convert(raw: Raw, home: Path) -> object:
         ):
             raise _Invalid(f"{f.key} must be a string, got {show(raw.value)}")
         text = os.fspath(raw.value)
+        if "\x00" in text:
+            raise _Invalid(f"{f.key} must not contain a NUL character, got {show(text)}")
         if f.kind == "engine":
             if text.strip().lower() not in ENGINES:
                 raise _Invalid(f"{f.key} must be one of {', '.join(ENGINES)}; got {show(text)}")
@@ -119,6 +122,8 @@ def _number(f: Field, raw: Raw) -> float | int:
     if number < f.minimum:
         limit = "must not be negative" if f.minimum == 0 else f"must be at least {f.minimum:g}"
         raise _Invalid(f"{f.key} {limit}, got {show(v)}")
+    if number > f.maximum:
+        raise _Invalid(f"{f.key} must be at most {f.maximum:g}, got {show(v)}")
     return int(number) if f.kind == "count" else number
 
 

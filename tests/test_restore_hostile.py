@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.backup import backup_reader as br
+from app.backup import manifest as mf
 from app.errors import BackupDamaged
 from app.opencode.snapshot import decompress
 from app.paths import app_data_dir
@@ -95,6 +96,33 @@ def machine_dir_is_a_symlink(e: dict[str, Path]) -> None:
     os.symlink(real, e["dest"] / MACHINE)
 
 
+def part_into_another_session(e: dict[str, Path]) -> None:
+    """A part of this session's file attached to ses_b's message: it would show up in ses_b."""
+    doc = _doc(e)
+    doc["rows"]["part"][0]["message_id"] = "ses_b_msg0000"
+    _write(e, doc)
+
+
+def table_outside_the_session(table: str, row: dict[str, Any]) -> Callable[[dict[str, Path]], None]:
+    def damage(e: dict[str, Path]) -> None:
+        doc = _doc(e)
+        doc["rows"][table] = [row]
+        _write(e, doc)
+
+    return damage
+
+
+def message_of_another_session(e: dict[str, Path]) -> None:
+    """A message row (and its parts) reusing ses_b's message id: skipped as present, its parts join it."""
+    doc = _doc(e)
+    old = doc["rows"]["message"][0]["id"]
+    doc["rows"]["message"][0]["id"] = "ses_b_msg0000"
+    for part in doc["rows"]["part"]:
+        if part["message_id"] == old:
+            part["message_id"] = "ses_b_msg0000"
+    _write(e, doc)
+
+
 def oversized(e: dict[str, Path]) -> None:
     br.MAX_SESSION_BYTES = 200  # restored by the test's monkeypatch
 
@@ -109,6 +137,26 @@ CASES: dict[str, tuple[Callable[[dict[str, Path]], None], str]] = {
     "symlink anywhere": (symlink_anywhere, "versions/etc is a symlink"),
     "machine folder symlink": (machine_dir_is_a_symlink, f"{MACHINE} is a symlink"),
     "oversized file": (oversized, "is larger than any real session (200)"),
+    "a part on another session's message": (part_into_another_session, "points at message 'ses_b_msg0000'"),
+    "saved permissions": (
+        table_outside_the_session(
+            "permission",
+            {
+                "id": "per1",
+                "project_id": "proj1",
+                "action": "allow",
+                "resource": "bash:*",
+                "time_created": 1,
+                "time_updated": 1,
+            },
+        ),
+        "holds rows of permission, which is not part of a session",
+    ),
+    "a migration": (
+        table_outside_the_session("migration", {"id": "evil", "time_completed": 1}),
+        "holds rows of migration",
+    ),
+    "a message id of another session": (message_of_another_session, "already belongs to session 'ses_b'"),
 }
 
 
@@ -248,3 +296,82 @@ def test_the_reader_returns_a_valid_document_or_refuses(data: bytes) -> None:
 def test_deeply_nested_junk_is_refused_not_a_crash() -> None:
     with pytest.raises(BackupDamaged, match="not valid JSON"):
         br.parse_session(b"[" * 100_000 + b"]" * 100_000, Path("ses_a.json"))
+
+
+# ---------------------------------------------------------------- a hostile snapshot (full replace)
+
+
+def _tamper_snapshot(e: dict[str, Path], sql: str) -> None:
+    """Run ``sql`` inside the newest snapshot (decompressed, changed, compressed back)."""
+    import sqlite3
+
+    import zstandard
+
+    snap = sorted((e["dest"] / MACHINE / "snapshots").glob("*.db.zst"))[-1]
+    plain = e["app"] / "tamper.db"
+    decompress(snap, plain)
+    conn = sqlite3.connect(plain, isolation_level=None)
+    conn.executescript(sql)
+    conn.execute("VACUUM")
+    conn.close()
+    data = zstandard.ZstdCompressor().compress(plain.read_bytes())
+    snap.write_bytes(data)
+    # a careful attacker also makes the manifest agree (its hash, and the size the database expands to)
+    machine = e["dest"] / MACHINE
+    man = mf.load(machine, MACHINE)
+    rel = f"snapshots/{snap.name}"
+    man.files[rel] = mf.FileEntry(len(data), hashlib.sha256(data).hexdigest(), raw_size=plain.stat().st_size)
+    mf.save(machine, man)
+    plain.unlink()
+
+
+def test_a_hostile_snapshot_brings_no_sql_and_no_login_into_opencode(
+    env: dict[str, Path],  # noqa: F811
+) -> None:
+    import sqlite3
+
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    tokens = f.plant_secrets(conn, "ses_a", env["data"])
+    conn.execute("INSERT INTO account_state VALUES (1, 'acc1', NULL)")
+    conn.close()
+    backup(env, snapshot=True)
+    schema_before = sorted(
+        sqlite3.connect(f"file:{env['db']}?mode=ro", uri=True).execute(
+            "SELECT type, name, sql FROM sqlite_master"
+        )
+    )
+    _tamper_snapshot(
+        env,
+        """
+        CREATE TABLE loot (v TEXT);
+        CREATE TRIGGER steal AFTER INSERT ON message BEGIN
+            UPDATE message SET data = (SELECT group_concat(value) FROM credential) WHERE id = NEW.id;
+        END;
+        CREATE VIEW session_view AS SELECT * FROM session;
+        CREATE INDEX evil_idx ON part (data);
+        INSERT INTO account VALUES ('attacker', 'e@evil', 'https://evil', 'EVIL-TOKEN', 'EVIL-R', NULL, 1, 1);
+        INSERT INTO credential VALUES ('cred-evil', NULL, 'evil', 'EVIL-CRED', NULL, NULL, 1, 1, 1);
+        UPDATE account_state SET active_account_id = 'attacker';
+        INSERT INTO permission VALUES ('per1', 'proj1', 'allow', 'bash:*', 1, 1);
+        INSERT INTO migration VALUES ('evil-migration', 1);
+        """,
+    )
+    assert restore(env, "--all", "--replace", "--yes") == 0
+    conn = sqlite3.connect(env["db"], isolation_level=None)
+    try:
+        assert sorted(conn.execute("SELECT type, name, sql FROM sqlite_master")) == schema_before
+        assert conn.execute("SELECT id FROM account").fetchall() == [("acc1",)]
+        assert conn.execute("SELECT value FROM credential").fetchall() == [(tokens[4],)]
+        assert conn.execute("SELECT active_account_id FROM account_state").fetchall() == [("acc1",)]
+        assert conn.execute("SELECT count(*) FROM permission").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM migration WHERE id = 'evil-migration'").fetchone()[0] == 0
+        assert conn.execute("SELECT secret FROM session_share").fetchall() == [(tokens[5],)]
+        f.add_message(conn, "ses_a", "the next message")  # a trigger from the snapshot would fire here
+    finally:
+        conn.close()
+    backup(env)
+    leaked = [
+        p for p in (env["dest"] / MACHINE).rglob("*") if p.is_file() and tokens[4].encode() in p.read_bytes()
+    ]
+    assert leaked == []

@@ -55,6 +55,30 @@ def restore_cli(
     )
 
 
+def tamper_snapshot(machine: Path, sql: str) -> None:
+    """Run ``sql`` in the newest snapshot, and make the manifest agree (a careful attacker)."""
+    import sqlite3
+
+    import zstandard
+
+    from app.backup import manifest as mf
+    from app.opencode.snapshot import decompress
+
+    snap = sorted((machine / "snapshots").glob("*.db.zst"))[-1]
+    plain = machine.parent / "tamper.db"
+    decompress(snap, plain)
+    conn = sqlite3.connect(plain, isolation_level=None)
+    conn.executescript(sql)
+    conn.close()
+    data = zstandard.ZstdCompressor().compress(plain.read_bytes())
+    snap.write_bytes(data)
+    man = mf.load(machine, machine.name)
+    digest = hashlib.sha256(data).hexdigest()
+    man.files[f"snapshots/{snap.name}"] = mf.FileEntry(len(data), digest, raw_size=plain.stat().st_size)
+    mf.save(machine, man)
+    plain.unlink()
+
+
 def db_digest(peer: OpencodePeer) -> str:
     """sha256 of opencode.db + its WAL; only while serve is stopped and no connection of ours is open."""
     h = hashlib.sha256()
@@ -119,6 +143,14 @@ def test_full_replace_on_a_stopped_opencode_keeps_the_login(
     dest = tmp_path / "backup"
     planted = peer.plant_secrets(sessions[0])
     backup(peer, dest, snapshot=True)
+    # the backup folder is written by others too: the snapshot grows a trigger that would copy the
+    # credential into every new message (and the next sync would carry it into the backup)
+    tamper_snapshot(
+        dest / "m1",
+        "CREATE TRIGGER steal AFTER INSERT ON part BEGIN "
+        "UPDATE part SET data = json_set(data, '$.text', (SELECT group_concat(value) FROM credential)) "
+        "WHERE id = NEW.id; END;",
+    )
     later = peer.create_session("after the snapshot", prompts=1, todo=False)
     backup(peer, dest)
     all_ids = [*sessions, later]
@@ -149,8 +181,18 @@ def test_full_replace_on_a_stopped_opencode_keeps_the_login(
         con.close()
     assert (planted.account_access, planted.account_refresh) in tokens
     assert share == (planted.share_secret,)  # its session still existed: the share secret is kept
+    con = peer.connect()
+    try:
+        assert con.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0] == 0
+    finally:
+        con.close()
     peer.start_serve()
     assert set(all_ids) <= {s["id"] for s in peer.list_sessions()}
+    reply = peer.prompt(later, "one more question after the restore")
+    assert planted.credential_value not in json.dumps(reply)
+    backup(peer, dest)
+    files = [p for p in (dest / "m1").rglob("*") if p.is_file()]
+    assert [p for p in files if planted.credential_value.encode() in p.read_bytes()] == []
 
 
 def test_hostile_backups_leave_the_real_database_byte_for_byte_unchanged(
@@ -201,3 +243,33 @@ def test_from_restores_another_machines_sessions_into_an_empty_opencode(
     res = restore_cli(new, dest, "--missing", "--yes", "--from", "old-laptop", machine="new-laptop")
     assert res.returncode == 0, res.stderr
     assert {sid: new.export(sid) for sid in sessions} == before
+
+
+def test_a_session_file_cannot_reach_into_another_session_of_a_running_opencode(
+    opencode_peer: OpencodePeer, sessions: list[str], tmp_path: Path
+) -> None:
+    """A backed-up file of session A carrying a part on B's message: opencode would show the injected
+    text in B and send it with B's next prompt. The restore refuses it; B is exactly as it was."""
+    peer, (a, b) = opencode_peer, sessions
+    dest = tmp_path / "backup"
+    backup(peer, dest)
+    before_b = peer.api("GET", f"/session/{b}/message")
+    before_a = peer.export(a)
+    path = next((dest / "m1" / "sessions").rglob(f"{a}.json"))
+    good = path.read_bytes()
+    doc = json.loads(good)
+    text_part = next(p for p in doc["rows"]["part"] if json.loads(p["data"]).get("type") == "text")
+    injected = {**text_part, "id": text_part["id"] + "zz", "message_id": before_b[0]["info"]["id"]}
+    injected["data"] = json.dumps({**json.loads(text_part["data"]), "text": "INJECTED BY A BACKUP"})
+    doc["rows"]["part"].append(injected)
+    path.write_text(json.dumps(doc))
+    peer.delete_session(a)
+    try:
+        res = restore_cli(peer, dest, a, "--yes")
+        assert res.returncode == 1 and "refused" in res.stderr and res.stderr.count("\n") == 1, res
+        assert peer.api("GET", f"/session/{b}/message") == before_b
+        assert "INJECTED" not in json.dumps(peer.api("GET", f"/session/{b}/message"))
+    finally:
+        path.write_bytes(good)
+        assert restore_cli(peer, dest, a, "--yes").returncode == 0
+    assert peer.export(a) == before_a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 import textwrap
 import threading
@@ -134,6 +135,42 @@ def test_timeout_stops_the_process_and_says_so(tmp_path: Path) -> None:
     assert result.timed_out and not result.cancelled
     pids = [int(pid) for pid in pids_file.read_text().split()]
     _wait_for(lambda: not any(_alive(pid) for pid in pids), "the process group to die", timeout=5)
+
+
+_RUN_AND_GET_KILLED = """
+    import sys, threading
+    from app.transfer.runner import run
+    run(['sleep', '300'], cancel=threading.Event())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal")
+def test_the_command_dies_when_we_are_killed(tmp_path: Path) -> None:
+    """A kill -9 of the backup (OOM killer, a user) must not leave rsync writing into the backup."""
+    parent = subprocess.Popen(_python(_RUN_AND_GET_KILLED), cwd=Path(__file__).resolve().parent.parent)
+    try:
+        _wait_for(lambda: bool(_children_named(parent.pid, "sleep")), "the command to start")
+        sleeper = _children_named(parent.pid, "sleep")[0]
+        parent.kill()
+        parent.wait()
+        _wait_for(lambda: not _alive(sleeper), "the command to die with its parent", timeout=5)
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def _children_named(pid: int, name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                comm = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and comm == name:
+                found.append(int(entry.name))
+    return found
 
 
 def test_missing_program_raises_oserror() -> None:

@@ -268,3 +268,48 @@ def test_data_that_was_backed_up_and_is_gone_is_a_failure_that_names_the_folder(
         assert rt.status.state in (ServiceState.RETRYING, ServiceState.SYNCING)
     finally:
         assert rt.stop()
+
+
+def test_a_command_for_another_backup_does_its_own_work_and_reports_only_that(
+    service: tuple[Runtime, Recorder],
+    env: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """The running service backs up to env["dest"]; a sync named for another folder must go there."""
+    rt, _ = service
+    other = tmp_path / "elsewhere"
+    syncs = rt.status.syncs
+    capsys.readouterr()
+    args = ["--backup-path", str(other), "--source", str(env["data"]), "--machine-name", "m2"]
+    assert main(["sync", *args]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+    assert (other / "m2" / "sessions" / "proj1" / "ses_a.json").is_file()
+    assert rt.status.syncs == syncs  # the service did not do it
+    assert main(["status", "--json", *args]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["service"].startswith("running for another backup") and data["syncs_this_session"] == 0
+    assert data["sessions_backed_up"] == 1 and data["machine_dir"] == str(other / "m2")
+
+
+def test_status_works_while_the_backup_drive_is_unplugged_and_the_service_retries(
+    env: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    drive = tmp_path / "GoogleDrive"
+    env = {**env, "dest": drive / "opencode-sessions"}
+    lock = control.InstanceLock(paths.app_state_dir())
+    assert lock.acquire()
+    rt = Runtime(make_ctx(env), timing=FAST, notifier=Recorder(), control_poll=0.05)
+    rt.start()
+    try:
+        wait_until(lambda: rt.status.state is ServiceState.RETRYING, what="retrying")
+        for argv in (["status"], ["status", "--json"]):
+            capsys.readouterr()
+            assert main([*argv, "--backup-path", str(env["dest"]), "--source", str(env["data"]),
+                         "--machine-name", "laptop"]) == 0  # fmt: skip
+            out = capsys.readouterr().out
+            assert "not reachable" in out or '"backup_reachable": false' in out, out
+        assert not drive.exists()  # nothing was created in the drive's place
+    finally:
+        assert rt.stop()
+        lock.release()

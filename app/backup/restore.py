@@ -8,11 +8,13 @@ per session. Both run on the caller's thread (the CLI's, or the service's worker
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,10 @@ from typing import Any
 from app.backup import backup_reader as br
 from app.backup import guard
 from app.errors import BackupDamaged, BackupError, UsageError
+from app.fsutil import PRIVATE_FILE, make_private_dirs
 from app.opencode import importer
 from app.opencode.sessions import Reader, open_readonly
+from app.platform.process import pid_alive
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +57,27 @@ class RestoreRequest:
     replace_all: bool = False
 
 
+class Action(enum.Enum):
+    """What a restore does with one session."""
+
+    ADD = "add"  # absent from opencode: its rows are inserted
+    REPLACE = "replace"  # present: its rows are deleted, the backup's inserted, in one transaction
+    FAIL = "fail"  # cannot be restored (``reason`` says why); the others still are
+
+
+class Mode(enum.Enum):
+    SESSIONS = "sessions"  # the sessions named
+    MISSING = "missing"  # every backed-up session opencode does not have
+    ALL = "all"  # rebuild the whole database from the newest snapshot
+
+
 @dataclass(frozen=True)
 class PlanItem:
-    """One session of the plan. ``action``: add, replace, or fail (with ``reason``)."""
+    """One session of the plan."""
 
     session_id: str
     title: str
-    action: str
+    action: Action
     rows: int
     bytes: int
     path: Path
@@ -71,7 +89,7 @@ class PlanItem:
 class Plan:
     """What a restore will do; ``snapshot`` is set for a full replace."""
 
-    mode: str
+    mode: Mode
     db: Path
     items: tuple[PlanItem, ...]
     snapshot: br.SnapshotRef | None = None
@@ -79,15 +97,25 @@ class Plan:
 
     @property
     def actionable(self) -> tuple[PlanItem, ...]:
-        return tuple(i for i in self.items if i.action != "fail")
+        return tuple(i for i in self.items if i.action is not Action.FAIL)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "mode": self.mode,
+            "mode": self.mode.value,
             "database": str(self.db),
             "snapshot": str(self.snapshot.path) if self.snapshot else None,
             "sessions": [
-                {**asdict(i), "path": str(i.path)} for i in sorted(self.items, key=lambda i: i.session_id)
+                {
+                    "session_id": i.session_id,
+                    "title": i.title,
+                    "action": i.action.value,
+                    "rows": i.rows,
+                    "bytes": i.bytes,
+                    "path": str(i.path),
+                    "sha256": i.sha256,
+                    "reason": i.reason,
+                }
+                for i in sorted(self.items, key=lambda i: i.session_id)
             ],
             "rows": sum(i.rows for i in self.actionable),
             "bytes": sum(i.bytes for i in self.actionable),
@@ -119,7 +147,11 @@ class RestoreResult:
 
 
 def make_plan(req: RestoreRequest) -> Plan:
-    """Validate the backup and decide what to restore; writes nothing. Raises BackupError subclasses."""
+    """Validate the backup and decide what to restore; writes nothing. Raises BackupError subclasses.
+
+    ``missing`` takes every backed-up session opencode does not have, including those deleted in
+    opencode whose deletion was backed up (their last copy in ``versions/``): what the tray's picker
+    marks missing, and what "I deleted it by mistake" needs."""
     if not req.db.is_file():
         raise RestoreRefused(
             f"opencode's database {req.db} does not exist; start opencode once so it creates it, then retry"
@@ -132,19 +164,14 @@ def make_plan(req: RestoreRequest) -> Plan:
         return restore_full.plan_full(req, files)
     with Reader(req.db) as reader:
         live_ids = set(reader.sessions())
-    conn = open_readonly(req.db)
-    try:
-        live = importer.live_schema(conn)
-    finally:
-        conn.close()
     notes: list[str] = []
+    older = versioned_files(req.machine_dir)  # deleted in opencode, then synced away
     if req.ids:
         chosen = []
         for arg in req.ids:
             try:
                 chosen.append(resolve_id(arg, files))
             except NoSuchSession:
-                older = versioned_files(req.machine_dir)  # deleted in opencode, then synced away
                 if not any(sid.startswith(arg) for sid in older):
                     raise
                 sid = resolve_id(arg, older)
@@ -152,17 +179,24 @@ def make_plan(req: RestoreRequest) -> Plan:
                 notes.append(f"{sid} was deleted from the backup's sessions/; restoring its last copy")
                 notes[-1] += f" in {older[sid][0].relative_to(req.machine_dir).parts[1]}"
                 chosen.append(sid)
-        mode = "sessions"
+        mode = Mode.SESSIONS
     elif req.missing:
+        for sid, paths in older.items():
+            files.setdefault(sid, paths)
         chosen = sorted(sid for sid in files if sid not in live_ids)
-        mode = "missing"
+        mode = Mode.MISSING
     else:
         raise UsageError("say which sessions to restore: IDs, --missing or --all --replace")
-    items: list[PlanItem] = []
-    for sid in dict.fromkeys(chosen):
-        doc = newest_doc(sid, files[sid])
-        action = "replace" if sid in live_ids and req.ids else "add"
-        items.append(plan_item(live, doc, action, notes))
+    conn = open_readonly(req.db)
+    try:
+        live = importer.live_schema(conn)
+        items: list[PlanItem] = []
+        for sid in dict.fromkeys(chosen):
+            doc = newest_doc(sid, files[sid])
+            action = Action.REPLACE if sid in live_ids and req.ids else Action.ADD
+            items.append(plan_item(live, doc, action, notes, conn))
+    finally:
+        conn.close()
     return Plan(mode, req.db, tuple(items), notes=tuple(dict.fromkeys(notes)))
 
 
@@ -196,14 +230,25 @@ def newest_doc(sid: str, paths: list[Path]) -> br.SessionDoc:
     return max(docs, key=lambda d: d.time_updated)
 
 
-def plan_item(live: importer.LiveSchema, doc: br.SessionDoc, action: str, notes: list[str]) -> PlanItem:
-    """A plan line for ``doc``; a session that does not map onto the live schema becomes a 'fail' line."""
+def plan_item(
+    live: importer.LiveSchema,
+    doc: br.SessionDoc,
+    action: Action,
+    notes: list[str],
+    conn: sqlite3.Connection | None = None,
+) -> PlanItem:
+    """A plan line for ``doc``; a session that does not map onto the live schema, or reaches outside its
+    own session (checked against the file and, with ``conn``, the live database), becomes a FAIL line."""
     reason = ""
     try:
         mapped = importer.map_session(live, doc.session_id, doc.rows)
+        if conn is not None:
+            importer.check_live_owners(conn, live, mapped)
         notes.extend(mapped.notes)
+    except importer.SessionRefused as exc:
+        action, reason = Action.FAIL, f"refused: {exc}"
     except importer.SessionNotMappable as exc:
-        action, reason = "fail", str(exc)
+        action, reason = Action.FAIL, str(exc)
     return PlanItem(doc.session_id, doc.title, action, doc.row_count, doc.size, doc.path, doc.sha256, reason)
 
 
@@ -219,8 +264,8 @@ def apply_plan(plan: Plan, req: RestoreRequest, clock: Callable[[], datetime] | 
     """Take the safety copy, then restore each planned session in its own transaction."""
     now = (clock or (lambda: datetime.now(UTC)))()
     result = RestoreResult(notes=list(plan.notes))
-    result.failed.extend((i.session_id, i.reason) for i in plan.items if i.action == "fail")
-    if plan.mode == "all":
+    result.failed.extend((i.session_id, i.reason) for i in plan.items if i.action is Action.FAIL)
+    if plan.mode is Mode.ALL:
         from app.backup import restore_full
 
         restore_full.apply_full(plan, req, now, result)
@@ -235,7 +280,7 @@ def apply_plan(plan: Plan, req: RestoreRequest, clock: Callable[[], datetime] | 
             try:
                 doc = reread(item)
                 mapped = importer.map_session(live, item.session_id, doc.rows)
-                added = importer.apply_session(conn, live, mapped, replace=item.action == "replace")
+                added = importer.apply_session(conn, live, mapped, replace=item.action is Action.REPLACE)
             except (BackupError, importer.SessionNotMappable, sqlite3.Error) as exc:
                 logger.error("session %s not restored: %s", item.session_id, exc)
                 result.failed.append((item.session_id, f"not restored: {exc}"))
@@ -247,10 +292,16 @@ def apply_plan(plan: Plan, req: RestoreRequest, clock: Callable[[], datetime] | 
 
 
 def safety_copy(db: Path, folder: Path, now: datetime) -> Path:
-    """Copy ``db`` with SQLite's backup API (one step) into ``folder``; keep the newest few; return it."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Copy ``db`` with SQLite's backup API (one step) into ``folder``; keep the newest few; return it.
+
+    The copy holds opencode's tokens: the folder is private and the file 0600 from its creation on;
+    a temp copy a killed restore left behind is removed first."""
+    make_private_dirs(folder)
+    sweep_dead_temps(folder)
     target = folder / f"{db.stem}-before-restore-{guard.stamp(now)}.db"
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), PRIVATE_FILE)
+    os.close(fd)  # SQLite writes into the private empty file (and gives its journal the same mode)
     src = open_readonly(db)
     try:
         dst = sqlite3.connect(tmp, isolation_level=None)
@@ -266,11 +317,25 @@ def safety_copy(db: Path, folder: Path, now: datetime) -> Path:
     finally:
         src.close()
     os.replace(tmp, target)
-    with contextlib.suppress(OSError):
-        os.chmod(target, 0o600)
     copies = sorted(p for p in folder.glob("*-before-restore-*.db") if not p.name.startswith("."))
     for old in copies[:-KEEP_SAFETY_COPIES]:
         with contextlib.suppress(OSError):
             old.unlink()
     logger.info("safety copy of %s: %s", db.name, target)
     return target
+
+
+_TEMP_PID = re.compile(r"\.tmp-(\d+)(-journal|-wal)?$")
+
+
+def sweep_dead_temps(folder: Path) -> int:
+    """Remove ``.name.tmp-<pid>`` files whose process is gone (what a killed restore leaves)."""
+    removed = 0
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as it:
+        for entry in it:
+            m = _TEMP_PID.search(entry.name)
+            if m and entry.name.startswith(".") and not pid_alive(int(m.group(1))):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed

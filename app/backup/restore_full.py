@@ -1,29 +1,49 @@
 """``restore --all --replace``: rebuild opencode's database from the newest snapshot plus newer sessions.
 
-The new database is built in a private temp file (the checked snapshot, newer session files applied,
-the current database's accounts and credentials copied in), then written over opencode's database
-with SQLite's backup API, after the safety copy, and only while no other process has it open.
-Runs on the caller's thread.
+The snapshot is untrusted: nothing of its schema is kept or run. The new database is built in a private
+temp file from the *live* database's own schema (its tables, then its indexes, triggers and views, as
+opencode created them); the snapshot's rows are copied in table by table, by column name, from plain
+tables only (no view, virtual table or generated column of the snapshot is ever read). Login tables,
+migrations and saved permissions come from the current database, never from the snapshot, and so do
+share secrets. Newer session files are applied on top; the result must pass ``quick_check`` and
+``foreign_key_check``. Only then, after the safety copy and while no other process has it open, it is
+written over opencode's database with SQLite's backup API. Runs on the caller's thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 from app.backup import backup_reader as br
+from app.backup import manifest as mf
 from app.backup import restore as rs
 from app.errors import BackupDamaged
+from app.fsutil import PRIVATE_FILE, make_private_dirs
 from app.opencode import importer, running
 from app.opencode.schema import quote
-from app.opencode.sessions import open_readonly
 
 logger = logging.getLogger(__name__)
 
-# Rows the rebuilt database takes from the current one, parents first, so the user stays logged in.
-KEEP_TABLES = ("account", "control_account", "credential", "account_state")
+# Taken from the current database, never from a snapshot: logins (so the user stays logged in, and no
+# backup can log them into someone else's account), migrations (they describe the live schema) and saved
+# tool permissions (a backup must not grant approvals).
+FROM_CURRENT = (
+    "account",
+    "control_account",
+    "credential",
+    "account_state",
+    "migration",
+    "data_migration",
+    "permission",
+)
+WORK = "restore-work"
 
 
 def refuse_if_running(db: Path) -> None:
@@ -46,31 +66,69 @@ def plan_full(req: rs.RestoreRequest, files: dict[str, list[Path]]) -> rs.Plan:
     ref = refs[-1]
     items: list[rs.PlanItem] = []
     notes: list[str] = []
-    with br.checked_snapshot(ref, req.work_dir / "restore-work") as snap:
-        conn = sqlite3.connect(snap.as_uri() + "?mode=ro", uri=True)
+    with br.checked_snapshot(
+        ref, req.work_dir / WORK, raw_size=_recorded_raw_size(req.machine_dir, ref)
+    ) as snap:
+        conn = _open_snapshot(snap)
         try:
             snap_live = importer.live_schema(conn)
+            tables = _plain_tables(conn, "main")
+            if "session" not in tables:
+                raise BackupDamaged(f"refusing snapshot {ref.path.name}: it has no session table")
             in_snapshot = dict(conn.execute("SELECT id, time_updated FROM session").fetchall())
             notes.append(f"opencode's database is rebuilt from {ref.path.name} ({len(in_snapshot)} sessions)")
             for sid in sorted(files):
                 doc = rs.newest_doc(sid, files[sid])
-                if sid in in_snapshot and _same_in_snapshot(conn, doc, in_snapshot[sid]):
+                if sid in in_snapshot and _same_in_snapshot(conn, tables, doc, in_snapshot[sid]):
                     continue
-                action = "replace" if sid in in_snapshot else "add"
+                action = rs.Action.REPLACE if sid in in_snapshot else rs.Action.ADD
                 items.append(rs.plan_item(snap_live, doc, action, notes))
         except sqlite3.Error as exc:
             raise BackupDamaged(f"refusing snapshot {ref.path.name}: {exc}") from None
         finally:
             conn.close()
-    return rs.Plan("all", req.db, tuple(items), snapshot=ref, notes=tuple(dict.fromkeys(notes)))
+    return rs.Plan(rs.Mode.ALL, req.db, tuple(items), snapshot=ref, notes=tuple(dict.fromkeys(notes)))
 
 
-def _same_in_snapshot(conn: sqlite3.Connection, doc: br.SessionDoc, snap_updated: object) -> bool:
+def _recorded_raw_size(machine_dir: Path, ref: br.SnapshotRef) -> int | None:
+    """The database size the manifest recorded for this snapshot (caps its decompression), if any."""
+    try:
+        entry = mf.load(machine_dir, machine_dir.name).files.get(f"snapshots/{ref.path.name}")
+    except BackupDamaged:
+        return None
+    return entry.raw_size if entry is not None and entry.raw_size else None
+
+
+def _open_snapshot(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True)
+    conn.execute("PRAGMA trusted_schema=OFF")
+    return conn
+
+
+def _plain_tables(conn: sqlite3.Connection, schema: str) -> set[str]:
+    """Ordinary tables of an (attached) database: not views, not virtual tables, not SQLite's own."""
+    rows = conn.execute(
+        f"SELECT name, sql FROM {quote(schema)}.sqlite_master WHERE type = 'table'"
+    ).fetchall()
+    return {
+        name
+        for name, sql in rows
+        if isinstance(sql, str)
+        and sql.lstrip().upper().startswith("CREATE TABLE")
+        and not name.startswith("sqlite_")
+    }
+
+
+def _same_in_snapshot(
+    conn: sqlite3.Connection, tables: set[str], doc: br.SessionDoc, snap_updated: object
+) -> bool:
     """True when the snapshot already holds this version of the session (a reply can stream in
     without bumping ``session.time_updated``, so message and part counts and times are compared too)."""
     if not isinstance(snap_updated, int) or snap_updated < doc.time_updated:
         return False
     for table in ("message", "part"):
+        if table not in tables:
+            return False
         rows = doc.rows.get(table, [])
         latest = max((r.get("time_updated") or 0 for r in rows), default=None)
         try:
@@ -78,7 +136,7 @@ def _same_in_snapshot(conn: sqlite3.Connection, doc: br.SessionDoc, snap_updated
                 f"SELECT count(*), max(time_updated) FROM {table} WHERE session_id = ?", (doc.session_id,)
             ).fetchone()
         except sqlite3.OperationalError:
-            return False  # a schema without that table or column: restore the file to be safe
+            return False  # a schema without that column: restore the file to be safe
         if count != len(rows) or (snap_latest if count else None) != latest:
             return False
     return True
@@ -88,9 +146,12 @@ def apply_full(plan: rs.Plan, req: rs.RestoreRequest, now: datetime, result: rs.
     """Build the new database, then (opencode not running) safety copy and write it over the live one."""
     assert plan.snapshot is not None
     refuse_if_running(req.db)
-    with br.checked_snapshot(plan.snapshot, req.work_dir / "restore-work") as rebuilt:
-        conn = importer.open_writable(rebuilt)
+    work = req.work_dir / WORK
+    raw = _recorded_raw_size(req.machine_dir, plan.snapshot)
+    with br.checked_snapshot(plan.snapshot, work, raw_size=raw) as snap, _private_temp_db(work) as rebuilt:
+        conn = importer.open_writable(rebuilt, uri=True)  # uri: ATTACH takes read-only URIs
         try:
+            _rebuild(conn, req.db, snap, plan.snapshot.path.name)
             live = importer.live_schema(conn)
             for item in plan.actionable:
                 try:
@@ -101,10 +162,11 @@ def apply_full(plan: rs.Plan, req: rs.RestoreRequest, now: datetime, result: rs.
                     result.failed.append((item.session_id, f"not restored: {exc}"))
                     continue
                 result.restored.append((item.session_id, added))
-            _keep_secrets(req.db, conn)
             ok = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if ok != "ok":
-                raise BackupDamaged(f"the rebuilt database failed quick_check ({ok}); nothing was changed")
+            broken = conn.execute("PRAGMA foreign_key_check").fetchmany(3)
+            if ok != "ok" or broken:
+                why = ok if ok != "ok" else f"rows without their parent, e.g. {broken[0][0]}"
+                raise BackupDamaged(f"the rebuilt database failed its checks ({why}); nothing was changed")
         finally:
             conn.close()
         refuse_if_running(req.db)
@@ -119,32 +181,75 @@ def apply_full(plan: rs.Plan, req: rs.RestoreRequest, now: datetime, result: rs.
     logger.info("opencode's database was rebuilt from %s", plan.snapshot.path.name)
 
 
-def _keep_secrets(current_db: Path, rebuilt: sqlite3.Connection) -> None:
-    """Copy accounts, credentials and share secrets of the current database into the rebuilt one."""
-    cur = open_readonly(current_db)
+@contextlib.contextmanager
+def _private_temp_db(work: Path) -> Iterator[Path]:
+    """An empty 0600 file in a private temp folder (removed, with any journal, on exit)."""
+    make_private_dirs(work)
+    with tempfile.TemporaryDirectory(dir=work, prefix=f"tmp{os.getpid()}-") as tmp:
+        path = Path(tmp) / "rebuilt.db"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+        yield path
+
+
+def _rebuild(conn: sqlite3.Connection, current: Path, snapshot: Path, name: str) -> None:
+    """Fill the empty database ``conn`` with the live schema, the snapshot's rows and the current logins."""
+    conn.execute("ATTACH DATABASE ? AS cur", (current.resolve().as_uri() + "?mode=ro",))
+    conn.execute("ATTACH DATABASE ? AS snap", (snapshot.as_uri() + "?mode=ro",))
+    conn.execute("PRAGMA trusted_schema=OFF")
+    conn.execute("PRAGMA foreign_keys=OFF")  # rows arrive table by table; checked as a whole at the end
+    objects = conn.execute(
+        "SELECT type, name, sql FROM cur.sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, rowid"
+    ).fetchall()
+    tables = [n for t, n, _ in objects if t == "table"]
+    conn.execute("BEGIN")
     try:
-        cur_tables = {r[0] for r in cur.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        new_cols = {
-            t: [r[1] for r in rebuilt.execute(f"PRAGMA table_info({quote(t)})")]
-            for (t,) in rebuilt.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
-        }
-        rebuilt.execute("BEGIN IMMEDIATE")
-        for table in KEEP_TABLES:
-            if table not in cur_tables or not new_cols.get(table):
-                continue
-            have = {r[1] for r in cur.execute(f"PRAGMA table_info({quote(table)})")}
-            cols = [c for c in new_cols[table] if c in have]
-            sel = ", ".join(quote(c) for c in cols)
-            rows = cur.execute(f"SELECT {sel} FROM {quote(table)}").fetchall()
-            rebuilt.executemany(
-                f"INSERT OR REPLACE INTO {quote(table)} ({sel}) VALUES ({', '.join('?' * len(cols))})", rows
-            )
-        if "session_share" in cur_tables and "secret" in new_cols.get("session_share", []):
-            for sid, secret in cur.execute("SELECT session_id, secret FROM session_share").fetchall():
-                rebuilt.execute("UPDATE session_share SET secret = ? WHERE session_id = ?", (secret, sid))
-        rebuilt.execute("COMMIT")
+        for kind, _name, sql in objects:
+            if kind == "table":
+                conn.execute(sql)  # the live database's own definitions: opencode wrote them
+        snap_tables = _plain_tables(conn, "snap")
+        for table in tables:
+            source = "cur" if table in FROM_CURRENT or table not in snap_tables else "snap"
+            if table in FROM_CURRENT or table in snap_tables:
+                _copy_rows(conn, table, source, name)
+        _keep_share_secrets(conn)
+        for kind, _name, sql in objects:
+            if kind != "table":
+                conn.execute(sql)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     finally:
-        cur.close()
+        conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("DETACH DATABASE snap")
+    conn.execute("DETACH DATABASE cur")
+
+
+def _copy_rows(conn: sqlite3.Connection, table: str, source: str, name: str) -> None:
+    """Copy ``source.table`` into ``main.table``, by the column names both have (no generated columns)."""
+    live = [r[1] for r in conn.execute(f"PRAGMA main.table_xinfo({quote(table)})") if r[6] == 0]
+    theirs = {r[1] for r in conn.execute(f"PRAGMA {source}.table_xinfo({quote(table)})") if r[6] == 0}
+    cols = ", ".join(quote(c) for c in live if c in theirs)
+    if not cols:
+        return
+    try:
+        conn.execute(f"INSERT INTO main.{quote(table)} ({cols}) SELECT {cols} FROM {source}.{quote(table)}")
+    except sqlite3.IntegrityError as exc:
+        raise BackupDamaged(
+            f"refusing snapshot {name}: its {table} rows do not fit this opencode ({exc})"
+        ) from None
+
+
+def _keep_share_secrets(conn: sqlite3.Connection) -> None:
+    """Share secrets of sessions that exist now come from the current database (the snapshot's are blank)."""
+    cols = {r[1] for r in conn.execute("PRAGMA main.table_info(session_share)")}
+    if {"session_id", "secret"} <= cols and "session_share" in _plain_tables(conn, "cur"):
+        conn.execute(
+            "UPDATE main.session_share SET secret = (SELECT c.secret FROM cur.session_share c "
+            "WHERE c.session_id = session_share.session_id) "
+            "WHERE session_id IN (SELECT session_id FROM cur.session_share)"
+        )
 
 
 def _write_over(rebuilt: Path, db: Path) -> None:

@@ -143,11 +143,12 @@ def _confirm(plan_text: str) -> bool:
 
 
 def _plan_text(plan: rs.Plan) -> str:
-    lines = [f"restore plan ({plan.mode}) into {plan.db}:"]
+    lines = [f"restore plan ({plan.mode.value}) into {plan.db}:"]
     lines += [f"  note: {n}" for n in plan.notes]
     for i in sorted(plan.items, key=lambda i: i.session_id):
         extra = f"  ({i.reason})" if i.reason else ""
-        lines.append(f"  {i.action:<8} {i.session_id}  {i.rows} rows  {size(i.bytes)}  {i.title}{extra}")
+        head = f"  {i.action.value:<8} {i.session_id}  {i.rows} rows  {size(i.bytes)}"
+        lines.append(f"{head}  {i.title}{extra}")
     act = plan.actionable
     lines.append(
         f"{len(act)} session(s), {sum(i.rows for i in act)} rows, {size(sum(i.bytes for i in act))}"

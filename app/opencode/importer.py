@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.opencode.schema import SECRET_TABLES, SOFT_SESSION_LINKS, Schema, quote, read_schema
+from app.opencode.schema import (
+    SECRET_COLUMNS,
+    SECRET_TABLES,
+    SOFT_SESSION_LINKS,
+    ForeignKey,
+    Schema,
+    quote,
+    read_schema,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +33,21 @@ class SessionNotMappable(Exception):
     """A session's rows cannot be put into this database's schema; ``str(e)`` is one line."""
 
 
+class SessionRefused(SessionNotMappable):
+    """A session file reaches outside its own session (rows of other tables or sessions); never applied."""
+
+
 @dataclass(frozen=True)
 class LiveSchema:
-    """The live database's tables with what mapping needs: insert order and required columns."""
+    """The live database's tables with what mapping needs: insert order, required columns, and the
+    tables a session file may hold: ``children`` (rows that belong to a session, found from the foreign
+    keys) and ``parents`` (the rows a session needs, such as its project)."""
 
     schema: Schema
     order: tuple[str, ...]
     required: dict[str, frozenset[str]]  # NOT NULL columns without a default (and not an integer pk)
+    children: frozenset[str] = frozenset()
+    parents: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -43,9 +59,13 @@ class Mapped:
     notes: list[str] = field(default_factory=list)
 
 
-def open_writable(db: Path) -> sqlite3.Connection:
-    """A connection for restoring into ``db``: autocommit mode (we BEGIN ourselves), busy timeout, FKs on."""
-    conn = sqlite3.connect(db, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+def open_writable(db: Path, *, uri: bool = False) -> sqlite3.Connection:
+    """A connection for restoring into ``db``: autocommit mode (we BEGIN ourselves), busy timeout, FKs on.
+    ``uri``: opened by URI, so that ATTACH of ``file:...?mode=ro`` URIs works on it."""
+    target = db.resolve().as_uri() if uri else db
+    conn = sqlite3.connect(
+        target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri
+    )
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
@@ -60,7 +80,28 @@ def live_schema(conn: sqlite3.Connection) -> LiveSchema:
         required[table] = frozenset(
             r[1] for r in info if r[3] and r[4] is None and not (r[5] and str(r[2]).upper() == "INTEGER")
         )
-    return LiveSchema(schema, table_order(schema), required)
+    children, parents = session_closure(schema)
+    return LiveSchema(schema, table_order(schema), required, children, parents)
+
+
+def session_closure(schema: Schema) -> tuple[frozenset[str], frozenset[str]]:
+    """(tables whose rows belong to a session, tables a session's rows point at), from the foreign keys."""
+    children: set[str] = set()
+    stack = ["session"]
+    while stack:
+        for fk in schema.children_of(stack.pop()):
+            if fk.table not in children and fk.table != "session":
+                children.add(fk.table)
+                stack.append(fk.table)
+    parents: set[str] = set()
+    stack = ["session"]
+    while stack:
+        table = stack.pop()
+        for fk in schema.foreign_keys:
+            if fk.table == table and fk.parent not in (table, "session", *SECRET_TABLES, *parents):
+                parents.add(fk.parent)
+                stack.append(fk.parent)
+    return frozenset(children), frozenset(parents)
 
 
 def table_order(schema: Schema) -> tuple[str, ...]:
@@ -84,7 +125,9 @@ def table_order(schema: Schema) -> tuple[str, ...]:
 
 
 def map_session(live: LiveSchema, session_id: str, rows: dict[str, list[dict[str, Any]]]) -> Mapped:
-    """Map a session's rows by column name; raise SessionNotMappable when a required column is missing."""
+    """Map a session's rows by column name; raise SessionNotMappable when a required column is missing,
+    SessionRefused when a row is not part of this session (see :func:`check_closure`)."""
+    check_closure(live, session_id, rows)
     out = Mapped(session_id)
     for table, given in rows.items():
         if table not in live.schema.columns and given:
@@ -110,6 +153,100 @@ def map_session(live: LiveSchema, session_id: str, rows: dict[str, list[dict[str
     return out
 
 
+def check_closure(live: LiveSchema, session_id: str, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Refuse rows outside the session's closure: a table that is neither a session table nor one a
+    session points at (saved permissions, migrations, workspaces...), a row whose foreign keys lead to
+    another session (a part attached to another session's message), a parent row the session does not
+    point at. Checked against the file's own rows; :func:`check_live_owners` adds the live database."""
+    schema = live.schema
+    for table in rows:
+        if table in schema.columns and table != "session" and table not in live.children | live.parents:
+            raise SessionRefused(
+                f"session {session_id}: it holds rows of {table}, which is not part of a session"
+            )
+    sessions = rows.get("session", [])
+    if len(sessions) != 1 or sessions[0].get("id") != session_id:
+        raise SessionRefused(f"session {session_id}: it must hold exactly its own session row")
+    keys = _keys(schema, rows)
+    keys["session"] = {(c, v) for c, v in keys.get("session", set()) if c != "id"} | {("id", session_id)}
+    for table in live.order:
+        for row in rows.get(table, []) if table in live.children else []:
+            linked = False
+            for fk in _links(schema, table):
+                if fk.parent not in live.children and fk.parent != "session":
+                    continue
+                value = row.get(fk.column)
+                if value is None:
+                    continue
+                if (fk.parent_column, value) not in keys.get(fk.parent, set()):
+                    raise SessionRefused(
+                        f"session {session_id}: a row of {table} points at {fk.parent} {value!r}, "
+                        "which is not part of this session"
+                    )
+                linked = True
+            if not linked:
+                raise SessionRefused(f"session {session_id}: a row of {table} is not linked to the session")
+    session_row = sessions[0]
+    for fk in schema.foreign_keys:
+        if fk.table == "session" and fk.parent in live.parents:
+            wanted = session_row.get(fk.column)
+            if any(r.get(fk.parent_column) != wanted for r in rows.get(fk.parent, [])):
+                raise SessionRefused(f"session {session_id}: it holds a {fk.parent} row that is not its own")
+    for table in live.parents:
+        direct = any(fk.table == "session" and fk.parent == table for fk in schema.foreign_keys)
+        if rows.get(table) and not direct:
+            raise SessionRefused(f"session {session_id}: it holds {table} rows a session never needs")
+
+
+def _links(schema: Schema, table: str) -> list[ForeignKey]:
+    """The foreign keys (and soft links to session) that leave ``table``."""
+    links = [fk for fk in schema.foreign_keys if fk.table == table]
+    links += [ForeignKey(t, c, "session", "id") for t, c in SOFT_SESSION_LINKS if t == table]
+    return links
+
+
+def _keys(schema: Schema, rows: dict[str, list[dict[str, Any]]]) -> dict[str, set[tuple[str, Any]]]:
+    """(column, value) pairs of every column another table's foreign key points at, per table."""
+    pointed: dict[str, set[str]] = {}
+    for fk in schema.foreign_keys:
+        pointed.setdefault(fk.parent, set()).add(fk.parent_column)
+    out: dict[str, set[tuple[str, Any]]] = {}
+    for table, columns in pointed.items():
+        out[table] = {(c, r.get(c)) for r in rows.get(table, []) for c in columns if r.get(c) is not None}
+    return out
+
+
+def check_live_owners(conn: sqlite3.Connection, live: LiveSchema, mapped: Mapped) -> None:
+    """Refuse a session whose rows share a primary key with rows of *another* session in the live
+    database (they would be skipped, and the file's rows that point at them would join that session)."""
+    for table, cols, values in mapped.tables:
+        if table not in live.children:
+            continue
+        pk = live.schema.primary_keys.get(table) or ()
+        owner = next((c for c in ("session_id", "aggregate_id") if c in live.schema.columns[table]), None)
+        if not pk or owner is None or not all(c in cols for c in pk):
+            continue
+        index = [cols.index(c) for c in pk]
+        where = " AND ".join(f"{quote(c)} = ?" for c in pk)
+        sql = f"SELECT {quote(owner)} FROM {quote(table)} WHERE {where}"
+        for row in values:
+            found = conn.execute(sql, [row[i] for i in index]).fetchone()
+            if found is not None and found[0] != mapped.session_id:
+                raise SessionRefused(
+                    f"session {mapped.session_id}: a row of {table} already belongs to session {found[0]!r}"
+                )
+
+
+def _secrets(conn: sqlite3.Connection, live: LiveSchema, session_id: str) -> list[tuple[str, str, Any]]:
+    """The secret columns of a session's rows as they are now (the backup holds them blanked)."""
+    out = []
+    for (table, column), _blank in SECRET_COLUMNS.items():
+        if {"session_id", column} <= set(live.schema.columns.get(table, ())):
+            sql = f"SELECT {quote(column)} FROM {quote(table)} WHERE session_id = ?"
+            out += [(table, column, v) for (v,) in conn.execute(sql, (session_id,)).fetchall()]
+    return out
+
+
 def owned_tables(live: LiveSchema) -> list[tuple[str, str]]:
     """(table, column) pairs whose rows belong to one session, children first (for deleting)."""
     pairs: list[tuple[str, str]] = []
@@ -132,7 +269,10 @@ def apply_session(conn: sqlite3.Connection, live: LiveSchema, mapped: Mapped, *,
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
+        check_live_owners(conn, live, mapped)
+        kept: list[tuple[str, str, Any]] = []
         if replace:
+            kept = _secrets(conn, live, mapped.session_id)
             for table, column in owned_tables(live):
                 conn.execute(f"DELETE FROM {quote(table)} WHERE {quote(column)} = ?", (mapped.session_id,))
         added = 0
@@ -144,6 +284,11 @@ def apply_session(conn: sqlite3.Connection, live: LiveSchema, mapped: Mapped, *,
             before = conn.total_changes
             conn.executemany(sql, values)
             added += conn.total_changes - before
+        for table, column, value in kept:  # a share's secret never came from the backup: keep the current one
+            conn.execute(
+                f"UPDATE {quote(table)} SET {quote(column)} = ? WHERE session_id = ?",
+                (value, mapped.session_id),
+            )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import FailureKind
+from app.fsutil import sha256_file
 from app.transfer.base import CopyJob, CopyResult
 from app.transfer.classify import BENIGN_REASONS, CANCELLED
 from app.transfer.rsync_output import Issue, classify, kind_of_run, parse_output
@@ -176,7 +177,9 @@ def _result(job: CopyJob, rc: int, output: str, cancelled: bool, failed: dict[st
     for path in job.paths:
         if path in failed:
             continue
-        if not (job.dst_root / path).is_file():  # claim only what is really at the destination
+        # claim only what is really at the destination: after a failed run, an older copy of a file
+        # being replaced is there too, so the content must be the source's
+        if not _arrived(job, path, checked=rc != 0 or cancelled):
             failed[path] = CANCELLED if cancelled else f"not copied (rsync exit {rc})"
             kind = kind or FailureKind.FATAL
             continue
@@ -186,6 +189,22 @@ def _result(job: CopyJob, rc: int, output: str, cancelled: bool, failed: dict[st
     if kind is not None:
         logger.warning("rsync exit %d (%s): %s", rc, kind.value, detail or next(iter(failed.values()), ""))
     return CopyResult(copied=tuple(copied), failed=failed, kind=kind, detail=detail)
+
+
+def _arrived(job: CopyJob, path: str, *, checked: bool) -> bool:
+    """True when ``path`` is at the destination; with ``checked``, with the source's exact content."""
+    dst = job.dst_root / path
+    if not checked:
+        return dst.is_file()
+    try:
+        src = job.src_root / path
+        return (
+            dst.is_file()
+            and dst.stat().st_size == src.stat().st_size
+            and sha256_file(dst) == sha256_file(src)
+        )
+    except OSError:
+        return False
 
 
 def _all_failed(job: CopyJob, kind: FailureKind, detail: str) -> CopyResult:

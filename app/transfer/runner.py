@@ -1,7 +1,8 @@
 """Run one external command (rsync, robocopy) so that it can be cancelled cleanly.
 
 The command runs in its own process group (a new session on Unix, a new process group on
-Windows) with umask 077, so rsync's new files are 0600 and folders 0700. Cancelling sends
+Windows) with umask 077, so rsync's new files are 0600 and folders 0700; on Linux it is killed
+when this process dies, however it dies. Cancelling sends
 the whole group a polite signal, waits ``grace`` seconds, then kills the group. Engines take
 a ``Runner`` so tests can replay recorded output instead of starting a process.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,6 +72,17 @@ def _popen_options() -> dict[str, Any]:
     return options
 
 
+def _bound_to_us(argv: Sequence[str]) -> list[str]:
+    """``argv``, made to die with this process where the system can do that: on Linux through
+    util-linux's ``setpriv --pdeathsig``. An rsync that outlived a killed sync (kill -9, the OOM killer)
+    would go on writing into the backup while the next sync runs. Elsewhere ``argv`` unchanged."""
+    if sys.platform.startswith("linux") and argv and shutil.which(argv[0]):  # a missing one: OSError below
+        setpriv = shutil.which("setpriv")
+        if setpriv:
+            return [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    return list(argv)
+
+
 def _output_encoding() -> str:
     # robocopy writes to a pipe in the OEM code page; rsync writes file names as raw bytes.
     return "oem" if sys.platform == "win32" else "utf-8"
@@ -114,7 +127,7 @@ def run(
     logger.debug("running %s", list(argv))
     with _stdin_for(input) as stdin:
         proc = subprocess.Popen(
-            list(argv),
+            _bound_to_us(argv),
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

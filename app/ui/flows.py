@@ -53,8 +53,8 @@ def plural(n: int, word: str) -> str:
 def confirmation(plan: rs.Plan, safety_dir: Path) -> tuple[str, str]:
     """The confirmation text and the OK button's label for a sessions plan. Pure."""
     act = plan.actionable
-    adds = [i for i in act if i.action == "add"]
-    replaces = [i for i in act if i.action == "replace"]
+    adds = [i for i in act if i.action is rs.Action.ADD]
+    replaces = [i for i in act if i.action is rs.Action.REPLACE]
     lines = []
     if adds:
         lines.append(f"Add {plural(len(adds), 'session')} to opencode.")
@@ -65,7 +65,7 @@ def confirmation(plan: rs.Plan, safety_dir: Path) -> tuple[str, str]:
             f"Replace {plural(len(replaces), 'session')} in opencode with the backed-up version "
             f"({names}{more}); what changed in them since the backup is lost from opencode."
         )
-    fails = [i for i in plan.items if i.action == "fail"]
+    fails = [i for i in plan.items if i.action is rs.Action.FAIL]
     if fails:
         lines.append(f"{plural(len(fails), 'session')} cannot be restored: {fails[0].reason}")
     lines.append(f"Your current database is saved first to {safety_dir}.")

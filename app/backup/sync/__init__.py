@@ -23,15 +23,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from app.backup import intent
 from app.backup import manifest as mf
-from app.backup.destination import prepare_destination, sweep_stale_temp
+from app.backup.destination import Destination, prepare_destination, sweep_stale_temp
+from app.backup.ownership import claim_folder, install_id, release_lease, take_lease
 from app.backup.result import Outcome, SyncResult
 from app.backup.state import record_result, sync_lock
 from app.backup.sync.apply import apply
 from app.backup.sync.plan import Planner
 from app.backup.sync.record import Retention, record
 from app.errors import BackupDamaged, FailureKind, SyncFailed, TransferError
-from app.opencode.locate import locate
+from app.opencode.locate import Source, locate
 from app.transfer.base import Engine
 from app.transfer.classify import kind_for_oserror
 
@@ -124,7 +126,29 @@ def _sync(ctx: SyncContext, options: SyncOptions, result: SyncResult, t0: float)
         note = f"opencode has not saved anything in {where} (it does with its first session)"
         return replace(result, outcome=Outcome.NOTHING_YET, note=note)
     dest = prepare_destination(ctx.backup_path, ctx.machine)
+    me = install_id(ctx.state_dir)
+    claim_folder(dest.machine_dir, ctx.machine, me)
+    take_lease(dest.machine_dir, me, result.started)
+    try:
+        return _write(ctx, options, result, t0=t0, dest=dest, source=source, me=me)
+    finally:
+        release_lease(dest.machine_dir, me)
+
+
+def _write(
+    ctx: SyncContext,
+    options: SyncOptions,
+    result: SyncResult,
+    *,
+    t0: float,
+    dest: Destination,
+    source: Source,
+    me: str,
+) -> SyncResult:
     man = ctx.manifests.load(dest.machine_dir, ctx.machine)
+    interrupted = _interrupted(dest)
+    if interrupted is not None and options.dirty is not None:
+        options = replace(options, dirty=None)  # finish what an interrupted sync began: look at everything
     if options.dirty is None:
         sweep_stale_temp(dest.machine_dir, result.started.timestamp())
     if ctx.opencode_db is not None and not source.databases:
@@ -149,10 +173,21 @@ def _sync(ctx: SyncContext, options: SyncOptions, result: SyncResult, t0: float)
         cancel=ctx.cancel,
     )
     plan = planner.plan(man, dest.machine_dir)
-    applied = apply(plan, dest, ctx.engine, ctx.cancel)
+    take_lease(dest.machine_dir, me, ctx.clock())  # a first sync can plan for minutes: renew
+    applied = apply(plan, dest, ctx.engine, ctx.cancel, interrupted)
     retention = Retention(ctx.keep_snapshots, ctx.keep_versions_days)
     # a copy that failed (a locked file) is a failed result, after its progress was committed
     return record(plan, applied, man, dest, ctx.manifests, retention=retention, result=result, t0=t0)
+
+
+def _interrupted(dest: Destination) -> intent.Intent | None:
+    """The intent an interrupted sync left; an unreadable one counts as an empty one (what it named is
+    found again by the full walk it triggers)."""
+    try:
+        return intent.load(dest.machine_dir)
+    except BackupDamaged as exc:
+        logger.warning("ignoring a damaged intent (%s); walking everything", exc)
+        return intent.Intent("unknown")
 
 
 def _backed_up_before(ctx: SyncContext) -> bool:

@@ -45,16 +45,27 @@ class Applied:
     failure: Failure | None
 
 
-def apply(plan: Plan, dest: Destination, engine: Engine, cancel: threading.Event) -> Applied:
+def apply(
+    plan: Plan,
+    dest: Destination,
+    engine: Engine,
+    cancel: threading.Event,
+    interrupted: intent.Intent | None = None,
+) -> Applied:
+    """``interrupted``: the intent an earlier sync left (its changes are still uncommitted, so the new
+    intent covers them too until this sync commits)."""
     machine_dir = dest.machine_dir
     staged, storage = plan.staged, plan.storage_copies
     todo_staged = [rel for rel, want in staged.items() if not _holds(machine_dir, rel, want)]
     todo_storage = [rel for rel, want in storage.items() if not _holds(machine_dir, rel, want)]
     removes = [rel for rel in plan.removes if u.regular_file(machine_dir, rel) is not None]
     replaced = [rel for rel in (*todo_staged, *todo_storage) if u.regular_file(machine_dir, rel) is not None]
-    writes = {rel: staged[rel] for rel in todo_staged} | {rel: storage[rel] for rel in todo_storage}
-    if writes or removes:
-        intent.write(machine_dir, intent.Intent(plan.stamp, writes, tuple(removes)))
+    # every planned file, copied now or by the interrupted sync: until the commit none matches the manifest
+    writes = dict(interrupted.writes) if interrupted else {}
+    writes |= staged | storage
+    gone = {*(interrupted.removes if interrupted else ()), *plan.removes}
+    if writes or gone:
+        intent.write(machine_dir, intent.Intent(plan.stamp, writes, tuple(sorted(gone))))
     for rel in replaced:
         _keep_old(machine_dir, rel, plan.stamp)
     present = (set(staged) - set(todo_staged)) | (set(storage) - set(todo_storage))
