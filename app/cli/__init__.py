@@ -33,6 +33,7 @@ COMMANDS = (
     "show_config",
     "control",
     "autostart",
+    "agent_tools",
     "mcp",
 )
 # Commands that start with only their own module loaded (first on the command line, nothing before).
