@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.opencode.agent_config import mcp_command  # noqa: E402
+
 INIT = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -35,12 +38,6 @@ INIT = {
     },
 }
 STATUS = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "status", "arguments": {}}}
-
-
-def server_command() -> list[str]:
-    """The console script beside this interpreter, as ``agent-tools enable`` registers it."""
-    script = shutil.which("opencode-backup", path=str(Path(sys.executable).parent))
-    return [script, "mcp"] if script else [sys.executable, "-m", "app", "mcp"]
 
 
 def time_initialize(cmd: list[str], env: dict[str, str], call_status: bool) -> tuple[float, float | None]:
@@ -78,7 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=15, help="runs of each (default 15)")
     args = ap.parse_args()
-    cmd = server_command()
+    cmd = mcp_command()  # exactly what 'agent-tools enable' registers
     with tempfile.TemporaryDirectory(prefix="bench-mcp-") as tmp:
         home = Path(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE", "XDG_"))}

@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import IO, Any
 
 from app.mcp.server import Server
+from app.opencode.agent_config import mcp_command
 
 ROOT = Path(__file__).resolve().parent.parent
 INIT_PARAMS = {
@@ -27,10 +26,8 @@ INIT_PARAMS = {
 
 
 def server_command() -> list[str]:
-    """``opencode-backup mcp`` as ``agent-tools enable`` registers it: the console script of this venv."""
-    script = shutil.which("opencode-backup", path=str(Path(sys.executable).parent))
-    assert script, "the console script is missing: run 'make setup'"
-    return [script, "mcp"]
+    """``opencode-backup mcp`` exactly as ``agent-tools enable`` registers it (this venv's console script)."""
+    return mcp_command()
 
 
 class Lines:

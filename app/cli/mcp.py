@@ -66,8 +66,11 @@ def _protocol_streams() -> tuple[IO[bytes], IO[bytes]]:
     into the protocol nor read a message meant for the server."""
     protocol_in = os.fdopen(os.dup(0), "rb")
     protocol_out = os.fdopen(os.dup(1), "wb")
-    null = os.open(os.devnull, os.O_RDONLY)
+    null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
+    try:
+        os.dup2(2, 1)
+    except OSError:  # no stderr to send it to: nowhere, then
+        os.dup2(null, 1)
     os.close(null)
-    os.dup2(2, 1)
     return protocol_in, protocol_out

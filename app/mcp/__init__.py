@@ -6,7 +6,8 @@
     actions.py   what each tool does, through the engine (imported only when a tool is called)
     wording.py   the plain text a tool answers, for the model and the person reading along
 
-opencode waits for this server before its first answer, so nothing here but ``actions`` may import the
-engine (app.backup, app.service, app.opencode, app.transfer, app.wiring): start-up must stay well under
-150 ms. ``bench/bench_mcp_startup.py`` measures it; ``tests/test_mcp_protocol.py`` checks the imports.
+opencode waits for this server before its first answer, so only ``actions`` (and ``wording``, which only
+``actions`` imports) may import the engine (app.backup, app.service, app.opencode, app.transfer,
+app.wiring): start-up must stay well under 150 ms. ``bench/bench_mcp_startup.py`` measures it;
+``tests/test_mcp_protocol.py`` checks the imports.
 """

@@ -71,10 +71,10 @@ def status_text(r: BackupStatus, changed: int | None, now: datetime) -> str:
         waiting = r.pending or 0
         lines.append(f"Pending changes: {waiting}" + (" (backed up within seconds)" if waiting else ""))
     else:
-        service = (
-            "no backup service is running" if r.service == "not running" else f"the service is {r.service}"
-        )
-        lines.append(f"Syncs this session: none ({service}; {START_SERVICE_HINT})")
+        if r.service == "not running":
+            lines.append(f"Syncs this session: none (no backup service is running; {START_SERVICE_HINT})")
+        else:  # a service for another backup folder, or one that stopped answering
+            lines.append(f"Syncs this session: none for this folder (the backup service is {r.service})")
         if changed is None:
             lines.append("Pending changes: unknown")
         else:
