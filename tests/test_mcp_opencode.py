@@ -185,3 +185,54 @@ def test_a_missing_or_crashing_server_only_hides_the_tools(opencode_binary: Path
         assert status["session_backup"] == {"status": "failed", "error": "Failed to get tools"}
     finally:
         oc.stop()
+
+
+# Passes stdio through to the command after the log file's name, logging each line with its direction.
+TEE = """
+import subprocess, sys, threading
+log = open(sys.argv[1], "ab", buffering=0)
+proc = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+def pump(src, dst, tag):
+    for line in iter(src.readline, b""):
+        log.write(tag + line)
+        dst.write(line)
+        dst.flush()
+    dst.close()
+back = threading.Thread(target=pump, args=(proc.stdout, sys.stdout.buffer, b"< "))
+back.start()
+pump(sys.stdin.buffer, proc.stdin, b"> ")
+back.join()
+sys.exit(proc.wait())
+"""
+
+
+def test_progress_goes_out_with_the_token_opencode_gives(opencode_binary: Path, tmp_path: Path) -> None:
+    oc = OpencodePeer(tmp_path / "peer", binary=opencode_binary)
+    trace = tmp_path / "trace.log"
+    try:
+        oc.start(serve=False)
+        (tmp_path / "backup").mkdir()
+        settings = {"backupPath": str(tmp_path / "backup"), "machineName": MACHINE}
+        (oc.config_dir / "session-backup.json").write_text(json.dumps(settings))
+        path = oc.config_dir / "opencode.json"
+        config = json.loads(path.read_text())
+        command = [sys.executable, "-c", TEE, str(trace), *server_command()]
+        config["mcp"] = {"session_backup": {"type": "local", "command": command}}
+        path.write_text(json.dumps(config, indent=2))
+        oc.start_serve()
+        sid = new_conversation(oc, "traced")
+        assert "Backup done (ok)" in reply_text(oc.prompt(sid, "back up now"))
+    finally:
+        oc.stop()
+    lines = [(line[:1], json.loads(line[2:])) for line in trace.read_text().splitlines()]
+    [(_, call)] = [m for m in lines if m[0] == ">" and m[1].get("method") == "tools/call"]
+    assert call["params"]["name"] == "sync"
+    token = call["params"]["_meta"]["progressToken"]
+    sent = [m for d, m in lines if d == "<"]
+    answer_at = next(i for i, m in enumerate(sent) if m.get("id") == call["id"])
+    progress = [m["params"] for m in sent[:answer_at] if m.get("method") == "notifications/progress"]
+    assert progress and all(p["progressToken"] == token for p in progress)
+    assert progress[0]["message"] == "backing up"
+    assert not any(m.get("method") == "notifications/progress" for m in sent[answer_at:])
+    # opencode 1.18.33 then cancels the call it already has the answer to: nothing answers that
+    assert not any("error" in m for m in sent)
