@@ -24,6 +24,12 @@ def strip(text: str) -> str:
     return _blank_trailing_commas(_blank_comments(text))
 
 
+def strip_comments(text: str) -> str:
+    """Return ``text`` with comments (only) replaced by spaces; same length and lines. For editors of
+    the text, which need to see trailing commas."""
+    return _blank_comments(text)
+
+
 def loads(text: str) -> Any:
     """Parse JSONC text; raise JsoncError (with the original line number) when it is not valid."""
     try:

@@ -3,25 +3,41 @@ sets up logging and maps errors to exit codes. The CLI package is the only place
 dialog process answers in JSON on its own stdout).
 
 Everything imported here works without a display; the tray (``run`` without ``--headless``) is imported
-only when it starts.
+only when it starts. Command modules are imported when the parser is built, and ``opencode-backup mcp``
+builds a parser with that command alone: opencode starts it and waits for it before its first answer,
+so it must not load the engine the other commands import (see app/mcp).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from app import __version__
-from app.cli import autostart, control, listing, restore, run, show_config, status, sync, verify
 from app.cli.common import Parser, add_settings_flags, check_flags, error
 from app.errors import BackupError, ConfigError, UsageError
 
 logger = logging.getLogger(__name__)
 
-# In the order a user needs them; ``opencode-backup --help`` lists them so.
-COMMANDS = (run, sync, status, listing, restore, verify, show_config, control, autostart)
+# Modules of app.cli, in the order a user needs them; ``opencode-backup --help`` lists them so.
+COMMANDS = (
+    "run",
+    "sync",
+    "status",
+    "listing",
+    "restore",
+    "verify",
+    "show_config",
+    "control",
+    "autostart",
+    "agent_tools",
+    "mcp",
+)
+# Commands that start with only their own module loaded (first on the command line, nothing before).
+ALONE = ("mcp",)
 
 EPILOG = """\
 Without a command, 'run' starts the tray app. Options such as --backup-path may also come before the command.
@@ -32,7 +48,8 @@ exit codes:
   2  usage or configuration error: nothing was written"""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The parser of ``commands`` (names of modules in app.cli), each imported here."""
     parser = Parser(
         prog="opencode-backup",
         description="Continuous, versioned backups of opencode sessions to a folder you choose.",
@@ -42,18 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_settings_flags(parser, ("backup_path", "source", "machine_name", "engine"), top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, title="commands")
-    for module in COMMANDS:
-        module.register(sub)
+    for name in commands:
+        importlib.import_module(f"app.cli.{name}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[:1] if argv[:1] and argv[0] in ALONE else COMMANDS)
     try:
         args = parser.parse_args(argv)
         if args.command is None:  # no command: the tray app, with the options given
-            args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "run"])
+            args = parser.parse_args([*argv, "run"])
         check_flags(args)
         _setup_logging(bool(args.debug))
         return int(args.func(args))

@@ -7,47 +7,14 @@ mounted yet) or damaged it says so, and exits 0 either way.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from app import codec, config, paths
-from app.backup import manifest as mf
-from app.backup.result import Outcome, SyncResult
-from app.backup.state import load_results
+from app import config
 from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, size, table
-from app.errors import BackupDamaged
-from app.service import client
-from app.service.status import Status
+from app.status_report import BackupStatus, gather
 
-
-@dataclass(frozen=True)
-class BackupStatus:
-    """``status --json``: ``last_backup`` is the end of the last sync that backed everything up (None:
-    none yet); ``last_attempt`` and ``last_result`` describe the last sync, whatever its outcome."""
-
-    backup_path: str | None
-    machine: str
-    machine_dir: str | None
-    configured: bool
-    backup_reachable: bool
-    backup_damaged: str | None
-    sessions_backed_up: int | None
-    storage_files: int
-    snapshots: int
-    backup_bytes: int
-    last_backup: datetime | None
-    last_attempt: datetime | None
-    last_result: Outcome | None
-    last_error: str | None
-    service: str
-    service_pid: int | None = None
-    syncs_this_session: int = 0
-    pending: int | None = None
-    next_sync: datetime | None = None
-    next_retry: datetime | None = None
-    failing_since: datetime | None = None
+__all__ = ["BackupStatus", "gather", "register", "run", "text"]
 
 
 def register(sub: Any) -> None:
@@ -70,78 +37,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         emit(args, report, text(report, datetime.now(UTC)))
     return 0
-
-
-def gather(settings: config.Settings) -> BackupStatus:
-    """Everything ``status`` reports, from the backup folder, this install's state and the live service."""
-    machine_dir = settings.machine_dir
-    reachable = machine_dir is not None and machine_dir.is_dir()
-    man, damaged = None, None
-    if machine_dir is not None and reachable:
-        try:
-            man = mf.load(machine_dir, settings.machine_name)
-        except BackupDamaged as exc:
-            damaged = str(exc)
-    attempt, backup = _results(settings, machine_dir, man)
-    report = BackupStatus(
-        backup_path=str(settings.backup_path) if settings.backup_path else None,
-        machine=settings.machine_name,
-        machine_dir=str(machine_dir) if machine_dir else None,
-        configured=settings.backup_path is not None,
-        backup_reachable=reachable,
-        backup_damaged=damaged,
-        sessions_backed_up=len(man.sessions) if man else None,
-        storage_files=man.storage_files if man else 0,
-        snapshots=len(man.snapshots()) if man else 0,
-        backup_bytes=man.total_bytes if man else 0,
-        last_backup=backup.ended if backup else None,
-        last_attempt=attempt.ended if attempt else None,
-        last_result=attempt.outcome if attempt else None,
-        last_error=(attempt.error or None) if attempt and not attempt.ok else None,
-        service="not running",
-    )
-    live = client.live_status(paths.app_state_dir())
-    if live is None:
-        return report
-    if not client.same_backup(live, settings.source, machine_dir):
-        return replace(report, service=f"running for another backup ({live.destination or '?'})")
-    return _with_live(report, live)
-
-
-def _results(
-    settings: config.Settings, machine_dir: Path | None, man: mf.Manifest | None
-) -> tuple[SyncResult | None, SyncResult | None]:
-    """(last attempt, last backup): this install's own record when it is about this folder, else the
-    manifest's last result (a backup made by another computer, or before this install kept one)."""
-    kept = load_results(paths.app_state_dir())
-    mine = [r for r in (kept.attempt, kept.backup) if r is None or r.destination == str(machine_dir)]
-    if len(mine) == 2 and mine[0] is not None:
-        return mine[0], mine[1]
-    if man is None or not man.last_result:
-        return None, None
-    try:
-        recorded = codec.from_json(SyncResult, man.last_result)
-    except codec.CodecError:
-        return None, None  # written by an older version
-    return recorded, recorded if recorded.backed_up else None
-
-
-def _with_live(report: BackupStatus, live: Status) -> BackupStatus:
-    """The running service knows better than the files about the last sync and what comes next."""
-    return replace(
-        report,
-        service=live.state.value,
-        service_pid=live.pid or None,
-        last_backup=live.last_backup or report.last_backup,
-        last_attempt=live.last_attempt or report.last_attempt,
-        last_result=live.last_outcome or report.last_result,
-        last_error=live.last_error if live.last_outcome else report.last_error,
-        syncs_this_session=live.syncs,
-        pending=live.pending,
-        next_sync=live.next_sync,
-        next_retry=live.next_retry,
-        failing_since=live.failing_since,
-    )
 
 
 def _when(moment: datetime | None, now: datetime) -> str:

@@ -93,24 +93,25 @@ def launch_command(
     executable: str,
     which: Callable[[str, str | None], str | None],
     windows: bool = False,
+    args: tuple[str, ...] = RUN_ARGS,
 ) -> list[str]:
-    """The argv that starts the tray app from this install.
+    """The argv that starts the tray app from this install (another command with ``args``).
 
     A frozen build starts itself; else the console script beside the interpreter (this venv's), else
     the one on PATH, else ``<python> -m app``. ``which(name, folder)`` searches ``folder`` (None: PATH).
     On Windows the GUI script (and ``pythonw``) come first, so no console window opens at login.
     """
     if frozen:
-        return [executable, *RUN_ARGS]
+        return [executable, *args]
     folder = str(Path(executable).parent)
     names = (GUI_SCRIPT_NAME, SCRIPT_NAME) if windows else (SCRIPT_NAME,)
     for name in names:
         script = which(name, folder) or which(name, None)
         if script:
-            return [str(Path(script).absolute()), *RUN_ARGS]
+            return [str(Path(script).absolute()), *args]
     if windows:
         executable = which("pythonw", folder) or executable
-    return [executable, "-m", "app", *RUN_ARGS]
+    return [executable, "-m", "app", *args]
 
 
 def current_launch_command() -> list[str]:

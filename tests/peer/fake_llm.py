@@ -11,6 +11,12 @@ Behaviour:
 - If the last user message contains ``TODO`` and no tool result came back since, and the
   ``todowrite`` tool is offered, the answer is a ``todowrite`` tool call (fills opencode's
   ``todo`` table); opencode then asks again and gets the plain reply.
+- The agent tools (``*session_backup_status|sync|restore``, offered when opencode runs
+  ``opencode-backup mcp``): a last user message about backups ("backup", "back up", "sync",
+  "restore") with no tool result since gets a call of the matching tool ("restore" -> restore,
+  with ``{"confirm": true}`` only if it also says "confirm"; "back up"/"sync" -> sync, with
+  ``{"force": true}`` if it says "snapshot"; else status ``{}``). The follow-up request (with the
+  tool's result) is answered ``Backup tool said: <the result text>``.
 - Otherwise the answer is a fixed short reply.
 
 Run as a script: ``python fake_llm.py --port 0 --port-file F [--log FILE]``. With ``--port 0`` the
@@ -54,9 +60,36 @@ def decide(req: dict[str, Any]) -> tuple[str, Any]:
     tool_after = any(m.get("role") == "tool" for m in msgs[last_user_idx + 1 :])
     if not tools and "title" in system.lower():
         return ("text", TITLE)
+    backup = _backup_answer(msgs[last_user_idx + 1 :], tools, last_user)
+    if backup is not None:
+        return backup
     if "TODO" in last_user and not tool_after and "todowrite" in tools:
         return ("tool", ("todowrite", json.dumps({"todos": TODOS})))
     return ("text", REPLY)
+
+
+def _backup_answer(since_user: list[dict[str, Any]], tools: list[Any], text: str) -> tuple[str, Any] | None:
+    """The agent-tools behaviour (see the module docstring), or None when it does not apply."""
+    said = [_text_of(m.get("content")) for m in since_user if m.get("role") == "tool"]
+    called = [
+        c.get("function", {}).get("name", "")
+        for m in since_user
+        for c in m.get("tool_calls") or []
+        if isinstance(c, dict)
+    ]
+    if said and any("session_backup_" in name for name in called):
+        return ("text", "Backup tool said: " + " | ".join(said))
+    lower = text.lower()
+    if said or not any(w in lower for w in ("backup", "back up", "sync", "restore")):
+        return None
+    if "restore" in lower:
+        want, args = "restore", {"confirm": True} if "confirm" in lower else {}
+    elif "back up" in lower or "sync" in lower:
+        want, args = "sync", {"force": True} if "snapshot" in lower else {}
+    else:
+        want, args = "status", {}
+    match = [t for t in tools if isinstance(t, str) and t.endswith("session_backup_" + want)]
+    return ("tool", (match[0], json.dumps(args))) if match else None
 
 
 class FakeLLMServer(ThreadingHTTPServer):

@@ -260,13 +260,18 @@ class OpencodePeer:
         for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "init"]):
             subprocess.run(git + args, check=True, env=self.env, capture_output=True)
 
-    def start(self) -> Self:
-        """Set up HOME and the project, start the fake LLM and ``opencode serve``; return self."""
+    def start(self, serve: bool = True) -> Self:
+        """Set up HOME and the project, start the fake LLM and ``opencode serve``; return self.
+
+        With ``serve=False`` serve is not started: a test can change opencode's config first and
+        then call :meth:`start_serve` (one serve start, ~3 s, instead of two).
+        """
         try:
             self._make_project()
             self._start_llm()
             self._write_home()
-            self.start_serve()
+            if serve:
+                self.start_serve()
         except BaseException:
             self.stop()
             raise

@@ -1,0 +1,165 @@
+"""What the three agent tools do, through the engine. Imported on the first tool call, never at start-up.
+
+Each function runs on a call thread of the server, loads the settings afresh (the user may have chosen a
+backup folder since opencode started the server) and answers a ToolResult. Errors a user can act on (not
+configured, backup folder unreachable, damaged backup, opencode's database unusable) come back as error
+results of one line; anything else is a bug, which the server turns into an error result too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app import config, paths, wiring
+from app.backup import backup_reader as br
+from app.backup import catalog
+from app.backup import manifest as mf
+from app.backup import restore as rs
+from app.backup.result import Outcome
+from app.backup.sync import SyncOptions, run_sync
+from app.errors import BackupDamaged, BackupError, ConfigError
+from app.mcp import wording
+from app.mcp.tools import CallContext, ToolResult
+from app.opencode.locate import locate, restore_target
+from app.opencode.sessions import Reader
+from app.service import client
+from app.status_report import gather
+
+logger = logging.getLogger(__name__)
+
+
+def status(flags: Mapping[str, object]) -> ToolResult:
+    """The backup's state, from the running service when there is one, else from the backup folder."""
+    return _answer(lambda: _status(flags))
+
+
+def sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolResult:
+    """One backup now: by the running service when it backs up this folder, else in this process.
+    ``force``: also take a database snapshot. ``ctx.cancel`` stops an in-process sync."""
+    return _answer(lambda: _sync(flags, force, ctx))
+
+
+def restore(
+    flags: Mapping[str, object], confirm: bool, sessions: Sequence[str], ctx: CallContext
+) -> ToolResult:
+    """The plan for restoring ``sessions`` (default: every backed-up session opencode does not have);
+    with ``confirm`` apply it, after a safety copy of opencode's database. Never a full replace."""
+    return _answer(lambda: _restore(flags, confirm, sessions, ctx))
+
+
+def _answer(work: Callable[[], ToolResult]) -> ToolResult:
+    try:
+        return work()
+    except BackupError as exc:  # ConfigError, BackupDamaged, RestoreRefused, NoSuchSession...
+        return _error(str(exc))
+    except sqlite3.Error as exc:
+        return _error(f"opencode's database cannot be used: {exc}")
+    except OSError as exc:
+        detail = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+        return _error(f"a folder or file it needs cannot be used: {detail}")
+
+
+def _error(message: str) -> ToolResult:
+    line = "".join(c if c.isprintable() else " " for c in message)
+    return ToolResult(line, is_error=True)
+
+
+def _settings(flags: Mapping[str, object], *, check: bool) -> tuple[config.Settings, Path, Path]:
+    """Settings, the backup folder and this machine's folder in it; ConfigError when none is set."""
+    settings = config.load({k: v for k, v in flags.items() if v is not None}, check_destination=False)
+    if settings.backup_path is None or settings.machine_dir is None:
+        raise ConfigError(config.not_configured_message(settings))
+    if check:
+        config.validate_destination(settings)
+    return settings, settings.backup_path, settings.machine_dir
+
+
+def _status(flags: Mapping[str, object]) -> ToolResult:
+    settings, backup_path, machine_dir = _settings(flags, check=False)
+    if not backup_path.is_dir():
+        raise BackupError(
+            f"the backup folder {backup_path} is not reachable (a drive not mounted, or the folder was "
+            "removed)"
+        )
+    report = gather(settings)
+    if report.backup_damaged:
+        raise BackupDamaged(f"the backup is damaged: {report.backup_damaged}")
+    changed = None if report.service_pid else _changed_since_backup(settings, machine_dir)
+    return ToolResult(wording.status_text(report, changed, datetime.now(UTC)))
+
+
+def _changed_since_backup(settings: config.Settings, machine_dir: Path) -> int | None:
+    """Sessions added, changed or deleted in opencode since the last backup (None: cannot tell)."""
+    try:
+        man = mf.load(machine_dir, settings.machine_name)
+        backed = {sid: e.time_updated for sid, e in man.sessions.items()}
+        live: dict[str, int] = {}
+        for db in locate(settings.source, settings.opencode_db).databases:
+            with Reader(db) as reader:
+                live.update(reader.session_times())
+    except (BackupError, sqlite3.Error, OSError) as exc:
+        logger.info("cannot count the changes waiting: %s", exc)
+        return None
+    return sum(1 for sid, t in live.items() if backed.get(sid) != t) + sum(1 for s in backed if s not in live)
+
+
+def _sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolResult:
+    settings, _backup_path, machine_dir = _settings(flags, check=True)
+    state_dir = paths.app_state_dir()
+    live = client.live_status(state_dir)
+    result = None
+    if live is not None and client.same_backup(live, settings.source, machine_dir):
+        # the running service owns this backup: ask it for the sync instead of racing it for the lock
+        ctx.progress("the backup service is backing up")
+        result = client.sync_via_service(state_dir, force, allow_deletions=False)
+    via_service = result is not None
+    if result is None:
+        ctx.progress("backing up")
+        sync_ctx = dataclasses.replace(wiring.context_for(settings), cancel=ctx.cancel)
+        result = run_sync(sync_ctx, SyncOptions(snapshot=force))
+    if result.outcome is Outcome.FAILED:
+        return _error(f"the backup failed: {result.error or 'see the log'}")
+    held = None
+    if result.outcome is not Outcome.NOTHING_YET:
+        try:
+            held = len(mf.load(machine_dir, settings.machine_name).sessions)
+        except BackupError as exc:
+            logger.warning("cannot count the backed-up sessions: %s", exc)
+    return ToolResult(wording.sync_text(result, via_service, held))
+
+
+def _restore(
+    flags: Mapping[str, object], confirm: bool, sessions: Sequence[str], ctx: CallContext
+) -> ToolResult:
+    settings, backup_path, _machine_dir = _settings(flags, check=False)
+    if not backup_path.is_dir():
+        raise BackupError(
+            f"the backup folder {backup_path} is not reachable (a drive not mounted, or the folder was "
+            "removed)"
+        )
+    machine_dir = br.safe_machine_dir(backup_path, settings.machine_name)
+    ids = tuple(sessions)
+    if not ids:
+        ctx.progress("looking for sessions opencode does not have")
+        rows = catalog.session_rows(machine_dir, settings.machine_name, settings.source, settings.opencode_db)
+        ids = tuple(r.id for r in rows if not r.in_opencode)
+        if not ids:
+            return ToolResult(wording.nothing_missing_text(len(rows), sessions))
+    work_dir = paths.app_data_dir()
+    db = restore_target(settings.source, settings.opencode_db)
+    req = rs.RestoreRequest(machine_dir=machine_dir, db=db, work_dir=work_dir, ids=ids)
+    ctx.progress("checking the backup")
+    plan = rs.make_plan(req)
+    if not plan.actionable and not plan.items:
+        return ToolResult(wording.nothing_missing_text(0, sessions))
+    if not confirm:
+        return ToolResult(wording.plan_text(plan, work_dir / rs.SAFETY_DIR))
+    ctx.progress("restoring")
+    result = rs.apply_plan(plan, req)
+    titles = {i.session_id: i.title for i in plan.items}
+    return ToolResult(wording.restored_text(result, titles), is_error=not result.restored and not result.ok)

@@ -1,0 +1,150 @@
+"""What the agent tools answer, in plain text that a model can quote and a person can read.
+
+Pure functions of typed values; ``now`` is passed in. The status labels are the ones the original
+opencode plugin used (backup path, sessions backed up, size, last backup, last result, syncs this
+session, pending changes), so users and models who knew it find the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from app.backup.restore import Plan, RestoreResult
+from app.backup.result import Outcome, SyncResult
+from app.status_report import BackupStatus
+
+FULL_REPLACE_HINT = (
+    "Replacing opencode's whole database is not offered here (opencode is running): close opencode and "
+    "use the tray app's Restore… or 'opencode-backup restore --all --replace'."
+)
+START_SERVICE_HINT = "start it with 'opencode-backup run', or back up now with the sync tool"
+
+
+def size(n: int) -> str:
+    """A byte count for people: 812 B, 43.1 KiB, 132.0 MiB, 2.4 GiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{n} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def when(moment: datetime | None, now: datetime) -> str:
+    """A moment as local time and how long ago: ``2025-11-30 14:02:11 (5 min ago)``, or ``none yet``."""
+    if moment is None:
+        return "none yet"
+    local = moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    seconds = max(0, round((now - moment).total_seconds()))
+    if seconds < 60:
+        ago = f"{seconds} s ago"
+    elif seconds < 3600:
+        ago = f"{seconds // 60} min ago"
+    elif seconds < 48 * 3600:
+        ago = f"{seconds // 3600} h ago"
+    else:
+        ago = f"{seconds // 86400} days ago"
+    return f"{local} ({ago})"
+
+
+def status_text(r: BackupStatus, changed: int | None, now: datetime) -> str:
+    """The status report; ``changed``: sessions changed since the last backup, counted here when no
+    service runs to know it (None: unknown)."""
+    held = r.sessions_backed_up or 0
+    extra = [f"{r.snapshots} snapshot(s)"]
+    if r.storage_files:
+        extra.append(f"{r.storage_files:,} legacy file(s)")
+    lines = [
+        f"Backup path: {r.machine_dir}",
+        f"Sessions backed up: {held}",
+        f"Size: {size(r.backup_bytes)} ({', '.join(extra)})",
+        f"Last backup: {when(r.last_backup, now)}",
+        f"Last result: {_last_result(r, now)}",
+    ]
+    if r.service_pid:
+        lines.append(
+            f"Syncs this session: {r.syncs_this_session} "
+            f"(backup service running, pid {r.service_pid}, {r.service})"
+        )
+        waiting = r.pending or 0
+        lines.append(f"Pending changes: {waiting}" + (" (backed up within seconds)" if waiting else ""))
+    else:
+        if r.service == "not running":
+            lines.append(f"Syncs this session: none (no backup service is running; {START_SERVICE_HINT})")
+        else:  # a service for another backup folder, or one that stopped answering
+            lines.append(f"Syncs this session: none for this folder (the backup service is {r.service})")
+        if changed is None:
+            lines.append("Pending changes: unknown")
+        else:
+            lines.append(f"Pending changes: {changed} session(s) changed since the last backup")
+    return "\n".join(lines)
+
+
+def _last_result(r: BackupStatus, now: datetime) -> str:
+    if r.last_result is None:
+        return "none yet"
+    text = r.last_result.value
+    if r.last_attempt is not None and r.last_attempt != r.last_backup:
+        text += f", {when(r.last_attempt, now)}"
+    if r.last_error:
+        text += f": {r.last_error}"
+    return text
+
+
+def sync_text(result: SyncResult, via_service: bool, sessions_backed_up: int | None) -> str:
+    """The answer to a sync that did not fail."""
+    how = " by the running backup service" if via_service else ""
+    if result.outcome is Outcome.NOTHING_YET:
+        return f"Nothing to back up yet{how}: {result.summary()}"
+    lines = [f"Backup done{how} ({result.outcome.value}): {result.summary()}"]
+    if sessions_backed_up is not None:
+        lines.append(f"Sessions backed up: {sessions_backed_up}")
+    lines += [f"Warning: {w}" for w in result.warnings]
+    lines += [f"Not copied (empty or damaged in opencode's storage): {s}" for s in result.skipped]
+    return "\n".join(lines)
+
+
+def plan_text(plan: Plan, safety_dir: Path) -> str:
+    """A restore plan, and how to go ahead with it."""
+    lines = ["Restore plan (nothing has been changed):"]
+    for item in sorted(plan.items, key=lambda i: i.session_id):
+        if item.action == "fail":
+            lines.append(f"  cannot restore {item.session_id} {item.title!r}: {item.reason}")
+        else:
+            lines.append(
+                f"  {item.action} {item.session_id} {item.title!r} ({item.rows} rows, {size(item.bytes)})"
+            )
+    lines += [f"  note: {n}" for n in plan.notes]
+    count = len(plan.actionable)
+    lines.append(f"{count} session(s) would be restored into opencode's database {plan.db}.")
+    if count:
+        lines.append(f"First a safety copy of that database would be saved in {safety_dir}.")
+        lines.append("To restore, call this tool again with confirm: true once the user agreed.")
+    lines.append(FULL_REPLACE_HINT)
+    return "\n".join(lines)
+
+
+def restored_text(result: RestoreResult, titles: dict[str, str]) -> str:
+    """What a confirmed restore did."""
+    lines = [f"Restored {len(result.restored)} session(s) into opencode:"]
+    lines += [f"  {sid} {titles.get(sid, '')!r} ({rows} rows added)" for sid, rows in result.restored]
+    lines += [f"  not restored: {sid}: {why}" for sid, why in result.failed]
+    lines += [f"  note: {n}" for n in result.notes]
+    if result.safety_copy is not None:
+        lines.append(f"A safety copy of opencode's database was saved first: {result.safety_copy}")
+    if result.restored:
+        lines.append("The restored sessions are in opencode's session list now.")
+    lines.append(FULL_REPLACE_HINT)
+    return "\n".join(lines)
+
+
+def nothing_missing_text(backed_up: int, asked: Sequence[str]) -> str:
+    """The answer when there is nothing to restore."""
+    if asked:
+        return "Nothing to restore."
+    return (
+        f"Nothing to restore: opencode has every one of the {backed_up} backed-up session(s). "
+        "To bring back an older state of a session, name it in sessions. " + FULL_REPLACE_HINT
+    )
