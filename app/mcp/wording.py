@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from app.backup.restore import Plan, RestoreResult
+from app.backup.restore import Action, Plan, RestoreResult
 from app.backup.result import Outcome, SyncResult
 from app.status_report import BackupStatus
 
@@ -110,12 +110,11 @@ def plan_text(plan: Plan, safety_dir: Path) -> str:
     """A restore plan, and how to go ahead with it."""
     lines = ["Restore plan (nothing has been changed):"]
     for item in sorted(plan.items, key=lambda i: i.session_id):
-        if item.action == "fail":
+        if item.action is Action.FAIL:
             lines.append(f"  cannot restore {item.session_id} {item.title!r}: {item.reason}")
         else:
-            lines.append(
-                f"  {item.action} {item.session_id} {item.title!r} ({item.rows} rows, {size(item.bytes)})"
-            )
+            what = f"({item.rows} rows, {size(item.bytes)})"
+            lines.append(f"  {item.action.value} {item.session_id} {item.title!r} {what}")
     lines += [f"  note: {n}" for n in plan.notes]
     count = len(plan.actionable)
     lines.append(f"{count} session(s) would be restored into opencode's database {plan.db}.")
