@@ -412,3 +412,14 @@ def test_importing_autostart_loads_no_platform_backend() -> None:
         [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_login_entry_names_its_icon_without_the_drawing_code() -> None:
+    """The adapter finds the icon file through app.assets: it never imports the tray's face (app.ui)."""
+    code = (
+        "import sys; from app.platform import autostart; icon = autostart.default_icon(); "
+        "print(icon); sys.exit(1 if any(m.startswith('app.ui') for m in sys.modules) else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert Path(done.stdout.strip()).is_file()

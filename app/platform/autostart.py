@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol, cast
 
-from app import paths
+from app import assets, paths
 from app.errors import BackupError
 
 logger = logging.getLogger(__name__)
@@ -124,11 +124,9 @@ def current_launch_command() -> list[str]:
 
 
 def default_icon() -> str:
-    """The 64 px "up to date" PNG as an absolute path, or a themed icon name when the file is missing."""
-    from app.ui.icons import ASSETS_DIR, State, png_path
-
-    path = png_path(ASSETS_DIR, State.UP_TO_DATE, 64)
-    return str(path) if path.is_file() else "drive-harddisk"
+    """The app's icon (package data) as an absolute path, or a themed icon name when the file is missing."""
+    path = assets.app_icon_png()
+    return str(path.absolute()) if path.is_file() else "drive-harddisk"
 
 
 def for_platform(
