@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Protocol, cast
 
 from app import assets, paths
@@ -98,11 +98,13 @@ def launch_command(
 
     A frozen build starts itself; else the console script beside the interpreter (this venv's), else
     the one on PATH, else ``<python> -m app``. ``which(name, folder)`` searches ``folder`` (None: PATH).
-    On Windows the GUI script (and ``pythonw``) come first, so no console window opens at login.
+    On Windows the GUI script (and ``pythonw``) come first, so no console window opens at login: a frozen
+    build there starts the windowed tray executable beside the console one it may be running as.
     """
+    folder = str(PureWindowsPath(executable).parent if windows else Path(executable).parent)
     if frozen:
-        return [executable, *RUN_ARGS]
-    folder = str(Path(executable).parent)
+        tray = which(GUI_SCRIPT_NAME, folder) if windows else None
+        return [tray or executable, *RUN_ARGS]
     names = (GUI_SCRIPT_NAME, SCRIPT_NAME) if windows else (SCRIPT_NAME,)
     for name in names:
         script = which(name, folder) or which(name, None)
