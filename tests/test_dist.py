@@ -85,8 +85,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     yield Built(out, archive, folder, folder / "opencode-backup", version)
 
 
-def run(b: Built, *args: str, display: bool = False, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
+def run(
+    b: Built, *args: str, display: bool = False, stdin: str = "", **extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **extra}
     env.pop("PYTHONPATH", None)  # nothing of the checkout: the build must bring everything itself
     if not display:
         env.pop("DISPLAY", None)
@@ -146,6 +148,29 @@ def test_it_backs_up_lists_and_verifies_a_database(built: Built, tmp_path: Path)
     assert listed.returncode == 0 and all(f"Session {i}" in listed.stdout for i in range(3)), listed.stdout
     verified = run(built, "--backup-path", str(dest), "verify")
     assert verified.returncode == 0 and verified.stdout.startswith("OK:"), verified.stdout + verified.stderr
+
+
+def test_programs_it_starts_get_the_users_library_path_back(built: Built, tmp_path: Path) -> None:
+    """The bootloader puts the bundle's own libraries first on LD_LIBRARY_PATH; rsync (or xdg-open) started
+    by the app must see the user's value, or it would load the bundle's copies of libraries it links."""
+    rsync = shutil.which("rsync")
+    assert rsync
+    saw = tmp_path / "rsync-saw"
+    fake = tmp_path / "bin" / "rsync"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "${{LD_LIBRARY_PATH-unset}}" >> "{saw}"\nexec "{rsync}" "$@"\n')
+    fake.chmod(0o755)
+    conn = f.create_db(paths.opencode_data_dir() / "opencode.db")
+    f.add_session(conn, "ses_000")
+    conn.close()
+    dest = tmp_path / "backups"
+    dest.mkdir()
+    path = f"{fake.parent}{os.pathsep}{os.environ['PATH']}"
+    done = run(built, "--backup-path", str(dest), "--engine", "rsync", "sync", PATH=path,
+               LD_LIBRARY_PATH="/home/u/lib")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    seen = set(saw.read_text().splitlines())
+    assert seen == {"/home/u/lib"}, seen
 
 
 def test_dialogs_are_answered_by_the_built_executable(built: Built) -> None:
