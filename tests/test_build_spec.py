@@ -66,6 +66,7 @@ def run_spec(platform: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             self.binaries = list(FOUND_BINARIES)
 
     def exe(*args: Any, **kw: Any) -> dict[str, Any]:
+        kw["options"] = [name for name, _value, kind in args[2] if kind == "OPTION"]
         rec.exes.append(kw)
         return kw
 
@@ -162,6 +163,8 @@ def test_every_build_has_the_dialogs_and_the_icons(spec: Any, platform: str) -> 
     assert dialogs.MODULE in hidden and "tkinter" in hidden  # started by name, so invisible to the scan
     assert (str(assets.icon_dir()), "app/assets/icons") in rec.analysis["datas"]
     assert {"zstandard.backend_cffi", "zstandard._cffi"} <= set(rec.analysis["excludes"])
+    # output piped to another program is UTF-8 everywhere (Windows' ANSI code page cannot encode "✗")
+    assert all(exe["options"] == ["X utf8_mode=1"] for exe in rec.exes)
 
 
 def test_every_declared_module_exists(spec: Any) -> None:
