@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run setup setup-app system-deps system-deps-run check-tools peer lint test
+.PHONY: run setup setup-app system-deps system-deps-run check-tools peer lint test dist
 
 run: system-deps-run setup-app
 	$(BIN)/opencode-backup $(ARGS)
@@ -49,3 +49,7 @@ lint: setup
 
 test: system-deps check-tools setup peer lint
 	$(BIN)/python -m pytest
+
+# The installed build for this OS into dist/, named with the version and platform (see build/dist.py).
+dist: setup
+	$(BIN)/python build/dist.py

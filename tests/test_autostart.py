@@ -163,6 +163,25 @@ def test_frozen_build_starts_its_own_executable() -> None:
     assert argv == [SPACED_WIN, "run"]
 
 
+def test_a_frozen_windows_build_logs_in_with_its_windowed_tray_executable() -> None:
+    """No console window at login, whichever of the two executables turned the entry on."""
+    folder = r"C:\Program Files\opencode backup"
+    tray = folder + r"\opencode-backup-tray.exe"
+    asked: list[tuple[str, str | None]] = []
+
+    def which(name: str, where: str | None) -> str | None:
+        asked.append((name, where))
+        return tray if (name, where) == ("opencode-backup-tray", folder) else r"C:\other\found-on-path.exe"
+
+    for running in (SPACED_WIN, tray):  # the console CLI (`autostart enable`) or the tray's menu
+        argv = autostart.launch_command(frozen=True, executable=running, which=which, windows=True)
+        assert argv == [tray, "run"]
+    assert {where for _name, where in asked} == {folder}  # never another install's, found on PATH
+    # a build whose tray executable is gone (a partial copy) still starts itself
+    argv = autostart.launch_command(frozen=True, executable=SPACED_WIN, which=lambda n, f: None, windows=True)
+    assert argv == [SPACED_WIN, "run"]
+
+
 def test_console_script_beside_the_interpreter_wins_over_path(tmp_path: Path) -> None:
     venv_bin = tmp_path / "venv" / "bin"
     found = {str(venv_bin): str(venv_bin / "opencode-backup"), None: "/usr/bin/opencode-backup"}
@@ -412,3 +431,14 @@ def test_importing_autostart_loads_no_platform_backend() -> None:
         [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_login_entry_names_its_icon_without_the_drawing_code() -> None:
+    """The adapter finds the icon file through app.assets: it never imports the tray's face (app.ui)."""
+    code = (
+        "import sys; from app.platform import autostart; icon = autostart.default_icon(); "
+        "print(icon); sys.exit(1 if any(m.startswith('app.ui') for m in sys.modules) else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert Path(done.stdout.strip()).is_file()

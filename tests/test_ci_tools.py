@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 
 from tests.desktop import TOOLS as DESKTOP_TOOLS
+from tests.test_dist import TOOLS as DIST_TOOLS
+from tests.test_workflows import TOOLS as WORKFLOW_TOOLS
 
 ROOT = Path(__file__).resolve().parent.parent
 CI = ROOT / ".ci"
@@ -60,6 +62,12 @@ def test_the_desktop_fixture_needs_only_listed_programs() -> None:
     assert set(DESKTOP_TOOLS) <= set(listed("test"))
 
 
+def test_the_build_and_the_workflow_check_need_only_listed_programs() -> None:
+    """PyInstaller starts binutils and ldd while tests/test_dist.py builds; actionlint starts shellcheck."""
+    assert set(DIST_TOOLS) <= set(listed("test"))
+    assert set(WORKFLOW_TOOLS) <= set(listed("test"))
+
+
 def _fake(folder: Path, name: str, output: str) -> None:
     path = folder / name
     path.write_text(f"#!/bin/sh\necho '{output}'\n")
@@ -72,6 +80,7 @@ def test_check_tools_names_a_missing_program_and_a_stand_in(tmp_path: Path) -> N
     fakes.mkdir()
     for program in listed():
         words = "ImageMagick rsync GNU util-linux git v1.0 -displayfd xdpyinfo xdotool Dunst D-Bus"
+        words += " objcopy objdump strip ldd ShellCheck"
         _fake(fakes, program, words)
     (fakes / "rsync").unlink()
     _fake(fakes, "import", "usage: import [options]")  # a stand-in that is not ImageMagick's

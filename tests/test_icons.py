@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from app import assets
 from app.ui import icons
 from app.ui.icons import ICO_SIZES, PNG_SIZES, State, render
 
+ROOT = Path(__file__).resolve().parent.parent
 WHITE = (255, 255, 255, 255)
 MID_GREY = (128, 128, 128, 255)
 NEAR_BLACK = (20, 20, 20, 255)
@@ -39,13 +42,15 @@ def _structure(image: Image.Image) -> list[int]:
 
 
 def test_committed_files_match_the_generator() -> None:
-    """assets/icons holds exactly what ``python -m app.ui.icons --write`` produces now (pixel for pixel)."""
-    expected = {icons.png_path(icons.ASSETS_DIR, s, n).name for s in State for n in PNG_SIZES}
-    expected |= {icons.ico_path(icons.ASSETS_DIR, s).name for s in State}
-    assert {p.name for p in icons.ASSETS_DIR.iterdir()} == expected
+    """app/assets/icons holds exactly what ``python -m app.ui.icons --write`` draws now (pixel for pixel)."""
+    folder = assets.icon_dir()
+    assert folder == ROOT / "app" / "assets" / "icons"  # the checkout's files, not an installed copy
+    expected = {icons.png_path(folder, s, n).name for s in State for n in PNG_SIZES}
+    expected |= {icons.ico_path(folder, s).name for s in State}
+    assert {p.name for p in folder.iterdir()} == expected
     for state in State:
         for size in PNG_SIZES:
-            with Image.open(icons.png_path(icons.ASSETS_DIR, state, size)) as png:
+            with Image.open(icons.png_path(folder, state, size)) as png:
                 assert png.mode == "RGBA" and png.size == (size, size)
                 assert png.tobytes() == render(state, size).tobytes(), f"{state} {size}px is stale"
 
@@ -63,7 +68,7 @@ def test_written_files_are_byte_identical_on_rewrite(tmp_path: Path) -> None:
 @pytest.mark.parametrize("state", list(State))
 def test_ico_holds_every_size_drawn_for_that_size(state: State) -> None:
     """Windows picks a frame per DPI: each size is present and is the icon drawn for it, not a rescale."""
-    with Image.open(icons.ico_path(icons.ASSETS_DIR, state)) as ico:
+    with Image.open(icons.ico_path(assets.icon_dir(), state)) as ico:
         assert sorted(ico.info["sizes"]) == [(n, n) for n in ICO_SIZES]
         for n in ICO_SIZES:
             ico.size = (n, n)
@@ -150,3 +155,19 @@ def test_write_command_regenerates_into_a_folder(tmp_path: Path) -> None:
     assert icons.main(["--write", str(out)]) == 0
     assert len(list(out.iterdir())) == len(State) * (len(PNG_SIZES) + 1)
     assert icons.main([]) == 2
+
+
+def test_the_app_icon_is_one_of_the_drawn_states() -> None:
+    """Launchers, the login entry and the installed builds show the "up to date" icon, a file that exists."""
+    assert State(assets.APP_ICON) is State.UP_TO_DATE and assets.APP_ICON_SIZE in PNG_SIZES
+    assert assets.app_icon_png() == icons.png_path(assets.icon_dir(), State.UP_TO_DATE, assets.APP_ICON_SIZE)
+    assert assets.app_icon_png().is_file()
+
+
+def test_the_readme_shows_the_committed_icons() -> None:
+    """Every icon picture the README links to is a committed file (the links moved with the icons once)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", readme)
+    icon_links = [link for link in links if "icons/" in link]
+    assert len(icon_links) == len(State), icon_links
+    assert all((ROOT / link).is_file() for link in icon_links), icon_links

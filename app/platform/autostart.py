@@ -12,10 +12,10 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Protocol, cast
 
-from app import paths
+from app import assets, paths
 from app.errors import BackupError
 
 logger = logging.getLogger(__name__)
@@ -97,19 +97,24 @@ def launch_command(
 ) -> list[str]:
     """The argv that starts the tray app from this install (another command with ``args``).
 
-    A frozen build starts itself; else the console script beside the interpreter (this venv's), else
-    the one on PATH, else ``<python> -m app``. ``which(name, folder)`` searches ``folder`` (None: PATH).
-    On Windows the GUI script (and ``pythonw``) come first, so no console window opens at login.
+    A frozen build starts its own executable; else the console script beside the interpreter (this
+    venv's), else the one on PATH, else ``<python> -m app``. ``which(name, folder)`` searches ``folder``
+    (None: PATH). On Windows the tray starts through the GUI script (and ``pythonw``), so no console
+    window opens at login, and a frozen build starts the windowed tray executable beside the console one
+    it may be running as; any other command (the agent tools' MCP server talks over stdio) starts
+    through the console one.
     """
+    folder = str(PureWindowsPath(executable).parent if windows else Path(executable).parent)
+    gui = windows and args == RUN_ARGS
     if frozen:
-        return [executable, *args]
-    folder = str(Path(executable).parent)
-    names = (GUI_SCRIPT_NAME, SCRIPT_NAME) if windows else (SCRIPT_NAME,)
+        own = which(GUI_SCRIPT_NAME if gui else SCRIPT_NAME, folder) if windows else None
+        return [own or executable, *args]
+    names = (GUI_SCRIPT_NAME, SCRIPT_NAME) if gui else (SCRIPT_NAME,)
     for name in names:
         script = which(name, folder) or which(name, None)
         if script:
             return [str(Path(script).absolute()), *args]
-    if windows:
+    if gui:
         executable = which("pythonw", folder) or executable
     return [executable, "-m", "app", *args]
 
@@ -125,11 +130,9 @@ def current_launch_command() -> list[str]:
 
 
 def default_icon() -> str:
-    """The 64 px "up to date" PNG as an absolute path, or a themed icon name when the file is missing."""
-    from app.ui.icons import ASSETS_DIR, State, png_path
-
-    path = png_path(ASSETS_DIR, State.UP_TO_DATE, 64)
-    return str(path) if path.is_file() else "drive-harddisk"
+    """The app's icon (package data) as an absolute path, or a themed icon name when the file is missing."""
+    path = assets.app_icon_png()
+    return str(path.absolute()) if path.is_file() else "drive-harddisk"
 
 
 def for_platform(

@@ -6,7 +6,8 @@ syncing = blue circle with two circular arrows; retrying = amber triangle with "
 octagon with an X; paused = grey rounded square with two bars; not configured = pale circle with "?".
 Each glyph has a near-black outline around a mid-to-light fill, so it reads on light and dark panels.
 
-``python -m app.ui.icons --write`` regenerates ``assets/icons/`` (the tests check the files match).
+``python -m app.ui.icons --write`` regenerates ``app/assets/icons/`` (package data, see :mod:`app.assets`;
+the tests check the committed files match).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from app import assets
+
 logger = logging.getLogger(__name__)
 
 PNG_SIZES: tuple[int, ...] = (16, 22, 32, 64)
 ICO_SIZES: tuple[int, ...] = (16, 24, 32, 48, 64, 256)
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets" / "icons"
 
 _CANVAS = 1024  # drawn at up to 16x the target size (at least this), then LANCZOS-downsampled
 _INK = (24, 24, 24, 255)  # outline and dark symbols
@@ -167,12 +169,12 @@ def render(state: State, size: int) -> Image.Image:
 
 def png_path(directory: Path, state: State, size: int) -> Path:
     """Where :func:`write_assets` puts ``state``'s PNG at ``size`` px."""
-    return directory / f"{state.value}-{size}.png"
+    return directory / assets.png_name(state.value, size)
 
 
 def ico_path(directory: Path, state: State) -> Path:
     """Where :func:`write_assets` puts ``state``'s multi-size Windows icon."""
-    return directory / f"{state.value}.ico"
+    return directory / assets.ico_name(state.value)
 
 
 def write_assets(directory: Path) -> list[Path]:
@@ -196,15 +198,15 @@ def write_assets(directory: Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m app.ui.icons --write [DIR]``: regenerate the icon files (default ``assets/icons``)."""
+    """``python -m app.ui.icons --write [DIR]``: regenerate the icon files (default: the package's own)."""
     parser = argparse.ArgumentParser(prog="python -m app.ui.icons", description=main.__doc__)
     parser.add_argument("--write", action="store_true", help="write the PNG and ICO files")
-    parser.add_argument("dir", nargs="?", type=Path, default=ASSETS_DIR, help="target folder")
+    parser.add_argument("dir", nargs="?", type=Path, default=None, help="target folder")
     args = parser.parse_args(argv)
     if not args.write:
         parser.print_help()
         return 2
-    for path in write_assets(args.dir):
+    for path in write_assets(args.dir or assets.icon_dir()):
         print(path)
     return 0
 
