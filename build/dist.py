@@ -76,7 +76,20 @@ _GI_OVERRIDES = ("GLib", "GObject", "Gdk", "GdkPixbuf", "Gio", "GioUnix", "Gtk",
 # (app.ui.dialogs starts it by name) with Tk; plyer's notification backend (plyer imports
 # plyer.platforms.<os>.notification by name when the first notification is sent); pystray's backends
 # (its packaging hook lists them by importing pystray, which fails on a build machine without a display).
-_HIDDEN_COMMON = ("app.ui.dialog", "tkinter", "tkinter.ttk", "tkinter.filedialog")
+_HIDDEN_COMMON = ("tkinter", "tkinter.ttk", "tkinter.filedialog")
+
+
+def app_modules() -> tuple[str, ...]:
+    """Every module of the app package. The command line imports its commands by name (so that
+    ``opencode-backup mcp`` loads only its own), and the dialog process is started by name: PyInstaller's
+    import scan sees neither, so all of our own modules (a few hundred KB) are declared."""
+    names = []
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return tuple(n for n in names if not n.endswith(".__main__"))
+
+
 _HIDDEN = {
     "linux": (
         "pystray._appindicator",
@@ -177,7 +190,7 @@ def plan(os_name: str, icns: Path | None = None) -> Plan:
     return Plan(
         platform=key,
         executables=executables,
-        hidden_imports=_HIDDEN_COMMON + _HIDDEN[key],
+        hidden_imports=app_modules() + _HIDDEN_COMMON + _HIDDEN[key],
         excludes=_EXCLUDES_COMMON + _EXCLUDES[key],
         system_libraries=_SYSTEM_LIBRARIES[key],
         icon=icon,
