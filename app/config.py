@@ -24,7 +24,6 @@ from types import MappingProxyType
 from app import jsonc, paths
 from app.config_values import (
     BY_KEY,
-    ENGINES,
     FIELDS,
     FLAG,
     Raw,
@@ -38,6 +37,7 @@ from app.config_values import (
 )
 from app.errors import ConfigError
 from app.fsutil import atomic_write_bytes
+from app.transfer import ENGINE_NAMES as ENGINES
 
 __all__ = [
     "ENGINES",
@@ -50,6 +50,7 @@ __all__ = [
     "not_configured_message",
     "parse_bool_text",
     "sanitize_machine_name",
+    "save_backup_path",
     "validate_destination",
 ]
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import ConfigError
+from app.transfer import ENGINE_NAMES as ENGINES
 
 logger = logging.getLogger(__name__)
 
-ENGINES = ("auto", "rsync", "robocopy", "native")
 FLAG = "flag"
 _WINDOWS_RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}

@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _apply(frozen_environment(os.environ, getattr(sys, "_MEIPASS", "")))
         null_missing_streams(sys)
     if args[:2] == ["-m", DIALOG_MODULE]:
-        from app.ui import dialog  # tkinter: loaded for a dialog only, so the CLI runs without it
+        from app.ui import dialog  # noqa: PLC0415 - tkinter: loaded for a dialog only, so the CLI runs without it
 
         return dialog.main(args[2:])
     return cli.main(args)

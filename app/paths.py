@@ -1,8 +1,9 @@
 """Where things are: opencode's data and config folders, this app's own folders, Google Drive.
 
 Nothing here creates, writes or caches anything; every function only computes or looks.
-``sys.platform`` is read in :func:`current_platform` only; everything else takes ``platform`` and the
-environment as arguments so tests can play Windows or macOS on Linux.
+Here ``sys.platform`` is read in :func:`current_platform` only; everything else takes ``platform`` and
+the environment as arguments so tests can play Windows or macOS on Linux. (Other concerns read it in their
+own one place: the transfer engine's factory and runner, autostart's factory, the running-opencode probe.)
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from app.mcp import protocol as rpc
+from app.mcp.calls import CallContext, ToolResult
 from app.mcp.server import PROTOCOL_VERSIONS, Server, ServerInfo
-from app.mcp.tools import CallContext, ToolResult
 from tests import dbfactory as f
 from tests.mcp_harness import INIT_PARAMS, InProcess, Process, request, server_command
 

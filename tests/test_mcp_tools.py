@@ -18,7 +18,8 @@ import pytest
 from app import paths
 from app.backup import manifest as mf
 from app.backup.restore import SAFETY_DIR
-from app.mcp.tools import ToolResult, Tools
+from app.mcp.calls import ToolResult
+from app.mcp.tools import Tools
 from app.service.status import ServiceState, read_status
 from tests import dbfactory as f
 

@@ -107,7 +107,7 @@ def test_sync_now_bypasses_the_interval_and_answers_the_caller() -> None:
     h.at(0, Changed(db=True))
     h.at(5)
     h.finish(6)
-    h.at(7, SyncNow(force=True, request_id="r1"))
+    h.at(7, SyncNow(request_id="r1"))
     assert len(h.jobs) == 2
     h.finish(8)
     assert [rid for rid, _ in h.replies] == ["r1"]

@@ -20,6 +20,7 @@ import re
 import shutil
 import sqlite3
 import stat
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,9 +311,7 @@ def checked_snapshot(ref: SnapshotRef, work_dir: Path, raw_size: int | None = No
     """
     if not ref.path.name.endswith(SNAPSHOT_SUFFIX):
         raise BackupDamaged(f"refusing {ref.path.name}: not a snapshot")
-    import tempfile
-
-    import zstandard
+    import zstandard  # noqa: PLC0415 - loaded only to read a snapshot (start-up time)
 
     make_private_dirs(work_dir)
     compressed = read_capped_size(ref.path)

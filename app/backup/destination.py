@@ -13,7 +13,7 @@ from pathlib import Path
 from app.backup.result import SyncResult
 from app.errors import FailureKind, SyncFailed
 from app.fsutil import PRIVATE_FILE, make_private_dirs
-from app.transfer.robocopy import INCOMING_PREFIX
+from app.transfer.base import INCOMING_PREFIX
 
 LOG_NAME = "sync.log"
 LOG_MAX_BYTES = 1 << 20

@@ -13,7 +13,7 @@ from app import codec
 from app.backup.result import SyncResult
 from app.errors import FailureKind, SyncFailed
 from app.fsutil import atomic_write_bytes, make_private_dirs
-from app.platform.lock import try_lock
+from app.platform.lock import ProcessLock
 
 LAST_RESULT = "last_result.json"  # the last attempt
 LAST_BACKUP = "last_backup.json"  # the last attempt that backed everything up
@@ -54,18 +54,15 @@ def _load(path: Path) -> SyncResult | None:
 
 
 @contextlib.contextmanager
-def sync_lock(state_dir: Path) -> Iterator[None]:
-    """Hold the sync lock for the block, or raise SyncFailed(LOCKED) when another sync holds it.
-
-    The lock dies with its process, so a crash never leaves it stuck.
-    """
-    make_private_dirs(state_dir)
-    fh = open(state_dir / "sync.lock", "a+b")  # noqa: SIM115 - held for the whole block
+def sync_lock(state_dir: Path, wait: float = 0.0) -> Iterator[None]:
+    """Hold the sync lock for the block (waiting up to ``wait`` seconds for it), or raise
+    SyncFailed(LOCKED) when another sync keeps it. The lock dies with its process."""
+    lock = ProcessLock(state_dir / "sync.lock")
+    if not lock.acquire(wait):
+        raise SyncFailed(
+            "another sync is running for this backup; try again when it finishes", FailureKind.LOCKED
+        )
     try:
-        if not try_lock(fh):
-            raise SyncFailed(
-                "another sync is running for this backup; try again when it finishes", FailureKind.LOCKED
-            )
         yield
     finally:
-        fh.close()
+        lock.release()

@@ -1,6 +1,6 @@
 """``opencode-backup``: the command line. One module per command; this one builds the parser from them,
-sets up logging and maps errors to exit codes. The CLI package is the only place that prints (the
-dialog process answers in JSON on its own stdout).
+sets up logging and maps errors to exit codes. Only the command line prints for people; the dialog
+process and the MCP server speak their own protocols on their own stdout.
 
 Everything imported here works without a display; the tray (``run`` without ``--headless``) is imported
 only when it starts. Command modules are imported when the parser is built, and ``opencode-backup mcp``

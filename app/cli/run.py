@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         if not args.headless:
-            from app.ui.tray import TrayFailed, run_tray  # the desktop libraries load only here
+            from app.ui.tray import TrayFailed, run_tray  # noqa: PLC0415 - the desktop libraries load only here
 
             try:
                 return run_tray(settings, problem)
@@ -110,7 +110,7 @@ def _log_for_a_terminal(debug: bool) -> None:
 
 def _show_status_window(state_dir: Path, machine_dir: Path | None) -> None:
     try:
-        from app.ui import dialogs
+        from app.ui import dialogs  # noqa: PLC0415 - the dialog client, only when a window is shown
 
         dialogs.open_status(state_dir, machine_dir, detach=True)
     except Exception as exc:  # no display, no Tk: the line above said enough

@@ -24,7 +24,7 @@ from app.backup.result import Outcome
 from app.backup.sync import SyncOptions, run_sync
 from app.errors import BackupDamaged, BackupError, ConfigError
 from app.mcp import wording
-from app.mcp.tools import CallContext, ToolResult
+from app.mcp.calls import CallContext, ToolResult
 from app.opencode.locate import locate, restore_target
 from app.opencode.sessions import Reader
 from app.service import client

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from app.mcp import protocol as rpc
-from app.mcp.tools import CallContext, ToolResult, UnknownTool
+from app.mcp.calls import CallContext, ToolResult, UnknownTool
 
 logger = logging.getLogger(__name__)
 

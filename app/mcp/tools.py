@@ -7,30 +7,16 @@ costs nothing; :mod:`app.mcp.actions`, and with it the engine, is imported on th
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from app.mcp.calls import CallContext, ToolResult, UnknownTool
 
 STATUS = "status"
 SYNC = "sync"
 RESTORE = "restore"
 MAX_SESSIONS = 200  # ids in one restore call; a model listing more is better served by the default
-
-
-class UnknownTool(LookupError):
-    """No tool has this name (a JSON-RPC error, not a tool result)."""
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    """What a tool answers: plain text, and whether it is an error the model should relay."""
-
-    text: str
-    is_error: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"content": [{"type": "text", "text": self.text}], "isError": self.is_error}
 
 
 @dataclass(frozen=True)
@@ -62,19 +48,6 @@ class ToolSpec:
                 "openWorldHint": False,
             },
         }
-
-
-class CallContext(Protocol):
-    """What a running tool call may use; the handler runs on the call's own thread."""
-
-    @property
-    def cancel(self) -> threading.Event:
-        """Set when the client cancelled the call or went away."""
-        ...
-
-    def progress(self, message: str) -> None:
-        """Tell the client what the call is doing now (any thread; a no-op without a progress token)."""
-        ...
 
 
 def specs() -> tuple[ToolSpec, ...]:
@@ -156,7 +129,7 @@ class Tools:
         problem = check_arguments(spec, arguments)
         if problem:
             return ToolResult(f"Invalid arguments for {name}: {problem}", is_error=True)
-        from app.mcp import actions  # the engine loads here, on the first call, never at start-up
+        from app.mcp import actions  # noqa: PLC0415 - the engine loads here, on the first call, never at start-up
 
         if name == STATUS:
             return actions.status(self._flags)

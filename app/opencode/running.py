@@ -1,18 +1,19 @@
 """Is another process using opencode's database? Asked before a full replace, never trusted blindly.
 
-One check per platform, chosen in :func:`users_of`: Linux reads ``/proc/*/fd`` (links only, no
-file is opened), macOS asks ``lsof``, Windows tries to rename the file (an open SQLite file cannot
-be renamed there). Runs on the caller's thread.
+psutil lists the files each process has open (Linux: ``/proc/*/fd``; macOS: libproc; links and handles
+only, no file of opencode's is opened). On Windows, where a process's open files cannot be listed
+reliably, the database is opened with no sharing allowed: that fails while any other process has it
+open, and changes nothing either way (no rename that opencode could race). Runs on the caller's thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+import psutil
 
 
 def db_files(db: Path) -> tuple[Path, ...]:
@@ -23,59 +24,41 @@ def db_files(db: Path) -> tuple[Path, ...]:
 def users_of(db: Path) -> tuple[list[str], str]:
     """(descriptions of other processes holding ``db`` open, how that was found out)."""
     if sys.platform == "win32":
-        found = _windows(db)
-    elif sys.platform == "darwin":
-        found = _lsof(db)
+        return _exclusive_open(db)
     else:
-        found = _proc(db) if Path("/proc/self/fd").is_dir() else _lsof(db)
-    return found
+        return _open_files(db)
 
 
-def _proc(db: Path) -> tuple[list[str], str]:
+def _open_files(db: Path) -> tuple[list[str], str]:
     wanted = {str(p.resolve()) for p in db_files(db)}
     me = os.getpid()
-    found: list[str] = []
-    with os.scandir("/proc") as procs:
-        pids = [e.name for e in procs if e.name.isdigit() and int(e.name) != me]
-    for pid in pids:
-        with contextlib.suppress(OSError), os.scandir(f"/proc/{pid}/fd") as fds:
-            for fd in fds:
-                with contextlib.suppress(OSError):
-                    if os.readlink(fd.path) in wanted:
-                        found.append(f"pid {pid} ({_comm(pid)})")
-                        break
-    return found, "another process has the database files open (/proc/*/fd)"
+    found = []
+    for proc in psutil.process_iter(["pid", "name"]):
+        if proc.pid == me:
+            continue
+        with contextlib.suppress(psutil.Error, OSError):
+            if any(f.path in wanted for f in proc.open_files()):
+                found.append(f"pid {proc.pid} ({proc.info.get('name') or '?'})")
+    return found, "another process has the database files open"
 
 
-def _comm(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
+if sys.platform == "win32":  # pragma: no cover - Windows only
+    import ctypes
+    from ctypes import wintypes
 
+    _SHARING_VIOLATION = 32
 
-def _lsof(db: Path) -> tuple[list[str], str]:
-    lsof = shutil.which("lsof")
-    how = "another process has the database files open (lsof)"
-    if lsof is None:
-        return [], how
-    existing = [str(p) for p in db_files(db) if p.exists()]
-    if not existing:
-        return [], how
-    res = subprocess.run(
-        [lsof, "-t", "--", *existing], capture_output=True, text=True, timeout=30, check=False
-    )
-    pids = sorted({p for p in res.stdout.split() if p.isdigit() and int(p) != os.getpid()})
-    return [f"pid {p}" for p in pids], how
-
-
-def _windows(db: Path) -> tuple[list[str], str]:
-    probe = db.with_name(db.name + ".restore-probe")
-    try:
-        os.rename(db, probe)
-    except PermissionError:
-        return ["a process holding opencode.db open"], "the database file cannot be renamed (it is open)"
-    except OSError:
-        return [], "rename probe"
-    os.rename(probe, db)
-    return [], "the database file could be renamed (nothing holds it open)"
+    def _exclusive_open(db: Path) -> tuple[list[str], str]:
+        """Open ``db`` with no sharing: refused (ERROR_SHARING_VIOLATION) while it is open elsewhere."""
+        kernel32 = ctypes.windll.kernel32
+        kernel32.CreateFileW.restype = wintypes.HANDLE
+        generic_read, open_existing = 0x80000000, 3
+        handle = kernel32.CreateFileW(str(db), generic_read, 0, None, open_existing, 0, None)
+        if handle == wintypes.HANDLE(-1).value:
+            if ctypes.GetLastError() == _SHARING_VIOLATION:
+                return [
+                    "a process holding opencode.db open"
+                ], "the database cannot be opened alone (it is open)"
+            return [], "exclusive-open probe"
+        kernel32.CloseHandle(handle)
+        return [], "the database file could be opened alone (nothing holds it open)"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -205,10 +204,3 @@ def _json_default(value: object) -> object:
     if isinstance(value, bytes):
         return {"$blob": base64.b64encode(value).decode("ascii")}
     raise TypeError(f"cannot store {type(value).__name__} in a session file")
-
-
-def iter_rows(doc: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(table, row) pairs of a parsed session file, in file order."""
-    for table, rows in doc.get("rows", {}).items():
-        for row in rows:
-            yield table, row

@@ -16,17 +16,15 @@ from pathlib import Path, PureWindowsPath
 from typing import Protocol, cast
 
 from app import assets, paths
-from app.errors import BackupError
+from app.platform.autostart_base import AutostartError
+
+__all__ = ["AutostartError", "for_platform", "launch_command"]
 
 logger = logging.getLogger(__name__)
 
 RUN_ARGS: tuple[str, ...] = ("run",)
 SCRIPT_NAME = "opencode-backup"
 GUI_SCRIPT_NAME = "opencode-backup-tray"  # Windows: the same entry point without a console window
-
-
-class AutostartError(BackupError):
-    """Start at login could not be changed (unsupported platform, unwritable folder, registry refused)."""
 
 
 class Autostart(Protocol):
@@ -146,15 +144,15 @@ def for_platform(
     env = os.environ if env is None else env
     command = current_launch_command() if command is None else command
     if platform.startswith("linux") or platform.startswith("freebsd"):
-        from app.platform.autostart_xdg import XdgAutostart, autostart_dir
+        from app.platform.autostart_xdg import XdgAutostart, autostart_dir  # noqa: PLC0415 - one backend per system, imported where it runs
 
         return XdgAutostart(autostart_dir(env, paths.home_dir(env, platform)), command, default_icon())
     if platform == "darwin":
-        from app.platform.autostart_mac import LaunchAgent
+        from app.platform.autostart_mac import LaunchAgent  # noqa: PLC0415 - one backend per system, imported where it runs
 
         return LaunchAgent(paths.home_dir(env, platform) / "Library" / "LaunchAgents", command)
     if platform == "win32":
-        from app.platform.autostart_win import RunKeyAutostart, WinReg
+        from app.platform.autostart_win import RunKeyAutostart, WinReg  # noqa: PLC0415 - one backend per system, imported where it runs
 
         # imported by name so mypy on other platforms never sees winreg's win32-only stubs
         return RunKeyAutostart(cast(WinReg, importlib.import_module("winreg")), command)

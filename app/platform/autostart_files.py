@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.platform.autostart import AutostartError
+from app.platform.autostart_base import AutostartError
 
 
 def write_entry(path: Path, data: bytes) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from app import APP_NAME
-from app.platform.autostart import AutostartError
+from app.platform.autostart_base import AutostartError
 
 RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 VALUE_NAME = APP_NAME

@@ -1,31 +1,38 @@
-"""A non-blocking exclusive lock on an open file, released when the file closes or the process dies."""
+"""An exclusive lock on a file that the system drops when its holder dies (``flock`` / ``msvcrt.locking``
+through filelock), so a crash never leaves it held. One implementation for the service's single instance
+and the sync lock alike."""
 
 from __future__ import annotations
 
-import os
-import sys
-from typing import IO
+from pathlib import Path
 
-if sys.platform == "win32":
-    import msvcrt
+import filelock
 
-    def try_lock(fh: IO[bytes]) -> bool:
-        """Take the lock or return False at once if another process holds it."""
+from app.fsutil import PRIVATE_FILE, make_private_dirs
+
+
+class ProcessLock:
+    """Held by at most one holder at a time, across processes and within one (a second object for the
+    same file is a second holder). Not reentrant."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # no soft (file-exists) fallback: that kind outlives a crashed holder
+        self._lock = filelock.FileLock(path, mode=PRIVATE_FILE, thread_local=False, fallback_to_soft=False)
+
+    def acquire(self, wait: float = 0.0) -> bool:
+        """Take the lock, waiting up to ``wait`` seconds; False when another holder keeps it."""
+        make_private_dirs(self.path.parent)
         try:
-            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
+            self._lock.acquire(timeout=wait)
+        except filelock.Timeout:
             return False
         return True
 
-else:
-    import fcntl
+    def release(self) -> None:
+        if self._lock.is_locked:
+            self._lock.release()
 
-    def try_lock(fh: IO[bytes]) -> bool:
-        """Take the lock or return False at once if another process holds it (records our pid)."""
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        os.ftruncate(fh.fileno(), 0)
-        os.write(fh.fileno(), str(os.getpid()).encode())
-        return True
+    @property
+    def held(self) -> bool:
+        return self._lock.is_locked

@@ -24,12 +24,12 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from app import codec
 from app.backup.result import SyncResult
 from app.fsutil import atomic_write_bytes, make_private_dirs
-from app.platform.lock import try_lock
+from app.platform.lock import ProcessLock
 from app.service.events import Event, Pause, Resume, SyncNow
 
 logger = logging.getLogger(__name__)
@@ -42,27 +42,11 @@ def service_dir(state_dir: Path) -> Path:
     return state_dir / "service"
 
 
-class InstanceLock:
+class InstanceLock(ProcessLock):
     """The single-instance lock; hold it for the service's lifetime."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.path = service_dir(state_dir) / "service.lock"
-        self._fh: IO[bytes] | None = None
-
-    def acquire(self) -> bool:
-        """Take the lock; False when a live service holds it."""
-        make_private_dirs(self.path.parent)
-        fh = open(self.path, "a+b")  # noqa: SIM115 - held until release()
-        if not try_lock(fh):
-            fh.close()
-            return False
-        self._fh = fh
-        return True
-
-    def release(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        super().__init__(service_dir(state_dir) / "service.lock")
 
 
 def service_running(state_dir: Path) -> bool:
@@ -125,11 +109,10 @@ def to_event(data: dict[str, Any]) -> Event | None:
     if command == "resume":
         return Resume()
     if command == "sync-now":
-        return SyncNow(force=True)
+        return SyncNow()
     if command == "sync":
         rid = data.get("id")
         return SyncNow(
-            force=True,
             snapshot=bool(data.get("snapshot")),
             allow_deletions=bool(data.get("allow_deletions")),
             request_id=rid if isinstance(rid, str) else None,

@@ -69,8 +69,3 @@ class Debouncer:
     def finished(self) -> None:
         """The running sync ended (either way)."""
         self.running = False
-
-    def uncovered(self, since: float) -> None:
-        """A sync failed: its changes are pending again, as if made at ``since``."""
-        if self.pending_since is None or since < self.pending_since:
-            self.pending_since = since

@@ -24,10 +24,9 @@ class Changed:
 
 @dataclass(frozen=True)
 class SyncNow:
-    """Sync as soon as possible; ``force`` bypasses the minimum interval. ``request_id`` names a
-    caller (the ``sync`` command) waiting for this sync's result."""
+    """Sync as soon as possible, whatever the minimum interval. ``request_id`` names a caller (the
+    ``sync`` command) waiting for this sync's result."""
 
-    force: bool = True
     snapshot: bool = False
     allow_deletions: bool = False
     request_id: str | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from app.backup.result import SyncResult
 from app.backup.state import load_results
@@ -16,8 +17,10 @@ from app.service.events import Quit
 from app.service.notifier import Notifier
 from app.service.service import Listener, Service, Timing
 from app.service.status import Status, StatusFile
-from app.service.watcher import Watcher
 from app.service.worker import Job, Worker
+
+if TYPE_CHECKING:
+    from app.service.watcher import Watcher
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,12 @@ class Runtime:
             destination=str(ctx.backup_path / ctx.machine),
         )
         self.worker = Worker(self._run, self.service.post, ctx.cancel)
-        self.watcher = Watcher(ctx.source, self.service.post, ctx.opencode_db) if watch else None
+        self.watcher: Watcher | None = None
+        if watch:
+            # watchdog starts an inotify thread as soon as it is imported: only a running service loads it
+            from app.service.watcher import Watcher  # noqa: PLC0415
+
+            self.watcher = Watcher(ctx.source, self.service.post, ctx.opencode_db)
         self.control = control.ControlThread(state_dir, self.service.post, control_poll)
 
     def _submit(self, job: Job) -> None:

@@ -142,10 +142,6 @@ class Service:
         """The latest published Status (any thread)."""
         return self._status
 
-    def add_listener(self, listener: Listener) -> None:
-        """Add a Status listener before :meth:`start` (called on the service thread afterwards)."""
-        self._listeners.append(listener)
-
     def start(self) -> None:
         """Start the service thread."""
         self._thread = threading.Thread(target=self.run, name="backup-service", daemon=True)

@@ -71,27 +71,27 @@ def make_engine(name: str = "auto", *, runner: Runner | None = None) -> Engine:
 
 def _split(big: Engine) -> Engine:
     """``auto``: the external engine for big jobs, Python for the one-or-two-file syncs (see hybrid.py)."""
-    from app.transfer.hybrid import SplitEngine
+    from app.transfer.hybrid import SplitEngine  # noqa: PLC0415 - an engine is imported only when chosen
 
     return SplitEngine(big, _native())
 
 
 def _native() -> Engine:
-    from app.transfer.native import NativeEngine
+    from app.transfer.native import NativeEngine  # noqa: PLC0415 - an engine is imported only when chosen
 
     return NativeEngine()
 
 
 def _robocopy(binary: str, runner: Runner | None) -> Engine:
-    from app.transfer.robocopy import RobocopyEngine
+    from app.transfer.robocopy import RobocopyEngine  # noqa: PLC0415 - an engine is imported only when chosen
 
     return RobocopyEngine(binary=binary) if runner is None else RobocopyEngine(runner=runner, binary=binary)
 
 
 def _rsync(binary: str, runner: Runner | None) -> Engine | None:
     """An rsync engine, or None when this rsync cannot take a list of files."""
-    from app.transfer.rsync import RsyncEngine, detect_flavor
-    from app.transfer.runner import run
+    from app.transfer.rsync import RsyncEngine, detect_flavor  # noqa: PLC0415 - an engine is imported only when chosen
+    from app.transfer.runner import run  # noqa: PLC0415 - an engine is imported only when chosen
 
     flavor = detect_flavor(runner or run, binary)
     if not (flavor.has_files_from and flavor.from0):

@@ -17,6 +17,10 @@ from typing import Protocol
 
 from app.errors import FailureKind
 
+# Where an engine that cannot rename files one by one (robocopy) lands a job's files before moving them
+# into place: ``.incoming-<pid>`` in the destination; a killed sync's one is swept by the next full sync.
+INCOMING_PREFIX = ".incoming-"
+
 
 @dataclass(frozen=True)
 class CopyJob:

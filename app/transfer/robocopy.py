@@ -19,13 +19,12 @@ from pathlib import Path, PureWindowsPath
 
 from app.errors import FailureKind
 from app.fsutil import make_private_dirs
-from app.transfer.base import CopyJob, CopyResult
+from app.transfer.base import INCOMING_PREFIX, CopyJob, CopyResult
 from app.transfer.classify import CANCELLED, VANISHED, kind_for_oserror, worst
 from app.transfer.runner import Runner, run
 
 logger = logging.getLogger(__name__)
 
-INCOMING_PREFIX = ".incoming-"
 """Folders named like this under the destination root are robocopy's scratch space: ignore them."""
 
 MAX_COMMAND_CHARS = 30_000  # CreateProcess allows 32,767; leave room for the program path

@@ -72,7 +72,7 @@ def episode_note(event: EpisodeEvent) -> Note:
 
 def plyer_send(title: str, body: str, icon: str) -> None:
     """plyer's notify for this platform; raises (NotImplementedError) where plyer has no backend."""
-    from plyer import notification
+    from plyer import notification  # noqa: PLC0415 - a desktop library, loaded when the first notification is sent
 
     notification.notify(title=title, message=body, app_name=APP_TITLE, app_icon=icon, timeout=10)
 

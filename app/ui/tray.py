@@ -201,7 +201,7 @@ class Controller:
     # ------------------------------------------------------------------ actions (tray thread)
     def sync_now(self) -> None:
         if self.runtime is not None:
-            self.runtime.service.post(SyncNow(force=True))
+            self.runtime.service.post(SyncNow())
 
     def toggle_pause(self) -> None:
         if self.runtime is not None:
@@ -300,7 +300,7 @@ class Controller:
         finally:
             if not was_paused:  # a user's pause stays; the restored sessions wait for Resume
                 rt.service.post(Resume())
-                rt.service.post(SyncNow(force=True))
+                rt.service.post(SyncNow())
 
     def _folder_flow(self) -> None:
         outcome, new = flows.choose_folder(self.settings, dialogs)

@@ -23,7 +23,9 @@ from pathlib import Path
 
 from app.backup import backup_reader as br
 from app.backup import manifest as mf
-from app.backup import restore as rs
+from app.backup.restore import model as rs
+from app.backup.restore import sessions
+from app.backup.restore.safety import SAFETY_DIR, safety_copy
 from app.errors import BackupDamaged
 from app.fsutil import PRIVATE_FILE, make_private_dirs
 from app.opencode import importer, running
@@ -78,11 +80,11 @@ def plan_full(req: rs.RestoreRequest, files: dict[str, list[Path]]) -> rs.Plan:
             in_snapshot = dict(conn.execute("SELECT id, time_updated FROM session").fetchall())
             notes.append(f"opencode's database is rebuilt from {ref.path.name} ({len(in_snapshot)} sessions)")
             for sid in sorted(files):
-                doc = rs.newest_doc(sid, files[sid])
+                doc = sessions.newest_doc(sid, files[sid])
                 if sid in in_snapshot and _same_in_snapshot(conn, tables, doc, in_snapshot[sid]):
                     continue
                 action = rs.Action.REPLACE if sid in in_snapshot else rs.Action.ADD
-                items.append(rs.plan_item(snap_live, doc, action, notes))
+                items.append(sessions.plan_item(snap_live, doc, action, notes))
         except sqlite3.Error as exc:
             raise BackupDamaged(f"refusing snapshot {ref.path.name}: {exc}") from None
         finally:
@@ -155,7 +157,7 @@ def apply_full(plan: rs.Plan, req: rs.RestoreRequest, now: datetime, result: rs.
             live = importer.live_schema(conn)
             for item in plan.actionable:
                 try:
-                    doc = rs.reread(item)
+                    doc = sessions.reread(item)
                     mapped = importer.map_session(live, item.session_id, doc.rows)
                     added = importer.apply_session(conn, live, mapped, replace=True)
                 except (BackupDamaged, importer.SessionNotMappable, sqlite3.Error) as exc:
@@ -170,7 +172,7 @@ def apply_full(plan: rs.Plan, req: rs.RestoreRequest, now: datetime, result: rs.
         finally:
             conn.close()
         refuse_if_running(req.db)
-        result.safety_copy = rs.safety_copy(req.db, req.work_dir / rs.SAFETY_DIR, now)
+        result.safety_copy = safety_copy(req.db, req.work_dir / SAFETY_DIR, now)
         try:
             _write_over(rebuilt, req.db)
         except sqlite3.Error as exc:

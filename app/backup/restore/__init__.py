@@ -1,0 +1,72 @@
+"""Plan and apply restores of sessions into opencode's database, always after a safety copy.
+
+``make_plan`` reads and validates everything it will use (the backup is hostile input) and writes
+nothing; ``apply_plan`` takes the safety copy and then changes opencode's database. Named sessions and
+``--missing`` go through :mod:`.sessions` (one transaction per session, while opencode runs); a full
+replace through :mod:`.full` (a database rebuilt from opencode's own schema, opencode stopped).
+Both run on the caller's thread (the CLI's, or the service's worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from app.backup import backup_reader as br
+from app.backup.restore import full, sessions
+from app.backup.restore.model import (
+    Action,
+    Mode,
+    NoSuchSession,
+    Plan,
+    PlanItem,
+    RestoreFailed,
+    RestoreRefused,
+    RestoreRequest,
+    RestoreResult,
+)
+from app.backup.restore.safety import SAFETY_DIR, safety_copy
+from app.backup.restore.sessions import newest_doc, versioned_files
+
+__all__ = [
+    "SAFETY_DIR",
+    "Action",
+    "Mode",
+    "NoSuchSession",
+    "Plan",
+    "PlanItem",
+    "RestoreFailed",
+    "RestoreRefused",
+    "RestoreRequest",
+    "RestoreResult",
+    "apply_plan",
+    "make_plan",
+    "newest_doc",
+    "safety_copy",
+    "versioned_files",
+]
+
+
+def make_plan(req: RestoreRequest) -> Plan:
+    """Validate the backup and decide what to restore; writes nothing. Raises BackupError subclasses."""
+    if not req.db.is_file():
+        raise RestoreRefused(
+            f"opencode's database {req.db} does not exist; start opencode once so it creates it, then retry"
+        )
+    br.check_tree(req.machine_dir)
+    files = br.session_files(req.machine_dir)
+    if req.replace_all:
+        return full.plan_full(req, files)
+    return sessions.plan_sessions(req, files)
+
+
+def apply_plan(plan: Plan, req: RestoreRequest, clock: Callable[[], datetime] | None = None) -> RestoreResult:
+    """Take the safety copy, then change opencode's database as planned."""
+    now = (clock or (lambda: datetime.now(UTC)))()
+    result = RestoreResult(notes=list(plan.notes))
+    result.failed.extend((i.session_id, i.reason) for i in plan.items if i.action is Action.FAIL)
+    if plan.mode is Mode.ALL:
+        full.apply_full(plan, req, now, result)
+    else:
+        sessions.apply_sessions(plan, req, now, result)
+    return result

@@ -1,0 +1,153 @@
+"""Restoring chosen sessions into a live opencode database: add the missing ones, or replace named ones.
+
+Every session file is read and validated (the backup is hostile input) when planning, and again when
+applying; each session is one transaction, after the safety copy. Runs on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+from app.backup import backup_reader as br
+from app.backup.restore.model import (
+    Action,
+    Mode,
+    NoSuchSession,
+    Plan,
+    PlanItem,
+    RestoreRequest,
+    RestoreResult,
+)
+from app.backup.restore.safety import SAFETY_DIR, safety_copy
+from app.errors import BackupDamaged, BackupError, UsageError
+from app.opencode import importer
+from app.opencode.sessions import Reader, open_readonly
+
+logger = logging.getLogger(__name__)
+
+
+def plan_sessions(req: RestoreRequest, files: dict[str, list[Path]]) -> Plan:
+    """The plan for named sessions, or for ``missing``: every backed-up session opencode does not have,
+    including those deleted in opencode whose deletion was backed up (their last copy in ``versions/``):
+    what the tray's picker marks missing, and what "I deleted it by mistake" needs. Writes nothing."""
+    with Reader(req.db) as reader:
+        live_ids = set(reader.sessions())
+    notes: list[str] = []
+    older = versioned_files(req.machine_dir)  # deleted in opencode, then synced away
+    if req.ids:
+        chosen = []
+        for arg in req.ids:
+            try:
+                chosen.append(resolve_id(arg, files))
+            except NoSuchSession:
+                if not any(sid.startswith(arg) for sid in older):
+                    raise
+                sid = resolve_id(arg, older)
+                files[sid] = older[sid]
+                notes.append(f"{sid} was deleted from the backup's sessions/; restoring its last copy")
+                notes[-1] += f" in {older[sid][0].relative_to(req.machine_dir).parts[1]}"
+                chosen.append(sid)
+        mode = Mode.SESSIONS
+    elif req.missing:
+        for sid, paths in older.items():
+            files.setdefault(sid, paths)
+        chosen = sorted(sid for sid in files if sid not in live_ids)
+        mode = Mode.MISSING
+    else:
+        raise UsageError("say which sessions to restore: IDs, --missing or --all --replace")
+    conn = open_readonly(req.db)
+    try:
+        live = importer.live_schema(conn)
+        items: list[PlanItem] = []
+        for sid in dict.fromkeys(chosen):
+            doc = newest_doc(sid, files[sid])
+            action = Action.REPLACE if sid in live_ids and req.ids else Action.ADD
+            items.append(plan_item(live, doc, action, notes, conn))
+    finally:
+        conn.close()
+    return Plan(mode, req.db, tuple(items), notes=tuple(dict.fromkeys(notes)))
+
+
+def resolve_id(arg: str, files: dict[str, list[Path]]) -> str:
+    """An exact session id of the backup, or the only one starting with ``arg``."""
+    if arg in files:
+        return arg
+    matches = [sid for sid in files if sid.startswith(arg)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NoSuchSession(f"no backed-up session matches {arg!r} (see 'opencode-backup list')")
+    raise UsageError(f"{arg!r} matches {len(matches)} sessions; give more of the id")
+
+
+def versioned_files(machine_dir: Path) -> dict[str, list[Path]]:
+    """Session id -> its file in the newest ``versions/<stamp>/sessions/`` that has one."""
+    found: dict[str, list[Path]] = {}
+    root = machine_dir / "versions"
+    if not root.is_dir():
+        return found
+    for stamp in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
+        for sid, paths in br.session_files(stamp).items():
+            found.setdefault(sid, paths)
+    return found
+
+
+def newest_doc(sid: str, paths: list[Path]) -> br.SessionDoc:
+    """The validated session file of ``sid`` (when a session moved project, the newest copy)."""
+    docs = [br.read_session(p, sid) for p in paths]
+    return max(docs, key=lambda d: d.time_updated)
+
+
+def plan_item(
+    live: importer.LiveSchema,
+    doc: br.SessionDoc,
+    action: Action,
+    notes: list[str],
+    conn: sqlite3.Connection | None = None,
+) -> PlanItem:
+    """A plan line for ``doc``; a session that does not map onto the live schema, or reaches outside its
+    own session (checked against the file and, with ``conn``, the live database), becomes a FAIL line."""
+    reason = ""
+    try:
+        mapped = importer.map_session(live, doc.session_id, doc.rows)
+        if conn is not None:
+            importer.check_live_owners(conn, live, mapped)
+        notes.extend(mapped.notes)
+    except importer.SessionRefused as exc:
+        action, reason = Action.FAIL, f"refused: {exc}"
+    except importer.SessionNotMappable as exc:
+        action, reason = Action.FAIL, str(exc)
+    return PlanItem(doc.session_id, doc.title, action, doc.row_count, doc.size, doc.path, doc.sha256, reason)
+
+
+def reread(item: PlanItem) -> br.SessionDoc:
+    """Read a planned session file again and make sure it did not change since it was validated."""
+    doc = br.read_session(item.path, item.session_id)
+    if doc.sha256 != item.sha256:
+        raise BackupDamaged(f"{item.path.name} changed while restoring; run the restore again")
+    return doc
+
+
+def apply_sessions(plan: Plan, req: RestoreRequest, now: datetime, result: RestoreResult) -> None:
+    """Take the safety copy, then restore each planned session in its own transaction."""
+    if not plan.actionable:
+        return
+    result.safety_copy = safety_copy(req.db, req.work_dir / SAFETY_DIR, now)
+    conn = importer.open_writable(req.db)
+    try:
+        live = importer.live_schema(conn)
+        for item in plan.actionable:
+            try:
+                doc = reread(item)
+                mapped = importer.map_session(live, item.session_id, doc.rows)
+                added = importer.apply_session(conn, live, mapped, replace=item.action is Action.REPLACE)
+            except (BackupError, importer.SessionNotMappable, sqlite3.Error) as exc:
+                logger.error("session %s not restored: %s", item.session_id, exc)
+                result.failed.append((item.session_id, f"not restored: {exc}"))
+                continue
+            result.restored.append((item.session_id, added))
+    finally:
+        conn.close()

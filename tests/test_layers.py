@@ -1,0 +1,133 @@
+"""The package's shape, checked from its imports (top-level and inside functions alike):
+
+    entry      app.entry, app.__main__
+    cli        app.cli.*                                   the command line
+    faces      app.ui.*, app.mcp.*                         tray and dialogs; the agent tools
+    wiring     app.wiring, app.status_report               settings -> the objects that do the work
+    service    app.service.*                               the live service without a face
+    engine     app.backup.*                                sync, restore, verify, the destination
+    config     app.config, app.config_values
+    adapters   app.opencode.*, app.transfer.*, app.platform.*
+    base       app, app.errors, app.fsutil, app.jsonc, app.jsonc_edit, app.codec, app.paths, app.assets
+
+A module imports only from its own layer or below; the two faces never import each other; and no set of
+modules imports itself round in a circle. Run alone: ``python -m pytest tests/test_layers.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("base", ("app", "app.errors", "app.fsutil", "app.jsonc", "app.jsonc_edit", "app.codec", "app.paths",
+              "app.assets")),
+    ("adapters", ("app.opencode", "app.transfer", "app.platform")),
+    ("config", ("app.config", "app.config_values")),
+    ("engine", ("app.backup",)),
+    ("service", ("app.service",)),
+    ("wiring", ("app.wiring", "app.status_report")),
+    ("faces", ("app.ui", "app.mcp")),
+    ("cli", ("app.cli",)),
+    ("entry", ("app.entry", "app.__main__")),
+]  # fmt: skip
+FACES = ("app.ui", "app.mcp")
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The modules of ``app`` that ``name`` imports anywhere in its body (a name imported from a
+    package counts as the submodule when it is one)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                out.add(sub if sub in known else base)
+    return {m for m in out if m in known and m != name}
+
+
+def layer_of(name: str) -> int:
+    for i, (_label, prefixes) in enumerate(LAYERS):
+        if any(name == p or name.startswith(p + ".") for p in prefixes if p != "app") or name == "app":
+            return i
+    raise AssertionError(f"{name} belongs to no layer: add it to the table above")
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports(name, path, known) for name, path in known.items()}
+
+
+def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_ones() -> None:
+    upward = []
+    for name, targets in graph().items():
+        for target in targets:
+            if layer_of(target) > layer_of(name):
+                upward.append(
+                    f"{name} ({LAYERS[layer_of(name)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
+                )
+    assert not upward, "imports that reach up:\n" + "\n".join(sorted(upward))
+
+
+def test_the_faces_do_not_import_each_other() -> None:
+    crossing = [
+        f"{name} imports {target}"
+        for name, targets in graph().items()
+        for target in targets
+        for face in FACES
+        if name.startswith(face) and target.startswith(FACES) and not target.startswith(face)
+    ]
+    assert not crossing, crossing
+
+
+def test_no_import_cycle() -> None:
+    g = graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in g[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in g:
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles: {cycles}"
