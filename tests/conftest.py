@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# watchdog starts one process-wide inotify thread when first imported; the app imports it only when a
+# service runs, so import it here, before any test, or the first test to start a service "leaks" it
+import watchdog.observers  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

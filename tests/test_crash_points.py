@@ -273,8 +273,9 @@ def test_a_running_service_recovers_by_itself_from_a_crash_inside_a_sync(
 def test_two_interrupted_syncs_in_a_row_still_leave_a_backup_verify_accepts(
     template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The second sync's intent must cover what the first one had already replaced, or a crash of the
-    second one leaves files that match neither the manifest nor its intent."""
+    """The second sync's intent must cover what the first one had already replaced (with the first's
+    content and its own newer one), or a crash of the second one leaves files that match neither the
+    manifest nor its intent."""
     env = world(template, tmp_path / "count", monkeypatch)
     _, total = crash_at(0, tmp_path / "count", env)
     for k in (total // 2, 2 * total // 3, total - 3):
@@ -283,6 +284,7 @@ def test_two_interrupted_syncs_in_a_row_still_leave_a_backup_verify_accepts(
         crash_at(k, first, env)
         conn = f.connect(first / "opencode" / "opencode.db")
         f.add_message(conn, "ses_5", f"after the first crash at {k}")
+        f.add_message(conn, "ses_1", "newer still")  # one the first sync may already have replaced
         conn.close()
         for j in range(4, 40, 3):  # the next sync dies too, somewhere after it wrote its own intent
             base = tmp_path / f"k{k}-{j}"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from app.backup.restore import Mode, Plan, RestoreRequest, RestoreResult
 from app.backup.result import Outcome, SyncResult
-from app.errors import FailureKind
-from app.service.events import Changed, JobDone, Pause, Quit, Resume, SyncNow, Tick
+from app.errors import BackupDamaged, FailureKind
+from app.service.events import Changed, JobDone, Pause, Quit, RestoreDone, RestoreNow, Resume, SyncNow, Tick
 from app.service.retry import Backoff, EpisodeEvent, FailingSince, Grace, Persisting, Recovered
 from app.service.service import Service, Timing
 from app.service.status import ServiceState, Status
-from app.service.worker import Job
+from app.service.worker import Job, RestoreJob
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -21,7 +23,7 @@ class Harness:
 
     def __init__(self, startup_sync: bool = False, grace: Grace | None = None) -> None:
         self.now = 0.0
-        self.jobs: list[Job] = []
+        self.jobs: list[Job | RestoreJob] = []
         self.alerts: list[EpisodeEvent] = []
         self.statuses: list[Status] = []
         self.replies: list[tuple[str, SyncResult]] = []
@@ -241,3 +243,51 @@ def test_a_change_after_six_hours_gets_a_full_walk_but_idle_time_alone_starts_no
     h.at(7 * 3600 + 1, Changed(paths=("storage/b.json",)))
     h.at(7 * 3600 + 6)
     assert len(h.jobs) == 2 and h.jobs[-1].options.dirty is None
+
+
+def _plan() -> tuple[Plan, RestoreRequest]:
+    req = RestoreRequest(Path("/b/laptop"), Path("/d/opencode.db"), Path("/w"), ids=("ses_a",))
+    return Plan(Mode.SESSIONS, req.db, ()), req
+
+
+def test_a_restore_waits_for_the_running_sync_runs_on_the_worker_and_is_backed_up_after() -> None:
+    h = Harness(startup_sync=True)
+    h.at(0)
+    assert h.state is ServiceState.SYNCING
+    plan, req = _plan()
+    ask = RestoreNow(plan, req)
+    h.at(1, ask, Changed(db=True))
+    assert h.state is ServiceState.RESTORING and len(h.jobs) == 1  # the sync is left to finish
+    h.finish(2)
+    job = h.jobs[-1]
+    assert isinstance(job, RestoreJob) and job.plan is plan and not ask.done.done()
+    h.at(40, Changed(db=True))  # the restore writes opencode's database: no sync meanwhile
+    assert h.jobs[-1] is job and h.state is ServiceState.RESTORING
+    h.at(41, RestoreDone(RestoreResult(restored=[("ses_a", 12)]), job.job_id))
+    assert ask.done.result().restored == [("ses_a", 12)]
+    assert isinstance(h.jobs[-1], Job) and h.state is ServiceState.SYNCING  # what it restored is backed up
+
+
+def test_a_paused_service_still_restores_and_keeps_the_users_pause() -> None:
+    h = Harness()
+    h.at(0, Pause())
+    plan, req = _plan()
+    ask = RestoreNow(plan, req)
+    h.at(1, ask)
+    job = h.jobs[-1]
+    assert isinstance(job, RestoreJob)
+    h.at(2, RestoreDone(BackupDamaged("refusing x.json: not valid JSON"), job.job_id))
+    assert isinstance(ask.done.exception(), BackupDamaged)
+    assert h.state is ServiceState.PAUSED and h.jobs[-1] is job  # no sync while the user paused
+
+
+def test_quitting_tells_a_waiting_restore_instead_of_leaving_it_waiting() -> None:
+    h = Harness(startup_sync=True)
+    h.at(0)
+    plan, req = _plan()
+    ask = RestoreNow(plan, req)
+    h.at(1, ask, Quit())
+    h.finish(2)
+    h.at(7)
+    h.service._finish()
+    assert "stopped before the restore" in str(ask.done.exception())

@@ -39,6 +39,7 @@ MENU = [
     "Open log",
     "Choose backup folder…",
     "Start at login",
+    "Agent tools in opencode",
     "Quit",
 ]
 

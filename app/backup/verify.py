@@ -92,7 +92,7 @@ class _Checker:
         actual = (path.stat().st_size, sha256_file(path))
         if actual == (size, digest):
             return True
-        if pending is not None and pending.writes.get(rel) == actual:
+        if pending is not None and actual in pending.writes.get(rel, ()):
             self.interrupted += 1
             return False
         self.report.problems.append(f"{rel}: content does not match the manifest (damaged or changed)")

@@ -73,7 +73,7 @@ def mcp_command() -> list[str]:
         frozen=bool(getattr(sys, "frozen", False)),
         executable=sys.executable,
         which=lambda name, folder: shutil.which(name, path=folder),
-        windows=False,
+        windows=sys.platform == "win32",  # the console executable, never the windowed tray one
         args=MCP_ARGS,
     )
 

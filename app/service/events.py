@@ -6,8 +6,10 @@ only the service thread acts on them. All are frozen, so a posted event can neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 
+from app.backup.restore import Plan, RestoreRequest, RestoreResult
 from app.backup.result import SyncResult
 
 
@@ -48,10 +50,29 @@ class Quit:
 
 
 @dataclass(frozen=True)
+class RestoreNow:
+    """Apply a confirmed restore plan: the service stops starting syncs, lets a running one end, runs the
+    restore on the worker, completes ``done`` (with the result, or the BackupError that stopped it), then
+    backs up what it restored. ``done`` is how the caller waits, without polling."""
+
+    plan: Plan
+    request: RestoreRequest
+    done: Future[RestoreResult] = field(default_factory=Future, compare=False)
+
+
+@dataclass(frozen=True)
 class JobDone:
-    """The worker finished a job (``result`` may be a failure)."""
+    """The worker finished a sync (``result`` may be a failure)."""
 
     result: SyncResult
+    job_id: int
+
+
+@dataclass(frozen=True)
+class RestoreDone:
+    """The worker finished a restore: its result, or the error that stopped it before any change."""
+
+    outcome: RestoreResult | Exception
     job_id: int
 
 
@@ -60,4 +81,4 @@ class Tick:
     """Time passed: re-check timers (posted by tests with a fake clock, or on a queue timeout)."""
 
 
-Event = Changed | SyncNow | Pause | Resume | Quit | JobDone | Tick
+Event = Changed | SyncNow | Pause | Resume | Quit | RestoreNow | JobDone | RestoreDone | Tick

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from app.backup.restore import apply_plan
 from app.backup.result import SyncResult
 from app.backup.state import load_results
 from app.backup.sync import SyncContext, SyncOptions, run_sync
@@ -17,7 +18,7 @@ from app.service.events import Quit
 from app.service.notifier import Notifier
 from app.service.service import Listener, Service, Timing
 from app.service.status import Status, StatusFile
-from app.service.worker import Job, Worker
+from app.service.worker import Job, RestoreJob, Worker
 
 if TYPE_CHECKING:
     from app.service.watcher import Watcher
@@ -56,7 +57,7 @@ class Runtime:
             source=str(ctx.source),
             destination=str(ctx.backup_path / ctx.machine),
         )
-        self.worker = Worker(self._run, self.service.post, ctx.cancel)
+        self.worker = Worker(self._run, self.service.post, ctx.cancel, run_restore=apply_plan)
         self.watcher: Watcher | None = None
         if watch:
             # watchdog starts an inotify thread as soon as it is imported: only a running service loads it
@@ -65,7 +66,7 @@ class Runtime:
             self.watcher = Watcher(ctx.source, self.service.post, ctx.opencode_db)
         self.control = control.ControlThread(state_dir, self.service.post, control_poll)
 
-    def _submit(self, job: Job) -> None:
+    def _submit(self, job: Job | RestoreJob) -> None:
         self.worker.submit(job)
 
     def _run(self, options: SyncOptions) -> SyncResult:

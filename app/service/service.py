@@ -20,11 +20,24 @@ from app.backup.result import Outcome, SyncResult
 from app.backup.sync import SyncOptions
 from app.errors import FailureKind
 from app.service.debouncer import Debouncer
-from app.service.events import Changed, Event, JobDone, Pause, Quit, Resume, SyncNow, Tick
+from app.service.events import (
+    Changed,
+    Event,
+    JobDone,
+    Pause,
+    Quit,
+    RestoreDone,
+    RestoreNow,
+    Resume,
+    SyncNow,
+    Tick,
+)
 from app.service.notifier import LogNotifier, Notifier
+from app.service.pending import Pending, RunningSync
+from app.service.restores import Restores
 from app.service.retry import Backoff, EpisodeEvent, Episodes, Grace
 from app.service.status import ServiceState, Status
-from app.service.worker import Job
+from app.service.worker import Job, RestoreJob
 
 logger = logging.getLogger(__name__)
 
@@ -48,39 +61,13 @@ class Timing:
     full_every: float = 6 * 3600.0  # a change-triggered sync walks everything at most this often
 
 
-@dataclass
-class _Running:
-    """The job the worker is running now, and what it took from the pending changes."""
-
-    job_id: int
-    paths: frozenset[str]
-    db: bool
-    full: bool
-    requests: tuple[str, ...]
-
-
-@dataclass
-class _Pending:
-    """Changes not yet handed to a sync."""
-
-    paths: set[str] = field(default_factory=set)
-    db: bool = False
-    full: bool = False
-    snapshot: bool = False
-    allow_deletions: bool = False
-    requests: list[str] = field(default_factory=list)
-
-    def count(self) -> int:
-        return len(self.paths) + int(self.db or self.full)
-
-
 class Service:
     """The state machine. ``submit`` hands a job to the worker; ``cancel`` cancels the running one;
     ``reply`` answers a waiting ``sync`` request. ``clock`` is monotonic seconds, ``wall`` UTC now."""
 
     def __init__(
         self,
-        submit: Callable[[Job], None],
+        submit: Callable[[Job | RestoreJob], None],
         *,
         timing: Timing | None = None,
         cancel: Callable[[], None] = lambda: None,
@@ -105,8 +92,9 @@ class Service:
         self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._deb = Debouncer(timing.delay, timing.interval)
         self._episodes = Episodes(timing.grace)
-        self._pending = _Pending(full=startup_sync)
-        self._running: _Running | None = None
+        self._pending = Pending(full=startup_sync)
+        self._running: RunningSync | None = None
+        self._restores = Restores()
         self._next_id = 1
         self._paused = False
         self._failed = False
@@ -205,6 +193,11 @@ class Service:
                 self._quit_deadline = now + QUIT_GRACE
                 if self._running is not None:
                     self._cancel()
+        elif isinstance(event, RestoreNow):
+            self._restores.waiting.append(event)
+            logger.info("restore requested: %d session(s)", len(event.plan.actionable))
+        elif isinstance(event, RestoreDone):
+            self._restore_done(event)
         elif isinstance(event, JobDone):
             self._job_done(event, now)
 
@@ -247,8 +240,21 @@ class Service:
         else:
             self._failed, self._retry_at, self._attempts = True, None, 0
 
+    def _restore_done(self, event: RestoreDone) -> None:
+        if not self._restores.finish(event):
+            return
+        self._pending.db = True  # back up what it restored (a user's pause still holds)
+        if not self._paused:
+            self._deb.force()
+
     def _maybe_start(self, now: float) -> None:
-        if self._running is not None:
+        if self._running is not None or self._restores.running is not None:
+            return
+        restore = self._restores.start(self._next_id)  # a confirmed restore goes first, once no sync runs
+        if restore is not None:
+            self._next_id += 1
+            logger.info("restore %d starting", restore.job_id)
+            self._submit(restore)
             return
         if not self._deb.forced:
             if self._paused:
@@ -270,9 +276,9 @@ class Service:
             allow_deletions=p.allow_deletions,
             dirty=None if p.full else tuple(sorted(p.paths)),
         )
-        job = _Running(self._next_id, frozenset(p.paths), p.db, p.full, tuple(p.requests))
+        job = RunningSync(self._next_id, frozenset(p.paths), p.db, p.full, tuple(p.requests))
         self._next_id += 1
-        self._pending = _Pending()
+        self._pending = Pending()
         self._running = job
         self._retry_at = None
         logger.info("sync %d starting (%s)", job.job_id, "full" if p.full else f"{len(p.paths)} path(s)")
@@ -294,9 +300,11 @@ class Service:
     def _done(self) -> bool:
         if not self._quitting:
             return False
-        return self._running is None or self._clock() >= self._quit_deadline
+        idle = self._running is None and self._restores.running is None
+        return idle or self._clock() >= self._quit_deadline
 
     def _finish(self) -> None:
+        self._restores.abandon()
         stopped = SyncResult.failure(
             self._wall(), FailureKind.FATAL, "the service stopped before this sync ran"
         )
@@ -316,6 +324,8 @@ class Service:
             return ServiceState.STOPPED
         if self._quitting:
             return ServiceState.STOPPING
+        if self._restores.busy:
+            return ServiceState.RESTORING
         if self._running is not None:
             return ServiceState.SYNCING
         if self._paused:

@@ -32,6 +32,7 @@ class ServiceState(enum.Enum):
     IDLE = "idle"
     WAITING = "waiting"
     SYNCING = "syncing"
+    RESTORING = "restoring"  # a confirmed restore waits for a running sync, or runs
     RETRYING = "retrying"
     FAILED = "failed"
     PAUSED = "paused"

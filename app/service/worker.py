@@ -16,14 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app.backup.restore import Plan, RestoreRequest, RestoreResult
 from app.backup.result import SyncResult
 from app.backup.sync import SyncOptions
-from app.errors import FailureKind
-from app.service.events import Event, JobDone
+from app.errors import BackupError, FailureKind
+from app.service.events import Event, JobDone, RestoreDone
 
 logger = logging.getLogger(__name__)
 
-RunJob = Callable[[SyncOptions], SyncResult]
+RunSync = Callable[[SyncOptions], SyncResult]
+RunRestore = Callable[[Plan, RestoreRequest], RestoreResult]
 
 
 @dataclass(frozen=True)
@@ -34,21 +36,42 @@ class Job:
     options: SyncOptions
 
 
-class Worker:
-    """Owns one thread. ``run_job`` runs on it; ``cancel`` is the SyncContext's cancel event."""
+@dataclass(frozen=True)
+class RestoreJob:
+    """One confirmed restore to apply."""
 
-    def __init__(self, run_job: RunJob, post: Callable[[Event], None], cancel: threading.Event) -> None:
-        self._run_job = run_job
+    job_id: int
+    plan: Plan
+    request: RestoreRequest
+
+
+def _refuse_restores(_plan: Plan, _req: RestoreRequest) -> RestoreResult:
+    raise BackupError("this service does not restore")
+
+
+class Worker:
+    """Owns one thread. ``run_sync`` and ``run_restore`` run on it; ``cancel`` is the SyncContext's
+    cancel event (a restore is not cancelled half-way: each session is one transaction anyway)."""
+
+    def __init__(
+        self,
+        run_sync: RunSync,
+        post: Callable[[Event], None],
+        cancel: threading.Event,
+        run_restore: RunRestore = _refuse_restores,
+    ) -> None:
+        self._run_sync = run_sync
+        self._run_restore = run_restore
         self._post = post
         self._cancel = cancel
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | RestoreJob | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="backup-worker", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job | RestoreJob) -> None:
         """Queue a job (service thread)."""
         self._jobs.put(job)
 
@@ -71,13 +94,28 @@ class Worker:
             job = self._jobs.get()
             if job is None or self._stop.is_set():
                 break
+            if isinstance(job, RestoreJob):
+                self._restore(job)
+                continue
             try:
-                result = self._run_job(job.options)
+                result = self._run_sync(job.options)
             except Exception as exc:  # a bug in a job must not kill the service
                 logger.exception("sync job crashed")
                 result = SyncResult.failure(datetime.now(UTC), FailureKind.FATAL, f"internal error: {exc!r}")
             release_memory()
             self._post(JobDone(result, job.job_id))
+
+    def _restore(self, job: RestoreJob) -> None:
+        outcome: RestoreResult | Exception
+        try:
+            outcome = self._run_restore(job.plan, job.request)
+        except BackupError as exc:
+            outcome = exc
+        except Exception as exc:  # a bug must not kill the service; the caller hears of it
+            logger.exception("restore job crashed")
+            outcome = exc
+        release_memory()
+        self._post(RestoreDone(outcome, job.job_id))
 
 
 def release_memory() -> None:

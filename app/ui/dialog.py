@@ -713,8 +713,8 @@ class StatusWindow(Window):
         self.finish({"ok": True})
 
     def rows(self) -> list[Row]:
-        from app.service.status import read_status
-        from app.ui.presenter import status_rows
+        from app.service.status import read_status  # noqa: PLC0415 - the status window only
+        from app.ui.presenter import status_rows  # noqa: PLC0415 - the status window only
 
         return status_rows(read_status(self.state_dir), datetime.now(UTC), self.backup_path)
 

@@ -233,3 +233,29 @@ def open_status(
         with contextlib.suppress(OSError):
             proc.stdin.close()
     return proc
+
+
+class DialogHost:
+    """The tray's dialogs, as one object it owns (the module functions behind it)."""
+
+    def confirm(self, title: str, text: str, ok: str, strong: bool = False) -> bool:
+        return confirm(title, text, ok, strong)
+
+    def pick_sessions(
+        self, rows: Sequence[SessionRow], allow_replace: bool = True
+    ) -> list[str] | Literal["replace_all"] | None:
+        return pick_sessions(rows, allow_replace)
+
+    def choose_folder(self, initial: Path | None, title: str) -> Path | None:
+        return choose_folder(initial, title)
+
+    def message(self, title: str, text: str, error: bool = False) -> None:
+        message(title, text, error)
+
+    def open_status(
+        self, state_dir: Path, backup_path: Path | None, *, detach: bool = False
+    ) -> subprocess.Popen[bytes]:
+        return open_status(state_dir, backup_path, detach=detach)
+
+    def close_all(self, *, for_good: bool = False) -> None:
+        close_all(for_good=for_good)

@@ -105,9 +105,9 @@ def restore(
     dialogs: Dialogs,
     rows: Sequence[SessionRow],
     db: Path,
-    paused: Callable[[Callable[[], rs.RestoreResult]], rs.RestoreResult],
+    apply: Callable[[rs.Plan, rs.RestoreRequest], rs.RestoreResult],
 ) -> Outcome:
-    """Picker → plan → confirmation → apply (inside ``paused``, which holds the service still)."""
+    """Picker → plan → confirmation → ``apply`` (the tray hands the plan to the service as a job)."""
     assert settings.machine_dir is not None
     picked = dialogs.pick_sessions(rows, allow_replace=True)
     if not picked:
@@ -142,7 +142,7 @@ def restore(
     if not ok:
         return CANCELLED
     try:
-        result = paused(lambda: rs.apply_plan(plan, req))
+        result = apply(plan, req)
     except BackupError as exc:
         return Outcome(False, "Restore failed", str(exc), error=True)
     logger.info("restore from the tray: %d restored, %d failed", len(result.restored), len(result.failed))

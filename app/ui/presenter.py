@@ -68,6 +68,8 @@ def icon_state(
         return State.NOT_CONFIGURED
     if status is None:
         return State.CHANGES_PENDING
+    if status.state is ServiceState.RESTORING:  # the user just confirmed it: shown at once
+        return State.SYNCING
     if status.paused:
         return State.PAUSED
     if status.state is ServiceState.SYNCING:
@@ -113,6 +115,8 @@ def tooltip(
         return f"{APP_TITLE}: starting"
     state = icon_state(status, configured, show_syncing)
     last = _backed_up(status, now)
+    if status.state is ServiceState.RESTORING:
+        return "Restoring sessions into opencode…"
     if state is State.PAUSED:
         return "Backups paused" + (f" · {last}" if last else "")
     if state is State.SYNCING:

@@ -62,7 +62,8 @@ def apply(
     replaced = [rel for rel in (*todo_staged, *todo_storage) if u.regular_file(machine_dir, rel) is not None]
     # every planned file, copied now or by the interrupted sync: until the commit none matches the manifest
     writes = dict(interrupted.writes) if interrupted else {}
-    writes |= staged | storage
+    for rel, content in (staged | storage).items():
+        writes[rel] = (*(c for c in writes.get(rel, ()) if c != content), content)[-intent.MAX_CANDIDATES :]
     gone = {*(interrupted.removes if interrupted else ()), *plan.removes}
     if writes or gone:
         intent.write(machine_dir, intent.Intent(plan.stamp, writes, tuple(sorted(gone))))
