@@ -27,7 +27,7 @@ from app.backup.result import Outcome
 from app.errors import BackupError, FailureKind
 from app.service.status import ServiceState, Status, StatusFile
 from app.ui import dialogs
-from app.ui.dialog import TITLE_PREFIX, TRACE_ENV
+from app.ui.dialog.protocol import TITLE_PREFIX, TRACE_ENV
 from tests.desktop import Desktop, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,7 +261,7 @@ def test_pick_filter_keeps_hidden_selection(desktop: Desktop, open_dialog: Calla
     assert sel["count"].startswith("3 of 5 sessions selected")
     desktop.shot("picker.png", d.window)
     d.key("Return")
-    assert d.result()[:2] == (0, {"ids": ["ses_a1", "ses_b2", "ses_e5"]})
+    assert d.result()[:2] == (0, {"ids": ["ses_a1", "ses_b2", "ses_e5"], "replace_all": False})
 
 
 def test_pick_enter_needs_a_selection_and_escape_cancels(open_dialog: Callable[..., Dialog]) -> None:
@@ -278,7 +278,7 @@ def test_pick_enter_needs_a_selection_and_escape_cancels(open_dialog: Callable[.
 def test_pick_replace_everything(open_dialog: Callable[..., Dialog]) -> None:
     d = open_dialog("pick", {"sessions": SESSIONS, "allow_replace": True}).show("Restore sessions")
     d.click("Replace everything…")
-    assert d.result()[:2] == (0, {"replace_all": True})
+    assert d.result()[:2] == (0, {"ids": [], "replace_all": True})
 
 
 def test_pick_keyboard_through_the_client(desktop: Desktop, tmp_path: Path) -> None:
@@ -421,10 +421,11 @@ def _no_display_env() -> dict[str, str]:
         ("nope", b"{}", "usage"),
         ("confirm", b"{not json", "not valid JSON"),
         ("confirm", b"[1, 2]", "must be a JSON object"),
-        ("confirm", b'{"title": "t", "ok": "OK"}', "'text' must be a string"),
-        ("pick", b'{"sessions": {}}', "'sessions' must be a list"),
-        ("pick", b'{"sessions": [{"id": "a"}, {"id": "a"}]}', "duplicate id"),
-        ("status", b'{"backup_path": null}', "'state_dir' must be a string"),
+        ("confirm", b'{"title": "t", "ok": "OK"}', "bad confirm request: ConfirmRequest: text is missing"),
+        ("confirm", b'{"text": "t", "strong": "yes"}', "ConfirmRequest.strong: expected bool"),
+        ("pick", b'{"sessions": {}}', "PickRequest.sessions: expected a list"),
+        ("pick", b'{"sessions": [{"id": "a"}, {"id": "a"}]}', "sessions[1]: duplicate id 'a'"),
+        ("status", b'{"backup_path": null}', "StatusRequest: state_dir is missing"),
     ],
 )
 def test_bad_request_exits_2_without_a_window(kind: str, stdin: bytes, says: str) -> None:
