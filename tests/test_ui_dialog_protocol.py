@@ -38,6 +38,7 @@ from app.ui.dialog.protocol import (
     encode,
     is_cancel,
 )
+from app.ui.dialogs import pick_session
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 29, 10, 15, tzinfo=UTC)
@@ -97,6 +98,17 @@ def test_each_kind_has_its_request_type_and_the_request_names_its_kind() -> None
     for kind, request_type in REQUEST_TYPES.items():
         assert request_type.kind is kind
     assert [ConfirmRequest.answer, PickRequest.answer, FolderRequest.answer] == [Done, Picked, Chosen]
+
+
+def test_a_catalog_row_becomes_what_the_picker_shows() -> None:
+    from app.backup.catalog import SessionRow
+
+    row = SessionRow("ses_a", "Fix it", "proj1", "/home/u/web", NOW, 1234, False, in_backup=False)
+    sent = pick_session(row)
+    assert sent == PickSession(
+        id="ses_a", title="Fix it", directory="/home/u/web", time_updated=NOW, in_opencode=False
+    )
+    assert decode_request(Kind.PICK, encode(PickRequest(sessions=(sent,)))) == PickRequest(sessions=(sent,))
 
 
 # ---------------------------------------------------------------- refused
