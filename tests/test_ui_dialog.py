@@ -1,4 +1,4 @@
-"""The dialog process (app.ui.dialog) and its client (app.ui.dialogs) on a real X server.
+"""The dialog process (app.ui.dialog) and its client (app.ui.dialogs.DialogHost) on a real X server.
 
 Every dialog runs as its own process, exactly as the tray starts it, and is driven with xdotool:
 keys go to the focused window, clicks land on the screen boxes the dialog reports in its trace
@@ -26,8 +26,8 @@ from app.backup.catalog import SessionRow
 from app.backup.result import Outcome
 from app.errors import BackupError, FailureKind
 from app.service.status import ServiceState, Status, StatusFile
-from app.ui import dialogs
-from app.ui.dialog import TITLE_PREFIX, TRACE_ENV
+from app.ui.dialog.protocol import TITLE_PREFIX, TRACE_ENV
+from app.ui.dialogs import DialogError, DialogHost, dialog_command
 from tests.desktop import Desktop, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +68,10 @@ class Trace:
 
     def env(self, desk: Desktop) -> dict[str, str]:
         return dict(desk.env, **{TRACE_ENV: str(self.path)})
+
+    def host(self, desk: Desktop, timeout: float | None = 20) -> DialogHost:
+        """A host (as the tray owns one) whose dialogs show on ``desk`` and write to this trace."""
+        return DialogHost(env=self.env(desk), timeout=timeout)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [e for e in read_events(self.path) if e["event"] == name]
@@ -189,11 +193,8 @@ def test_confirm_tab_to_ok_then_enter(open_dialog: Callable[..., Dialog]) -> Non
 
 def test_confirm_click_ok_through_the_client(desktop: Desktop, tmp_path: Path) -> None:
     trace = Trace(tmp_path / "trace.jsonl")
-    call = InThread(
-        lambda: dialogs.confirm(
-            "Add sessions", "Add 3?", "Add 3 sessions", env=trace.env(desktop), timeout=20
-        )
-    )
+    host = trace.host(desktop)
+    call = InThread(lambda: host.confirm("Add sessions", "Add 3?", "Add 3 sessions"))
     try:
         ready = trace.wait("ready")
         assert ready["title"] == TITLE_PREFIX + "Add sessions"
@@ -204,9 +205,8 @@ def test_confirm_click_ok_through_the_client(desktop: Desktop, tmp_path: Path) -
 
 def test_confirm_escape_through_the_client_is_false(desktop: Desktop, tmp_path: Path) -> None:
     trace = Trace(tmp_path / "trace.jsonl")
-    call = InThread(
-        lambda: dialogs.confirm("Add sessions", "Add 3?", "Add", env=trace.env(desktop), timeout=20)
-    )
+    host = trace.host(desktop)
+    call = InThread(lambda: host.confirm("Add sessions", "Add 3?", "Add"))
     try:
         trace.wait("ready")
         desktop.key(desktop.wait_window("Add sessions$"), "Escape")
@@ -261,7 +261,7 @@ def test_pick_filter_keeps_hidden_selection(desktop: Desktop, open_dialog: Calla
     assert sel["count"].startswith("3 of 5 sessions selected")
     desktop.shot("picker.png", d.window)
     d.key("Return")
-    assert d.result()[:2] == (0, {"ids": ["ses_a1", "ses_b2", "ses_e5"]})
+    assert d.result()[:2] == (0, {"ids": ["ses_a1", "ses_b2", "ses_e5"], "replace_all": False})
 
 
 def test_pick_enter_needs_a_selection_and_escape_cancels(open_dialog: Callable[..., Dialog]) -> None:
@@ -278,7 +278,7 @@ def test_pick_enter_needs_a_selection_and_escape_cancels(open_dialog: Callable[.
 def test_pick_replace_everything(open_dialog: Callable[..., Dialog]) -> None:
     d = open_dialog("pick", {"sessions": SESSIONS, "allow_replace": True}).show("Restore sessions")
     d.click("Replace everything…")
-    assert d.result()[:2] == (0, {"replace_all": True})
+    assert d.result()[:2] == (0, {"ids": [], "replace_all": True})
 
 
 def test_pick_keyboard_through_the_client(desktop: Desktop, tmp_path: Path) -> None:
@@ -290,7 +290,8 @@ def test_pick_keyboard_through_the_client(desktop: Desktop, tmp_path: Path) -> N
         )
         for s in SESSIONS
     ]  # fmt: skip
-    call = InThread(lambda: dialogs.pick_sessions(rows, env=trace.env(desktop), timeout=20))
+    host = trace.host(desktop)
+    call = InThread(lambda: host.pick_sessions(rows))
     try:
         trace.wait("ready")
         window = desktop.wait_window("Restore sessions$")
@@ -337,9 +338,8 @@ def test_folder_typed_path(desktop: Desktop, open_dialog: Callable[..., Dialog],
 
 def test_folder_escape_through_the_client(desktop: Desktop, tmp_path: Path) -> None:
     trace = Trace(tmp_path / "trace.jsonl")
-    call = InThread(
-        lambda: dialogs.choose_folder(tmp_path, "Choose the backup folder", env=trace.env(desktop))
-    )
+    host = trace.host(desktop, timeout=None)
+    call = InThread(lambda: host.choose_folder(tmp_path, "Choose the backup folder"))
     try:
         trace.wait("ready")
         desktop.key(desktop.wait_window("Choose the backup folder$"), "Escape")
@@ -357,7 +357,7 @@ def test_status_window_updates_in_place(desktop: Desktop, tmp_path: Path) -> Non
     ok = {"last_attempt": synced, "last_backup": synced, "last_outcome": Outcome.OK}
     write(Status(ServiceState.IDLE, pid=4242, sessions=1812, syncs=3, **ok))  # type: ignore[arg-type]
     trace = Trace(tmp_path / "trace.jsonl")
-    proc = dialogs.open_status(state_dir, Path("/backups/opencode"), env=trace.env(desktop))
+    proc = trace.host(desktop).open_status(state_dir, Path("/backups/opencode"))
     try:
         first = trace.wait("rows")
         rows = dict(map(tuple, first["rows"]))
@@ -395,7 +395,7 @@ def test_status_window_updates_in_place(desktop: Desktop, tmp_path: Path) -> Non
 
 def test_status_without_a_service(desktop: Desktop, tmp_path: Path) -> None:
     trace = Trace(tmp_path / "trace.jsonl")
-    proc = dialogs.open_status(tmp_path / "nothing", None, env=trace.env(desktop))
+    proc = trace.host(desktop).open_status(tmp_path / "nothing", None)
     try:
         rows = trace.wait("rows")["rows"]
         assert rows == [["Backup folder", "not chosen yet"], ["Service", "not running"]]
@@ -421,10 +421,11 @@ def _no_display_env() -> dict[str, str]:
         ("nope", b"{}", "usage"),
         ("confirm", b"{not json", "not valid JSON"),
         ("confirm", b"[1, 2]", "must be a JSON object"),
-        ("confirm", b'{"title": "t", "ok": "OK"}', "'text' must be a string"),
-        ("pick", b'{"sessions": {}}', "'sessions' must be a list"),
-        ("pick", b'{"sessions": [{"id": "a"}, {"id": "a"}]}', "duplicate id"),
-        ("status", b'{"backup_path": null}', "'state_dir' must be a string"),
+        ("confirm", b'{"title": "t", "ok": "OK"}', "bad confirm request: ConfirmRequest: text is missing"),
+        ("confirm", b'{"text": "t", "strong": "yes"}', "ConfirmRequest.strong: expected bool"),
+        ("pick", b'{"sessions": {}}', "PickRequest.sessions: expected a list"),
+        ("pick", b'{"sessions": [{"id": "a"}, {"id": "a"}]}', "sessions[1]: duplicate id 'a'"),
+        ("status", b'{"backup_path": null}', "StatusRequest: state_dir is missing"),
     ],
 )
 def test_bad_request_exits_2_without_a_window(kind: str, stdin: bytes, says: str) -> None:
@@ -443,43 +444,104 @@ def test_bad_request_exits_2_without_a_window(kind: str, stdin: bytes, says: str
 
 
 def test_client_raises_dialog_error() -> None:
-    with pytest.raises(dialogs.DialogError, match=r"the nope dialog failed \(exit 2\): dialog: usage"):
-        dialogs.run_dialog("nope", {})
-    with pytest.raises(dialogs.DialogError, match=r"exit 3.*cannot open a window"):
-        dialogs.message("No display", "text", env={"DISPLAY": ""})
-    assert issubclass(dialogs.DialogError, BackupError)
+    refused = DialogHost(command=lambda _kind: dialog_command("nope"), timeout=20)
+    with pytest.raises(DialogError, match=r"the message dialog failed \(exit 2\): dialog: usage"):
+        refused.message("Refused", "text")
+    with pytest.raises(DialogError, match=r"exit 3.*cannot open a window"):
+        DialogHost(env={"DISPLAY": ""}, timeout=20).message("No display", "text")
+    assert issubclass(DialogError, BackupError)
+
+
+def _fake_dialog(code: str) -> DialogHost:
+    """A host whose every dialog is ``python -c code`` instead of a window."""
+    return DialogHost(command=lambda _kind: [sys.executable, "-c", code], timeout=20)
+
+
+def _answering(answer: str, exit_code: int = 0) -> DialogHost:
+    """A host whose every dialog prints ``answer`` and exits with ``exit_code``."""
+    return _fake_dialog(f"import sys; print({answer!r}); sys.exit({exit_code})")
 
 
 @pytest.mark.parametrize(
-    ("code", "says"),
+    ("host", "says"),
     [
-        (
-            "import sys; sys.exit(1)",
-            r"no answer \(exit 1\)",
-        ),  # exit 1 without the cancel answer: not a cancel
-        ("raise SystemExit('boom')", r"no answer \(exit 1\): boom"),
-        ("print('not json')", r"no answer \(exit 0\): its output was 'not json'"),
-        ("import os; os.kill(os.getpid(), 9)", r"exit -9\): killed by signal 9"),
+        # exit 1 without the cancel answer: not a cancel
+        (_fake_dialog("import sys; sys.exit(1)"), r"no answer \(exit 1\)"),
+        (_fake_dialog("raise SystemExit('boom')"), r"no answer \(exit 1\): boom"),
+        (_answering("{}", exit_code=1), r"no answer \(exit 1\)"),
+        (_answering("not json"), r"no usable answer \(exit 0\): not valid JSON.*its output was 'not json'"),
+        (_fake_dialog("import os; os.kill(os.getpid(), 9)"), r"exit -9\): killed by signal 9"),
+        # an empty or cut-off answer never counts as a yes
+        (_answering("{}"), r"no usable answer \(exit 0\): Done: ok is missing"),
+        (_answering('{"ok": "yes"}'), r"Done\.ok: expected bool"),
     ],
 )
-def test_client_treats_a_crash_as_an_error(monkeypatch: pytest.MonkeyPatch, code: str, says: str) -> None:
-    monkeypatch.setattr(dialogs, "dialog_command", lambda kind: [sys.executable, "-c", code])
-    with pytest.raises(dialogs.DialogError, match=says):
-        dialogs.run_dialog("confirm", {}, timeout=20)
+def test_client_treats_a_crash_as_an_error(host: DialogHost, says: str) -> None:
+    with pytest.raises(DialogError, match=says):
+        host.confirm("Replace everything", "?", "Replace everything", strong=True)
+
+
+def test_client_reads_the_answers_the_protocol_defines() -> None:
+    """The other side of the crash cases above: the same fake dialogs, answering properly."""
+    assert _answering('{"ok": true}').confirm("t", "?", "OK") is True
+    assert _answering('{"cancelled": true}', exit_code=1).confirm("t", "?", "OK") is False
+    assert _answering('{"ids": ["b", "a"], "replace_all": false}').pick_sessions([]) == ["b", "a"]
+    everything = _answering('{"ids": [], "replace_all": true}')
+    assert everything.pick_sessions([]) == "replace_all"
+    with pytest.raises(DialogError, match="did not offer"):
+        everything.pick_sessions([], allow_replace=False)
+    assert _answering('{"path": "/srv/backups"}').choose_folder(None, "t") == Path("/srv/backups")
+    with pytest.raises(DialogError, match="relative path"):
+        _answering('{"path": "backups"}').choose_folder(None, "t")
+
+
+def test_the_request_reaches_the_dialog_on_its_stdin(tmp_path: Path) -> None:
+    """The fake dialog copies its stdin to a file: what the host sends is the typed request as JSON."""
+    seen = tmp_path / "request.json"
+    copy = f"import pathlib, sys; pathlib.Path({str(seen)!r}).write_bytes(sys.stdin.buffer.read())"
+    host = _fake_dialog(copy + "; print('{\"ok\": true}')")
+    assert host.confirm("Add", "Add 3?", "Add 3 sessions", strong=True) is True
+    sent = {"text": "Add 3?", "title": "Add", "ok": "Add 3 sessions", "strong": True}
+    assert json.loads(seen.read_text()) == sent
 
 
 def test_close_all_closes_open_dialogs_as_cancelled(desktop: Desktop, tmp_path: Path) -> None:
     trace = Trace(tmp_path / "trace.jsonl")
-    call = InThread(lambda: dialogs.confirm("Closed on quit", "?", "OK", env=trace.env(desktop), timeout=20))
+    host = trace.host(desktop)
+    call = InThread(lambda: host.confirm("Closed on quit", "?", "OK"))
     try:
         trace.wait("ready")
-        dialogs.close_all()  # the tray's Quit
+        host.close_all()  # the tray's Quit
     finally:
         assert call.join() is False
     assert desktop.windows("Closed on quit$") == []
 
 
+def test_close_all_for_good_refuses_later_dialogs_of_that_host_only(tmp_path: Path) -> None:
+    started: list[str] = []
+
+    def command(kind: str) -> list[str]:
+        started.append(kind)
+        return [sys.executable, "-c", "print('{\"ok\": true}')"]
+
+    quitting, other = DialogHost(command=command, timeout=20), DialogHost(command=command, timeout=20)
+    quitting.close_all(for_good=True)
+    assert quitting.confirm("After quit", "?", "OK") is False  # as if cancelled, and no process started
+    assert quitting.pick_sessions([]) is None
+    assert started == []
+    assert other.confirm("Another host", "?", "OK") is True  # the state is the host's, not the module's
+    assert started == ["confirm"]
+
+
 def test_client_timeout_closes_the_dialog(desktop: Desktop) -> None:
-    with pytest.raises(dialogs.DialogError, match=r"no answer within 1\.5 s"):
-        dialogs.message("Never answered", "text", env=desktop.env, timeout=1.5)
+    with pytest.raises(DialogError, match=r"no answer within 1\.5 s"):
+        DialogHost(env=desktop.env, timeout=1.5).message("Never answered", "text")
     assert desktop.windows("Never answered$") == []
+
+
+def test_a_catalog_with_a_session_twice_is_refused_before_any_window() -> None:
+    when = datetime(2026, 11, 29, tzinfo=UTC)
+    row = SessionRow("ses_a", "t", "p", "/d", when, 1, True, in_backup=True)
+    host = _fake_dialog("raise SystemExit('must not start')")
+    with pytest.raises(DialogError, match=r"cannot show the picker: .*duplicate id 'ses_a'"):
+        host.pick_sessions([row, row])

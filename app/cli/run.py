@@ -110,9 +110,9 @@ def _log_for_a_terminal(debug: bool) -> None:
 
 def _show_status_window(state_dir: Path, machine_dir: Path | None) -> None:
     try:
-        from app.ui import dialogs  # noqa: PLC0415 - the dialog client, only when a window is shown
+        from app.ui.dialogs import DialogHost  # noqa: PLC0415 - the dialog client, only when one is shown
 
-        dialogs.open_status(state_dir, machine_dir, detach=True)
+        DialogHost().open_status(state_dir, machine_dir, detach=True)
     except Exception as exc:  # no display, no Tk: the line above said enough
         logger.debug("no status window: %s", exc)
 

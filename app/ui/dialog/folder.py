@@ -1,0 +1,61 @@
+"""The folder chooser: Tk's own directory dialog over a hidden root, brought to the front once it appears.
+
+Main thread of the dialog process.
+"""
+
+from __future__ import annotations
+
+import os
+import tkinter as tk
+from pathlib import Path
+from tkinter import filedialog
+
+from app.ui.dialog.base import TOPMOST_FOR_MS, Trace, full_title, new_root
+from app.ui.dialog.protocol import Chosen, FolderRequest
+
+FIND_DIALOG_EVERY_MS = 50
+FIND_DIALOG_TRIES = 100  # 5 s: it is mapped long before that, even on a loaded machine
+
+
+def choose_folder(request: FolderRequest, trace: Trace) -> Chosen | None:
+    """Ask for an existing folder, starting in ``request.initial`` (else the home folder); None when
+    cancelled. Blocks until the dialog is closed."""
+    initial = request.initial
+    start = str(initial) if initial is not None and initial.is_dir() else str(Path.home())
+    root = new_root()
+    if root.tk.call("tk", "windowingsystem") != "x11":
+        root.attributes("-topmost", True)  # native dialogs open above their (topmost) owner
+    root.after(FIND_DIALOG_EVERY_MS, lambda: _front_dialog(root, trace, FIND_DIALOG_TRIES))
+    path = filedialog.askdirectory(
+        parent=root, title=full_title(request.title), initialdir=start, mustexist=True
+    )
+    root.destroy()
+    if not path:
+        return None
+    return Chosen(path=Path(os.path.abspath(path)))
+
+
+def _front_dialog(root: tk.Tk, trace: Trace, tries: int) -> None:
+    """Bring Tk's own (X11) directory dialog to the front and focus its entry, once it is mapped."""
+    tops = [
+        str(w)
+        for w in root.tk.splitlist(root.tk.call("winfo", "children", "."))
+        if str(root.tk.call("winfo", "toplevel", w)) == str(w) and int(root.tk.call("winfo", "ismapped", w))
+    ]
+    if not tops:
+        if tries > 0:
+            root.after(FIND_DIALOG_EVERY_MS, lambda: _front_dialog(root, trace, tries - 1))
+        return
+    top = tops[0]
+    root.tk.call("raise", top)
+    root.tk.call("wm", "attributes", top, "-topmost", 1)
+    root.after(TOPMOST_FOR_MS, lambda: _untop(root, top))
+    entry = f"{top}.contents.f2.ent"
+    target = entry if int(root.tk.call("winfo", "exists", entry)) else top
+    root.tk.call("focus", "-force", target)
+    trace.ready(title=str(root.tk.call("wm", "title", top)), focus=target)
+
+
+def _untop(root: tk.Tk, top: str) -> None:
+    if int(root.tk.call("winfo", "exists", top)):
+        root.tk.call("wm", "attributes", top, "-topmost", 0)
