@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -71,9 +71,7 @@ class Desktop:
 
     def click(self, x: int, y: int, button: int = 1) -> None:
         """Move there in two steps (GTK menus want motion before a click), then click."""
-        self.xdo(
-            "mousemove", str(x - 4), str(y - 2), "sleep", "0.15", "mousemove", str(x), str(y), "sleep", "0.15"
-        )
+        self.xdo("mousemove", "--sync", str(x - 4), str(y - 2), "mousemove", "--sync", str(x), str(y))
         self.xdo("click", str(button))
 
     def key(self, window: str, *keys: str) -> None:
@@ -120,6 +118,16 @@ class Desktop:
         """From now on :meth:`notifications` lists only newer ones (dunst 1.9 cannot clear its history)."""
         self._skip = 0
         self._skip = len(self.notifications())
+
+
+def trace_events(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines a dialog process writes when OPENCODE_BACKUP_DIALOG_TRACE names ``path``."""
+    events = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):  # skip a line being written right now
+                events.append(json.loads(line))
+    return events
 
 
 def pixels(path: Path) -> list[tuple[int, int, int]]:

@@ -131,6 +131,8 @@ def test_no_import_cycle() -> None:
         if v not in index:
             visit(v)
     assert not cycles, f"import cycles: {cycles}"
+
+
 def test_no_module_is_over_400_lines() -> None:
     long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > 400}
     assert not long, long

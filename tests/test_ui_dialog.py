@@ -8,7 +8,6 @@ keys go to the focused window, clicks land on the screen boxes the dialog report
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -28,7 +27,7 @@ from app.errors import BackupError, FailureKind
 from app.service.status import ServiceState, Status, StatusFile
 from app.ui.dialog.protocol import TITLE_PREFIX, TRACE_ENV
 from app.ui.dialogs import DialogError, DialogHost, dialog_command
-from tests.desktop import Desktop, wait_for
+from tests.desktop import Desktop, trace_events, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,12 +51,7 @@ def center(box: list[int]) -> tuple[int, int]:
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
-    events = []
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            with contextlib.suppress(ValueError):  # skip a line being written right now
-                events.append(json.loads(line))
-    return events
+    return trace_events(path)
 
 
 class Trace:

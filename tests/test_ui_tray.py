@@ -15,8 +15,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
@@ -24,9 +24,10 @@ from PIL import Image, ImageChops, ImageStat
 from app import paths
 from app.backup.result import Outcome
 from app.service.status import ServiceState, Status, read_status
+from app.ui.dialog.protocol import TRACE_ENV
 from app.ui.icons import State, render
 from tests import dbfactory as f
-from tests.desktop import Desktop, wait_for
+from tests.desktop import Desktop, trace_events, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PANEL_TINT = (64, 64, 64)
@@ -58,6 +59,8 @@ class Tray:
             self.env["PYSTRAY_BACKEND"] = backend
         self.state_dir = paths.app_state_dir()
         self.log = paths.app_log_dir() / "opencode-backup.log"
+        self.trace = paths.app_state_dir().parent / "dialogs.trace.jsonl"  # what its dialogs show
+        self.env[TRACE_ENV] = str(self.trace)
         cmd = argv or [sys.executable, "-m", "app", "run", "--debug", *args]
         self.proc = subprocess.Popen(
             cmd, env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -100,18 +103,42 @@ class Tray:
     def wait_docked(self) -> None:
         wait_for(lambda: "tray icon shown" in self.log_text(), 30, what="the tray icon")
         wait_for(self.d.icon_docked, 10, what="the icon docked in trayer")
-        time.sleep(0.5)
+        wait_for(self.icon_drawn, 10, what="the icon drawn in the panel")
+
+    def icon_drawn(self) -> bool:
+        return self._icon_crop() is not None
+
+    def dialog_ready(self, title: str, after: int) -> dict[str, Any]:
+        """The ``ready`` event of a dialog titled ``... — <title>``, the first after ``after`` events."""
+
+        def found() -> dict[str, Any] | None:
+            events = trace_events(self.trace)[after:]
+            return next((e for e in events if e["event"] == "ready" and e["title"].endswith(title)), None)
+
+        return wait_for(found, 20, what=f"the {title!r} dialog ready")
+
+    def wait_event(self, name: str, after: int, pred: Any = lambda _e: True, what: str = "") -> None:
+        """Wait for a trace event ``name`` (matching ``pred``) among those after the first ``after``."""
+
+        def found() -> bool:
+            return any(e["event"] == name and pred(e) for e in trace_events(self.trace)[after:])
+
+        wait_for(found, 10, what=what or f"a {name!r} event")
+
+    def wait_flow_ended(self, before: int) -> None:
+        wait_for(lambda: self.flows_ended() > before, 10, what="the dialog flow to end")
+
+    def trace_count(self) -> int:
+        return len(trace_events(self.trace))
+
+    def flows_ended(self) -> int:
+        return self.log_text().count("dialog flow ended")
 
     def icon_state(self) -> State:
         """Which of the seven icons the panel shows now (nearest drawn icon to the screenshot)."""
-        shot = self.d.shot("tray-now.png")
-        x, y, w, h = self.d.tray_icon_box()
-        crop = Image.open(shot).convert("RGB").crop((x, y, x + w, y + h))
-        tint = max(crop.getcolors(w * h) or [(0, PANEL_TINT)])[1]  # the panel's own colour (theme-drawn)
-        bg = Image.new("RGB", crop.size, tint)
-        box = ImageChops.difference(crop, bg).convert("L").point(lambda v: 255 if v > 24 else 0).getbbox()
-        assert box is not None, "nothing drawn in the tray panel"
-        icon = crop.crop(box)
+        found = self._icon_crop()
+        assert found is not None, "nothing drawn in the tray panel"
+        icon, tint = found
         size = max(icon.size)
 
         def distance(state: State) -> float:
@@ -122,6 +149,16 @@ class Tray:
             return sum(ImageStat.Stat(ImageChops.difference(drawn, icon)).mean)
 
         return min(State, key=distance)
+
+    def _icon_crop(self) -> tuple[Image.Image, tuple[int, int, int]] | None:
+        """What the panel shows, cropped to the drawing, and the panel's own colour (None: blank)."""
+        shot = self.d.shot("tray-now.png")
+        x, y, w, h = self.d.tray_icon_box()
+        crop = Image.open(shot).convert("RGB").crop((x, y, x + w, y + h))
+        tint = max(crop.getcolors(w * h) or [(0, PANEL_TINT)])[1]  # the panel's own colour (theme-drawn)
+        bg = Image.new("RGB", crop.size, tint)
+        box = ImageChops.difference(crop, bg).convert("L").point(lambda v: 255 if v > 24 else 0).getbbox()
+        return None if box is None else (crop.crop(box), tint)
 
     def wait_icon(self, state: State, timeout: float = 15.0) -> None:
         seen: list[State] = []
@@ -154,8 +191,7 @@ class Tray:
     def choose(self, label: str, items: list[str] = MENU) -> None:
         """Open the menu and pick ``label`` with the keyboard (every item above it must be enabled)."""
         self.open_menu()
-        self.d.xdo("mousemove", "20", "600")  # off the menu, so no item sits under the pointer
-        time.sleep(0.4)
+        self.d.xdo("mousemove", "--sync", "20", "600")  # off the menu, so no item sits under the pointer
         downs = ["Down"] * (items.index(label) + 1)
         self.d.xdo("key", "--delay", "60", *downs, "Return")
 
@@ -209,10 +245,10 @@ def test_the_icon_docks_shows_up_to_date_and_paused_and_the_menu_acts(
         first = tray.wait_backed_up()
         assert (tmp_path / "backups" / "laptop" / "sessions" / "proj1" / "ses_000.json").is_file()
         tray.wait_icon(State.UP_TO_DATE)
-        tray.open_menu()
+        menu = tray.open_menu()
         desktop.shot("menu.png")
         desktop.xdo("key", "Escape")
-        time.sleep(0.3)
+        wait_for(lambda: menu not in desktop.windows("."), 10, what="the menu closed")
 
         again = subprocess.run(
             [sys.executable, "-m", "app"], env=tray.env, cwd=ROOT, capture_output=True, text=True, timeout=60,
@@ -224,9 +260,10 @@ def test_the_icon_docks_shows_up_to_date_and_paused_and_the_menu_acts(
         wait_for(lambda: not desktop.windows("Status$"), 10, what="the status window closed")
 
         x, y, w, h = desktop.tray_icon_box()
+        seen = tray.trace_count()
         desktop.click(x + w // 2, y + h // 2)  # a left click opens Status…
         window = desktop.wait_window("Status$")
-        time.sleep(0.8)
+        tray.dialog_ready("Status", seen)
         desktop.shot("status.png")
         desktop.key(window, "Escape")
         wait_for(lambda: not desktop.windows("Status$"), 10, what="the status window closed")
@@ -238,8 +275,9 @@ def test_the_icon_docks_shows_up_to_date_and_paused_and_the_menu_acts(
         tray.wait_status(lambda s: s.paused and s.state is ServiceState.PAUSED, what="paused")
         tray.wait_icon(State.PAUSED)
         f.add_session(f.connect(opencode / "opencode.db"), "ses_new")
-        tray.wait_status(lambda s: s.pending >= 1, what="a change noticed while paused")
-        time.sleep(3)  # syncDelay 1 s, interval 2 s: a running service would have synced by now
+        # noticed, and no backup planned for it: the service says so itself (no waiting to see nothing happen)
+        paused = tray.wait_status(lambda s: s.pending >= 1, what="a change noticed while paused")
+        assert paused.paused and paused.next_sync is None and paused.state is ServiceState.PAUSED
         assert not (tmp_path / "backups" / "laptop" / "sessions" / "proj1" / "ses_new.json").exists()
 
         tray.choose("Pause backups".replace("Pause", "Resume"), [*MENU[:3], "Resume backups", *MENU[4:]])
@@ -300,7 +338,6 @@ def test_a_failing_folder_shows_the_retrying_icon_and_exactly_one_notification( 
         tray.wait_status(lambda s: s.state is ServiceState.RETRYING, what="retrying")
         tray.wait_icon(State.RETRYING)
         wait_for(desktop.displayed, 40, step=0.3, what="a notification on screen")
-        time.sleep(0.5)
         desktop.shot(f"notification-{fault}.png")
         shown = desktop.notifications()
         assert [(app, t) for app, t, _ in shown] == [("opencode session backup", title)]
@@ -342,9 +379,10 @@ def test_without_a_backup_folder_the_icon_says_so_and_choose_backup_folder_start
         wait_for(entry.is_file, 10, what="Start at login reached past the greyed items")
         tray.choose("Start at login", not_configured_menu)
         wait_for(lambda: not entry.exists(), 10, what="the login entry removed")
+        seen = tray.trace_count()
         tray.choose("Choose backup folder…", not_configured_menu)
         dialog = desktop.wait_window("Choose the backup folder")
-        time.sleep(0.5)
+        tray.dialog_ready("Choose the backup folder", seen)
         desktop.type(dialog, str(dest))  # replaces the selected start folder
         desktop.key(dialog, "Return", "Return")  # Tk: the first Enter opens the folder, the second picks it
         done = desktop.wait_window("Backup folder chosen")
@@ -391,28 +429,30 @@ def test_restore_from_the_menu_cancel_changes_nothing_and_ok_brings_the_session_
         before = db.read_bytes()
 
         for answer in ("cancel", "ok"):
+            seen, ended = tray.trace_count(), tray.flows_ended()
             tray.choose("Restore…")
             picker = desktop.wait_window("Restore sessions$")
-            time.sleep(0.5)
+            tray.dialog_ready("Restore sessions", seen)
             desktop.key(picker, "alt+m")  # Select missing: the deleted session, kept in versions/
-            time.sleep(0.3)
+            tray.wait_event("selection", seen, lambda e: e["ids"] == ["ses_001"], what="Select missing")
             desktop.shot("picker.png")
+            seen = tray.trace_count()
             desktop.key(picker, "Return")  # Restore selected
             confirm = desktop.wait_window("Confirm restore$")
-            time.sleep(0.5)
+            tray.dialog_ready("Confirm restore", seen)
             desktop.shot("confirm.png")
             if answer == "cancel":
                 desktop.key(confirm, "Return")  # Cancel is the default button
-                wait_for(lambda: not desktop.windows("opencode session backup"), 10, what="the dialog closed")
-                time.sleep(1)
+                tray.wait_flow_ended(ended)
+                assert not desktop.windows("opencode session backup")
                 assert db.read_bytes() == before and "ses_001" not in sessions_in(db)
             else:
                 desktop.key(confirm, "Tab", "Return")
                 done = desktop.wait_window("Restore finished$")
                 desktop.shot("restored.png")
                 desktop.key(done, "Return")
-                wait_for(lambda: not desktop.windows("Restore finished$"), 10, what="the result closed")
-                time.sleep(0.5)  # the flow ends and the menu is rebuilt with Restore… enabled again
+                # the flow ends and the menu is rebuilt with Restore… enabled again
+                tray.wait_flow_ended(ended)
         assert "ses_001" in sessions_in(db)
         titles = [t for _a, t, _b in desktop.notifications()]
         assert "Restore finished" in titles
@@ -437,17 +477,20 @@ def test_replace_everything_needs_the_word_and_rebuilds_the_database_keeping_the
     try:
         tray.wait_backed_up()
         f.delete_session(db, "ses_001")
+        seen = tray.trace_count()
         tray.choose("Restore…")
         picker = desktop.wait_window("Restore sessions$")
-        time.sleep(0.5)
+        tray.dialog_ready("Restore sessions", seen)
+        seen = tray.trace_count()
         desktop.key(picker, "alt+e")  # Replace everything…
         confirm = desktop.wait_window("Confirm replace everything$")
-        time.sleep(0.5)
+        tray.dialog_ready("Confirm replace everything", seen)
         desktop.shot("confirm-replace.png")
+        seen = tray.trace_count()
         desktop.key(confirm, "Return")  # the word is not typed yet: nothing happens
-        time.sleep(1)
+        desktop.type(confirm, "REPLACE")  # keys arrive in order: once the word is seen, so was that Enter
+        tray.wait_event("ok_enabled", seen, lambda e: e["enabled"], what="the typed word")
         assert desktop.windows("Confirm replace everything$") and "ses_001" not in sessions_in(db)
-        desktop.type(confirm, "REPLACE")
         desktop.key(confirm, "Return")
         done = desktop.wait_window("Restore finished$")
         desktop.key(done, "Return")

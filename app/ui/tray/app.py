@@ -199,6 +199,7 @@ class TrayApp:
         elif isinstance(event, FlowEnded):
             self._flow = None
             self.refresh(menu=True)
+            logger.debug("dialog flow ended; the menu offers it again")
 
     def _act(self, action: Action) -> None:
         rt, parts = self._runtime, self.parts
