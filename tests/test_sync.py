@@ -416,3 +416,22 @@ def test_verify_reports_a_snapshot_that_fails_its_integrity_check(env: dict[str,
     report = verify(machine, "laptop", env["app"] / "v")
     assert not report.ok
     assert any(snap.name in p and ("integrity_check" in p or "malformed" in p) for p in report.problems)
+
+
+def test_a_first_sync_reports_its_progress_a_few_times_a_second_at_most(env: dict[str, Path]) -> None:
+    from app.backup.progress import Progress, Step
+
+    conn = f.create_db(env["db"])
+    for i in range(300):
+        f.add_session(conn, f"ses_{i:03d}", messages=1, parts=1)
+    conn.close()
+    seen: list[Progress] = []
+    ctx = make_ctx(env, "native")
+    ctx = SyncContext(**{**vars(ctx), "progress": seen.append})
+    assert run_sync(ctx, SyncOptions(snapshot=True)).ok
+    sessions = [p for p in seen if p.step is Step.SESSIONS]
+    assert sessions[0].done == 0 and sessions[-1].done == sessions[-1].total == 300
+    assert len(sessions) < 50  # throttled: not one report per session
+    assert [p.step for p in seen].count(Step.SNAPSHOT) == 1
+    assert seen[-1].step is Step.COPYING and seen[-1].done == seen[-1].total == 301  # 300 sessions + snapshot
+    assert sessions[-1].words() == "backing up sessions: 300 of 300"

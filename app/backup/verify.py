@@ -15,6 +15,7 @@ from app.backup import intent as it
 from app.backup import manifest as mf
 from app.backup import untrusted as u
 from app.backup.backup_reader import SnapshotRef, checked_snapshot, read_session
+from app.backup.progress import Sink, Step, Throttled, nowhere
 from app.errors import BackupDamaged
 from app.fsutil import sha256_file
 from app.opencode.snapshot import parse_snapshot_name
@@ -31,9 +32,10 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(machine_dir: Path, machine: str, work_dir: Path) -> VerifyReport:
+def verify(machine_dir: Path, machine: str, work_dir: Path, progress: Sink = nowhere) -> VerifyReport:
     """Check the whole backup of one machine; problems are listed, one line each."""
     report = VerifyReport()
+    tell = Throttled(progress)
     try:
         man = mf.load(machine_dir, machine)
         pending = it.load(machine_dir)
@@ -44,20 +46,25 @@ def verify(machine_dir: Path, machine: str, work_dir: Path) -> VerifyReport:
         report.problems.append(f"no backup here yet: {machine_dir / mf.MANIFEST} is missing")
         return report
     check = _Checker(machine_dir, report, pending)
+    total = len(man.sessions) + len(man.files) + man.storage_files
     for sid, entry in sorted(man.sessions.items()):
+        tell.report(Step.VERIFYING, report.checked, total)
         if check.file(entry.path, entry.size, entry.sha256):
             check.session(entry.path, sid)
     for rel, fentry in sorted(man.files.items()):
+        tell.report(Step.VERIFYING, report.checked, total)
         if check.file(rel, fentry.size, fentry.sha256):
             check.snapshot(rel, work_dir, fentry.raw_size)
-    try:
-        index = mf.load_storage_index(machine_dir, man)
-    except BackupDamaged as exc:
-        report.problems.append(str(exc))
-        return report
-    for entries in index.values():
+    for shard in mf.all_shards():  # one shard at a time: a big legacy index never sits in memory whole
+        try:
+            entries = mf.load_shard(machine_dir, man, shard)
+        except BackupDamaged as exc:
+            report.problems.append(str(exc))
+            return report
         for rel, fentry in sorted(entries.items()):
+            tell.report(Step.VERIFYING, report.checked, max(total, report.checked))
             check.file(rel, fentry.size, fentry.sha256)
+    tell.report(Step.VERIFYING, report.checked, report.checked)
     if pending is not None and check.interrupted:
         report.notes.append(
             f"a sync started at {pending.stamp} was interrupted: {check.interrupted} file(s) already hold "

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from app.backup import backup_reader as br
+from app.backup.progress import Sink, nowhere
 from app.backup.restore import full, sessions
 from app.backup.restore.model import (
     Action,
@@ -60,13 +61,15 @@ def make_plan(req: RestoreRequest) -> Plan:
     return sessions.plan_sessions(req, files)
 
 
-def apply_plan(plan: Plan, req: RestoreRequest, clock: Callable[[], datetime] | None = None) -> RestoreResult:
+def apply_plan(
+    plan: Plan, req: RestoreRequest, clock: Callable[[], datetime] | None = None, progress: Sink = nowhere
+) -> RestoreResult:
     """Take the safety copy, then change opencode's database as planned."""
     now = (clock or (lambda: datetime.now(UTC)))()
     result = RestoreResult(notes=list(plan.notes))
     result.failed.extend((i.session_id, i.reason) for i in plan.items if i.action is Action.FAIL)
     if plan.mode is Mode.ALL:
-        full.apply_full(plan, req, now, result)
+        full.apply_full(plan, req, now, result, progress)
     else:
-        sessions.apply_sessions(plan, req, now, result)
+        sessions.apply_sessions(plan, req, now, result, progress)
     return result

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from app.backup import backup_reader as br
 from app.backup import manifest as mf
+from app.backup.progress import Sink, Step, Throttled, nowhere
 from app.backup.restore import model as rs
 from app.backup.restore import sessions
 from app.backup.restore.safety import SAFETY_DIR, safety_copy
@@ -144,7 +145,9 @@ def _same_in_snapshot(
     return True
 
 
-def apply_full(plan: rs.Plan, req: rs.RestoreRequest, now: datetime, result: rs.RestoreResult) -> None:
+def apply_full(
+    plan: rs.Plan, req: rs.RestoreRequest, now: datetime, result: rs.RestoreResult, progress: Sink = nowhere
+) -> None:
     """Build the new database, then (opencode not running) safety copy and write it over the live one."""
     assert plan.snapshot is not None
     refuse_if_running(req.db)
@@ -155,7 +158,9 @@ def apply_full(plan: rs.Plan, req: rs.RestoreRequest, now: datetime, result: rs.
         try:
             _rebuild(conn, req.db, snap, plan.snapshot.path.name)
             live = importer.live_schema(conn)
-            for item in plan.actionable:
+            tell = Throttled(progress)
+            for done, item in enumerate(plan.actionable):
+                tell.report(Step.RESTORING, done, len(plan.actionable))
                 try:
                     doc = sessions.reread(item)
                     mapped = importer.map_session(live, item.session_id, doc.rows)

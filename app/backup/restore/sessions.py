@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from app.backup import backup_reader as br
+from app.backup.progress import Sink, Step, Throttled, nowhere
 from app.backup.restore.model import (
     Action,
     Mode,
@@ -131,15 +132,19 @@ def reread(item: PlanItem) -> br.SessionDoc:
     return doc
 
 
-def apply_sessions(plan: Plan, req: RestoreRequest, now: datetime, result: RestoreResult) -> None:
+def apply_sessions(
+    plan: Plan, req: RestoreRequest, now: datetime, result: RestoreResult, progress: Sink = nowhere
+) -> None:
     """Take the safety copy, then restore each planned session in its own transaction."""
     if not plan.actionable:
         return
+    tell = Throttled(progress)
     result.safety_copy = safety_copy(req.db, req.work_dir / SAFETY_DIR, now)
     conn = importer.open_writable(req.db)
     try:
         live = importer.live_schema(conn)
-        for item in plan.actionable:
+        for done, item in enumerate(plan.actionable):
+            tell.report(Step.RESTORING, done, len(plan.actionable))
             try:
                 doc = reread(item)
                 mapped = importer.map_session(live, item.session_id, doc.rows)
@@ -149,5 +154,6 @@ def apply_sessions(plan: Plan, req: RestoreRequest, now: datetime, result: Resto
                 result.failed.append((item.session_id, f"not restored: {exc}"))
                 continue
             result.restored.append((item.session_id, added))
+        tell.report(Step.RESTORING, len(plan.actionable), len(plan.actionable))
     finally:
         conn.close()

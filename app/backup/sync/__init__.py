@@ -27,6 +27,7 @@ from app.backup import intent
 from app.backup import manifest as mf
 from app.backup.destination import Destination, prepare_destination, sweep_stale_temp
 from app.backup.ownership import claim_folder, install_id, release_lease, take_lease
+from app.backup.progress import Sink, Throttled, nowhere
 from app.backup.result import Outcome, SyncResult
 from app.backup.state import record_result, sync_lock
 from app.backup.sync.apply import apply
@@ -74,6 +75,7 @@ class SyncContext:
     manifests: mf.ManifestStore = field(default_factory=mf.ManifestStore)
     clock: Clock = utc_now
     cancel: threading.Event = field(default_factory=threading.Event)
+    progress: Sink = nowhere  # how far a long sync has got (throttled); the service shows it
 
     @property
     def machine_dir(self) -> Path:
@@ -146,6 +148,7 @@ def _write(
     me: str,
 ) -> SyncResult:
     man = ctx.manifests.load(dest.machine_dir, ctx.machine)
+    progress = Throttled(ctx.progress)
     interrupted = _interrupted(dest)
     if interrupted is not None and options.dirty is not None:
         options = replace(options, dirty=None)  # finish what an interrupted sync began: look at everything
@@ -171,10 +174,11 @@ def _write(
         snapshot_every_hours=ctx.snapshot_every_hours,
         started=result.started,
         cancel=ctx.cancel,
+        report=progress.report,
     )
     plan = planner.plan(man, dest.machine_dir)
     take_lease(dest.machine_dir, me, ctx.clock())  # a first sync can plan for minutes: renew
-    applied = apply(plan, dest, ctx.engine, ctx.cancel, interrupted)
+    applied = apply(plan, dest, ctx.engine, ctx.cancel, interrupted=interrupted, report=progress.report)
     retention = Retention(ctx.keep_snapshots, ctx.keep_versions_days)
     # a copy that failed (a locked file) is a failed result, after its progress was committed
     return record(plan, applied, man, dest, ctx.manifests, retention=retention, result=result, t0=t0)

@@ -14,12 +14,14 @@ import contextlib
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.backup import guard, intent
 from app.backup import untrusted as u
 from app.backup.destination import Destination
+from app.backup.progress import Step
 from app.backup.sync.plan import Plan
 from app.errors import FailureKind, SyncFailed
 from app.fsutil import PRIVATE_FILE, make_private_dirs, sha256_file
@@ -50,7 +52,9 @@ def apply(
     dest: Destination,
     engine: Engine,
     cancel: threading.Event,
+    *,
     interrupted: intent.Intent | None = None,
+    report: Callable[[Step, int, int | None], None] = lambda _s, _d, _t: None,
 ) -> Applied:
     """``interrupted``: the intent an earlier sync left (its changes are still uncommitted, so the new
     intent covers them too until this sync commits)."""
@@ -73,9 +77,11 @@ def apply(
     copied: set[str] = set()
     warnings: list[str] = []
     failure: Failure | None = None
+    total = len(todo_staged) + len(todo_storage)
     for src_root, paths in ((plan.staging, todo_staged), (plan.source, todo_storage)):
         if not paths:
             continue
+        report(Step.COPYING, len(copied), total)
         if cancel.is_set():
             raise SyncFailed("the sync was cancelled", FailureKind.FATAL)
         res = engine.copy(CopyJob(src_root, machine_dir, tuple(sorted(paths))), cancel)
@@ -86,6 +92,8 @@ def apply(
             held = next((p for p, why in res.failed.items() if why not in BENIGN_REASONS), None)
             detail = res.detail or "; ".join(f"{p}: {w}" for p, w in res.failed.items())
             failure = (res.kind, detail, held)
+    if total:
+        report(Step.COPYING, total, total)
     present |= copied
     for rel in removes:
         _move_to_versions(machine_dir, rel, plan.stamp)

@@ -8,12 +8,14 @@ import contextlib
 import hashlib
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from app.backup import guard, legacy
 from app.backup import manifest as mf
+from app.backup.progress import Step
 from app.errors import FailureKind, SyncFailed
 from app.fsutil import atomic_write_bytes, make_private_dirs, sha256_file
 from app.opencode.locate import Source, database_label
@@ -67,6 +69,7 @@ class Planner:
     snapshot_every_hours: float
     started: datetime
     cancel: threading.Event = field(default_factory=threading.Event)
+    report: Callable[[Step, int, int | None], None] = lambda _s, _d, _t: None
 
     def plan(self, man: mf.Manifest, machine_dir: Path) -> Plan:
         with contextlib.suppress(FileNotFoundError):
@@ -79,6 +82,8 @@ class Planner:
                 for sid, time_updated in reader.session_times().items():
                     live.setdefault(sid, (reader, time_updated))
             lost = tuple(sid for sid in man.sessions if sid not in live)
+            if self.dirty is None and (self.source.storage is not None or man.storage_files):
+                self.report(Step.LEGACY, 0, None)
             storage = legacy.plan(self.source.data_dir, machine_dir, self.dirty, man)
             if not self.allow_deletions:
                 verdict = guard.check_source(
@@ -128,7 +133,8 @@ class Planner:
         now_ms = int(self.started.timestamp() * 1000)
         staged: dict[str, mf.SessionEntry] = {}
         refreshed: dict[str, mf.SessionEntry] = {}
-        for sid, (reader, time_updated) in live.items():
+        for done, (sid, (reader, time_updated)) in enumerate(live.items()):
+            self.report(Step.SESSIONS, done, len(live))
             old = man.sessions.get(sid)
             if old is not None and old.time_updated == time_updated and now_ms - time_updated > HOT_WINDOW_MS:
                 continue  # cold and untouched since its last export
@@ -157,6 +163,7 @@ class Planner:
                 continue
             atomic_write_bytes(self.staging / rel, data, fsync=False)
             staged[sid] = entry
+        self.report(Step.SESSIONS, len(live), len(live))
         return staged, refreshed
 
     def _snapshots(self, man: mf.Manifest, readers: list[Reader]) -> dict[str, mf.FileEntry]:
@@ -174,6 +181,7 @@ class Planner:
             if not (self.snapshot or self._snapshot_due(man, label)):
                 continue
             self.check_cancel()
+            self.report(Step.SNAPSHOT, 0, None)
             name = snapshot_name(label, guard.stamp(self.started))
             snap = take_snapshot(reader.db, snap_dir / name, self.staging / "work")
             out[f"snapshots/{name}"] = mf.FileEntry(snap.size, snap.sha256, raw_size=snap.raw_size)
