@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app import codec, config, paths
 from app.backup import manifest as mf
+from app.backup.progress import Progress
 from app.backup.result import Outcome, SyncResult
 from app.backup.state import load_results
 from app.errors import BackupDamaged
@@ -46,6 +47,7 @@ class BackupStatus:
     next_sync: datetime | None = None
     next_retry: datetime | None = None
     failing_since: datetime | None = None
+    progress: Progress | None = None  # how far the service's running backup or restore has got
 
 
 def gather(settings: config.Settings) -> BackupStatus:
@@ -117,4 +119,5 @@ def _with_live(report: BackupStatus, live: Status) -> BackupStatus:
         next_sync=live.next_sync,
         next_retry=live.next_retry,
         failing_since=live.failing_since,
+        progress=live.progress,
     )

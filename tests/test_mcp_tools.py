@@ -17,6 +17,7 @@ import pytest
 
 from app import paths
 from app.backup import manifest as mf
+from app.backup.progress import Step
 from app.backup.restore import SAFETY_DIR
 from app.mcp.calls import ToolResult
 from app.mcp.tools import Tools
@@ -84,6 +85,20 @@ def sessions_in(db: Path) -> set[str]:
         return {r[0] for r in conn.execute("SELECT id FROM session")}
     finally:
         conn.close()
+
+
+STEP_WORDS = tuple(step.value for step in Step)
+
+
+def test_a_sync_and_a_restore_tell_opencode_how_far_they_have_got(world: dict[str, Path]) -> None:
+    ctx = Ctx()
+    ok(Tools(MACHINE).call("sync", {}, ctx))
+    assert ctx.messages[0] == "backing up"
+    assert "backing up sessions: 3 of 3" in ctx.messages  # each step's first and last always go out
+    f.delete_session(world["db"], "ses_a")
+    ctx = Ctx()
+    ok(Tools(MACHINE).call("restore", {"confirm": True}, ctx))
+    assert "restoring sessions: 1 of 1" in ctx.messages
 
 
 def test_without_a_backup_folder_every_tool_says_how_to_choose_one(isolated_home: Path) -> None:
@@ -213,7 +228,8 @@ def test_status_and_sync_go_through_the_running_service(world: dict[str, Path]) 
         ctx = Ctx()
         synced = Tools(MACHINE).call("sync", {}, ctx)
         assert "Backup done by the running backup service (ok)" in ok(synced)
-        assert ctx.messages == ["the backup service is backing up"]
+        assert ctx.messages[0] == "the backup service is backing up"
+        assert all(m.startswith(STEP_WORDS) for m in ctx.messages[1:])  # the service's own progress
         assert "Syncs this session: 2" in ok(call("status"))
     finally:
         service.send_signal(signal.SIGTERM)

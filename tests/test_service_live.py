@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import sqlite3
 import subprocess
 import threading
@@ -16,15 +17,16 @@ import pytest
 
 from app import paths
 from app.__main__ import main
+from app.backup.progress import Progress, Sink, Step
 from app.backup.result import Outcome, SyncResult
 from app.backup.sync import SyncContext, SyncOptions
 from app.errors import FailureKind
-from app.service import control
+from app.service import client, control
 from app.service.events import Quit
 from app.service.retry import Backoff, EpisodeEvent, FailingSince, Grace, Recovered
 from app.service.runtime import Runtime
 from app.service.service import Service, Timing
-from app.service.status import ServiceState, read_status
+from app.service.status import ServiceState, Status, StatusFile, read_status
 from app.service.worker import Job, Worker
 from app.transfer import make_engine
 from tests import dbfactory as f
@@ -203,7 +205,7 @@ def test_quit_cancels_a_running_sync_and_every_thread_stops() -> None:
     cancel = threading.Event()
     started = threading.Event()
 
-    def slow_sync(options: SyncOptions) -> SyncResult:
+    def slow_sync(options: SyncOptions, _progress: Sink) -> SyncResult:
         started.set()
         cancel.wait(60)  # the real engine's runner signals rsync and waits for it the same way
         return SyncResult.failure(datetime.now(UTC), FailureKind.FATAL, "the sync was cancelled")
@@ -313,3 +315,96 @@ def test_status_works_while_the_backup_drive_is_unplugged_and_the_service_retrie
     finally:
         assert rt.stop()
         lock.release()
+
+
+def test_a_first_sync_shows_how_far_it_has_got_in_the_status_and_the_status_file(
+    env: dict[str, Path],
+) -> None:
+    conn = sqlite3.connect(env["db"], isolation_level=None)
+    for i in range(30):
+        f.add_session(conn, f"ses_{i:02d}")
+    conn.close()
+    seen: list[Progress] = []
+    in_file: list[Progress] = []
+
+    def listen(status: Status) -> None:
+        if status.progress is not None:
+            seen.append(status.progress)
+            written = read_status(paths.app_state_dir())  # the status file is written first
+            if written is not None and written.progress is not None:
+                in_file.append(written.progress)
+
+    lock = control.InstanceLock(paths.app_state_dir())
+    assert lock.acquire()
+    rt = Runtime(make_ctx(env), timing=FAST, listeners=[listen], control_poll=0.05)
+    rt.start()
+    try:
+        wait_until(lambda: rt.status.syncs >= 1 and rt.status.state is ServiceState.IDLE, what="first sync")
+        assert rt.status.progress is None  # nothing runs: nothing to show
+    finally:
+        assert rt.stop()
+        lock.release()
+    sessions = [p for p in seen if p.step is Step.SESSIONS]
+    assert sessions and sessions[-1].done == sessions[-1].total == 31
+    assert Step.COPYING in {p.step for p in seen}
+    assert in_file and in_file[-1] == seen[-1]
+
+
+def test_a_sync_asked_of_the_service_shows_the_services_progress_while_the_caller_waits(
+    env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`opencode-backup sync` with a service running: the waiting command sees how far the service's
+    sync has got, and so does `status` (the sync goes on only once the caller has seen it, so nothing
+    here is timed)."""
+    state_dir = paths.app_state_dir()
+    seen = threading.Event()
+    halfway = Progress(Step.SESSIONS, 900, 1800, 20.0)
+
+    def long_sync(options: SyncOptions, progress: Sink) -> SyncResult:
+        progress(halfway)
+        assert seen.wait(10), "the caller never saw the progress"
+        now = datetime.now(UTC)
+        return SyncResult(Outcome.OK, now, now, sessions_total=1800)
+
+    cancel = threading.Event()
+    jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+    svc = Service(
+        jobs.put,
+        cancel=cancel.set,
+        reply=lambda rid, result: control.write_reply(state_dir, rid, result),
+        listeners=[StatusFile(state_dir)],
+        startup_sync=False,
+        source=str(env["data"]),
+        destination=str(env["dest"] / "laptop"),
+    )
+    worker = Worker(long_sync, svc.post, cancel)
+    inbox = control.ControlThread(state_dir, svc.post, 0.05)
+    lock = control.InstanceLock(state_dir)
+    assert lock.acquire()
+    shown: list[Progress] = []
+
+    said: list[tuple[int, str, str]] = []
+
+    def show(progress: Progress) -> None:
+        shown.append(progress)
+        if not seen.is_set():
+            said.append(cli(capsys, env, "status"))
+        seen.set()
+
+    try:
+        for part in (svc, worker, inbox):
+            part.start()
+        threading.Thread(target=lambda: worker.submit(jobs.get(timeout=10)), daemon=True).start()
+        result = client.sync_via_service(state_dir, False, False, timeout=20, progress=show)
+    finally:
+        svc.post(Quit())
+        assert svc.join(5)
+        worker.stop()
+        inbox.stop()
+        lock.release()
+    assert result is not None and result.ok and result.sessions_total == 1800
+    assert shown and shown[0] == halfway
+    rc, out, _err = said[0]
+    assert rc == 0 and re.search(
+        r"^progress +backing up sessions: 900 of 1,800, about 20 s left$", out, re.M
+    ), out

@@ -6,10 +6,22 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from app.backup.progress import Progress, Step
 from app.backup.restore import Mode, Plan, RestoreRequest, RestoreResult
 from app.backup.result import Outcome, SyncResult
 from app.errors import BackupDamaged, FailureKind
-from app.service.events import Changed, JobDone, Pause, Quit, RestoreDone, RestoreNow, Resume, SyncNow, Tick
+from app.service.events import (
+    Changed,
+    JobDone,
+    Pause,
+    Progressed,
+    Quit,
+    RestoreDone,
+    RestoreNow,
+    Resume,
+    SyncNow,
+    Tick,
+)
 from app.service.retry import Backoff, EpisodeEvent, FailingSince, Grace, Persisting, Recovered
 from app.service.service import Service, Timing
 from app.service.status import ServiceState, Status
@@ -291,3 +303,28 @@ def test_quitting_tells_a_waiting_restore_instead_of_leaving_it_waiting() -> Non
     h.at(7)
     h.service._finish()
     assert "stopped before the restore" in str(ask.done.exception())
+
+
+def test_progress_of_the_running_job_is_shown_until_it_ends_and_a_late_report_shows_nothing() -> None:
+    h = Harness(startup_sync=True)
+    h.at(0)
+    sync = h.jobs[-1]
+    halfway = Progress(Step.SESSIONS, 640, 1800, 12.0)
+    h.at(1, Progressed(halfway, sync.job_id))
+    assert h.status.progress == halfway and h.state is ServiceState.SYNCING
+    h.at(2, Progressed(Progress(Step.SESSIONS, 1, 1), sync.job_id + 99))  # not the running job
+    assert h.status.progress == halfway
+    h.finish(3)
+    assert h.status.progress is None
+    h.at(4, Progressed(halfway, sync.job_id))  # the worker's last report, arriving after its result
+    assert h.status.progress is None
+
+    plan, req = _plan()
+    h.at(5, RestoreNow(plan, req))
+    restore = h.jobs[-1]
+    assert isinstance(restore, RestoreJob)
+    restoring = Progress(Step.RESTORING, 3, 40, 2.0)
+    h.at(6, Progressed(restoring, restore.job_id))
+    assert h.status.progress == restoring and h.state is ServiceState.RESTORING
+    h.at(7, RestoreDone(RestoreResult(), restore.job_id))
+    assert h.status.progress is None

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app import config, paths
+from app.backup.progress import Progress, Step
 from app.backup.result import Outcome
 from app.errors import ConfigError, FailureKind
 from app.service.retry import FailingSince, Persisting, Recovered
@@ -192,3 +193,23 @@ def test_a_restore_the_service_runs_shows_at_once() -> None:
     st = Status(S.RESTORING, paused=True, last_backup=at(-60), last_outcome=Outcome.OK)
     assert p.icon_state(st, True, False) is State.SYNCING  # even paused, even in its first second
     assert p.tooltip(st, True, False, NOW) == "Restoring sessions into opencode…"
+
+
+def test_a_long_sync_or_restore_says_how_far_it_has_got_and_how_long_is_left() -> None:
+    first = Status(S.SYNCING, progress=Progress(Step.SESSIONS, 640, 1800, 32.0))
+    assert p.tooltip(first, True, True, NOW) == "Backing up… 640 of 1,800 sessions · about 58 s left"
+    rows = dict((r.label, r.value) for r in p.status_rows(first, NOW, "/drive/backup"))
+    assert rows["State"] == "Backing up…"  # said once, in its own row
+    assert rows["Progress"] == "Backing up sessions: 640 of 1,800 · about 58 s left"
+
+    snapshot = Status(S.SYNCING, last_backup=at(-60), progress=Progress(Step.SNAPSHOT, 0, None, 3.0))
+    assert p.tooltip(snapshot, True, True, NOW) == "Backing up… taking a database snapshot"
+    just_begun = Status(S.SYNCING, progress=Progress(Step.COPYING, 2, 900, 0.2))  # no pace yet: no guess
+    assert p.tooltip(just_begun, True, True, NOW) == "Backing up… 2 of 900 files"
+
+    restoring = Status(S.RESTORING, progress=Progress(Step.RESTORING, 30, 120, 60.0))
+    assert p.tooltip(restoring, True, False, NOW) == (
+        "Restoring sessions into opencode… 30 of 120 sessions · about 3 min left"
+    )
+    idle = dict((r.label, r.value) for r in p.status_rows(UP, NOW, "/drive/backup"))
+    assert "Progress" not in idle

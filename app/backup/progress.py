@@ -60,6 +60,23 @@ class Progress:
             return self.step.value + (f": {self.done:,} {self.unit}".rstrip() if self.done else "")
         return f"{self.step.value}: {self.done:,} of {self.total:,}"
 
+    def left(self) -> str:
+        """'about 2 min left', or '' while there is no pace to go by."""
+        seconds = self.remaining
+        return f"about {span(seconds)} left" if seconds is not None and seconds >= 1 else ""
+
+
+def span(seconds: float) -> str:
+    """A short human duration: '40 s', '2 min', '3 h', '2 days'."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 48 * 3600:
+        return f"{s // 3600} h"
+    return f"{s // 86400} days"
+
 
 Sink = Callable[[Progress], None]
 

@@ -26,6 +26,7 @@ from app.cli.common import (
     require_destination,
     size,
 )
+from app.cli.progress import shown
 from app.errors import UsageError
 from app.opencode.locate import restore_target
 
@@ -104,7 +105,8 @@ def _restore(args: argparse.Namespace) -> int:
     if not args.yes and not _confirm(_plan_text(plan)):
         print("restore cancelled; nothing was changed", file=sys.stderr)
         return 1
-    result = rs.apply_plan(plan, req)
+    with shown(args.json) as progress:
+        result = rs.apply_plan(plan, req, progress=progress)
     emit(args, {"plan": plan.to_dict(), "result": result.to_dict()}, _result_text(result))
     for sid, why in result.failed:
         error(f"session {sid}: {why}")

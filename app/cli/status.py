@@ -88,4 +88,7 @@ def text(r: BackupStatus, now: datetime) -> str:
             service += f", failing since {r.failing_since.astimezone():%H:%M:%S}"
         service += f", {r.syncs_this_session} backup(s) since it started"
     rows.append(("service", service))
+    if r.progress is not None:
+        left = r.progress.left()
+        rows.append(("progress", r.progress.words() + (f", {left}" if left else "")))
     return table(rows)

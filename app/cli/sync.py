@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from typing import Any
 
 from app import paths, wiring
@@ -18,6 +19,7 @@ from app.cli.common import (
     load_settings,
     require_destination,
 )
+from app.cli.progress import shown
 from app.service import client
 
 
@@ -45,12 +47,15 @@ def run(args: argparse.Namespace) -> int:
     state_dir = paths.app_state_dir()
     live = client.live_status(state_dir)
     result = None
-    if live is not None and client.same_backup(live, settings.source, machine_dir):
-        # the running service owns this backup: ask it for this sync instead of racing it for the lock
-        result = client.sync_via_service(state_dir, args.snapshot, args.allow_deletions)
-    if result is None:
-        options = SyncOptions(snapshot=args.snapshot, allow_deletions=args.allow_deletions)
-        result = run_sync(wiring.context_for(settings), options)
+    with shown(args.json) as progress:
+        if live is not None and client.same_backup(live, settings.source, machine_dir):
+            # the running service owns this backup: ask it for this sync instead of racing it for the lock
+            result = client.sync_via_service(
+                state_dir, args.snapshot, args.allow_deletions, progress=progress
+            )
+        if result is None:
+            options = SyncOptions(snapshot=args.snapshot, allow_deletions=args.allow_deletions)
+            result = run_sync(replace(wiring.context_for(settings), progress=progress), options)
     if result.outcome is Outcome.FAILED:
         if args.json:
             emit(args, result, "")

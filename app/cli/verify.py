@@ -8,6 +8,7 @@ from typing import Any
 from app import paths
 from app.backup.verify import verify
 from app.cli.common import add_json_flag, add_settings_flags, emit, load_settings, require_destination
+from app.cli.progress import shown
 from app.errors import BackupError
 
 
@@ -28,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     machine_dir = require_destination(settings)
     if not machine_dir.is_dir():
         raise BackupError(f"backup folder not reachable (not mounted, or no backup yet): {machine_dir}")
-    report = verify(machine_dir, settings.machine_name, paths.app_data_dir() / "verify")
+    with shown(args.json) as progress:
+        report = verify(machine_dir, settings.machine_name, paths.app_data_dir() / "verify", progress)
     verdict = "OK" if report.ok else "FAILED"
     summary = f"{verdict}: {report.checked} files checked, {len(report.problems)} problem(s)"
     data = {"ok": report.ok, "checked": report.checked, "problems": report.problems}

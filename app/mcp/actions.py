@@ -20,6 +20,7 @@ from app.backup import backup_reader as br
 from app.backup import catalog
 from app.backup import manifest as mf
 from app.backup import restore as rs
+from app.backup.progress import Sink, Throttled
 from app.backup.result import Outcome
 from app.backup.sync import SyncOptions, run_sync
 from app.errors import BackupDamaged, BackupError, ConfigError
@@ -108,6 +109,13 @@ def _changed_since_backup(settings: config.Settings, machine_dir: Path) -> int |
     return sum(1 for sid, t in live.items() if backed.get(sid) != t) + sum(1 for s in backed if s not in live)
 
 
+def _told(ctx: CallContext, every: float = 2.0) -> Sink:
+    """The engine's progress as the call's progress messages ('backing up sessions: 640 of 1,800'), at
+    most one per ``every`` seconds besides each step's first and last (opencode shows the latest)."""
+    throttled = Throttled(lambda p: ctx.progress(p.words()), every=every)
+    return lambda p: throttled.report(p.step, p.done, p.total)
+
+
 def _sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolResult:
     settings, _backup_path, machine_dir = _settings(flags, check=True)
     state_dir = paths.app_state_dir()
@@ -116,11 +124,11 @@ def _sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolRes
     if live is not None and client.same_backup(live, settings.source, machine_dir):
         # the running service owns this backup: ask it for the sync instead of racing it for the lock
         ctx.progress("the backup service is backing up")
-        result = client.sync_via_service(state_dir, force, allow_deletions=False)
+        result = client.sync_via_service(state_dir, force, allow_deletions=False, progress=_told(ctx))
     via_service = result is not None
     if result is None:
         ctx.progress("backing up")
-        sync_ctx = dataclasses.replace(wiring.context_for(settings), cancel=ctx.cancel)
+        sync_ctx = dataclasses.replace(wiring.context_for(settings), cancel=ctx.cancel, progress=_told(ctx))
         result = run_sync(sync_ctx, SyncOptions(snapshot=force))
     if result.outcome is Outcome.FAILED:
         return _error(f"the backup failed: {result.error or 'see the log'}")
@@ -160,6 +168,6 @@ def _restore(
     if not confirm:
         return ToolResult(wording.plan_text(plan, work_dir / rs.SAFETY_DIR))
     ctx.progress("restoring")
-    result = rs.apply_plan(plan, req)
+    result = rs.apply_plan(plan, req, progress=_told(ctx))
     titles = {i.session_id: i.title for i in plan.items}
     return ToolResult(wording.restored_text(result, titles), is_error=not result.restored and not result.ok)

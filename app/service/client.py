@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.backup.progress import Sink, nowhere
 from app.backup.result import SyncResult
 from app.errors import FailureKind
 from app.service import control
@@ -35,16 +36,27 @@ def same_backup(status: Status, source: Path, machine_dir: Path | None) -> bool:
 
 
 def sync_via_service(
-    state_dir: Path, snapshot: bool, allow_deletions: bool, timeout: float = SYNC_REPLY_TIMEOUT
+    state_dir: Path,
+    snapshot: bool,
+    allow_deletions: bool,
+    timeout: float = SYNC_REPLY_TIMEOUT,
+    progress: Sink = nowhere,
 ) -> SyncResult | None:
     """When a service runs, ask it for a sync and wait for that sync's result; None when none runs.
 
-    A service that stops before answering yields a failed result.
+    While it waits, the progress the service publishes goes to ``progress``. A service that stops before
+    answering yields a failed result.
     """
     if not control.service_running(state_dir):
         return None
+
+    def show_progress() -> None:
+        live = read_status(state_dir)
+        if live is not None and live.progress is not None:
+            progress(live.progress)
+
     rid = control.send(state_dir, "sync", snapshot=snapshot, allow_deletions=allow_deletions)
-    result = control.wait_reply(state_dir, rid, timeout)
+    result = control.wait_reply(state_dir, rid, timeout, meanwhile=show_progress)
     if result is None:
         return SyncResult.failure(_now(), FailureKind.FATAL, "the backup service stopped before it answered")
     return result

@@ -72,8 +72,15 @@ def send(state_dir: Path, command: str, **args: Any) -> str:
     return rid
 
 
-def wait_reply(state_dir: Path, rid: str, timeout: float, poll: float = 0.2) -> SyncResult | None:
-    """Wait for the answer to request ``rid``; None on timeout or when the service went away."""
+def wait_reply(
+    state_dir: Path,
+    rid: str,
+    timeout: float,
+    poll: float = 0.2,
+    meanwhile: Callable[[], None] = lambda: None,
+) -> SyncResult | None:
+    """Wait for the answer to request ``rid``; None on timeout or when the service went away.
+    ``meanwhile`` runs between two looks (the ``sync`` command shows the service's progress)."""
     path = service_dir(state_dir) / "replies" / f"{rid}.json"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -87,6 +94,7 @@ def wait_reply(state_dir: Path, rid: str, timeout: float, poll: float = 0.2) -> 
                 return None
         if not service_running(state_dir):
             return None
+        meanwhile()
         time.sleep(poll)
     return None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from app.backup.progress import Progress
 from app.backup.restore import Plan, RestoreRequest, RestoreResult
 from app.backup.result import SyncResult
 
@@ -77,8 +78,16 @@ class RestoreDone:
 
 
 @dataclass(frozen=True)
+class Progressed:
+    """How far the running job ``job_id`` has got (already throttled); shown until that job ends."""
+
+    progress: Progress
+    job_id: int
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed: re-check timers (posted by tests with a fake clock, or on a queue timeout)."""
 
 
-Event = Changed | SyncNow | Pause | Resume | Quit | RestoreNow | JobDone | RestoreDone | Tick
+Event = Changed | SyncNow | Pause | Resume | Quit | RestoreNow | JobDone | RestoreDone | Progressed | Tick

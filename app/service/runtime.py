@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from app.backup.restore import apply_plan
+from app.backup.progress import Sink
+from app.backup.restore import Plan, RestoreRequest, RestoreResult, apply_plan
 from app.backup.result import SyncResult
 from app.backup.state import load_results
 from app.backup.sync import SyncContext, SyncOptions, run_sync
@@ -57,7 +59,7 @@ class Runtime:
             source=str(ctx.source),
             destination=str(ctx.backup_path / ctx.machine),
         )
-        self.worker = Worker(self._run, self.service.post, ctx.cancel, run_restore=apply_plan)
+        self.worker = Worker(self._run, self.service.post, ctx.cancel, run_restore=self._restore)
         self.watcher: Watcher | None = None
         if watch:
             # watchdog starts an inotify thread as soon as it is imported: only a running service loads it
@@ -69,9 +71,14 @@ class Runtime:
     def _submit(self, job: Job | RestoreJob) -> None:
         self.worker.submit(job)
 
-    def _run(self, options: SyncOptions) -> SyncResult:
-        """Run one sync on the worker thread."""
-        return run_sync(self.ctx, options)
+    def _run(self, options: SyncOptions, progress: Sink) -> SyncResult:
+        """Run one sync on the worker thread (the context's caches are shared; only the sink differs)."""
+        return run_sync(replace(self.ctx, progress=progress), options)
+
+    @staticmethod
+    def _restore(plan: Plan, request: RestoreRequest, progress: Sink) -> RestoreResult:
+        """Apply one confirmed restore on the worker thread."""
+        return apply_plan(plan, request, progress=progress)
 
     @property
     def status(self) -> Status:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from app.backup.progress import Progress
 from app.backup.result import Outcome, SyncResult
 from app.backup.sync import SyncOptions
 from app.errors import FailureKind
@@ -25,6 +26,7 @@ from app.service.events import (
     Event,
     JobDone,
     Pause,
+    Progressed,
     Quit,
     RestoreDone,
     RestoreNow,
@@ -107,6 +109,7 @@ class Service:
         self._last: SyncResult | None = None
         self._last_backup = last_backup  # the end of the last sync that backed everything up
         self._sessions: int | None = None
+        self._progress: Progress | None = None  # how far the running job has got
         self._started = wall()
         self._where = (source, destination)
         self._status = Status(
@@ -196,16 +199,24 @@ class Service:
         elif isinstance(event, RestoreNow):
             self._restores.waiting.append(event)
             logger.info("restore requested: %d session(s)", len(event.plan.actionable))
+        elif isinstance(event, Progressed):
+            self._progressed(event)
         elif isinstance(event, RestoreDone):
             self._restore_done(event)
         elif isinstance(event, JobDone):
             self._job_done(event, now)
 
+    def _progressed(self, event: Progressed) -> None:
+        running = self._running.job_id if self._running is not None else None
+        restoring = self._restores.running[0] if self._restores.running is not None else None
+        if event.job_id in (running, restoring):  # a late report of an ended job shows nothing
+            self._progress = event.progress
+
     def _job_done(self, event: JobDone, now: float) -> None:
         job = self._running
         if job is None or job.job_id != event.job_id:
             return
-        self._running = None
+        self._running, self._progress = None, None
         self._deb.finished()
         result = event.result
         self._syncs += 1
@@ -243,6 +254,7 @@ class Service:
     def _restore_done(self, event: RestoreDone) -> None:
         if not self._restores.finish(event):
             return
+        self._progress = None
         self._pending.db = True  # back up what it restored (a user's pause still holds)
         if not self._paused:
             self._deb.force()
@@ -369,6 +381,7 @@ class Service:
             paused=self._paused,
             source=self._where[0],
             destination=self._where[1],
+            progress=None if final else self._progress,
         )
         if status == self._status:
             return

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from app import codec
+from app.backup.progress import Progress
 from app.backup.result import Outcome
 from app.errors import FailureKind
 from app.fsutil import atomic_write_bytes, make_private_dirs
@@ -50,7 +51,8 @@ class Status:
     started sync (changed legacy files, plus one for the database). ``last_kind`` says why the last sync
     failed and ``locked_path`` which file held it up; ``sessions`` is the number of sessions in the
     backup after the last good sync. ``source`` and ``destination`` are the data folder watched and the
-    machine folder written, so a command can tell whether it talks about the same backup.
+    machine folder written, so a command can tell whether it talks about the same backup. ``progress``
+    says how far the running sync or restore has got (None when none runs, or it has not said yet).
     """
 
     state: ServiceState = ServiceState.STARTING
@@ -72,6 +74,7 @@ class Status:
     paused: bool = False
     source: str | None = None
     destination: str | None = None
+    progress: Progress | None = None
 
 
 def status_path(state_dir: Path) -> Path:

@@ -16,16 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app.backup.progress import Progress, Sink
 from app.backup.restore import Plan, RestoreRequest, RestoreResult
 from app.backup.result import SyncResult
 from app.backup.sync import SyncOptions
 from app.errors import BackupError, FailureKind
-from app.service.events import Event, JobDone, RestoreDone
+from app.service.events import Event, JobDone, Progressed, RestoreDone
 
 logger = logging.getLogger(__name__)
 
-RunSync = Callable[[SyncOptions], SyncResult]
-RunRestore = Callable[[Plan, RestoreRequest], RestoreResult]
+RunSync = Callable[[SyncOptions, Sink], SyncResult]
+RunRestore = Callable[[Plan, RestoreRequest, Sink], RestoreResult]
+"""A job's runner gets the sink its progress goes to (posted to the service, tagged with the job)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class RestoreJob:
     request: RestoreRequest
 
 
-def _refuse_restores(_plan: Plan, _req: RestoreRequest) -> RestoreResult:
+def _refuse_restores(_plan: Plan, _req: RestoreRequest, _progress: Sink) -> RestoreResult:
     raise BackupError("this service does not restore")
 
 
@@ -98,17 +100,23 @@ class Worker:
                 self._restore(job)
                 continue
             try:
-                result = self._run_sync(job.options)
+                result = self._run_sync(job.options, self._progress_of(job.job_id))
             except Exception as exc:  # a bug in a job must not kill the service
                 logger.exception("sync job crashed")
                 result = SyncResult.failure(datetime.now(UTC), FailureKind.FATAL, f"internal error: {exc!r}")
             release_memory()
             self._post(JobDone(result, job.job_id))
 
+    def _progress_of(self, job_id: int) -> Sink:
+        def post(progress: Progress) -> None:
+            self._post(Progressed(progress, job_id))
+
+        return post
+
     def _restore(self, job: RestoreJob) -> None:
         outcome: RestoreResult | Exception
         try:
-            outcome = self._run_restore(job.plan, job.request)
+            outcome = self._run_restore(job.plan, job.request, self._progress_of(job.job_id))
         except BackupError as exc:
             outcome = exc
         except Exception as exc:  # a bug must not kill the service; the caller hears of it

@@ -6,9 +6,10 @@ No display is needed here (the tests run it headless); the tray and the dialog p
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from app.backup.progress import Progress, span
 from app.backup.result import Outcome
 from app.errors import FailureKind
 from app.service.status import ServiceState, Status
@@ -27,18 +28,6 @@ _FAILURE_WORDS = {
 }
 
 
-def span(seconds: float) -> str:
-    """A short human duration: '40 s', '2 min', '3 h', '2 days'."""
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min"
-    if s < 48 * 3600:
-        return f"{s // 3600} h"
-    return f"{s // 86400} days"
-
-
 def ago(when: datetime | None, now: datetime) -> str:
     if when is None:
         return "never"
@@ -51,6 +40,17 @@ def until(when: datetime | None, now: datetime) -> str:
         return ""
     seconds = (when - now).total_seconds()
     return "now" if seconds < 1 else f"in {span(seconds)}"
+
+
+def progress_words(progress: Progress | None) -> str:
+    """'640 of 1,800 sessions · about 2 min left' ('' when there is nothing to say)."""
+    if progress is None:
+        return ""
+    if progress.total is None:
+        return progress.words()
+    text = f"{progress.done:,} of {progress.total:,} {progress.unit}".rstrip()
+    left = progress.left()
+    return text + (f" · {left}" if left else "")
 
 
 def failure_words(kind: FailureKind | None) -> str:
@@ -115,11 +115,14 @@ def tooltip(
         return f"{APP_TITLE}: starting"
     state = icon_state(status, configured, show_syncing)
     last = _backed_up(status, now)
+    doing = progress_words(status.progress)
     if status.state is ServiceState.RESTORING:
-        return "Restoring sessions into opencode…"
+        return "Restoring sessions into opencode…" + (f" {doing}" if doing else "")
     if state is State.PAUSED:
         return "Backups paused" + (f" · {last}" if last else "")
     if state is State.SYNCING:
+        if doing:
+            return f"Backing up… {doing}"
         return "Backing up…" + (
             f" · last backup {ago(status.last_backup, now)}" if status.last_backup else ""
         )
@@ -150,7 +153,8 @@ def status_rows(status: Status | None, now: datetime, backup_path: str | None) -
         rows.append(Row("Service", "not running"))
         return rows
     rows += [
-        Row("State", tooltip(status, backup_path is not None, True, now)),
+        Row("State", tooltip(replace(status, progress=None), backup_path is not None, True, now)),
+        *([Row("Progress", _progress_row(status.progress))] if status.progress else []),
         Row("Last backup", ago(status.last_backup, now) if status.last_backup else "none yet"),
         Row("Last attempt", _attempt(status, now)),
         Row("Sessions backed up", f"{status.sessions:,}" if status.sessions is not None else "—"),
@@ -166,6 +170,12 @@ def status_rows(status: Status | None, now: datetime, backup_path: str | None) -
     rows.append(Row("Last error", status.last_error or "none"))
     rows.append(Row("Service", f"running (pid {status.pid or os.getpid()})"))
     return rows
+
+
+def _progress_row(progress: Progress) -> str:
+    """'Backing up sessions: 640 of 1,800 · about 2 min left'."""
+    words, left = progress.words(), progress.left()
+    return words[:1].upper() + words[1:] + (f" · {left}" if left else "")
 
 
 def _attempt(status: Status, now: datetime) -> str:

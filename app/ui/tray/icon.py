@@ -45,7 +45,8 @@ class TrayIcon:
         if state is not self._state:  # the tooltip's "2 min ago" changes alone most of the time
             self._state = state
             self.icon.icon = image(state)
-        self.icon.title = tip
+        if tip != self.icon.title:  # a long sync's progress rewrites it a few times a second at most
+            self.icon.title = tip
         logger.debug("tray shows %s: %s", state.value, tip)
 
     def _menu_changed(self) -> None:
