@@ -108,19 +108,24 @@ def ctx_for(base: Path) -> SyncContext:
     )
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A world after a first sync, with a change of every kind made since: ``home`` (app dirs),
-    ``opencode`` and ``backup`` under one folder, copied fresh for every crash."""
-    base = tmp_path_factory.mktemp("world")
-    home = base / "home"
-    env = {
+def home_env(home: Path) -> dict[str, str]:
+    """HOME and the XDG folders of a test's own home (the app's state, data and config live there)."""
+    return {
         "HOME": str(home),
         "XDG_DATA_HOME": str(home / ".local/share"),
         "XDG_STATE_HOME": str(home / ".local/state"),
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_CACHE_HOME": str(home / ".cache"),
     }
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A world after a first sync, with a change of every kind made since: ``home`` (app dirs),
+    ``opencode`` and ``backup`` under one folder, copied fresh for every crash."""
+    base = tmp_path_factory.mktemp("world")
+    home = base / "home"
+    env = home_env(home)
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -161,13 +166,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def world(template: Path, where: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     shutil.copytree(template, where, symlinks=True)
     home = where / "home"
-    env = {
-        "HOME": str(home),
-        "XDG_DATA_HOME": str(home / ".local/share"),
-        "XDG_STATE_HOME": str(home / ".local/state"),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-    }
+    env = home_env(home)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env

@@ -136,7 +136,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Path]], None], str]] = {
     "symlink in sessions/": (symlink_in_sessions, "ses_c.json is a symlink"),
     "symlink anywhere": (symlink_anywhere, "versions/etc is a symlink"),
     "machine folder symlink": (machine_dir_is_a_symlink, f"{MACHINE} is a symlink"),
-    "oversized file": (oversized, "is larger than any real session (200)"),
+    "oversized file": (oversized, "is more than it can be (200)"),
     "a part on another session's message": (part_into_another_session, "points at message 'ses_b_msg0000'"),
     "saved permissions": (
         table_outside_the_session(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.backup import untrusted as u
 from app.errors import BackupDamaged, UsageError
 from app.fsutil import make_private_dirs
 from app.opencode.schema import SECRET_TABLES
@@ -155,24 +156,7 @@ def snapshots(machine_dir: Path) -> list[SnapshotRef]:
 
 def read_bytes_capped(path: Path, cap: int) -> bytes:
     """The bytes of a regular file (never through a symlink), refusing files above ``cap`` bytes."""
-    try:
-        st = path.lstat()
-    except OSError as exc:
-        raise BackupDamaged(f"cannot read {path}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
-        raise BackupDamaged(f"refusing {path}: not a regular file")
-    if st.st_size > cap:
-        raise BackupDamaged(f"refusing {path}: {st.st_size} bytes is larger than any real session ({cap})")
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise BackupDamaged(f"cannot read {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as fh:
-        data = fh.read(cap + 1)
-    if len(data) > cap:
-        raise BackupDamaged(f"refusing {path}: larger than any real session ({cap} bytes)")
-    return data
+    return u.read_capped(path, cap, str(path))
 
 
 def read_session(path: Path, expected_id: str | None = None, cap: int | None = None) -> SessionDoc:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from app.words import span
+
 
 class Step(enum.Enum):
     """What the work is doing now; the value is how people read it."""
@@ -64,18 +66,6 @@ class Progress:
         """'about 2 min left', or '' while there is no pace to go by."""
         seconds = self.remaining
         return f"about {span(seconds)} left" if seconds is not None and seconds >= 1 else ""
-
-
-def span(seconds: float) -> str:
-    """A short human duration: '40 s', '2 min', '3 h', '2 days'."""
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min"
-    if s < 48 * 3600:
-        return f"{s // 3600} h"
-    return f"{s // 86400} days"
 
 
 Sink = Callable[[Progress], None]

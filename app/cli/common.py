@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app import codec, config
-from app.errors import ConfigError, UsageError
+from app.errors import BackupError, ConfigError, UsageError
 from app.transfer import ENGINE_NAMES
 
 Command = Callable[[argparse.Namespace], int]
@@ -91,6 +91,14 @@ def require_destination(settings: config.Settings) -> Path:
     return settings.machine_dir
 
 
+def require_backup(settings: config.Settings) -> Path:
+    """The machine folder of a backup that is there to read (a command that only reads it)."""
+    machine_dir = require_destination(settings)
+    if not machine_dir.is_dir():
+        raise BackupError(f"backup folder not reachable (not mounted, or no backup yet): {machine_dir}")
+    return machine_dir
+
+
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     """Print ``data`` as JSON with ``--json``, else ``text``."""
     if getattr(args, "json", False):
@@ -112,13 +120,3 @@ def one_line(message: str) -> str:
 
 def error(message: str) -> None:
     print(f"opencode-backup: {one_line(message)}", file=sys.stderr)
-
-
-def size(n: int) -> str:
-    """A byte count for people: 812 B, 43.1 KiB, 132.0 MiB, 2.4 GiB."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if value < 1024:
-            return f"{n} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"

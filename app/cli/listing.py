@@ -6,8 +6,7 @@ import argparse
 from typing import Any
 
 from app.backup.catalog import session_rows
-from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, require_destination
-from app.errors import BackupError
+from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, require_backup
 
 
 def register(sub: Any) -> None:
@@ -24,9 +23,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args, check=False)
-    machine_dir = require_destination(settings)
-    if not machine_dir.is_dir():
-        raise BackupError(f"backup folder not reachable (not mounted, or no backup yet): {machine_dir}")
+    machine_dir = require_backup(settings)
     rows = session_rows(machine_dir, settings.machine_name, settings.source, settings.opencode_db)
     lines = [
         f"{r.id}  {r.time_updated:%Y-%m-%d %H:%M}  {' ' if r.in_opencode else '✗'} {r.title}  ({r.directory})"

@@ -24,11 +24,11 @@ from app.cli.common import (
     error,
     load_settings,
     require_destination,
-    size,
 )
 from app.cli.progress import shown
 from app.errors import UsageError
 from app.opencode.locate import restore_target
+from app.words import size
 
 
 def register(sub: Any) -> None:

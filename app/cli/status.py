@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app import config
-from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, size, table
+from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, table
 from app.status_report import BackupStatus, gather
+from app.words import size, when
 
 __all__ = ["BackupStatus", "gather", "register", "run", "text"]
 
@@ -39,22 +40,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(moment: datetime | None, now: datetime) -> str:
-    if moment is None:
-        return "none yet"
-    local = moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    seconds = max(0, round((now - moment).total_seconds()))
-    if seconds < 60:
-        rel = f"{seconds} s ago"
-    elif seconds < 3600:
-        rel = f"{seconds // 60} min ago"
-    elif seconds < 48 * 3600:
-        rel = f"{seconds // 3600} h ago"
-    else:
-        rel = f"{seconds // 86400} days ago"
-    return f"{local} ({rel})"
-
-
 def text(r: BackupStatus, now: datetime) -> str:
     """The human report: aligned rows in words, as ``config`` prints its settings."""
     folder = r.machine_dir or "-"
@@ -71,10 +56,10 @@ def text(r: BackupStatus, now: datetime) -> str:
         rows.append(("sessions backed up", f"{held} ({', '.join(extra)})"))
     elif r.backup_reachable and not r.backup_damaged:
         rows.append(("sessions backed up", "none yet"))
-    rows.append(("last backup", _when(r.last_backup, now)))
+    rows.append(("last backup", when(r.last_backup, now)))
     if r.last_attempt is not None and r.last_attempt != r.last_backup:
         result = r.last_result.value if r.last_result else "?"
-        rows.append(("last attempt", f"{_when(r.last_attempt, now)}: {result}"))
+        rows.append(("last attempt", f"{when(r.last_attempt, now)}: {result}"))
     if r.last_error:
         rows.append(("last error", r.last_error))
     service = r.service

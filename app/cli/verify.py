@@ -7,9 +7,8 @@ from typing import Any
 
 from app import paths
 from app.backup.verify import verify
-from app.cli.common import add_json_flag, add_settings_flags, emit, load_settings, require_destination
+from app.cli.common import add_json_flag, add_settings_flags, emit, load_settings, require_backup
 from app.cli.progress import shown
-from app.errors import BackupError
 
 
 def register(sub: Any) -> None:
@@ -26,9 +25,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args, check=False)
-    machine_dir = require_destination(settings)
-    if not machine_dir.is_dir():
-        raise BackupError(f"backup folder not reachable (not mounted, or no backup yet): {machine_dir}")
+    machine_dir = require_backup(settings)
     with shown(args.json) as progress:
         report = verify(machine_dir, settings.machine_name, paths.app_data_dir() / "verify", progress)
     verdict = "OK" if report.ok else "FAILED"

@@ -14,39 +14,13 @@ from pathlib import Path
 from app.backup.restore import Action, Plan, RestoreResult
 from app.backup.result import Outcome, SyncResult
 from app.status_report import BackupStatus
+from app.words import size, when
 
 FULL_REPLACE_HINT = (
     "Replacing opencode's whole database is not offered here (opencode is running): close opencode and "
     "use the tray app's Restore… or 'opencode-backup restore --all --replace'."
 )
 START_SERVICE_HINT = "start it with 'opencode-backup run', or back up now with the sync tool"
-
-
-def size(n: int) -> str:
-    """A byte count for people: 812 B, 43.1 KiB, 132.0 MiB, 2.4 GiB."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if value < 1024:
-            return f"{n} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
-
-
-def when(moment: datetime | None, now: datetime) -> str:
-    """A moment as local time and how long ago: ``2025-11-30 14:02:11 (5 min ago)``, or ``none yet``."""
-    if moment is None:
-        return "none yet"
-    local = moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    seconds = max(0, round((now - moment).total_seconds()))
-    if seconds < 60:
-        ago = f"{seconds} s ago"
-    elif seconds < 3600:
-        ago = f"{seconds // 60} min ago"
-    elif seconds < 48 * 3600:
-        ago = f"{seconds // 3600} h ago"
-    else:
-        ago = f"{seconds // 86400} days ago"
-    return f"{local} ({ago})"
 
 
 def status_text(r: BackupStatus, changed: int | None, now: datetime) -> str:

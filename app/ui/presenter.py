@@ -9,11 +9,12 @@ import os
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from app.backup.progress import Progress, span
+from app.backup.progress import Progress
 from app.backup.result import Outcome
 from app.errors import FailureKind
 from app.service.status import ServiceState, Status
 from app.ui.icons import State
+from app.words import span
 
 APP_TITLE = "opencode session backup"
 SYNCING_AFTER = 1.0  # a sync shows as "syncing" only once it has run this long (no flicker)
