@@ -5,7 +5,6 @@ here, so a tripped guard or a cancel leaves the backup untouched. Runs on the wo
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import shutil
 import threading
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from app.backup import guard, legacy
 from app.backup import manifest as mf
 from app.backup.progress import Step
 from app.errors import FailureKind, SyncFailed
-from app.fsutil import atomic_write_bytes, make_private_dirs, sha256_file
+from app.fsutil import atomic_writer, make_private_dirs, sha256_file
 from app.opencode.locate import Source, database_label
 from app.opencode.sessions import HOT_WINDOW_MS, Reader
 from app.opencode.snapshot import SNAPSHOT_SUFFIX, parse_snapshot_name, snapshot_name, take_snapshot
@@ -145,8 +144,9 @@ class Planner:
             info = reader.info(sid)
             if info is None:
                 continue
-            data = reader.export(info, fingerprint)
             rel = mf.session_path(info.project_id, sid)
+            with atomic_writer(self.staging / rel, fsync=False) as out:  # written as it is read
+                size, digest = reader.write_export(info, fingerprint, out)
             entry = mf.SessionEntry(
                 rel,
                 info.project_id,
@@ -154,14 +154,14 @@ class Planner:
                 info.directory,
                 info.time_updated,
                 fingerprint,
-                len(data),
-                hashlib.sha256(data).hexdigest(),
+                size,
+                digest,
                 reader.db.name,
             )
             if old is not None and old.sha256 == entry.sha256 and old.path == rel:
                 refreshed[sid] = entry  # same content, new fingerprint: nothing to copy
+                (self.staging / rel).unlink()
                 continue
-            atomic_write_bytes(self.staging / rel, data, fsync=False)
             staged[sid] = entry
         self.report(Step.SESSIONS, len(live), len(live))
         return staged, refreshed
