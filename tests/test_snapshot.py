@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
+from app.backup.progress import Progress, Step
+from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.opencode.snapshot import decompress, take_snapshot
+from app.transfer import make_engine
 from tests import dbfactory as f
 
 
@@ -41,3 +45,37 @@ def test_a_secret_opencode_deleted_long_ago_does_not_survive_in_free_space(tmp_p
     check.close()
     assert snap.raw_size == plain.stat().st_size
     assert list((tmp_path / "work").iterdir()) == []  # both temporary copies are gone
+
+
+def test_a_cancel_during_the_export_stops_the_snapshot_beside_it_and_leaves_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "opencode"
+    conn = f.create_db(data / "opencode.db")
+    for i in range(40):
+        f.add_session(conn, f"ses_{i:03d}", messages=1, parts=1)
+    conn.close()
+    cancel, once = threading.Event(), []
+
+    def progress(p: Progress) -> None:
+        if p.step is Step.SESSIONS and p.done >= 1 and not once:
+            once.append(p)
+            cancel.set()  # the snapshot's helper thread is running (or done) by now
+
+    ctx = SyncContext(
+        backup_path=tmp_path / "backup",
+        machine="laptop",
+        source=data,
+        opencode_db=None,
+        staging_dir=tmp_path / "app" / "staging",
+        state_dir=tmp_path / "app" / "state",
+        engine=make_engine("native"),
+        cancel=cancel,
+        progress=progress,
+    )
+    result = run_sync(ctx, SyncOptions(snapshot=True))
+    assert not result.ok and "cancelled" in (result.error or "")
+    assert not list((tmp_path / "backup" / "laptop").rglob("*.db.zst"))  # nothing reached the backup
+    assert not [p for p in (tmp_path / "app" / "staging" / "work").rglob("*") if p.is_file()]
+    assert once
+    cancel.clear()
+    assert run_sync(ctx, SyncOptions(snapshot=True)).ok  # and the next sync takes it (or reuses it)
+    assert len(list((tmp_path / "backup" / "laptop" / "snapshots").glob("*.db.zst"))) == 1

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 SNAPSHOT_SUFFIX = ".db.zst"
 _NAME = re.compile(r"^(?P<label>.+)-(?P<stamp>\d{4}-\d{2}-\d{2}T\d{6}\.\d{3}Z)\.db\.zst$")
+_POLL_STEPS = 100_000  # SQLite VM steps between two looks at ``cancelled``: ~0.1 s of VACUUM INTO here
 ZSTD_LEVEL = 3  # bench/compression.py: ratio and speed measured side by side with gzip
 
 
@@ -47,8 +49,18 @@ class Snapshot:
     opencode_schema: str | None
 
 
-def take_snapshot(db: Path, out: Path, work_dir: Path) -> Snapshot:
-    """Copy ``db`` consistently, remove every secret from the copy, compress it to ``out`` atomically."""
+class SnapshotCancelled(Exception):
+    """``cancelled()`` turned true while a snapshot was being taken; its temporary files are gone."""
+
+
+def take_snapshot(
+    db: Path, out: Path, work_dir: Path, cancelled: Callable[[], bool] = lambda: False
+) -> Snapshot:
+    """Copy ``db`` consistently, remove every secret from the copy, compress it to ``out`` atomically.
+
+    ``cancelled`` is polled between steps, inside the SQLite ones and between compressed chunks (the
+    backup API's single step cannot be interrupted: a second or two); when it turns true this raises
+    SnapshotCancelled. Any thread; the sync runs it beside the session export."""
     work_dir.mkdir(parents=True, exist_ok=True)
     raw = work_dir / f".{out.name}.raw-{os.getpid()}"
     clean = work_dir / f".{out.name}.clean-{os.getpid()}"
@@ -64,11 +76,15 @@ def take_snapshot(db: Path, out: Path, work_dir: Path) -> Snapshot:
                 dst.close()
         finally:
             src.close()
-        scrub(raw, clean)
+        scrub(raw, clean, cancelled)
         _remove(temps[:3])  # the raw copy: half the temporary disk, no longer needed
-        sessions, version = check(clean)
+        sessions, version = check(clean, cancelled)
         raw_size = clean.stat().st_size
-        size, digest = _compress(clean, out)
+        size, digest = _compress(clean, out, cancelled)
+    except sqlite3.OperationalError:
+        if cancelled():  # the progress handler stopped SQLite
+            raise SnapshotCancelled from None
+        raise
     finally:
         _remove(temps)
     logger.info("snapshot of %s: %d bytes -> %d bytes (%s)", db.name, raw_size, size, out.name)
@@ -92,10 +108,12 @@ def parse_snapshot_name(name: str) -> tuple[str, str] | None:
     return (m["label"], m["stamp"]) if m else None
 
 
-def scrub(path: Path, out: Path) -> None:
+def scrub(path: Path, out: Path, cancelled: Callable[[], bool] = lambda: False) -> None:
     """Delete secret rows and columns from the private copy ``path``, then write its live rows to ``out``
     (``VACUUM INTO``): a fresh file with no free pages, so nothing deleted survives in it."""
+    _check_cancel(cancelled)
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.set_progress_handler(lambda: int(cancelled()), _POLL_STEPS)
     try:
         # a throwaway copy: no journal, no fsync (it is removed if anything fails)
         conn.execute("PRAGMA journal_mode=OFF")
@@ -116,10 +134,12 @@ def scrub(path: Path, out: Path) -> None:
         conn.close()
 
 
-def check(path: Path) -> tuple[int, str | None]:
+def check(path: Path, cancelled: Callable[[], bool] = lambda: False) -> tuple[int, str | None]:
     """``quick_check`` the clean copy (raises sqlite3.DatabaseError when it fails); returns its number of
     sessions and schema version."""
+    _check_cancel(cancelled)
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.set_progress_handler(lambda: int(cancelled()), _POLL_STEPS)
     try:
         ok = conn.execute("PRAGMA quick_check").fetchone()[0]
         if ok != "ok":
@@ -131,7 +151,12 @@ def check(path: Path) -> tuple[int, str | None]:
         conn.close()
 
 
-def _compress(raw: Path, out: Path) -> tuple[int, str]:
+def _check_cancel(cancelled: Callable[[], bool]) -> None:
+    if cancelled():
+        raise SnapshotCancelled
+
+
+def _compress(raw: Path, out: Path, cancelled: Callable[[], bool]) -> tuple[int, str]:
     import zstandard  # noqa: PLC0415 - only snapshots need it (start-up time)
 
     digest = hashlib.sha256()
@@ -139,6 +164,7 @@ def _compress(raw: Path, out: Path) -> tuple[int, str]:
     cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)  # one thread: see above
     with open(raw, "rb") as src, atomic_writer(out) as dst:
         for chunk in cctx.read_to_iter(src, read_size=1 << 20, write_size=1 << 20):
+            _check_cancel(cancelled)
             digest.update(chunk)
             size += len(chunk)
             dst.write(chunk)
