@@ -2,11 +2,12 @@
 
     python bench/bench_sync.py [--scale 1.0] [--legacy-files 100000] [--work /tmp/ocb-bench]
 
-P1  one new message in a heavy user's database (~800 MB, 1,800 sessions): our incremental sync vs.
-    a full backup-API copy of the same database (the only correct full copy). Target: <= 1/50 of the time;
+P1  one new message in a heavy user's database (~800 MB, 1,800 sessions), synced as the warm service
+    does it (its manifest cached, the watcher's list of changed paths: none in storage/) vs. a full
+    backup-API copy of the same database (the only correct full copy). Target: <= 1/150 of the time;
     bytes written to the destination <= 3x that session's file.
-P2  a legacy storage/ tree of ~100k files with 5 changed files: our sync given the watcher's dirty list vs.
-    `rsync -a --delete` with nothing changed. Target: <= 1/30 of the time.
+P2  a legacy storage/ tree of ~100k files with 5 changed files (5 others each time): our sync given the
+    watcher's dirty list vs. `rsync -a --delete` with nothing changed. Target: <= 1/150 of the time.
 Also: snapshot compression (zstd-3, the one we ship, vs gzip -1 / -6) on the same database.
 Prints ratios; the figures go to the README's performance section.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import random
 import shutil
 import sqlite3
 import statistics
@@ -101,12 +103,12 @@ def p1(work: Path, scale: float) -> dict[str, float]:
     conn.close()
     elapsed: list[float] = []
     written: list[int] = []
-    for n in range(5):
+    for n in range(11):
         add_message(db, sid, n)
         log_before = (dest / "bench" / "sync.log").stat().st_size
         wall = time.time_ns()
         t0 = time.perf_counter()
-        r = run_sync(c, SyncOptions())
+        r = run_sync(c, SyncOptions(dirty=()))  # what the service passes for a change of the database
         elapsed.append(time.perf_counter() - t0)
         assert r.ok and r.sessions_exported == 1, r
         written.append(bytes_written_since(dest / "bench", wall, log_before))
@@ -150,18 +152,19 @@ def p2(work: Path, files: int) -> dict[str, float]:
     c = ctx(data, dest, work / "p2" / "app")
     first = run_sync(c)
     assert first.ok, first.error
-    victims = sorted(p for p in (data / "storage" / "message").rglob("*.json"))[:5]
-    counter = [0]
-
-    def dirty_sync() -> None:
-        counter[0] += 1
+    messages = sorted(p for p in (data / "storage" / "message").rglob("*.json"))
+    rng = random.Random(2)
+    elapsed: list[float] = []
+    for n in range(11):
+        victims = rng.sample(messages, 5)  # other files each time, in other index shards
         for v in victims:
-            v.write_text(json.dumps({"bench": counter[0]}))
+            v.write_text(json.dumps({"bench": n, "text": "changed " * 40}))
         rels = tuple(str(v.relative_to(data)) for v in victims)
+        t0 = time.perf_counter()
         r = run_sync(c, SyncOptions(dirty=rels))
+        elapsed.append(time.perf_counter() - t0)
         assert r.ok and r.storage_copied == 5, r
-
-    ours = timed(dirty_sync, 5)
+    ours = statistics.median(elapsed)
     mirror = work / "p2" / "rsync-mirror"
     subprocess.run(["rsync", "-a", "--delete", f"{data / 'storage'}/", f"{mirror}/"], check=True)
     rsync_idle = timed(
@@ -199,6 +202,23 @@ def compression(work: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def p1_line(r: dict[str, float]) -> str:
+    return (
+        f"P1 one new message, {r['db_mb']:.0f} MB DB, warm service: sync {r['incremental_s'] * 1000:.1f} ms "
+        f"vs full backup-API copy {r['full_copy_s'] * 1000:.0f} ms -> ratio 1/{1 / r['ratio']:.0f} "
+        f"(target <= 1/150); written {r['written_kb']:.0f} KB = {r['written_ratio']:.2f}x session file "
+        f"({r['session_file_kb']:.0f} KB; target <= 3x); first sync {r['first_sync_s']:.1f} s"
+    )
+
+
+def p2_line(r: dict[str, float]) -> str:
+    return (
+        f"P2 {r['files']:.0f}-file legacy tree, 5 changed: sync {r['dirty_sync_s'] * 1000:.1f} ms "
+        f"vs rsync -a --delete no-op {r['rsync_noop_s'] * 1000:.0f} ms -> ratio 1/{1 / r['ratio']:.0f} "
+        f"(target <= 1/150); first sync {r['first_sync_s']:.1f} s"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0)
@@ -208,22 +228,9 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if "p1" not in args.skip:
-        r = p1(args.work, args.scale)
-        print(
-            f"P1 one new message, {r['db_mb']:.0f} MB DB: sync {r['incremental_s'] * 1000:.0f} ms "
-            f"vs full backup-API copy {r['full_copy_s'] * 1000:.0f} ms -> ratio 1/{1 / r['ratio']:.0f} "
-            f"(target <= 1/50); written {r['written_kb']:.0f} KB = {r['written_ratio']:.2f}x session file "
-            f"({r['session_file_kb']:.0f} KB; target <= 3x); first sync {r['first_sync_s']:.1f} s",
-            flush=True,
-        )
+        print(p1_line(p1(args.work, args.scale)), flush=True)
     if "p2" not in args.skip:
-        r = p2(args.work, args.legacy_files)
-        print(
-            f"P2 {r['files']:.0f}-file legacy tree, 5 changed: sync {r['dirty_sync_s'] * 1000:.0f} ms "
-            f"vs rsync -a --delete no-op {r['rsync_noop_s'] * 1000:.0f} ms -> ratio 1/{1 / r['ratio']:.0f} "
-            f"(target <= 1/30); first sync {r['first_sync_s']:.1f} s",
-            flush=True,
-        )
+        print(p2_line(p2(args.work, args.legacy_files)), flush=True)
     if "compression" not in args.skip:
         for name, c in compression(args.work).items():
             print(f"compression {name}: x{c['ratio']:.1f} at {c['mb_per_s']:.0f} MB/s", flush=True)

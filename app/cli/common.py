@@ -1,74 +1,47 @@
-"""What every command shares: the parser class, the settings flags (given before or after the command),
-loading settings from them, and printing a result as text or JSON."""
+"""What every command shares: the parser class and the settings flags (from :mod:`app.cli.parser`, which
+loads nothing else), loading settings from the flags, and printing a result as text or JSON."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from app import codec, config
-from app.errors import BackupError, ConfigError, UsageError
-from app.transfer import ENGINE_NAMES
+from app.cli.parser import (
+    ALL,
+    READ,
+    SETTINGS_FLAGS,
+    Parser,
+    add_json_flag,
+    add_settings_flags,
+    check_flags,
+    error,
+    one_line,
+)
+from app.errors import BackupError, ConfigError
+
+__all__ = [
+    "ALL",
+    "READ",
+    "SETTINGS_FLAGS",
+    "Command",
+    "Parser",
+    "add_json_flag",
+    "add_settings_flags",
+    "check_flags",
+    "emit",
+    "error",
+    "load_settings",
+    "one_line",
+    "require_backup",
+    "require_destination",
+    "table",
+]
 
 Command = Callable[[argparse.Namespace], int]
-
-# The settings flags: (flag, attribute, key in the settings file, help). Every command offers the ones that
-# mean something for it; all of them may also come before the command (``--backup-path X status``).
-SETTINGS_FLAGS: dict[str, tuple[str, str, str]] = {
-    "backup_path": ("--backup-path", "backupPath", "backup folder (overrides config and environment)"),
-    "source": ("--source", "source", "opencode's data folder (default: ~/.local/share/opencode)"),
-    "machine_name": ("--machine-name", "machineName", "this computer's folder name in the backup"),
-    "engine": ("--engine", "engine", "how files are copied"),
-}
-READ = ("backup_path", "source", "machine_name")  # what the read-only commands use
-ALL = (*READ, "engine")
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exit code 2 (its default code too)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see 'opencode-backup --help')")
-
-
-def add_settings_flags(parser: argparse.ArgumentParser, names: tuple[str, ...], *, top: bool = False) -> None:
-    """Add the settings flags ``names`` to ``parser``. On a command's parser their default is SUPPRESS,
-    so a value given before the command is not overwritten by the command's own default."""
-    default = None if top else argparse.SUPPRESS
-    for name in names:
-        flag, _key, help_text = SETTINGS_FLAGS[name]
-        kwargs: dict[str, Any] = {"dest": name, "default": default, "help": help_text}
-        if name == "engine":
-            kwargs["choices"] = ENGINE_NAMES
-        else:
-            kwargs["metavar"] = "DIR" if name in ("backup_path", "source") else "NAME"
-        parser.add_argument(flag, **kwargs)
-    parser.add_argument(
-        "--debug",
-        action="store_true",
-        default=None if top else argparse.SUPPRESS,
-        help="log everything, to the terminal too",
-    )
-    if not top:
-        parser.set_defaults(uses=frozenset(names))
-
-
-def add_json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-
-def check_flags(args: argparse.Namespace) -> None:
-    """Refuse a settings flag given before a command that has no use for it (``--engine X pause``)."""
-    uses: frozenset[str] = getattr(args, "uses", frozenset())
-    for name, (flag, _key, _help) in SETTINGS_FLAGS.items():
-        if getattr(args, name, None) is not None and name not in uses:
-            raise UsageError(
-                f"{flag} does not apply to '{args.command}' (see 'opencode-backup {args.command} --help')"
-            )
 
 
 def load_settings(
@@ -113,10 +86,3 @@ def table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
-def one_line(message: str) -> str:
-    """A message on one line: control characters (a newline in a path) shown escaped."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in message)
-
-
-def error(message: str) -> None:
-    print(f"opencode-backup: {one_line(message)}", file=sys.stderr)

