@@ -84,5 +84,3 @@ def table(rows: list[tuple[str, str]]) -> str:
     """Aligned ``label  value`` lines, as ``config`` and ``status`` print them."""
     width = max((len(label) for label, _ in rows), default=0)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
-
-
