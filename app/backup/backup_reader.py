@@ -181,37 +181,6 @@ def read_session(path: Path, expected_id: str | None = None, cap: int | None = N
     return parse_session(data, path, expected_id)
 
 
-def read_session_again(
-    path: Path, expected_id: str, sha256: str, cap: int | None = None
-) -> SessionDoc | None:
-    """The session file :func:`read_session` validated before, read again: None when its bytes changed
-    since (their sha256 is not ``sha256``). The same bytes give the same document, so the checks are not
-    run twice: only the parse and the blobs' decoding (a restore of 1,800 sessions spent 2.5 s checking
-    each file a second time)."""
-    data = read_bytes_capped(path, MAX_SESSION_BYTES if cap is None else cap)
-    if hashlib.sha256(data).hexdigest() != sha256:
-        return None
-    doc = json.loads(data)
-    rows: dict[str, list[Row]] = doc["rows"]
-    for table_rows in rows.values():
-        for row in table_rows:
-            for column, value in row.items():
-                if type(value) is dict:  # {"$blob": base64}: checked to be one when it was validated
-                    row[column] = base64.b64decode(value["$blob"], validate=True)
-    session = rows["session"][0]
-    title = session.get("title")
-    return SessionDoc(
-        session_id=expected_id,
-        project_id=session["project_id"],
-        title=title if isinstance(title, str) else "",
-        time_updated=session.get("time_updated", 0),
-        rows=rows,
-        path=path,
-        size=len(data),
-        sha256=sha256,
-    )
-
-
 def parse_session(data: bytes, path: Path, expected_id: str | None = None) -> SessionDoc:
     """Validate the bytes of a session file (see :func:`read_session`)."""
     try:
