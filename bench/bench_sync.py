@@ -162,7 +162,7 @@ def p2(work: Path, files: int) -> dict[str, float]:
     for n in range(11):
         victims = rng.sample(messages, 5)  # other files each time, in other index shards
         for v in victims:
-            v.write_text(json.dumps({"bench": n, "text": "changed " * 40}))
+            v.write_text(json.dumps({"bench": n, "at": time.time_ns(), "text": "changed " * 40}))
         rels = tuple(str(v.relative_to(data)) for v in victims)
         t0 = time.perf_counter()
         r = run_sync(c, SyncOptions(dirty=rels))
