@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from app.opencode import sessions as s
+from app.opencode.session_file import json_default
 from tests import dbfactory as f
 
 
@@ -26,7 +27,7 @@ def whole_document(reader: s.Reader, sid: str) -> bytes:
         "opencode_schema": reader.schema_version,
         "rows": reader.closure(sid),
     }
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=s._json_default).encode()
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=json_default).encode()
 
 
 def test_streamed_file_equals_the_whole_document_also_with_blobs_secrets_and_many_rows(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -78,9 +79,18 @@ def stamp(now: datetime) -> str:
     return now.astimezone(UTC).strftime(STAMP_FORMAT)[:-4] + "Z"
 
 
+_STAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})Z")
+
+
 def parse_stamp(name: str) -> datetime | None:
+    """The time in a :func:`stamp` (None for any other name). A regex, not strptime: thinning parses
+    every versions/ folder's name at each sync, and strptime took 1 ms of a 17 ms one."""
+    m = _STAMP.fullmatch(name)
+    if m is None:
+        return None
     try:
-        return datetime.strptime(name[:-1] + "000Z", STAMP_FORMAT).replace(tzinfo=UTC)
+        year, month, day, hour, minute, second, ms = map(int, m.groups())
+        return datetime(year, month, day, hour, minute, second, ms * 1000, tzinfo=UTC)
     except ValueError:
         return None
 
@@ -129,9 +139,12 @@ def thin_versions(
     Returns how many version files were removed; empty version folders are removed too.
     """
     root = machine_dir / VERSIONS
-    if not root.is_dir():
+    try:
+        with os.scandir(root) as it:  # names and types from the folder itself: no stat per stamp
+            dirs = [(parse_stamp(e.name), Path(e.path)) for e in it if e.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
         return 0
-    stamps = sorted(((parse_stamp(d.name), d) for d in root.iterdir() if d.is_dir()), reverse=True, key=_key)
+    stamps = sorted(dirs, reverse=True, key=_key)
     by_path: dict[str, list[tuple[datetime, int, Path]]] = {}
     if only is None:
         for when, d in stamps:

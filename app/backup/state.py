@@ -30,7 +30,7 @@ class LastResults:
 
 def record_result(state_dir: Path, result: SyncResult) -> None:
     """Keep ``result`` as the last attempt, and as the last backup when it backed up."""
-    data = codec.dumps(result, indent=1)
+    data = codec.dumps(result)  # compact: indent takes the pure-Python encoder (0.3 ms of a sync)
     make_private_dirs(state_dir)
     atomic_write_bytes(state_dir / LAST_RESULT, data, fsync=False)
     if result.backed_up:

@@ -14,7 +14,7 @@ import math
 import os
 import re
 import stat
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from app.errors import BackupDamaged
@@ -108,10 +108,12 @@ def relpath(value: object, what: str, root: str) -> str:
     no empty, absolute or drive components, no backslashes or control characters."""
     if not isinstance(value, str) or not value.startswith(root + "/") or len(value) > 4096:
         raise BackupDamaged(f"{what}: refusing a path outside {root}/: {short(value)}")
+    # one search of the whole path ('/' is not a bad character) and list lookups in C: the manifest holds
+    # 100,000 of these and a check per component took 14 us a path
     parts = value.split("/")
-    if any(p in ("", ".", "..") or _BAD_COMPONENT.search(p) for p in parts):
+    if _BAD_COMPONENT.search(value) or "" in parts or "." in parts or ".." in parts:
         raise BackupDamaged(f"{what}: refusing the path {short(value)}")
-    if PurePosixPath(value).is_absolute():
+    if value.startswith("/"):  # what PurePosixPath.is_absolute() tests, without building one (2 us)
         raise BackupDamaged(f"{what}: refusing the absolute path {short(value)}")
     return value
 

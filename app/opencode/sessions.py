@@ -12,10 +12,7 @@ the rows are gathered first as before; the file is the same either way.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,15 +21,22 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from app.opencode.schema import SECRET_COLUMNS, SECRET_TABLES, Schema, quote, read_schema, schema_version
+from app.opencode.session_file import (
+    ENCODER,
+    MAX_DEPTH,
+    Sink,
+    Tables,
+    children_form_a_tree,
+    collect,
+    keys_of,
+    pointed_at,
+)
 
 SESSION_FORMAT = "opencode-session-backup/1"
 _BATCH = 500  # SQLite host parameters per IN (...) list
 # Sessions updated within this window get a deep fingerprint (message and part counts and times):
 # a reply that streams after the session row was last touched must still be noticed.
 HOT_WINDOW_MS = 24 * 3600 * 1000
-_ROWS_PER_CHUNK = 64  # rows encoded per call while streaming a table
-_FLUSH_CHARS = 1 << 20  # text gathered before it is encoded, hashed and written
-_MAX_DEPTH = 8  # below the session; foreign keys form a tree here, this only stops a malformed cycle
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class Reader:
             self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
             self.schema: Schema = read_schema(self.conn)
             self.schema_version = schema_version(self.conn)
-            self._streamable = _children_form_a_tree(self.schema)
+            self._streamable = children_form_a_tree(self.schema)
         except BaseException:
             self.conn.close()
             raise
@@ -99,7 +103,11 @@ class Reader:
         """Session id -> time_updated for every session: all change detection needs to start."""
         if "session" not in self.schema.columns:
             return {}
-        return {r[0]: int(r[1] or 0) for r in self.conn.execute("SELECT id, time_updated FROM session")}
+        times = dict(self.conn.execute("SELECT id, time_updated FROM session"))  # 0.5 ms for 1,800, not 1.2
+        for sid, value in times.items():
+            if type(value) is not int:
+                times[sid] = int(value or 0)
+        return times
 
     def info(self, session_id: str) -> SessionInfo | None:
         """One session's listing fields, or None if it no longer exists in this view."""
@@ -125,6 +133,38 @@ class Reader:
         if now_ms - time_updated <= HOT_WINDOW_MS:
             return self.deep_fingerprint(session_id, time_updated)
         return str(time_updated)
+
+    def fingerprints(self, sessions: Iterable[tuple[str, int]], now_ms: int) -> dict[str, str]:
+        """:meth:`fingerprint` of each (session id, time_updated), the deep ones with one grouped query per
+        table and batch of ids instead of two queries per session (a warm sync has a dozen hot sessions)."""
+        out: dict[str, str] = {}
+        hot: dict[str, int] = {}
+        for sid, time_updated in sessions:
+            if now_ms - time_updated <= HOT_WINDOW_MS:
+                hot[sid] = time_updated
+            else:
+                out[sid] = str(time_updated)
+        ids = list(hot)
+        stats: list[dict[str, tuple[int, Any]]] = []
+        for table in ("message", "part"):
+            if "session_id" not in self.schema.columns.get(table, ()):
+                continue
+            found: dict[str, tuple[int, Any]] = {}
+            for start in range(0, len(ids), _BATCH):
+                batch = ids[start : start + _BATCH]
+                sql = (
+                    f"SELECT session_id, count(*), max(time_updated) FROM {quote(table)} "
+                    f"WHERE session_id IN ({', '.join('?' * len(batch))}) GROUP BY session_id"
+                )
+                found.update((sid, (count, latest)) for sid, count, latest in self.conn.execute(sql, batch))
+            stats.append(found)
+        for sid, time_updated in hot.items():
+            parts = [str(time_updated)]
+            for found in stats:
+                count, latest = found.get(sid, (0, None))
+                parts.append(f"{count}:{latest or 0}")
+            out[sid] = "/".join(parts)
+        return out
 
     def closure(self, session_id: str) -> dict[str, list[dict[str, Any]]]:
         """Every row a session needs: its project, itself, and all rows referencing it (recursively)."""
@@ -152,7 +192,7 @@ class Reader:
     def _add_children(
         self, table: str, parent_rows: list[dict[str, Any]], out: dict[str, list[dict[str, Any]]], depth: int
     ) -> None:
-        if depth > _MAX_DEPTH:
+        if depth > MAX_DEPTH:
             return
         for fk in self.schema.children_of(table):
             keys = sorted({r[fk.parent_column] for r in parent_rows if r.get(fk.parent_column) is not None})
@@ -199,14 +239,14 @@ class Reader:
             "database": self.db.name,
             "opencode_schema": self.schema_version,
         }
-        sink = _Sink(out)
-        sink.put(_ENCODER.encode(doc)[:-1] + ',"rows":{')
-        self._write_closure(info.id, _Tables(sink))
+        sink = Sink(out)
+        sink.put(ENCODER.encode(doc)[:-1] + ',"rows":{')
+        self._write_closure(info.id, Tables(sink))
         sink.put("}}")
         sink.flush()
         return sink.size, sink.hash.hexdigest()
 
-    def _write_closure(self, session_id: str, tables: _Tables) -> None:
+    def _write_closure(self, session_id: str, tables: Tables) -> None:
         """What :meth:`closure` returns, table by table, in the same order."""
         session_rows = self._select("session", "id", [session_id])
         if not session_rows:
@@ -220,126 +260,19 @@ class Reader:
         for table, rows in parents.items():
             tables.write(table, rows, self.schema.primary_keys.get(table, ()))
         tables.write("session", session_rows, ())
-        self._write_children("session", _keys(self.schema, "session", session_rows), tables, 0)
+        self._write_children("session", keys_of(self.schema, "session", session_rows), tables, 0)
 
-    def _write_children(self, table: str, keys: dict[str, set[Any]], tables: _Tables, depth: int) -> None:
+    def _write_children(self, table: str, keys: dict[str, set[Any]], tables: Tables, depth: int) -> None:
         """Stream the tables below ``table`` (depth first, as :meth:`_add_children` merges them), given the
         values its rows hold in the columns they point at."""
-        if depth > _MAX_DEPTH:
+        if depth > MAX_DEPTH:
             return
         for fk in self.schema.children_of(table):
             wanted = sorted(keys.get(fk.parent_column, ()))
-            below: dict[str, set[Any]] = {c: set() for c in _pointed_at(self.schema, fk.table)}
-            rows = _collect(self._rows(fk.table, fk.column, wanted), below)
+            below: dict[str, set[Any]] = {c: set() for c in pointed_at(self.schema, fk.table)}
+            rows = collect(self._rows(fk.table, fk.column, wanted), below)
             if tables.write(fk.table, rows, self.schema.primary_keys.get(fk.table, ())):
                 self._write_children(fk.table, below, tables, depth + 1)
-
-
-class _Sink:
-    """Text into a binary file as UTF-8, hashed and counted on the way."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.hash = hashlib.sha256()
-        self.size = 0
-        self._parts: list[str] = []
-        self._pending = 0
-
-    def put(self, text: str) -> None:
-        self._parts.append(text)
-        self._pending += len(text)
-        if self._pending >= _FLUSH_CHARS:
-            self.flush()
-
-    def flush(self) -> None:
-        data = "".join(self._parts).encode()
-        self._parts, self._pending = [], 0
-        self.out.write(data)
-        self.hash.update(data)
-        self.size += len(data)
-
-
-class _Tables:
-    """The ``rows`` object of a session file, one table at a time: ``"table":[row,...]``, a table with no
-    rows left out, duplicates dropped (by primary key, or whole row without one) as ``_merge`` does."""
-
-    def __init__(self, sink: _Sink) -> None:
-        self._sink = sink
-        self._first = True
-
-    def write(self, table: str, rows: Iterable[dict[str, Any]], pk: tuple[str, ...]) -> bool:
-        """Write ``table``'s rows; returns whether it had any."""
-        seen: set[tuple[Any, ...]] = set()
-        chunk: list[dict[str, Any]] = []
-        wrote = False
-        for row in rows:
-            key = tuple(row[c] for c in pk) if pk else tuple(row.values())
-            if key in seen:
-                continue
-            seen.add(key)
-            chunk.append(row)
-            if len(chunk) >= _ROWS_PER_CHUNK:
-                wrote = self._put(table, chunk, wrote)
-                chunk = []
-        if chunk:
-            wrote = self._put(table, chunk, wrote)
-        if wrote:
-            self._sink.put("]")
-        return wrote
-
-    def _put(self, table: str, chunk: list[dict[str, Any]], started: bool) -> bool:
-        if started:
-            self._sink.put(",")
-        else:
-            self._sink.put(("" if self._first else ",") + _ENCODER.encode(table) + ":[")
-            self._first = False
-        self._sink.put(_ENCODER.encode(chunk)[1:-1])
-        return True
-
-
-def _collect(rows: Iterator[dict[str, Any]], into: dict[str, set[Any]]) -> Iterator[dict[str, Any]]:
-    """Pass ``rows`` on, keeping the values of the columns ``into`` names (not None)."""
-    for row in rows:
-        for column, values in into.items():
-            value = row.get(column)
-            if value is not None:
-                values.add(value)
-        yield row
-
-
-def _pointed_at(schema: Schema, table: str) -> set[str]:
-    """The columns of ``table`` that the tables below it point at."""
-    return {fk.parent_column for fk in schema.children_of(table)}
-
-
-def _keys(schema: Schema, table: str, rows: list[dict[str, Any]]) -> dict[str, set[Any]]:
-    return {c: {r[c] for r in rows if r.get(c) is not None} for c in _pointed_at(schema, table)}
-
-
-def _children_form_a_tree(schema: Schema) -> bool:
-    """True when every table below the session is reached by one foreign key only, within the depth
-    :meth:`Reader._add_children` goes to, and none of them is the session's or a parent's table: then
-    each one's rows come from one query and can be written as they are read."""
-    seen: set[str] = set()
-    stack = [("session", 0)]
-    while stack:
-        table, depth = stack.pop()
-        if depth > _MAX_DEPTH:
-            continue
-        for fk in schema.children_of(table):
-            if fk.table in seen or fk.table == "session":
-                return False
-            seen.add(fk.table)
-            stack.append((fk.table, depth + 1))
-    above: set[str] = set()
-    stack_up = ["session"]
-    while stack_up:
-        table = stack_up.pop()
-        for fk in schema.foreign_keys:
-            if fk.table == table and fk.parent not in (*SECRET_TABLES, table, *above):
-                above.add(fk.parent)
-                stack_up.append(fk.parent)
-    return not (seen & above) and "session" not in above
 
 
 def _scrub(table: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -358,12 +291,3 @@ def _merge(
         return
     seen = {tuple(r[c] for c in pk) for r in existing}
     existing.extend(r for r in new if tuple(r[c] for c in pk) not in seen)
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, bytes):
-        return {"$blob": base64.b64encode(value).decode("ascii")}
-    raise TypeError(f"cannot store {type(value).__name__} in a session file")
-
-
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)

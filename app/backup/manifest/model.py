@@ -69,10 +69,15 @@ class Manifest:
     last_result: dict[str, Any] = field(default_factory=dict)
     last_full_thinning: str = ""
     shards: dict[str, ShardRef] = field(default_factory=dict)  # as committed (loaded or last saved)
-    # session id -> (entry, its JSON) and shard name -> JSON as last read or written: a save re-encodes
-    # only changed entries and writes only the shards that differ
-    _encoded: dict[str, tuple[SessionEntry, str]] = field(default_factory=dict, repr=False, compare=False)
+    # session id -> (entry, its JSON, its shard) and shard name -> JSON as last read or written: a save
+    # re-encodes only changed entries, rebuilds only the shards they are in (``_built``, with ``_members``)
+    # and writes only the shards that differ
+    _encoded: dict[str, tuple[SessionEntry, str, str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
     _texts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _built: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _members: dict[str, set[str]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def total_bytes(self) -> int:
@@ -109,24 +114,72 @@ class Manifest:
             "storage_bytes": self.storage_bytes,
             "last_result": self.last_result,
             "last_full_thinning": self.last_full_thinning,
-            "shards": {k: vars(v) for k, v in sorted(self.shards.items())},
+            "shards": {},
         }
-        return json.dumps(doc, ensure_ascii=False, indent=1).encode()
+        text = _lines(doc)
+        if not self.shards:
+            return text.encode()
+        # the shard names and files are checked names ([a-z0-9.-], SHARD_FILE) and the digests hex: written
+        # as they are, 0.3 ms for 320 where a json.dumps each took 1 ms
+        refs = ",\n".join(
+            f'  "{k}": {{"file": "{v.file}", "size": {_number(v.size)}, "sha256": {_text(v.sha256)}}}'
+            for k, v in sorted(self.shards.items())
+        )
+        return (text.removesuffix('"shards": {}\n}') + f'"shards": {{\n{refs}\n }}\n}}').encode()
 
     def session_shard_texts(self) -> dict[str, str]:
-        """Shard name (``sessions-XX``) -> its JSON text, for every shard (empty ones as ``{}``)."""
-        parts: dict[str, list[str]] = {f"sessions-{i:02x}": [] for i in range(SESSION_SHARDS)}
-        cache = self._encoded
-        for sid in sorted(self.sessions):
-            entry = self.sessions[sid]
+        """Shard name (``sessions-XX``) -> its JSON text, for every shard (empty ones as ``{}``).
+
+        Only the shards whose entries changed since the last call are rebuilt: a sync that changed one
+        session re-encodes one entry and one shard, not 1,800 entries (3 ms of a 17 ms sync before)."""
+        cache, members = self._encoded, self._members
+        if not self._built:
+            members.clear()
+            members.update({f"sessions-{i:02x}": set() for i in range(SESSION_SHARDS)})
+            dirty = set(members)
+        else:
+            dirty = set()
+        for sid, entry in self.sessions.items():
             hit = cache.get(sid)
-            if hit is None or hit[0] is not entry:
-                hit = (entry, _compact(sid) + ":" + _compact(vars(entry)))
-                cache[sid] = hit
-            parts[session_shard_of(sid)].append(hit[1])
+            if hit is not None and hit[0] is entry and self._built:
+                continue
+            shard = hit[2] if hit is not None else session_shard_of(sid)
+            cache[sid] = (entry, _compact(sid) + ":" + _compact(vars(entry)), shard)
+            members[shard].add(sid)
+            dirty.add(shard)
         for gone in cache.keys() - self.sessions.keys():
-            del cache[gone]
-        return {name: "{" + ",".join(p) + "}" for name, p in parts.items()}
+            shard = cache.pop(gone)[2]
+            members[shard].discard(gone)
+            dirty.add(shard)
+        for shard in dirty:
+            self._built[shard] = "{" + ",".join(cache[sid][1] for sid in sorted(members[shard])) + "}"
+        return dict(self._built)
+
+
+def _lines(doc: dict[str, Any]) -> str:
+    """``doc`` as JSON with one line per key, and one line per entry of ``files``: as readable as
+    ``indent=1`` and written by the C encoder (indent takes the pure-Python one: 1.6 ms of a 40 ms sync
+    with 320 shards named)."""
+
+    def dumps(value: object) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    lines = []
+    for key, value in doc.items():
+        if key == "files" and isinstance(value, dict) and value:
+            inner = ",\n".join(f"  {dumps(k)}: {dumps(v)}" for k, v in value.items())
+            lines.append(f" {dumps(key)}: {{\n{inner}\n }}")
+        else:
+            lines.append(f" {dumps(key)}: {dumps(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}"
+
+
+def _number(value: int | None) -> str:
+    return "null" if value is None else str(int(value))
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else json.dumps(value)
 
 
 def _compact(value: object) -> str:

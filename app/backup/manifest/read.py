@@ -170,22 +170,55 @@ def _session_entry(sid: str, raw: object, file: str) -> SessionEntry:
     where = f"{SHARD_DIR}/{file}"
     if not u.ID.match(sid):
         raise BackupDamaged(f"{where}: not a session id: {u.short(sid)}")
-    e = u.obj(raw, f"{where} {sid}")
-    project = u.text(e.get("project_id"), f"{where} {sid} project_id", 200)
-    entry = SessionEntry(
-        path=u.relpath(e.get("path"), where, "sessions"),
-        project_id=project,
-        title=u.text(e.get("title", ""), f"{where} {sid} title", 20_000),
-        directory=u.text(e.get("directory", ""), f"{where} {sid} directory", 8192),
-        time_updated=u.integer(e.get("time_updated", 0), f"{where} {sid} time_updated", high=1 << 53),
-        fingerprint=u.text(e.get("fingerprint", ""), f"{where} {sid} fingerprint", 400),
-        size=u.integer(e.get("size"), f"{where} {sid} size", high=u.MAX_FILE_BYTES),
-        sha256=u.digest(e.get("sha256"), f"{where} {sid}"),
-        database=u.text(e.get("database", "opencode.db"), f"{where} {sid} database", 200),
-    )
+    entry = _plain_entry(raw)
+    if entry is None:  # something does not fit: the checks one by one, to say what
+        e = u.obj(raw, f"{where} {sid}")
+        entry = SessionEntry(
+            path=u.relpath(e.get("path"), where, "sessions"),
+            project_id=u.text(e.get("project_id"), f"{where} {sid} project_id", 200),
+            title=u.text(e.get("title", ""), f"{where} {sid} title", 20_000),
+            directory=u.text(e.get("directory", ""), f"{where} {sid} directory", 8192),
+            time_updated=u.integer(e.get("time_updated", 0), f"{where} {sid} time_updated", high=1 << 53),
+            fingerprint=u.text(e.get("fingerprint", ""), f"{where} {sid} fingerprint", 400),
+            size=u.integer(e.get("size"), f"{where} {sid} size", high=u.MAX_FILE_BYTES),
+            sha256=u.digest(e.get("sha256"), f"{where} {sid}"),
+            database=u.text(e.get("database", "opencode.db"), f"{where} {sid} database", 200),
+        )
+    else:
+        u.relpath(entry.path, where, "sessions")
+    project = entry.project_id
     if entry.path != session_path(project, sid) and entry.path != _v1_path(project, sid):
         raise BackupDamaged(f"{where}: session {sid} points at {u.short(entry.path)}, not its own file")
     return entry
+
+
+def _plain_entry(raw: object) -> SessionEntry | None:
+    """The entry when every field passes the checks of :func:`_session_entry` (its path aside), else None.
+    One pass without building a message per field: ``status`` reads 1,800 of these (54 ms before)."""
+    if type(raw) is not dict:
+        return None
+    e = raw
+    path, project, title = e.get("path"), e.get("project_id"), e.get("title", "")
+    directory, fingerprint, database = (
+        e.get("directory", ""),
+        e.get("fingerprint", ""),
+        e.get("database", "opencode.db"),
+    )
+    time_updated, size, sha = e.get("time_updated", 0), e.get("size"), e.get("sha256")
+    texts = ((project, 200), (title, 20_000), (directory, 8192), (fingerprint, 400), (database, 200))
+    if not (
+        type(path) is str
+        and type(project) is str
+        and all(type(t) is str and len(t) <= limit and "\x00" not in t for t, limit in texts)
+        and type(time_updated) is int
+        and 0 <= time_updated <= 1 << 53
+        and type(size) is int
+        and 0 <= size <= u.MAX_FILE_BYTES
+        and type(sha) is str
+        and u.SHA256.match(sha)
+    ):
+        return None
+    return SessionEntry(path, project, title, directory, time_updated, fingerprint, size, sha, database)
 
 
 def _v1_path(project_id: str, sid: str) -> str:
@@ -213,16 +246,33 @@ def load_shard(machine_dir: Path, man: Manifest, shard: str) -> dict[str, FileEn
         u.relpath(rel, where, "storage")
         if shard_of(rel) != shard:
             raise BackupDamaged(f"{where} lists {u.short(rel)}, which belongs in another shard")
-        if not isinstance(value, list) or len(value) != 3:
-            raise BackupDamaged(
-                f"{where} is damaged: the entry of {u.short(rel)} is not [size, sha256, mtime]"
-            )
-        out[rel] = FileEntry(
-            size=u.integer(value[0], f"{where} size", high=u.MAX_FILE_BYTES),
-            sha256=u.digest(value[1], where),
-            mtime_ns=u.integer(value[2], f"{where} mtime", low=-u.MAX_INT, high=u.MAX_INT),
-        )
+        # the checks of _storage_entry, inline for the entries that pass them (all of them, unless the
+        # folder is damaged): a shard lists ~400 files and a sync touching 5 reads 5 shards
+        if (
+            type(value) is list
+            and len(value) == 3
+            and type(size := value[0]) is int
+            and 0 <= size <= u.MAX_FILE_BYTES
+            and type(digest := value[1]) is str
+            and u.SHA256.match(digest)
+            and type(mtime := value[2]) is int
+            and -u.MAX_INT <= mtime <= u.MAX_INT
+        ):
+            out[rel] = FileEntry(size, digest, mtime)
+        else:
+            out[rel] = _storage_entry(where, rel, value)
     return out
+
+
+def _storage_entry(where: str, rel: str, value: object) -> FileEntry:
+    """A ``[size, sha256, mtime]`` entry, checked; BackupDamaged naming what is wrong."""
+    if not isinstance(value, list) or len(value) != 3:
+        raise BackupDamaged(f"{where} is damaged: the entry of {u.short(rel)} is not [size, sha256, mtime]")
+    return FileEntry(
+        size=u.integer(value[0], f"{where} size", high=u.MAX_FILE_BYTES),
+        sha256=u.digest(value[1], where),
+        mtime_ns=u.integer(value[2], f"{where} mtime", low=-u.MAX_INT, high=u.MAX_INT),
+    )
 
 
 def load_storage_index(

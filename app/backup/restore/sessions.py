@@ -6,6 +6,9 @@ applying; each session is one transaction, after the safety copy. Runs on the ca
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import logging
 import sqlite3
 from datetime import datetime
@@ -25,7 +28,7 @@ from app.backup.restore.model import (
 from app.backup.restore.safety import SAFETY_DIR, safety_copy
 from app.errors import BackupDamaged, BackupError, UsageError
 from app.opencode import importer
-from app.opencode.sessions import Reader, open_readonly
+from app.opencode.sessions import Reader
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +37,12 @@ def plan_sessions(req: RestoreRequest, files: dict[str, list[Path]]) -> Plan:
     """The plan for named sessions, or for ``missing``: every backed-up session opencode does not have,
     including those deleted in opencode whose deletion was backed up (their last copy in ``versions/``):
     what the tray's picker marks missing, and what "I deleted it by mistake" needs. Writes nothing."""
-    with Reader(req.db) as reader:
-        live_ids = set(reader.sessions())
+    with Reader(req.db) as reader:  # one read view for the ids, the schema and the owners of live rows
+        return _plan_sessions(req, files, reader)
+
+
+def _plan_sessions(req: RestoreRequest, files: dict[str, list[Path]], reader: Reader) -> Plan:
+    live_ids = set(reader.session_times())
     notes: list[str] = []
     older = versioned_files(req.machine_dir)  # deleted in opencode, then synced away
     if req.ids:
@@ -59,16 +66,12 @@ def plan_sessions(req: RestoreRequest, files: dict[str, list[Path]]) -> Plan:
         mode = Mode.MISSING
     else:
         raise UsageError("say which sessions to restore: IDs, --missing or --all --replace")
-    conn = open_readonly(req.db)
-    try:
-        live = importer.live_schema(conn)
-        items: list[PlanItem] = []
-        for sid in dict.fromkeys(chosen):
-            doc = newest_doc(sid, files[sid])
-            action = Action.REPLACE if sid in live_ids and req.ids else Action.ADD
-            items.append(plan_item(live, doc, action, notes, conn))
-    finally:
-        conn.close()
+    live = importer.live_schema(reader.conn)
+    items: list[PlanItem] = []
+    for sid in dict.fromkeys(chosen):
+        doc = newest_doc(sid, files[sid])
+        action = Action.REPLACE if sid in live_ids and req.ids else Action.ADD
+        items.append(plan_item(live, doc, action, notes, reader.conn))
     return Plan(mode, req.db, tuple(items), notes=tuple(dict.fromkeys(notes)))
 
 
@@ -126,10 +129,39 @@ def plan_item(
 
 def reread(item: PlanItem) -> br.SessionDoc:
     """Read a planned session file again and make sure it did not change since it was validated."""
-    doc = br.read_session(item.path, item.session_id)
-    if doc.sha256 != item.sha256:
+    doc = read_again(item.path, item.session_id, item.sha256)
+    if doc is None:
         raise BackupDamaged(f"{item.path.name} changed while restoring; run the restore again")
     return doc
+
+
+def read_again(path: Path, expected_id: str, sha256: str) -> br.SessionDoc | None:
+    """The session file ``br.read_session`` validated before, read again: None when its bytes changed
+    since (their sha256 is not ``sha256``). The same bytes give the same document, so the checks are not
+    run twice: only the parse and the blobs' decoding (a restore of 1,800 sessions spent 2.5 s checking
+    each file a second time)."""
+    data = br.read_bytes_capped(path, br.MAX_SESSION_BYTES)
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return None
+    doc = json.loads(data)
+    rows: dict[str, list[br.Row]] = doc["rows"]
+    for table_rows in rows.values():
+        for row in table_rows:
+            for column, value in row.items():
+                if type(value) is dict:  # {"$blob": base64}: checked to be one when it was validated
+                    row[column] = base64.b64decode(value["$blob"], validate=True)
+    session = rows["session"][0]
+    title = session.get("title")
+    return br.SessionDoc(
+        session_id=expected_id,
+        project_id=session["project_id"],
+        title=title if isinstance(title, str) else "",
+        time_updated=session.get("time_updated", 0),
+        rows=rows,
+        path=path,
+        size=len(data),
+        sha256=sha256,
+    )
 
 
 def apply_sessions(
@@ -139,12 +171,14 @@ def apply_sessions(
     if not plan.actionable:
         return
     tell = Throttled(progress)
+    todo = plan.actionable
     result.safety_copy = safety_copy(req.db, req.work_dir / SAFETY_DIR, now)
     conn = importer.open_writable(req.db)
     try:
+        wal = _commits_without_fsync(conn)
         live = importer.live_schema(conn)
-        for done, item in enumerate(plan.actionable):
-            tell.report(Step.RESTORING, done, len(plan.actionable))
+        for done, item in enumerate(todo):
+            tell.report(Step.RESTORING, done, len(todo))
             try:
                 doc = reread(item)
                 mapped = importer.map_session(live, item.session_id, doc.rows)
@@ -154,6 +188,19 @@ def apply_sessions(
                 result.failed.append((item.session_id, f"not restored: {exc}"))
                 continue
             result.restored.append((item.session_id, added))
-        tell.report(Step.RESTORING, len(plan.actionable), len(plan.actionable))
+        tell.report(Step.RESTORING, len(todo), len(todo))
+        if wal:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # syncs the log: what was restored is on disk
     finally:
         conn.close()
+
+
+def _commits_without_fsync(conn: sqlite3.Connection) -> bool:
+    """In WAL mode (opencode's), let each session's commit go without waiting for the disk
+    (``synchronous=NORMAL``): the database stays consistent whatever happens, a power cut may only lose
+    the sessions restored last, and the checkpoint at the end syncs them all. 1,800 commits spent 4.0 s,
+    3.5 s this way. Returns whether it is WAL (in rollback mode NORMAL could corrupt on a power cut)."""
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        return False
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return True

@@ -82,10 +82,10 @@ class Planner:
         make_private_dirs(self.staging)
         readers = [Reader(db) for db in self.source.databases]
         try:
-            live: dict[str, tuple[Reader, int]] = {}
-            for reader in readers:
-                for sid, time_updated in reader.session_times().items():
-                    live.setdefault(sid, (reader, time_updated))
+            times = [(reader, reader.session_times()) for reader in readers]
+            live: dict[str, int] = {}  # session id -> time_updated, from the first database that has it
+            for _reader, found in reversed(times):
+                live.update(found)
             lost = tuple(sid for sid in man.sessions if sid not in live)
             if self.dirty is None and (self.source.storage is not None or man.storage_files):
                 self.report(Step.LEGACY, 0, None)
@@ -103,7 +103,7 @@ class Planner:
             reused, due = self._snapshots(man, readers)
             beside = _Snapshots(due, self.staging / "work", self.cancel)
             try:
-                exported, refreshed = self._export(man, live)
+                exported, refreshed = self._export(man, live, times)
             except BaseException:
                 beside.abandon()
                 raise
@@ -140,18 +140,31 @@ class Planner:
             raise SyncFailed("the sync was cancelled", FailureKind.FATAL)
 
     def _export(
-        self, man: mf.Manifest, live: dict[str, tuple[Reader, int]]
+        self, man: mf.Manifest, live: dict[str, int], times: list[tuple[Reader, dict[str, int]]]
     ) -> tuple[dict[str, mf.SessionEntry], dict[str, mf.SessionEntry]]:
         """Stage every session whose fingerprint changed: (staged entries, refreshed entries)."""
         now_ms = int(self.started.timestamp() * 1000)
         staged: dict[str, mf.SessionEntry] = {}
         refreshed: dict[str, mf.SessionEntry] = {}
-        for done, (sid, (reader, time_updated)) in enumerate(live.items()):
+        known = man.sessions
+        hot = now_ms - HOT_WINDOW_MS
+        # the sessions to look at: changed since their export, or recent enough that a reply may still be
+        # streaming in. Found with set operations: the cold, untouched ones are most of 1,800 and a Python
+        # loop over them all took 1.3 ms of a 15 ms sync
+        changed = live.items() - {sid: e.time_updated for sid, e in known.items()}.items()
+        wanted = {sid for sid, _t in changed} | {sid for sid, t in live.items() if t >= hot}
+        todo = [(done, sid) for done, sid in enumerate(live) if sid in wanted]
+        fingerprints: dict[str, str] = {}
+        for reader, found in times:
+            mine = [(sid, live[sid]) for _done, sid in todo if sid in found and sid not in fingerprints]
+            fingerprints |= reader.fingerprints(mine, now_ms)
+        readers = {sid: reader for reader, found in reversed(times) for sid in wanted if sid in found}
+        self.report(Step.SESSIONS, 0, len(live))
+        for done, sid in todo:
             self.report(Step.SESSIONS, done, len(live))
-            old = man.sessions.get(sid)
-            if old is not None and old.time_updated == time_updated and now_ms - time_updated > HOT_WINDOW_MS:
-                continue  # cold and untouched since its last export
-            fingerprint = reader.fingerprint(sid, time_updated, now_ms)
+            reader = readers[sid]
+            old = known.get(sid)
+            fingerprint = fingerprints[sid]
             if old is not None and old.fingerprint == fingerprint:
                 continue
             self.check_cancel()

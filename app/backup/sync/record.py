@@ -144,11 +144,11 @@ def _prune_snapshots(man: mf.Manifest, keep: int) -> list[str]:
 def _thin(
     machine_dir: Path, man: mf.Manifest, plan: Plan, applied: Applied, *, retention: Retention, full: bool
 ) -> None:
-    live_sizes = {e.path: e.size for e in man.sessions.values()}
-
     def live_size(rel: str) -> int | None:
-        if rel in live_sizes:
-            return live_sizes[rel]
+        # a session file is named after its session: no map of all 1,800 paths for the few touched
+        entry = man.sessions.get(rel.rsplit("/", 1)[-1].removesuffix(".json"))
+        if entry is not None and entry.path == rel:
+            return entry.size
         try:
             return (machine_dir / rel).stat().st_size
         except OSError:
