@@ -91,7 +91,8 @@ def no_desktop() -> str | None:
 def headless_hint(settings: config.Settings) -> str:
     """The command that runs the service in a terminal, as it can be typed where this one was started."""
     folder = "" if settings.backup_path is not None else " --backup-path DIR"
-    if os.environ.get("MAKELEVEL"):  # `make run` in a source checkout: the script is not on PATH
+    if os.environ.get("MAKELEVEL") and not getattr(sys, "frozen", False):
+        # `make run` in a source checkout: the script is not on PATH (a bundle is never run by make)
         return f'make run ARGS="run --headless{folder}"'
     argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     if argv0 is not None and argv0.name.startswith("opencode-backup"):
