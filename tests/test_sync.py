@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import stat
 import subprocess
@@ -434,4 +435,7 @@ def test_a_first_sync_reports_its_progress_a_few_times_a_second_at_most(env: dic
     assert len(sessions) < 50  # throttled: not one report per session
     assert [p.step for p in seen].count(Step.SNAPSHOT) == 1
     assert seen[-1].step is Step.COPYING and seen[-1].done == seen[-1].total == 301  # 300 sessions + snapshot
-    assert sessions[-1].words() == "backing up sessions: 300 of 300"
+    assert re.fullmatch(r"backing up sessions: 300 of 300, \d+\.\d KiB", sessions[-1].words())
+    assert sessions[-1].nbytes == sum(
+        e.size for e in mf.load(env["dest"] / "laptop", "laptop").sessions.values()
+    )

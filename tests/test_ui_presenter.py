@@ -196,11 +196,13 @@ def test_a_restore_the_service_runs_shows_at_once() -> None:
 
 
 def test_a_long_sync_or_restore_says_how_far_it_has_got_and_how_long_is_left() -> None:
-    first = Status(S.SYNCING, progress=Progress(Step.SESSIONS, 640, 1800, 32.0))
-    assert p.tooltip(first, True, True, NOW) == "Backing up… 640 of 1,800 sessions · about 58 s left"
+    first = Status(S.SYNCING, progress=Progress(Step.SESSIONS, 640, 1800, 32.0, 310 << 20))
+    assert (
+        p.tooltip(first, True, True, NOW) == "Backing up… 640 of 1,800 sessions · 310.0 MiB · about 58 s left"
+    )
     rows = dict((r.label, r.value) for r in p.status_rows(first, NOW, "/drive/backup"))
     assert rows["State"] == "Backing up…"  # said once, in its own row
-    assert rows["Progress"] == "Backing up sessions: 640 of 1,800 · about 58 s left"
+    assert rows["Progress"] == "Backing up sessions: 640 of 1,800, 310.0 MiB · about 58 s left"
 
     snapshot = Status(S.SYNCING, last_backup=at(-60), progress=Progress(Step.SNAPSHOT, 0, None, 3.0))
     assert p.tooltip(snapshot, True, True, NOW) == "Backing up… taking a database snapshot"

@@ -13,8 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from app.words import span
+from app.words import size, span
 
 
 class Step(enum.Enum):
@@ -38,12 +39,14 @@ _UNITS = {
 
 @dataclass(frozen=True)
 class Progress:
-    """``done`` of ``total`` (None: not known yet) items of ``step``; ``elapsed`` seconds since it began."""
+    """``done`` of ``total`` (None: not known yet) items of ``step``, ``nbytes`` bytes of them written or
+    read so far (0: not counted); ``elapsed`` seconds since the step began."""
 
     step: Step
     done: int
     total: int | None = None
     elapsed: float = 0.0
+    nbytes: int = 0
 
     @property
     def unit(self) -> str:
@@ -57,10 +60,12 @@ class Progress:
         return self.elapsed / self.done * max(0, self.total - self.done)
 
     def words(self) -> str:
-        """'backing up sessions: 640 of 1,800' (what the tooltip and a plain terminal say)."""
+        """'backing up sessions: 640 of 1,800, 310.2 MiB' (what a plain terminal and `status` say)."""
         if self.total is None:
-            return self.step.value + (f": {self.done:,} {self.unit}".rstrip() if self.done else "")
-        return f"{self.step.value}: {self.done:,} of {self.total:,}"
+            text = self.step.value + (f": {self.done:,} {self.unit}".rstrip() if self.done else "")
+        else:
+            text = f"{self.step.value}: {self.done:,} of {self.total:,}"
+        return text + (f", {size(self.nbytes)}" if self.nbytes > 0 else "")
 
     def left(self) -> str:
         """'about 2 min left', or '' while there is no pace to go by."""
@@ -69,6 +74,16 @@ class Progress:
 
 
 Sink = Callable[[Progress], None]
+
+
+class Report(Protocol):
+    """What the engine calls as it goes (:meth:`Throttled.report` or :func:`unreported`)."""
+
+    def __call__(self, step: Step, done: int, total: int | None = None, nbytes: int = 0) -> None: ...
+
+
+def unreported(step: Step, done: int, total: int | None = None, nbytes: int = 0) -> None:
+    """The report of work nobody watches."""
 
 
 def nowhere(_progress: Progress) -> None:
@@ -88,7 +103,7 @@ class Throttled:
         self._began = 0.0
         self._sent = float("-inf")
 
-    def report(self, step: Step, done: int, total: int | None = None) -> None:
+    def report(self, step: Step, done: int, total: int | None = None, nbytes: int = 0) -> None:
         now = self._clock()
         with self._lock:
             first = step is not self._step
@@ -99,4 +114,4 @@ class Throttled:
                 return
             self._sent = now
             began = self._began
-        self._sink(Progress(step, done, total, now - began))
+        self._sink(Progress(step, done, total, now - began, nbytes))

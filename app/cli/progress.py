@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from app.backup.progress import Progress, Sink, Step, nowhere
+from app.words import size
 
 SHOW_AFTER = 1.0  # seconds of work before anything is shown
 PLAIN_EVERY = 10.0  # seconds between two plain lines
@@ -58,7 +59,7 @@ class Bars:
 
             tqdm.monitor_interval = 0  # no monitor thread: the reports come throttled already
             self._step = progress.step
-            size = shutil.get_terminal_size()
+            term = shutil.get_terminal_size()
             self._bar = tqdm(
                 desc=progress.step.value,
                 total=progress.total,
@@ -69,12 +70,14 @@ class Bars:
                 mininterval=0,  # the engine sends a few reports a second: draw each one
                 miniters=1,
                 # a pty that reports no size (script, some CI consoles) would draw nothing: 80 x 24 then
-                ncols=size.columns,
-                nrows=size.lines,
+                ncols=term.columns,
+                nrows=term.lines,
             )
         bar = self._bar
         if progress.total != bar.total:
             bar.total = progress.total
+        if progress.nbytes > 0:
+            bar.set_postfix_str(size(progress.nbytes), refresh=False)  # drawn by the update below
         if progress.done != bar.n:
             bar.update(progress.done - bar.n)
 

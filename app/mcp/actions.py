@@ -113,7 +113,7 @@ def _told(ctx: CallContext, every: float = 2.0) -> Sink:
     """The engine's progress as the call's progress messages ('backing up sessions: 640 of 1,800'), at
     most one per ``every`` seconds besides each step's first and last (opencode shows the latest)."""
     throttled = Throttled(lambda p: ctx.progress(p.words()), every=every)
-    return lambda p: throttled.report(p.step, p.done, p.total)
+    return lambda p: throttled.report(p.step, p.done, p.total, p.nbytes)
 
 
 def _sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolResult:

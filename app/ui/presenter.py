@@ -14,7 +14,7 @@ from app.backup.result import Outcome
 from app.errors import FailureKind
 from app.service.status import ServiceState, Status
 from app.ui.icons import State
-from app.words import span
+from app.words import size, span
 
 APP_TITLE = "opencode session backup"
 SYNCING_AFTER = 1.0  # a sync shows as "syncing" only once it has run this long (no flicker)
@@ -44,14 +44,16 @@ def until(when: datetime | None, now: datetime) -> str:
 
 
 def progress_words(progress: Progress | None) -> str:
-    """'640 of 1,800 sessions · about 2 min left' ('' when there is nothing to say)."""
+    """'640 of 1,800 sessions · 310.2 MiB · about 2 min left' ('' when there is nothing to say)."""
     if progress is None:
         return ""
     if progress.total is None:
         return progress.words()
-    text = f"{progress.done:,} of {progress.total:,} {progress.unit}".rstrip()
+    parts = [f"{progress.done:,} of {progress.total:,} {progress.unit}".rstrip()]
+    if progress.nbytes > 0:
+        parts.append(size(progress.nbytes))
     left = progress.left()
-    return text + (f" · {left}" if left else "")
+    return " · ".join(parts + ([left] if left else []))
 
 
 def failure_words(kind: FailureKind | None) -> str:

@@ -159,8 +159,10 @@ def apply_full(
             _rebuild(conn, req.db, snap, plan.snapshot.path.name)
             live = importer.live_schema(conn)
             tell = Throttled(progress)
+            nbytes = 0  # of session files read
             for done, item in enumerate(plan.actionable):
-                tell.report(Step.RESTORING, done, len(plan.actionable))
+                tell.report(Step.RESTORING, done, len(plan.actionable), nbytes)
+                nbytes += item.bytes
                 try:
                     doc = sessions.reread(item)
                     mapped = importer.map_session(live, item.session_id, doc.rows)

@@ -177,8 +177,10 @@ def apply_sessions(
     try:
         wal = _commits_without_fsync(conn)
         live = importer.live_schema(conn)
+        nbytes = 0  # of session files read
         for done, item in enumerate(todo):
-            tell.report(Step.RESTORING, done, len(todo))
+            tell.report(Step.RESTORING, done, len(todo), nbytes)
+            nbytes += item.bytes
             try:
                 doc = reread(item)
                 mapped = importer.map_session(live, item.session_id, doc.rows)
@@ -188,7 +190,7 @@ def apply_sessions(
                 result.failed.append((item.session_id, f"not restored: {exc}"))
                 continue
             result.restored.append((item.session_id, added))
-        tell.report(Step.RESTORING, len(todo), len(todo))
+        tell.report(Step.RESTORING, len(todo), len(todo), nbytes)
         if wal:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # syncs the log: what was restored is on disk
     finally:

@@ -14,14 +14,13 @@ import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.backup import guard, intent
 from app.backup import untrusted as u
 from app.backup.destination import Destination
-from app.backup.progress import Step
+from app.backup.progress import Report, Step, unreported
 from app.backup.sync.plan import Plan
 from app.errors import FailureKind, SyncFailed
 from app.fsutil import PRIVATE_FILE, make_private_dirs, sha256_file
@@ -54,7 +53,7 @@ def apply(
     cancel: threading.Event,
     *,
     interrupted: intent.Intent | None = None,
-    report: Callable[[Step, int, int | None], None] = lambda _s, _d, _t: None,
+    report: Report = unreported,
 ) -> Applied:
     """``interrupted``: the intent an earlier sync left (its changes are still uncommitted, so the new
     intent covers them too until this sync commits)."""

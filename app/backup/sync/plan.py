@@ -7,14 +7,13 @@ from __future__ import annotations
 import contextlib
 import shutil
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from app.backup import guard, legacy
 from app.backup import manifest as mf
-from app.backup.progress import Step
+from app.backup.progress import Report, Step, unreported
 from app.errors import FailureKind, SyncFailed
 from app.fsutil import atomic_writer, make_private_dirs, sha256_file
 from app.opencode.locate import Source, database_label
@@ -74,7 +73,7 @@ class Planner:
     snapshot_every_hours: float
     started: datetime
     cancel: threading.Event = field(default_factory=threading.Event)
-    report: Callable[[Step, int, int | None], None] = lambda _s, _d, _t: None
+    report: Report = unreported
 
     def plan(self, man: mf.Manifest, machine_dir: Path) -> Plan:
         with contextlib.suppress(FileNotFoundError):
@@ -160,8 +159,9 @@ class Planner:
             fingerprints |= reader.fingerprints(mine, now_ms)
         readers = {sid: reader for reader, found in reversed(times) for sid in wanted if sid in found}
         self.report(Step.SESSIONS, 0, len(live))
+        exported = 0  # bytes of session files written so far
         for done, sid in todo:
-            self.report(Step.SESSIONS, done, len(live))
+            self.report(Step.SESSIONS, done, len(live), exported)
             reader = readers[sid]
             old = known.get(sid)
             fingerprint = fingerprints[sid]
@@ -174,6 +174,7 @@ class Planner:
             rel = mf.session_path(info.project_id, sid)
             with atomic_writer(self.staging / rel, fsync=False) as out:  # written as it is read
                 size, digest = reader.write_export(info, fingerprint, out)
+            exported += size
             entry = mf.SessionEntry(
                 rel,
                 info.project_id,
@@ -190,7 +191,7 @@ class Planner:
                 (self.staging / rel).unlink()
                 continue
             staged[sid] = entry
-        self.report(Step.SESSIONS, len(live), len(live))
+        self.report(Step.SESSIONS, len(live), len(live), exported)
         return staged, refreshed
 
     def _snapshots(
