@@ -99,7 +99,7 @@ def test_sync_restore_and_verify_report_progress_on_stderr_and_keep_stdout_for_t
 
     rc, out, err = cli(capsys, world, "verify")
     assert rc == 0 and out.splitlines()[-1].startswith("OK:")
-    assert re.search(r"checking the backup: (\d+) of \1", err)
+    assert re.search(r"checking the backup: (\d+) of \1, \d+\.\d KiB", err)
 
     for i in range(30):
         f.delete_session(world["data"] / "opencode.db", f"ses_{i:02d}")

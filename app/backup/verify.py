@@ -47,12 +47,15 @@ def verify(machine_dir: Path, machine: str, work_dir: Path, progress: Sink = now
         return report
     check = _Checker(machine_dir, report, pending)
     total = len(man.sessions) + len(man.files) + man.storage_files
+    nbytes = 0  # of the files read so far
     for sid, entry in sorted(man.sessions.items()):
-        tell.report(Step.VERIFYING, report.checked, total)
+        tell.report(Step.VERIFYING, report.checked, total, nbytes)
+        nbytes += entry.size
         if check.file(entry.path, entry.size, entry.sha256):
             check.session(entry.path, sid)
     for rel, fentry in sorted(man.files.items()):
-        tell.report(Step.VERIFYING, report.checked, total)
+        tell.report(Step.VERIFYING, report.checked, total, nbytes)
+        nbytes += fentry.size
         if check.file(rel, fentry.size, fentry.sha256):
             check.snapshot(rel, work_dir, fentry.raw_size)
     for shard in mf.all_shards():  # one shard at a time: a big legacy index never sits in memory whole
@@ -62,9 +65,10 @@ def verify(machine_dir: Path, machine: str, work_dir: Path, progress: Sink = now
             report.problems.append(str(exc))
             return report
         for rel, fentry in sorted(entries.items()):
-            tell.report(Step.VERIFYING, report.checked, max(total, report.checked))
+            tell.report(Step.VERIFYING, report.checked, max(total, report.checked), nbytes)
+            nbytes += fentry.size
             check.file(rel, fentry.size, fentry.sha256)
-    tell.report(Step.VERIFYING, report.checked, report.checked)
+    tell.report(Step.VERIFYING, report.checked, report.checked, nbytes)
     if pending is not None and check.interrupted:
         report.notes.append(
             f"a sync started at {pending.stamp} was interrupted: {check.interrupted} file(s) already hold "
