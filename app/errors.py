@@ -81,3 +81,8 @@ class SyncFailed(BackupError):
 
 class BackupDamaged(BackupError):
     """A backup file failed verification or is hostile; it was not used."""
+
+
+class BackupMoved(BackupDamaged):
+    """A file of the backup went away between being listed and being read: a sync (ours or another
+    machine's cloud client) moved it. Worth a second look, unlike damage."""

@@ -14,6 +14,7 @@ import pytest
 from app.__main__ import main
 from app.backup import restore as rs
 from app.backup.sync import SyncContext, SyncOptions, run_sync
+from app.errors import BackupDamaged
 from app.paths import app_data_dir
 from app.transfer import make_engine
 from tests import dbfactory as f
@@ -125,6 +126,38 @@ def test_a_session_whose_deletion_was_already_synced_comes_back_from_versions(
         "ses_a was deleted from the backup's sessions/; restoring its last copy in" in capsys.readouterr().out
     )
     assert dump(env["db"]) == two_sessions["all"]
+
+
+def test_a_sync_that_moves_a_file_while_the_restore_is_planned_does_not_fail_the_restore(
+    env: dict[str, Path], two_sessions: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f.delete_session(env["db"], "ses_a")
+    real, synced = rs.sessions.br.read_session, []
+
+    def read_while_the_service_syncs(path: Path, *args: Any, **kw: Any) -> Any:
+        if not synced:  # between listing sessions/ and reading it, the service's sync moves ses_a away
+            synced.append(path)
+            backup(env)
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(rs.sessions.br, "read_session", read_while_the_service_syncs)
+    pauses: list[float] = []
+    req = rs.RestoreRequest(env["dest"] / MACHINE, env["db"], env["app"], missing=True)
+    plan = rs.make_plan(req, sleep=pauses.append)
+    assert not session_path(env, "ses_a").exists() and len(pauses) == 1  # it looked again, once
+    assert [(i.session_id, i.action) for i in plan.items] == [("ses_a", rs.Action.ADD)]  # from versions/
+    rs.apply_plan(plan, req)
+    assert dump(env["db"]) == two_sessions["all"]
+
+
+def test_a_damaged_file_is_not_looked_at_again(env: dict[str, Path], two_sessions: dict[str, Any]) -> None:
+    f.delete_session(env["db"], "ses_a")
+    session_path(env, "ses_a").write_text("{not json")
+    pauses: list[float] = []
+    req = rs.RestoreRequest(env["dest"] / MACHINE, env["db"], env["app"], missing=True)
+    with pytest.raises(BackupDamaged, match="not valid JSON"):
+        rs.make_plan(req, sleep=pauses.append)
+    assert pauses == []
 
 
 def test_missing_restores_only_absent_sessions_with_their_projects(

@@ -17,7 +17,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from app.errors import BackupDamaged
+from app.errors import BackupDamaged, BackupMoved
 
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")  # session and project ids
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -38,6 +38,8 @@ def read_capped(path: Path, cap: int, what: str | None = None) -> bytes:
     name = what or path.name
     try:
         st = path.lstat()
+    except FileNotFoundError as exc:
+        raise BackupMoved(f"cannot read {name}: {exc.strerror or exc}") from None
     except OSError as exc:
         raise BackupDamaged(f"cannot read {name}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(st.st_mode):
@@ -47,6 +49,8 @@ def read_capped(path: Path, cap: int, what: str | None = None) -> bytes:
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise BackupMoved(f"cannot read {name}: {exc.strerror or exc}") from None
     except OSError as exc:
         raise BackupDamaged(f"cannot read {name}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "rb") as fh:

@@ -9,6 +9,8 @@ Both run on the caller's thread (the CLI's, or the service's worker).
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -28,6 +30,9 @@ from app.backup.restore.model import (
 )
 from app.backup.restore.safety import SAFETY_DIR, safety_copy
 from app.backup.restore.sessions import newest_doc, versioned_files
+from app.errors import BackupMoved
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "SAFETY_DIR",
@@ -48,12 +53,28 @@ __all__ = [
 ]
 
 
-def make_plan(req: RestoreRequest) -> Plan:
+# Pauses before planning again when a file went away while the backup was read: a sync running beside
+# the restore (the service's, while the tray's Restore… dialog plans) moves a session file into versions/
+# now and then. Damage is never retried.
+REPLAN_AFTER = (0.2, 0.5, 1.0)
+
+
+def make_plan(req: RestoreRequest, sleep: Callable[[float], None] = time.sleep) -> Plan:
     """Validate the backup and decide what to restore; writes nothing. Raises BackupError subclasses."""
     if not req.db.is_file():
         raise RestoreRefused(
             f"opencode's database {req.db} does not exist; start opencode once so it creates it, then retry"
         )
+    for pause in REPLAN_AFTER:
+        try:
+            return _plan(req)
+        except BackupMoved as exc:
+            logger.info("%s (a sync moved it?): planning the restore again", exc)
+            sleep(pause)
+    return _plan(req)
+
+
+def _plan(req: RestoreRequest) -> Plan:
     br.check_tree(req.machine_dir)
     files = br.session_files(req.machine_dir)
     if req.replace_all:
