@@ -1,17 +1,25 @@
 """The session shards a save writes are rebuilt only where entries changed, and always equal a rebuild of
-every shard from scratch."""
+every shard from scratch; storage shards this process checked are not checked again while unchanged."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
+import pytest
+
+from app.backup.manifest import load, load_shard, passes_checks, save
 from app.backup.manifest.model import (
     SESSION_SHARDS,
+    SHARD_DIR,
+    FileEntry,
     Manifest,
     SessionEntry,
     _compact,
     session_shard_of,
+    shard_of,
 )
+from app.errors import BackupDamaged
 
 
 def from_scratch(man: Manifest) -> dict[str, str]:
@@ -40,3 +48,39 @@ def test_incremental_shard_texts_equal_a_rebuild_through_adds_changes_and_remova
         else:  # one lost and one new in the same sync: the count stays the same
             man.sessions.pop(sid, None)
             man.sessions[f"ses_{rng.randrange(400, 800)}"] = entry(step)
+
+
+def test_a_checked_storage_shard_is_read_back_unchecked_and_a_changed_one_in_full(tmp_path: Path) -> None:
+    """A warm sync reads back a storage shard it wrote (or checked) without the per-entry checks; the
+    bytes are still hashed against manifest.json, so one changed outside fails as before."""
+    machine_dir = tmp_path / "m"
+    man = Manifest(machine="m")
+    rel = "storage/message/ses_1/msg_1.json"
+    shard = shard_of(rel)
+    entries = {rel: FileEntry(3, "a" * 64, 5)}
+    save(machine_dir, man, {shard: entries}, checked={shard})
+    ref = man.shards[f"storage-{shard}"]
+    assert (f"storage-{shard}", ref.sha256) in man._checked
+    assert load_shard(machine_dir, man, shard) == entries
+    fresh = load(machine_dir, "m")  # another process: checks every entry, then remembers the digest
+    assert not fresh._checked
+    assert load_shard(machine_dir, fresh, shard) == entries
+    assert (f"storage-{shard}", ref.sha256) in fresh._checked
+    path = machine_dir / SHARD_DIR / ref.file
+    path.write_bytes(path.read_bytes().replace(b"ses_1", b"ses_2"))  # same size, other bytes
+    with pytest.raises(BackupDamaged, match="does not match"):
+        load_shard(machine_dir, man, shard)
+
+
+def test_a_shard_given_an_entry_the_reader_would_refuse_is_not_remembered_as_checked(tmp_path: Path) -> None:
+    machine_dir = tmp_path / "m"
+    man = Manifest(machine="m")
+    bad = "storage/message/a:b.json"  # ':' is refused by the reader (Windows cannot hold it)
+    assert not passes_checks(shard_of(bad), bad, FileEntry(1, "b" * 64, 0))
+    assert not passes_checks("00" if shard_of(bad) != "00" else "01", bad, FileEntry(1, "b" * 64, 0))
+    good = "storage/message/ses_1/msg_2.json"
+    assert passes_checks(shard_of(good), good, FileEntry(1, "b" * 64, 0))
+    save(machine_dir, man, {shard_of(bad): {bad: FileEntry(1, "b" * 64, 0)}}, checked=())
+    assert not man._checked
+    with pytest.raises(BackupDamaged):
+        load_shard(machine_dir, man, shard_of(bad))

@@ -45,6 +45,7 @@ class StoragePlan:
     index: dict[str, dict[str, mf.FileEntry]] = field(default_factory=dict)  # shard -> entries (new state)
     pending: dict[str, mf.FileEntry] = field(default_factory=dict)  # entries to record once copied
     touched_shards: set[str] = field(default_factory=set)
+    unchecked: set[str] = field(default_factory=set)  # shards given an entry load_shard would refuse
     full: bool = False
     untouched_files: int = 0
     untouched_bytes: int = 0
@@ -152,6 +153,8 @@ def _consider(result: StoragePlan, data_dir: Path, rel: str, size: int, mtime_ns
         return
     entry = mf.FileEntry(size=size, sha256=digest, mtime_ns=mtime_ns)
     result.touched_shards.add(shard)
+    if not mf.passes_checks(shard, rel, entry):
+        result.unchecked.add(shard)
     if known is not None and known.sha256 == digest:
         result.index[shard][rel] = entry  # touched but unchanged: only the index moves
         return

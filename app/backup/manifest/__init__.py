@@ -36,7 +36,7 @@ from app.backup.manifest.model import (
     session_shard_of,
     shard_of,
 )
-from app.backup.manifest.read import load, load_shard, load_storage_index
+from app.backup.manifest.read import load, load_shard, load_storage_index, passes_checks
 from app.backup.manifest.write import ManifestStore, save
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "load",
     "load_shard",
     "load_storage_index",
+    "passes_checks",
     "safe_name",
     "save",
     "session_path",

@@ -89,7 +89,8 @@ def record(
     full_thinning = _due(man.last_full_thinning, plan.started, timedelta(hours=6))
     if full_thinning:
         man.last_full_thinning = plan.started.isoformat(timespec="seconds")
-    store.save(machine_dir, man, storage_shards)  # the commit
+    checked = storage_shards.keys() - plan.storage.unchecked
+    store.save(machine_dir, man, storage_shards, checked)  # the commit
     intent.clear(machine_dir)
     for rel in pruned:
         with contextlib.suppress(FileNotFoundError):
