@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.backup.manifest import load, load_shard, passes_checks, save
+from app.backup.manifest import ShardText, load, load_shard, passes_checks, save
 from app.backup.manifest.model import (
     SESSION_SHARDS,
     SHARD_DIR,
@@ -19,6 +19,7 @@ from app.backup.manifest.model import (
     session_shard_of,
     shard_of,
 )
+from app.backup.manifest.shard_text import canonical
 from app.errors import BackupDamaged
 
 
@@ -84,3 +85,34 @@ def test_a_shard_given_an_entry_the_reader_would_refuse_is_not_remembered_as_che
     assert not man._checked
     with pytest.raises(BackupDamaged):
         load_shard(machine_dir, man, shard_of(bad))
+
+
+def test_a_shard_text_changed_in_place_equals_the_shard_encoded_anew() -> None:
+    """Lookups, changes, additions and removals on the text of a shard give exactly the bytes a save
+    encodes from the entries, with keys that hold quotes, backslashes, '],"', ':[' and non-ASCII."""
+    rng = random.Random(7)
+    alphabet = ["a", "b", "z", "/", '"', "\\", "é", '],"', ":[", "{", "}", ",", "\u2603", "0"]
+
+    def rel() -> str:
+        return "storage/" + "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 6)))
+
+    def fentry() -> FileEntry:
+        return FileEntry(
+            rng.randrange(10**6), f"{rng.getrandbits(256):064x}", rng.randrange(-(10**18), 10**18)
+        )
+
+    for trial in range(1500):
+        expected = {rel(): fentry() for _ in range(rng.randrange(8))}
+        text = ShardText(canonical(expected))
+        for _ in range(rng.randrange(6)):
+            key = rng.choice([*expected, rel()]) if expected and rng.random() < 0.6 else rel()
+            roll = rng.random()
+            if roll < 0.3:
+                assert text.pop(key, None) == expected.pop(key, None)
+            elif roll < 0.8:
+                expected[key] = text[key] = fentry()
+            else:
+                assert text.get(key) == expected.get(key)
+            assert (key in text) == (key in expected)
+        assert text.text() == canonical(expected), trial
+        assert dict(text) == expected

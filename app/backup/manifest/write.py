@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from app.backup.manifest.model import MANIFEST, SHARD_DIR, SHARD_FILE, FileEntry, Manifest, ShardRef
 from app.backup.manifest.read import load
+from app.backup.manifest.shard_text import ShardText, canonical
 from app.fsutil import atomic_write_bytes
 
 
@@ -31,8 +31,8 @@ def save(
             _put_shard(machine_dir, man, name, text)
             man._texts[name] = text
     for shard, entries in (storage or {}).items():  # not cached: the legacy index stays on disk
-        doc = {k: [v.size, v.sha256, v.mtime_ns] for k, v in sorted(entries.items())}
-        ref = _put_shard(machine_dir, man, f"storage-{shard}", json.dumps(doc, separators=(",", ":")))
+        text = entries.text() if isinstance(entries, ShardText) else canonical(entries)
+        ref = _put_shard(machine_dir, man, f"storage-{shard}", text)
         if ref is not None and ref.sha256 is not None and shard in checked:
             man._checked.add((f"storage-{shard}", ref.sha256))
     atomic_write_bytes(machine_dir / MANIFEST, man.head_json())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -104,7 +105,9 @@ def record(
     return result
 
 
-def _storage_changes(plan: Plan, applied: Applied, man: mf.Manifest) -> dict[str, dict[str, mf.FileEntry]]:
+def _storage_changes(
+    plan: Plan, applied: Applied, man: mf.Manifest
+) -> dict[str, MutableMapping[str, mf.FileEntry]]:
     """Update the touched storage/ shards for what is there now; keeps the manifest's totals right."""
     storage = plan.storage
     delta_bytes = delta_files = 0
