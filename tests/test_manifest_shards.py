@@ -116,3 +116,22 @@ def test_a_shard_text_changed_in_place_equals_the_shard_encoded_anew() -> None:
             assert (key in text) == (key in expected)
         assert text.text() == canonical(expected), trial
         assert dict(text) == expected
+
+
+def test_saves_keep_the_shards_named_now_and_by_the_replaced_manifest_and_remove_the_rest(
+    tmp_path: Path,
+) -> None:
+    """The first save of a loaded manifest sweeps manifest.d/ of unnamed shards (what a crashed sync
+    left); the next ones remove exactly the shards the save before them stopped naming."""
+    machine_dir = tmp_path / "m"
+    shard_dir = machine_dir / SHARD_DIR
+    shard_dir.mkdir(parents=True)
+    (shard_dir / f"storage-00.{'0' * 16}.json").write_text("{}")  # left by a crash
+    man = Manifest(machine="m")
+    named: list[set[str]] = []
+    for step in range(4):
+        man.sessions[f"ses_{step}"] = entry(step)
+        save(machine_dir, man)
+        named.append({r.file for r in man.shards.values()})
+        expected = named[-1] | (named[-2] if step else set())
+        assert {p.name for p in shard_dir.iterdir()} == expected, step
