@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,9 +42,11 @@ class StoragePlan:
     delete: list[str] = field(default_factory=list)
     purge: list[str] = field(default_factory=list)  # backed-up secrets: removed for good, not versioned
     skipped_junk: list[str] = field(default_factory=list)
-    index: dict[str, dict[str, mf.FileEntry]] = field(default_factory=dict)  # shard -> entries (new state)
+    # shard -> entries (new state); a dirty sync's are texts it changes in place (mf.ShardText)
+    index: dict[str, MutableMapping[str, mf.FileEntry]] = field(default_factory=dict)
     pending: dict[str, mf.FileEntry] = field(default_factory=dict)  # entries to record once copied
     touched_shards: set[str] = field(default_factory=set)
+    unchecked: set[str] = field(default_factory=set)  # shards given an entry load_shard would refuse
     full: bool = False
     untouched_files: int = 0
     untouched_bytes: int = 0
@@ -85,7 +87,8 @@ def plan(data_dir: Path, machine_dir: Path, dirty: Iterable[str] | None, man: mf
     if dirty is None:
         return _plan_full(data_dir, machine_dir, root, man)
     paths = sorted({p for p in dirty if p.startswith(PREFIX) and _safe(p)})
-    result = StoragePlan(index=mf.load_storage_index(machine_dir, man, {mf.shard_of(p) for p in paths}))
+    shards = {mf.shard_of(p) for p in paths}
+    result = StoragePlan(index={s: mf.load_shard_text(machine_dir, man, s) for s in shards})
     for rel in paths:
         if is_secret(rel):
             if rel in result.index[mf.shard_of(rel)]:
@@ -152,6 +155,8 @@ def _consider(result: StoragePlan, data_dir: Path, rel: str, size: int, mtime_ns
         return
     entry = mf.FileEntry(size=size, sha256=digest, mtime_ns=mtime_ns)
     result.touched_shards.add(shard)
+    if not mf.passes_checks(shard, rel, entry):
+        result.unchecked.add(shard)
     if known is not None and known.sha256 == digest:
         result.index[shard][rel] = entry  # touched but unchanged: only the index moves
         return

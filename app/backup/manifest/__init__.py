@@ -36,7 +36,8 @@ from app.backup.manifest.model import (
     session_shard_of,
     shard_of,
 )
-from app.backup.manifest.read import load, load_shard, load_storage_index
+from app.backup.manifest.read import load, load_shard, load_shard_text, load_storage_index, passes_checks
+from app.backup.manifest.shard_text import ShardText
 from app.backup.manifest.write import ManifestStore, save
 
 __all__ = [
@@ -49,10 +50,13 @@ __all__ = [
     "ManifestStore",
     "SessionEntry",
     "ShardRef",
+    "ShardText",
     "all_shards",
     "load",
     "load_shard",
+    "load_shard_text",
     "load_storage_index",
+    "passes_checks",
     "safe_name",
     "save",
     "session_path",

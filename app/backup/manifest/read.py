@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ from app.backup.manifest.model import (
     session_shard_of,
     shard_of,
 )
+from app.backup.manifest.shard_text import ShardText, canonical
 from app.errors import BackupDamaged
 from app.opencode.snapshot import parse_snapshot_name
 
@@ -154,6 +156,7 @@ def _v1_refs(machine_dir: Path) -> dict[str, ShardRef]:
 
 
 def _read_shard(machine_dir: Path, name: str, ref: ShardRef) -> str:
+    """The shard's text; when the manifest gives its hash, its bytes have that hash (checked here)."""
     path = machine_dir / SHARD_DIR / ref.file
     if ref.sha256 is not None and not os.path.lexists(path):
         raise _ShardGone(name)
@@ -236,13 +239,42 @@ def load_shard(machine_dir: Path, man: Manifest, shard: str) -> dict[str, FileEn
     ref = man.shards.get(name)
     if ref is None:
         return {}
-    where = f"{SHARD_DIR}/{ref.file}"
+    text = _storage_text(machine_dir, name, ref)
+    if ref.sha256 is not None and (name, ref.sha256) in man._checked:
+        # bytes with this very hash passed every check before (_read_shard hashed what it read)
+        return {rel: FileEntry(v[0], v[1], v[2]) for rel, v in json.loads(text).items()}
+    return _checked_entries(man, shard, ref, text)
+
+
+def load_shard_text(machine_dir: Path, man: Manifest, shard: str) -> ShardText:
+    """:func:`load_shard` for a sync that changes a few entries: the shard as its checked, canonical
+    text (a shard of another form is checked and re-encoded)."""
+    name = f"storage-{shard}"
+    ref = man.shards.get(name)
+    if ref is None:
+        return ShardText("{}")
+    text = _storage_text(machine_dir, name, ref)
+    if ref.sha256 is not None and (name, ref.sha256) in man._checked:
+        return ShardText(text)
+    entries = _checked_entries(man, shard, ref, text)
+    return ShardText(text if (name, ref.sha256) in man._checked else canonical(entries))
+
+
+def _storage_text(machine_dir: Path, name: str, ref: ShardRef) -> str:
     try:
-        text = _read_shard(machine_dir, name, ref)
+        return _read_shard(machine_dir, name, ref)
     except _ShardGone:
-        raise BackupDamaged(f"{where} is missing (a sync is committing; try again)") from None
+        raise BackupDamaged(f"{SHARD_DIR}/{ref.file} is missing (a sync is committing; try again)") from None
+
+
+def _checked_entries(man: Manifest, shard: str, ref: ShardRef, text: str) -> dict[str, FileEntry]:
+    """Every entry of a storage shard's text, each checked; a text that passes and is canonical is
+    remembered as checked (by name and hash: read again, it is not checked again)."""
+    name = f"storage-{shard}"
+    where = f"{SHARD_DIR}/{ref.file}"
+    doc = u.obj(u.parse_json(text.encode(), where), where)
     out = {}
-    for rel, value in u.obj(u.parse_json(text.encode(), where), where).items():
+    for rel, value in doc.items():
         u.relpath(rel, where, "storage")
         if shard_of(rel) != shard:
             raise BackupDamaged(f"{where} lists {u.short(rel)}, which belongs in another shard")
@@ -261,7 +293,20 @@ def load_shard(machine_dir: Path, man: Manifest, shard: str) -> dict[str, FileEn
             out[rel] = FileEntry(size, digest, mtime)
         else:
             out[rel] = _storage_entry(where, rel, value)
+    if ref.sha256 is not None and canonical(out) == text:
+        man._checked.add((name, ref.sha256))
     return out
+
+
+def passes_checks(shard: str, rel: str, entry: FileEntry) -> bool:
+    """Whether :func:`load_shard` would accept ``rel`` with ``entry`` in ``storage-<shard>`` (a sync checks
+    what it adds to a checked shard, so the shard it writes counts as checked too)."""
+    try:
+        u.relpath(rel, SHARD_DIR, "storage")
+        _storage_entry(SHARD_DIR, rel, [entry.size, entry.sha256, entry.mtime_ns])
+    except BackupDamaged:
+        return False
+    return shard_of(rel) == shard
 
 
 def _storage_entry(where: str, rel: str, value: object) -> FileEntry:

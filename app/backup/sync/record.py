@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -89,7 +90,8 @@ def record(
     full_thinning = _due(man.last_full_thinning, plan.started, timedelta(hours=6))
     if full_thinning:
         man.last_full_thinning = plan.started.isoformat(timespec="seconds")
-    store.save(machine_dir, man, storage_shards)  # the commit
+    checked = storage_shards.keys() - plan.storage.unchecked
+    store.save(machine_dir, man, storage_shards, checked)  # the commit
     intent.clear(machine_dir)
     for rel in pruned:
         with contextlib.suppress(FileNotFoundError):
@@ -103,7 +105,9 @@ def record(
     return result
 
 
-def _storage_changes(plan: Plan, applied: Applied, man: mf.Manifest) -> dict[str, dict[str, mf.FileEntry]]:
+def _storage_changes(
+    plan: Plan, applied: Applied, man: mf.Manifest
+) -> dict[str, MutableMapping[str, mf.FileEntry]]:
     """Update the touched storage/ shards for what is there now; keeps the manifest's totals right."""
     storage = plan.storage
     delta_bytes = delta_files = 0
