@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path, PurePath
 
@@ -39,6 +40,13 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from app.service.events import Changed, Event
 
 logger = logging.getLogger(__name__)
+
+# watchdog's inotify thread warns when a folder created inside a recursive watch is added twice (by its
+# own walk and by the folder's create event, a race it then resolves by keeping one callback). Harmless,
+# but under `-W error` (or PYTHONWARNINGS=error) that warning is raised inside its thread, which dies and
+# leaves the watch silent. Never a reason to stop watching.
+WATCHDOG_RACE = r"Callback with id .* already exists for watch"
+warnings.filterwarnings("ignore", message=WATCHDOG_RACE, category=RuntimeWarning)
 
 STORAGE = "storage"
 EVENT_FILTER = [
