@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -439,3 +440,35 @@ def test_a_first_sync_reports_its_progress_a_few_times_a_second_at_most(env: dic
     assert sessions[-1].nbytes == sum(
         e.size for e in mf.load(env["dest"] / "laptop", "laptop").sessions.values()
     )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads which file an fd is from /proc")
+def test_files_rsync_copied_reach_the_disk_before_the_manifest_that_names_them_is_committed(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rsync writes without fsync: a power cut after the commit must not leave the manifest naming a
+    session file whose data was still only in the page cache."""
+    conn = f.create_db(env["db"])
+    for i in range(80):  # more than the in-process engine's share of `auto`: rsync copies these
+        f.add_session(conn, f"ses_{i:02d}")
+    conn.close()
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: Any, dst: Any, **kw: Any) -> None:
+        events.append(("replace", os.fspath(dst)))
+        real_replace(src, dst, **kw)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    assert run_sync(make_ctx(env, "rsync")).ok
+    machine = env["dest"].resolve() / "laptop"
+    commit = events.index(("replace", str(env["dest"] / "laptop" / mf.MANIFEST)))
+    synced = {path for what, path in events[:commit] if what == "fsync"}
+    sessions = mf.load(machine, "laptop").sessions.values()
+    assert len(sessions) == 80
+    assert all(str(machine / e.path) in synced for e in sessions)

@@ -33,12 +33,15 @@ class CopyJob:
 
 @dataclass(frozen=True)
 class CopyResult:
-    """What an engine did. ``failed`` maps a relative path to the reason it was not copied."""
+    """What an engine did. ``failed`` maps a relative path to the reason it was not copied. ``synced``:
+    each copied file's data reached the disk (fsync) before it was renamed into place; rsync and robocopy
+    leave that to the caller, which must not commit a manifest naming a file still only in the cache."""
 
     copied: tuple[str, ...]
     failed: dict[str, str] = field(default_factory=dict)
     kind: FailureKind | None = None
     detail: str = ""
+    synced: bool = False
 
     @property
     def ok(self) -> bool:

@@ -84,7 +84,7 @@ class NativeEngine:
                 kinds.append(kind)
                 continue
             copied.append(path)
-        return CopyResult(copied=tuple(copied), failed=failed, kind=worst(kinds))
+        return CopyResult(copied=tuple(copied), failed=failed, kind=worst(kinds), synced=True)
 
 
 def _destination_kind(exc: OSError, dst_root: Path) -> FailureKind:
@@ -101,7 +101,7 @@ def _stop(
     """Result of a run that stopped early: every path not done is failed with ``detail``."""
     done = set(copied) | failed.keys()
     rest = {path: detail for path in job.paths if path not in done}
-    return CopyResult(copied=tuple(copied), failed={**failed, **rest}, kind=kind, detail=detail)
+    return CopyResult(copied=tuple(copied), failed={**failed, **rest}, kind=kind, detail=detail, synced=True)
 
 
 def _copy_file(src: Path, dst: Path, cancel: threading.Event) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,8 @@ def apply(
         if cancel.is_set():
             raise SyncFailed("the sync was cancelled", FailureKind.FATAL)
         res = engine.copy(CopyJob(src_root, machine_dir, tuple(sorted(paths))), cancel)
+        if not res.synced:
+            _sync_data(machine_dir, res.copied)
         copied.update(res.copied)
         # without a kind, failed entries are benign (a source file vanished or is not a regular file)
         warnings += [f"not copied: {p} ({why})" for p, why in sorted(res.failed.items())]
@@ -114,6 +117,22 @@ def _holds(machine_dir: Path, rel: str, want: tuple[int, str]) -> bool:
     if path is None:
         return False
     return path.stat().st_size == want[0] and sha256_file(path) == want[1]
+
+
+def _sync_data(machine_dir: Path, rels: tuple[str, ...]) -> None:
+    """fsync what an external engine copied: the manifest that names these files is committed next, and a
+    power cut must not leave it naming a file whose data never left the cache (rsync and robocopy write
+    without fsync). An error here fails the sync before its commit; the next one copies again."""
+    flags = (os.O_RDWR | getattr(os, "O_BINARY", 0)) if sys.platform == "win32" else os.O_RDONLY
+    for rel in rels:
+        try:
+            fd = os.open(machine_dir / rel, flags | getattr(os, "O_NOFOLLOW", 0))
+        except PermissionError:  # Windows: another program (the cloud client) holds it; the OS writes it back
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _keep_old(machine_dir: Path, rel: str, stamp: str) -> None:
