@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -52,7 +53,7 @@ def env(tmp_path: Path) -> dict[str, Path]:
 
 
 def make_ctx(
-    env: dict[str, Path], engine: str = "native", clock: Callable[[], datetime] | None = None, **kw: object
+    env: dict[str, Path], engine: Any = "native", clock: Callable[[], datetime] | None = None, **kw: object
 ) -> SyncContext:
     return SyncContext(
         backup_path=env["dest"],
@@ -61,7 +62,7 @@ def make_ctx(
         opencode_db=None,
         staging_dir=env["app"] / "staging",
         state_dir=env["app"] / "state",
-        engine=make_engine(engine),
+        engine=make_engine(engine) if isinstance(engine, str) else engine,
         clock=clock or Clock(),
         **kw,  # type: ignore[arg-type]
     )
@@ -442,21 +443,23 @@ def test_a_first_sync_reports_its_progress_a_few_times_a_second_at_most(env: dic
     )
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="reads which file an fd is from /proc")
-def test_files_rsync_copied_reach_the_disk_before_the_manifest_that_names_them_is_committed(
-    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("how", ["linked from staging", "copied by rsync"])
+def test_backed_up_files_reach_the_disk_before_the_manifest_that_names_them_is_committed(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    """rsync writes without fsync: a power cut after the commit must not leave the manifest naming a
-    session file whose data was still only in the page cache."""
+    """rsync writes without fsync, and a linked file was written to staging without one: a power cut
+    after the commit must not leave the manifest naming a session file still only in the page cache."""
     conn = f.create_db(env["db"])
     for i in range(80):  # more than the in-process engine's share of `auto`: rsync copies these
         f.add_session(conn, f"ses_{i:02d}")
     conn.close()
-    events: list[tuple[str, str]] = []
+    if how == "copied by rsync":
+        refuse_links_into_sessions(monkeypatch)
+    events: list[tuple[str, int | str]] = []
     real_fsync, real_replace = os.fsync, os.replace
 
     def fsync(fd: int) -> None:
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        events.append(("fsync", os.fstat(fd).st_ino))
         real_fsync(fd)
 
     def replace(src: Any, dst: Any, **kw: Any) -> None:
@@ -466,9 +469,68 @@ def test_files_rsync_copied_reach_the_disk_before_the_manifest_that_names_them_i
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     assert run_sync(make_ctx(env, "rsync")).ok
-    machine = env["dest"].resolve() / "laptop"
-    commit = events.index(("replace", str(env["dest"] / "laptop" / mf.MANIFEST)))
-    synced = {path for what, path in events[:commit] if what == "fsync"}
+    machine = env["dest"] / "laptop"
+    commit = events.index(("replace", str(machine / mf.MANIFEST)))
+    synced = {inode for what, inode in events[:commit] if what == "fsync"}
     sessions = mf.load(machine, "laptop").sessions.values()
     assert len(sessions) == 80
-    assert all(str(machine / e.path) in synced for e in sessions)
+    assert all((machine / e.path).stat().st_ino in synced for e in sessions)
+
+
+def refuse_links_into_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backup folder that cannot hard link (FAT, some cloud drives); versions/ keeps its fallback."""
+    real_link = os.link
+
+    def refuse(src: Any, dst: Any, **kw: Any) -> None:
+        if "versions" not in os.fspath(dst):
+            raise OSError(errno.EPERM, "Operation not permitted")
+        real_link(src, dst, **kw)
+
+    monkeypatch.setattr(os, "link", refuse)
+
+
+class Recording:
+    """The native engine, noting each job it was given."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.native = make_engine("native")
+        self.jobs: list[tuple[str, ...]] = []
+
+    def copy(self, job: Any, cancel: Any) -> Any:
+        self.jobs.append(job.paths)
+        return self.native.copy(job, cancel)
+
+
+def test_a_first_sync_on_the_same_disk_writes_the_staged_files_once_and_the_backup_verifies(
+    env: dict[str, Path],
+) -> None:
+    conn = f.create_db(env["db"])
+    for i in range(30):
+        f.add_session(conn, f"ses_{i:02d}")
+    conn.close()
+    engine = Recording()
+    assert run_sync(make_ctx(env, engine=engine), SyncOptions(snapshot=True)).ok
+    assert engine.jobs == []  # sessions and the snapshot were linked in from staging, not copied
+    machine = env["dest"] / "laptop"
+    assert verify(machine, "laptop", env["app"] / "v").ok
+    for entry in mf.load(machine, "laptop").sessions.values():
+        st = (machine / entry.path).stat()
+        assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_nlink == 1  # staging let go of its name
+
+
+def test_a_folder_that_cannot_hard_link_gets_the_staged_files_copied_by_the_engine(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = f.create_db(env["db"])
+    for i in range(5):
+        f.add_session(conn, f"ses_{i:02d}")
+    conn.close()
+    refuse_links_into_sessions(monkeypatch)
+    engine = Recording()
+    assert run_sync(make_ctx(env, engine=engine)).ok
+    man = mf.load(env["dest"] / "laptop", "laptop")
+    assert {p for job in engine.jobs for p in job} == {e.path for e in man.sessions.values()} | set(man.files)
+    assert verify(env["dest"] / "laptop", "laptop", env["app"] / "v").ok
+    assert not list((env["dest"] / "laptop").rglob(".*.tmp-*"))
