@@ -78,3 +78,26 @@ def is_junk_json(path: Path) -> bool:
             rest = fh.read()
             return not rest.strip(b"\x00 \t\r\n")
     return False
+
+
+def sync_filesystem(path: Path) -> bool:
+    """Write back every cached change of the file system that holds ``path`` in one call (Linux's
+    ``syncfs``): what thousands of fsyncs would do, without a journal commit each. False where there is
+    no such call or it failed; then each file must be fsynced."""
+    if sys.platform.startswith("linux"):
+        return _syncfs(path)
+    else:  # a platform branch: mypy checks each platform's code as reachable
+        return False
+
+
+def _syncfs(path: Path) -> bool:
+    import ctypes  # noqa: PLC0415 - only for a big copy by an outside engine, on Linux
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return False
+    try:
+        return bool(ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0)
+    finally:
+        os.close(fd)

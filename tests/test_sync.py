@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import os
 import re
@@ -30,6 +31,8 @@ from tests import dbfactory as f
 from tests.files import tree
 
 ENGINES = ["native", "rsync"]
+# the module itself: the package exports its apply function under the same name
+sync_apply = importlib.import_module("app.backup.sync.apply")
 
 
 class Clock:
@@ -443,7 +446,7 @@ def test_a_first_sync_reports_its_progress_a_few_times_a_second_at_most(env: dic
     )
 
 
-@pytest.mark.parametrize("how", ["linked from staging", "copied by rsync"])
+@pytest.mark.parametrize("how", ["linked from staging", "copied by rsync", "copied by rsync, many files"])
 def test_backed_up_files_reach_the_disk_before_the_manifest_that_names_them_is_committed(
     env: dict[str, Path], monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
@@ -453,10 +456,18 @@ def test_backed_up_files_reach_the_disk_before_the_manifest_that_names_them_is_c
     for i in range(80):  # more than the in-process engine's share of `auto`: rsync copies these
         f.add_session(conn, f"ses_{i:02d}")
     conn.close()
-    if how == "copied by rsync":
+    if how.startswith("copied by rsync"):
         refuse_links_into_sessions(monkeypatch)
+    if how == "copied by rsync":
+        monkeypatch.setattr(sync_apply, "SYNC_ONE_BY_ONE", 1000)  # each file fsynced, not one syncfs
     events: list[tuple[str, int | str]] = []
-    real_fsync, real_replace = os.fsync, os.replace
+    real_fsync, real_replace, real_syncfs = os.fsync, os.replace, sync_apply.sync_filesystem
+
+    def syncfs(path: Path) -> bool:
+        events.append(("syncfs", str(path)))
+        return real_syncfs(path)
+
+    monkeypatch.setattr(sync_apply, "sync_filesystem", syncfs)
 
     def fsync(fd: int) -> None:
         events.append(("fsync", os.fstat(fd).st_ino))
@@ -474,7 +485,10 @@ def test_backed_up_files_reach_the_disk_before_the_manifest_that_names_them_is_c
     synced = {inode for what, inode in events[:commit] if what == "fsync"}
     sessions = mf.load(machine, "laptop").sessions.values()
     assert len(sessions) == 80
-    assert all((machine / e.path).stat().st_ino in synced for e in sessions)
+    if how == "copied by rsync, many files":  # one syncfs of the backup's file system instead
+        assert ("syncfs", str(machine)) in events[:commit]
+    else:
+        assert all((machine / e.path).stat().st_ino in synced for e in sessions)
 
 
 def refuse_links_into_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
