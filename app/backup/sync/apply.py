@@ -135,8 +135,8 @@ def _sync_data(machine_dir: Path, rels: tuple[str, ...]) -> None:
     """fsync what an external engine copied: the manifest that names these files is committed next, and a
     power cut must not leave it naming a file whose data never left the cache (rsync and robocopy write
     without fsync). An error here fails the sync before its commit; the next one copies again. Many files
-    (a first sync of a 100,000-file legacy tree) are written back by one syncfs where there is one:
-    an fsync each took 30 s there."""
+    (a first sync of a 100,000-file legacy tree) are written back by one syncfs where there is one, not
+    a journal commit each."""
     if len(rels) > SYNC_ONE_BY_ONE and sync_filesystem(machine_dir):
         return
     for rel in rels:
