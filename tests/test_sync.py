@@ -548,3 +548,42 @@ def test_a_folder_that_cannot_hard_link_gets_the_staged_files_copied_by_the_engi
     assert {p for job in engine.jobs for p in job} == {e.path for e in man.sessions.values()} | set(man.files)
     assert verify(env["dest"] / "laptop", "laptop", env["app"] / "v").ok
     assert not list((env["dest"] / "laptop").rglob(".*.tmp-*"))
+
+
+def test_a_file_a_killed_sync_left_in_place_reaches_the_disk_before_the_next_sync_commits_it(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_old")
+    conn.close()
+    assert run_sync(make_ctx(env)).ok
+    conn = f.connect(env["db"])
+    f.add_session(conn, "ses_new")
+    conn.close()
+    sync_pkg = importlib.import_module("app.backup.sync")
+
+    def killed(*_args: Any, **_kw: Any) -> Any:
+        raise RuntimeError("killed after its copy, before its commit")
+
+    with monkeypatch.context() as m:
+        m.setattr(sync_pkg, "record", killed)
+        assert not run_sync(make_ctx(env)).ok
+    left = session_file(env, "ses_new")
+    assert left.exists() and "ses_new" not in mf.load(env["dest"] / "laptop", "laptop").sessions
+    events: list[tuple[str, int | str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    def replace(src: Any, dst: Any, **kw: Any) -> None:
+        events.append(("replace", os.fspath(dst)))
+        real_replace(src, dst, **kw)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    assert run_sync(make_ctx(env)).ok
+    commit = events.index(("replace", str(env["dest"] / "laptop" / mf.MANIFEST)))
+    assert ("fsync", left.stat().st_ino) in events[:commit]
+    assert "ses_new" in mf.load(env["dest"] / "laptop", "laptop").sessions

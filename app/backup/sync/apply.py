@@ -3,8 +3,10 @@
 Order, for the guarantees: every path it will touch is checked first (a regular file, no symlink on the
 way); the intent is written before the first change; a file about to be replaced keeps its old content in
 ``versions/<stamp>/`` by a hard link (or a copy where the folder cannot link) and is then replaced by the
-engine's temp file + rename, so a backed-up session is never absent from ``sessions/``, whatever fails;
-only then are deleted files moved to ``versions/``. Nothing here touches the manifest: the record phase
+engine's temp file + rename (our own staged files are hard-linked in where they can be, the same way), so
+a backed-up session is never absent from ``sessions/``, whatever fails; what is in place is on the disk
+(fsync, or one syncfs for many files) before the record phase commits a manifest naming it; only then
+are deleted files moved to ``versions/``. Nothing here touches the manifest: the record phase
 commits what this phase reports.
 """
 
@@ -79,6 +81,8 @@ def apply(
     for rel in replaced:
         _keep_old(machine_dir, rel, plan.stamp)
     present = (set(staged) - set(todo_staged)) | (set(storage) - set(todo_storage))
+    # already there, from a sync killed after its copy: its data may still be only in the cache
+    _sync_data(machine_dir, tuple(sorted(present)))
     copied: set[str] = set()
     warnings: list[str] = []
     failure: Failure | None = None
@@ -134,7 +138,7 @@ def _holds(machine_dir: Path, rel: str, want: tuple[int, str]) -> bool:
 def _sync_data(machine_dir: Path, rels: tuple[str, ...]) -> None:
     """fsync what an external engine copied: the manifest that names these files is committed next, and a
     power cut must not leave it naming a file whose data never left the cache (rsync and robocopy write
-    without fsync). An error here fails the sync before its commit; the next one copies again. Many files
+    without fsync). An error here fails the sync before its commit. Many files
     (a first sync of a 100,000-file legacy tree) are written back by one syncfs where there is one, not
     a journal commit each."""
     if len(rels) > SYNC_ONE_BY_ONE and sync_filesystem(machine_dir):
