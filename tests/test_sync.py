@@ -460,14 +460,27 @@ def test_backed_up_files_reach_the_disk_before_the_manifest_that_names_them_is_c
         refuse_links_into_sessions(monkeypatch)
     if how == "copied by rsync":
         monkeypatch.setattr(sync_apply, "SYNC_ONE_BY_ONE", 1000)  # each file fsynced, not one syncfs
+    before_commit = synced_before_the_commit(env, monkeypatch, "rsync")
+    machine = env["dest"] / "laptop"
+    sessions = mf.load(machine, "laptop").sessions.values()
+    assert len(sessions) == 80
+    if how == "copied by rsync, many files":  # one syncfs of the backup's file system instead
+        assert ("syncfs", str(machine)) in before_commit
+    else:
+        assert all(("fsync", (machine / e.path).stat().st_ino) in before_commit for e in sessions)
+
+
+def synced_before_the_commit(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch, engine: str
+) -> list[tuple[str, int | str]]:
+    """Run a sync that must succeed; what it fsynced (by inode) and syncfs'ed before the rename of
+    manifest.json that commits it."""
     events: list[tuple[str, int | str]] = []
     real_fsync, real_replace, real_syncfs = os.fsync, os.replace, sync_apply.sync_filesystem
 
     def syncfs(path: Path) -> bool:
         events.append(("syncfs", str(path)))
         return real_syncfs(path)
-
-    monkeypatch.setattr(sync_apply, "sync_filesystem", syncfs)
 
     def fsync(fd: int) -> None:
         events.append(("fsync", os.fstat(fd).st_ino))
@@ -477,18 +490,12 @@ def test_backed_up_files_reach_the_disk_before_the_manifest_that_names_them_is_c
         events.append(("replace", os.fspath(dst)))
         real_replace(src, dst, **kw)
 
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
-    assert run_sync(make_ctx(env, "rsync")).ok
-    machine = env["dest"] / "laptop"
-    commit = events.index(("replace", str(machine / mf.MANIFEST)))
-    synced = {inode for what, inode in events[:commit] if what == "fsync"}
-    sessions = mf.load(machine, "laptop").sessions.values()
-    assert len(sessions) == 80
-    if how == "copied by rsync, many files":  # one syncfs of the backup's file system instead
-        assert ("syncfs", str(machine)) in events[:commit]
-    else:
-        assert all((machine / e.path).stat().st_ino in synced for e in sessions)
+    with monkeypatch.context() as m:
+        m.setattr(sync_apply, "sync_filesystem", syncfs)
+        m.setattr(os, "fsync", fsync)
+        m.setattr(os, "replace", replace)
+        assert run_sync(make_ctx(env, engine)).ok
+    return events[: events.index(("replace", str(env["dest"] / "laptop" / mf.MANIFEST)))]
 
 
 def refuse_links_into_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -570,20 +577,5 @@ def test_a_file_a_killed_sync_left_in_place_reaches_the_disk_before_the_next_syn
         assert not run_sync(make_ctx(env)).ok
     left = session_file(env, "ses_new")
     assert left.exists() and "ses_new" not in mf.load(env["dest"] / "laptop", "laptop").sessions
-    events: list[tuple[str, int | str]] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        events.append(("fsync", os.fstat(fd).st_ino))
-        real_fsync(fd)
-
-    def replace(src: Any, dst: Any, **kw: Any) -> None:
-        events.append(("replace", os.fspath(dst)))
-        real_replace(src, dst, **kw)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
-    assert run_sync(make_ctx(env)).ok
-    commit = events.index(("replace", str(env["dest"] / "laptop" / mf.MANIFEST)))
-    assert ("fsync", left.stat().st_ino) in events[:commit]
+    assert ("fsync", left.stat().st_ino) in synced_before_the_commit(env, monkeypatch, "native")
     assert "ses_new" in mf.load(env["dest"] / "laptop", "laptop").sessions
