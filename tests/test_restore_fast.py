@@ -3,6 +3,7 @@ checked, and the live owners looked up in batches refuse what the row-by-row loo
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,3 +84,29 @@ def test_the_batched_owner_check_refuses_exactly_what_the_row_by_row_one_did(tmp
     with pytest.raises(importer.SessionRefused, match="already belongs to session 'ses_a'"):
         importer.check_live_owners(conn, live, theirs)
     conn.close()
+
+
+def test_sessions_restored_while_opencode_runs_are_on_the_disk_when_the_restore_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each session commits without waiting for the disk; the log they are in is synced once at the end,
+    also while opencode holds the database open (then the log stays, and a checkpoint may skip it)."""
+    machine = backed_up(tmp_path, 3)
+    db = empty_opencode(tmp_path / "new" / "opencode.db")
+    opencode = sqlite3.connect(db)  # opencode running: a reader in the middle of a read
+    opencode.execute("BEGIN")
+    opencode.execute("SELECT count(*) FROM session").fetchone()
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    req = rs.RestoreRequest(machine, db, tmp_path / "w", missing=True)
+    result = rs.apply_plan(rs.make_plan(req), req)
+    assert len(result.restored) == 3
+    wal = db.with_name(db.name + "-wal")
+    assert wal.stat().st_size > 0 and synced[-1] == wal.stat().st_ino
+    opencode.close()
