@@ -13,13 +13,14 @@ from typing import Any
 
 from app import paths
 from app.cli.common import add_json_flag, add_settings_flags, emit
+from app.cli.parser import COMMANDS
 from app.opencode import agent_config as ac
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "agent-tools",
-        help="let opencode's model back up, report and restore: enable, disable or status",
+        help=COMMANDS["agent-tools"][1],
         description="Register this install's MCP server ('opencode-backup mcp') in opencode's global "
         "config (mcp.session_backup in opencode.json or opencode.jsonc), or remove it. The file keeps "
         "its other settings, comments and layout, and a copy of it as it was is kept beside it. "

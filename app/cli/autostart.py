@@ -10,13 +10,14 @@ import argparse
 from typing import Any
 
 from app.cli.common import add_json_flag, add_settings_flags, emit, error
+from app.cli.parser import COMMANDS
 from app.platform import autostart
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "autostart",
-        help="start the tray app at login: enable, disable or status",
+        help=COMMANDS["autostart"][1],
         description="Manage the login entry that starts 'opencode-backup run' (the tray app).",
     )
     p.add_argument("action", choices=["enable", "disable", "status"], help="what to do")

@@ -7,12 +7,13 @@ from typing import Any
 
 from app.backup.catalog import session_rows
 from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, require_backup
+from app.cli.parser import COMMANDS
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "list",
-        help="the backed-up sessions, and which ones opencode no longer has",
+        help=COMMANDS["list"][1],
         description="List every backed-up session, newest first, including sessions deleted in opencode "
         "whose deletion was already backed up (their last copy is kept in versions/).",
     )

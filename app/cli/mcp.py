@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from app import APP_NAME, __version__
 from app.cli.common import ALL, SETTINGS_FLAGS, add_settings_flags
+from app.cli.parser import COMMANDS
 from app.mcp.server import Server, ServerInfo
 from app.mcp.tools import Tools
 
@@ -28,7 +29,7 @@ INSTRUCTIONS = (
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "mcp",
-        help="the agent tools' server that opencode starts (see agent-tools)",
+        help=COMMANDS["mcp"][1],
         description="Serve the agent tools (status, sync, restore) to opencode over MCP on stdin and "
         "stdout. opencode starts this itself once 'opencode-backup agent-tools enable' registered it; "
         "settings flags given here apply to every tool call.",

@@ -15,7 +15,7 @@ from app.errors import UsageError
 
 # Every command, in the order a user needs them (``--help`` lists them so): name -> (module of app.cli
 # that registers it, its line in ``--help``). The module is imported only when its command runs, so the
-# help lines live here; tests/test_startup.py checks each equals what its module registers.
+# help lines live here, and each module registers its command with its line from here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "the tray app: watch opencode and back up every change (the default command)"),
     "sync": ("sync", "back up now, once"),

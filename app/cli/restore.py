@@ -25,6 +25,7 @@ from app.cli.common import (
     load_settings,
     require_destination,
 )
+from app.cli.parser import COMMANDS
 from app.cli.progress import shown
 from app.errors import UsageError
 from app.opencode.locate import restore_target
@@ -34,7 +35,7 @@ from app.words import size
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "restore",
-        help="put sessions back into opencode, after a safety copy of its database",
+        help=COMMANDS["restore"][1],
         description="Restore sessions from the backup. Without --yes an interactive terminal is asked "
         "to confirm; without a terminal --yes is required.",
     )

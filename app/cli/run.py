@@ -16,6 +16,7 @@ from typing import Any
 
 from app import config, paths, wiring
 from app.cli.common import ALL, add_settings_flags, error, load_settings, require_destination
+from app.cli.parser import COMMANDS
 from app.errors import BackupError, ConfigError
 from app.service import control
 from app.service.events import Quit
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "run",
-        help="the tray app: watch opencode and back up every change (the default command)",
+        help=COMMANDS["run"][1],
         description="Start the backup service with a tray icon (or, with --headless, in this terminal): "
         "it backs up at start, then every change opencode makes.",
     )

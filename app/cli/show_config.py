@@ -7,13 +7,14 @@ from typing import Any
 
 from app import config
 from app.cli.common import ALL, add_json_flag, add_settings_flags, emit, load_settings
+from app.cli.parser import COMMANDS
 from app.errors import ConfigError
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "config",
-        help="the effective settings and where each came from",
+        help=COMMANDS["config"][1],
         description="Show every setting's effective value and where it came from (flag, environment, "
         "file, default), and whether the backup folder can be used.",
     )

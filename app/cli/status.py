@@ -12,6 +12,7 @@ from typing import Any
 
 from app import config
 from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, table
+from app.cli.parser import COMMANDS
 from app.status_report import BackupStatus, gather
 from app.words import size, when
 
@@ -21,7 +22,7 @@ __all__ = ["BackupStatus", "gather", "register", "run", "text"]
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "status",
-        help="what the backup holds and how the last backup went",
+        help=COMMANDS["status"][1],
         description="Show the backup folder, what it holds, the last successful backup and the last "
         "attempt, and what the running service is doing. Works with the backup folder unreachable.",
     )

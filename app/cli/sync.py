@@ -19,6 +19,7 @@ from app.cli.common import (
     load_settings,
     require_destination,
 )
+from app.cli.parser import COMMANDS
 from app.cli.progress import shown
 from app.service import client
 
@@ -26,7 +27,7 @@ from app.service import client
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "sync",
-        help="back up now, once",
+        help=COMMANDS["sync"][1],
         description="Back up what changed since the last backup, now. When the running service backs up "
         "the same folder, it does this sync and this command prints its result.",
     )

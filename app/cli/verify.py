@@ -8,13 +8,14 @@ from typing import Any
 from app import paths
 from app.backup.verify import verify
 from app.cli.common import add_json_flag, add_settings_flags, emit, load_settings, require_backup
+from app.cli.parser import COMMANDS
 from app.cli.progress import shown
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "verify",
-        help="check every backup file against the manifest",
+        help=COMMANDS["verify"][1],
         description="Check every file of the backup against its size and sha256 in the manifest, that "
         "every session file parses and that every snapshot passes SQLite's integrity_check. Reads only.",
     )
