@@ -36,7 +36,7 @@ def test_a_log_gets_a_line_only_for_work_that_lasts_and_at_most_every_ten_second
     now[0] = 12.5
     lines(Progress(Step.COPYING, 10, 40, 0.5))
     assert out.getvalue().splitlines() == [
-        "backing up sessions: 200 of 1,800 (about 16 s left)",
+        "backing up sessions: 200 of 1,800, about 16 s left",
         "copying to the backup folder: 10 of 40",
     ]
 

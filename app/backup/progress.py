@@ -67,6 +67,12 @@ class Progress:
             text = f"{self.step.value}: {self.done:,} of {self.total:,}"
         return text + (f", {size(self.nbytes)}" if self.nbytes > 0 else "")
 
+    def sentence(self) -> str:
+        """:meth:`words` and the time left: 'backing up sessions: 640 of 1,800, 310.2 MiB, about 2 min
+        left' (a log line, ``status``, the agent's status tool)."""
+        left = self.left()
+        return self.words() + (f", {left}" if left else "")
+
     def left(self) -> str:
         """'about 2 min left', or '' while there is no pace to go by."""
         seconds = self.remaining

@@ -23,7 +23,7 @@ PLAIN_EVERY = 10.0  # seconds between two plain lines
 
 
 class PlainLines:
-    """A line like 'backing up sessions: 640 of 1,800 (about 40 s left)' every PLAIN_EVERY seconds."""
+    """A line like 'backing up sessions: 640 of 1,800, 310.2 MiB, about 40 s left' every PLAIN_EVERY seconds."""
 
     def __init__(self, out: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
         self._out = out
@@ -36,8 +36,7 @@ class PlainLines:
         if now - self._began < SHOW_AFTER or now - self._said < PLAIN_EVERY:
             return
         self._said = now
-        left = progress.left()
-        print(progress.words() + (f" ({left})" if left else ""), file=self._out, flush=True)
+        print(progress.sentence(), file=self._out, flush=True)
 
     def close(self) -> None:
         """Nothing to take back: the lines stay in the log."""

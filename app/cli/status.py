@@ -75,6 +75,5 @@ def text(r: BackupStatus, now: datetime) -> str:
         service += f", {r.syncs_this_session} backup(s) since it started"
     rows.append(("service", service))
     if r.progress is not None:
-        left = r.progress.left()
-        rows.append(("progress", r.progress.words() + (f", {left}" if left else "")))
+        rows.append(("progress", r.progress.sentence()))
     return table(rows)

@@ -45,8 +45,7 @@ def status_text(r: BackupStatus, changed: int | None, now: datetime) -> str:
         waiting = r.pending or 0
         lines.append(f"Pending changes: {waiting}" + (" (backed up within seconds)" if waiting else ""))
         if r.progress is not None:
-            left = r.progress.left()
-            lines.append(f"Now: {r.progress.words()}" + (f", {left}" if left else ""))
+            lines.append(f"Now: {r.progress.sentence()}")
     else:
         if r.service == "not running":
             lines.append(f"Syncs this session: none (no backup service is running; {START_SERVICE_HINT})")
