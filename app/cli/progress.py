@@ -23,7 +23,7 @@ PLAIN_EVERY = 10.0  # seconds between two plain lines
 
 
 class PlainLines:
-    """A line like 'backing up sessions: 640 of 1,800, 310.2 MiB, about 40 s left' every PLAIN_EVERY seconds."""
+    """A line like 'backing up sessions: 640 of 1,800, 310.2 MiB, about 40 s left', every PLAIN_EVERY s."""
 
     def __init__(self, out: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
         self._out = out
