@@ -80,6 +80,16 @@ def is_junk_json(path: Path) -> bool:
     return False
 
 
+def fsync_path(path: Path) -> None:
+    """fsync a file by its name (never through a symlink); Windows needs it opened for writing."""
+    flags = (os.O_RDWR | getattr(os, "O_BINARY", 0)) if sys.platform == "win32" else os.O_RDONLY
+    fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def sync_filesystem(path: Path) -> bool:
     """Write back every cached change of the file system that holds ``path`` in one call (Linux's
     ``syncfs``): what thousands of fsyncs would do, without a journal commit each. False where there is

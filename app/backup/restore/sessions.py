@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from app.backup.restore.model import (
 )
 from app.backup.restore.safety import SAFETY_DIR, safety_copy
 from app.errors import BackupDamaged, BackupError, UsageError
+from app.fsutil import fsync_path
 from app.opencode import importer
 from app.opencode.sessions import Reader
 
@@ -203,12 +203,8 @@ def _sync_log(db: Path) -> None:
     """fsync the database's write-ahead log, where the commits made with ``synchronous=NORMAL`` are.
     Not a checkpoint: a passive one syncs the log only when it can copy frames past every reader's (an
     opencode that is running may hold an old one)."""
-    with contextlib.suppress(FileNotFoundError):
-        fd = os.open(db.with_name(db.name + "-wal"), os.O_RDWR | getattr(os, "O_BINARY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    with contextlib.suppress(FileNotFoundError):  # the last connection closed checkpointed and removed it
+        fsync_path(db.with_name(db.name + "-wal"))
 
 
 def _commits_without_fsync(conn: sqlite3.Connection) -> bool:

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import shutil
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from app.backup.destination import Destination
 from app.backup.progress import Report, Step, unreported
 from app.backup.sync.plan import Plan
 from app.errors import FailureKind, SyncFailed
-from app.fsutil import PRIVATE_FILE, make_private_dirs, sha256_file, sync_filesystem
+from app.fsutil import PRIVATE_FILE, fsync_path, make_private_dirs, sha256_file, sync_filesystem
 from app.transfer.base import CopyJob, Engine
 from app.transfer.classify import BENIGN_REASONS
 
@@ -145,18 +144,9 @@ def _sync_data(machine_dir: Path, rels: tuple[str, ...]) -> None:
         return
     for rel in rels:
         try:
-            _fsync(machine_dir / rel)
+            fsync_path(machine_dir / rel)
         except PermissionError:  # Windows: another program (the cloud client) holds it; the OS writes it back
             continue
-
-
-def _fsync(path: Path) -> None:
-    flags = (os.O_RDWR | getattr(os, "O_BINARY", 0)) if sys.platform == "win32" else os.O_RDONLY
-    fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _link_staged(staging: Path, machine_dir: Path, rels: list[str], cancel: threading.Event) -> set[str]:
@@ -181,7 +171,7 @@ def _link_staged(staging: Path, machine_dir: Path, rels: list[str], cancel: thre
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)  # left by a crash of this very pid
             os.link(staging / rel, tmp, follow_symlinks=False)
-            _fsync(tmp)
+            fsync_path(tmp)
             os.replace(tmp, dst)
         except OSError as exc:
             logger.debug("not linking %s (%s): the engine copies the rest", rel, exc)
