@@ -90,6 +90,22 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+SYNC_ONE_BY_ONE = 64  # files fsynced one by one; more are written back by one syncfs where there is one
+
+
+def write_back(root: Path, paths: list[Path]) -> None:
+    """Make the data of ``paths`` (written without fsync, under ``root``) durable: fsync each, or one
+    syncfs of ``root``'s file system for many. A file another program holds on Windows (the cloud
+    client) is skipped: the OS writes it back."""
+    if len(paths) > SYNC_ONE_BY_ONE and sync_filesystem(root):
+        return
+    for path in paths:
+        try:
+            fsync_path(path)
+        except PermissionError:
+            continue
+
+
 def sync_filesystem(path: Path) -> bool:
     """Write back every cached change of the file system that holds ``path`` in one call (Linux's
     ``syncfs``): what thousands of fsyncs would do, without a journal commit each. False where there is

@@ -86,6 +86,9 @@ DRIVER = textwrap.dedent(
         return handle
 
     builtins.open = io.open = b_open
+    if os.environ.get("FOLD_EVERY_SAVE"):  # the manifest's delta folded into shard files at every commit
+        import app.backup.manifest.write as write
+        write.MAX_DELTA_BYTES = 0
     from app.cli import main
     code = main(sys.argv[4:])
     with real_builtin_open(COUNT_FILE, "w") as fh:
@@ -172,14 +175,14 @@ def world(template: Path, where: Path, monkeypatch: pytest.MonkeyPatch) -> dict[
     return env
 
 
-def crash_at(k: int, base: Path, env: dict[str, str]) -> tuple[int, int]:
+def crash_at(k: int, base: Path, env: dict[str, str], fold: bool = False) -> tuple[int, int]:
     """Run the sync in a child that dies at boundary ``k``; returns (exit code, boundaries seen)."""
     counter = base / "boundaries"
     args = ["sync", "--snapshot", "--engine", "native", "--backup-path", str(base / "backup")]
     args += ["--source", str(base / "opencode"), "--machine-name", "box"]
     done = subprocess.run(
         [sys.executable, "-c", DRIVER, str(k), str(base / "backup"), str(counter), *args],
-        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT), **({"FOLD_EVERY_SAVE": "1"} if fold else {})},
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -212,18 +215,22 @@ def holds_exactly_opencode(base: Path) -> None:
     assert len(man.snapshots()) == 1 and intent.load(machine) is None
 
 
+@pytest.mark.parametrize("commit", ["delta", "fold"])
 def test_a_crash_at_every_boundary_of_a_sync_leaves_a_backup_verify_accepts_and_the_next_sync_completes(
-    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commit: str
 ) -> None:
+    """``delta``: the commit keeps the changed entries in manifest.json; ``fold``: it writes them (and
+    the delta the template's first sync left) into new shard files first."""
+    fold = commit == "fold"
     env = world(template, tmp_path / "count", monkeypatch)
-    code, total = crash_at(0, tmp_path / "count", env)
+    code, total = crash_at(0, tmp_path / "count", env, fold)
     assert code == 0 and total > 40, total  # every kind of change crosses many boundaries
     holds_exactly_opencode(tmp_path / "count")
     interrupted = 0
     for k in range(1, total + 1):
         base = tmp_path / f"k{k}"
         env = world(template, base, monkeypatch)
-        code, _ = crash_at(k, base, env)
+        code, _ = crash_at(k, base, env, fold)
         assert code == 77, f"boundary {k} of {total} was never reached"
         machine = base / "backup" / "box"
         report = verify(machine, "box", base / "verify-work")

@@ -3,12 +3,13 @@ every shard from scratch; storage shards this process checked are not checked ag
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import pytest
 
-from app.backup.manifest import ShardText, load, load_shard, passes_checks, save
+from app.backup.manifest import ShardText, load, load_shard, load_shard_text, passes_checks, save, write
 from app.backup.manifest.model import (
     SESSION_SHARDS,
     SHARD_DIR,
@@ -16,6 +17,7 @@ from app.backup.manifest.model import (
     Manifest,
     SessionEntry,
     _compact,
+    session_path,
     session_shard_of,
     shard_of,
 )
@@ -38,14 +40,29 @@ def test_incremental_shard_texts_equal_a_rebuild_through_adds_changes_and_remova
     rng = random.Random(13)
     man = Manifest(machine="m")
     man.sessions.update({f"ses_{i}": entry(i) for i in range(300)})
-    for step in range(300):
-        assert man.session_shard_texts() == from_scratch(man), step
+    for step in range(600):
+        if step % 3:  # the texts and the times are kept from the changes noted, not from a scan
+            assert man.session_shard_texts() == from_scratch(man), step
+        else:
+            assert man.times() == {sid: e.time_updated for sid, e in man.sessions.items()}, step
         sid = f"ses_{rng.randrange(400)}"
         roll = rng.random()
-        if roll < 0.3:
+        if roll < 0.2:
             man.sessions.pop(sid, None)
-        elif roll < 0.6:
+        elif roll < 0.3 and sid in man.sessions:
+            del man.sessions[sid]
+        elif roll < 0.5:
             man.sessions[sid] = entry(rng.randrange(10**6))
+        elif roll < 0.6:
+            man.sessions.update({sid: entry(step), f"ses_{rng.randrange(400)}": entry(step + 1)})
+        elif roll < 0.65:
+            man.sessions.setdefault(sid, entry(step))
+        elif roll < 0.7:
+            man.sessions |= {sid: entry(step + 2)}
+        elif roll < 0.72 and man.sessions:
+            man.sessions.popitem()
+        elif roll < 0.73:
+            man.sessions.clear()
         else:  # one lost and one new in the same sync: the count stays the same
             man.sessions.pop(sid, None)
             man.sessions[f"ses_{rng.randrange(400, 800)}"] = entry(step)
@@ -135,3 +152,108 @@ def test_saves_keep_the_shards_named_now_and_by_the_replaced_manifest_and_remove
         named.append({r.file for r in man.shards.values()})
         expected = named[-1] | (named[-2] if step else set())
         assert {p.name for p in shard_dir.iterdir()} == expected, step
+
+
+def own(sid: str, n: int) -> SessionEntry:
+    return SessionEntry(session_path("p", sid), "p", "title", "/dir", n, str(n), n, "0" * 64)
+
+
+def test_changes_ride_in_the_manifest_delta_and_fold_into_the_shards_when_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the mix of saves with and without a fold, another process reads exactly the sessions and
+    storage entries the writer holds; a save that does not fold writes manifest.json and nothing else."""
+    monkeypatch.setattr(write, "MAX_DELTA_BYTES", 3000)
+    rng = random.Random(5)
+    machine_dir = tmp_path / "m"
+    man = Manifest(machine="m")
+    storage: dict[str, dict[str, FileEntry]] = {}  # what the writer holds, by shard
+    folds = 0
+    for step in range(120):
+        changed: dict[str, ShardText] = {}
+        for _ in range(rng.randrange(4)):
+            sid = f"ses_{rng.randrange(60)}"
+            if rng.random() < 0.25:
+                man.sessions.pop(sid, None)
+            else:
+                man.sessions[sid] = own(sid, rng.randrange(10**6))
+        for _ in range(rng.randrange(4)):
+            rel = f"storage/message/ses_{rng.randrange(9)}/msg_{rng.randrange(40)}.json"
+            shard = shard_of(rel)
+            text = changed.setdefault(shard, load_shard_text(machine_dir, man, shard))
+            if rng.random() < 0.25:
+                text.pop(rel, None)
+                storage.get(shard, {}).pop(rel, None)
+            else:
+                text[rel] = storage.setdefault(shard, {})[rel] = FileEntry(rng.randrange(99), "c" * 64, step)
+        shard_dir = machine_dir / SHARD_DIR
+        before = set(shard_dir.iterdir()) if shard_dir.exists() else set()
+        save(machine_dir, man, changed, checked=set(changed))
+        head = json.loads((machine_dir / "manifest.json").read_text())
+        now = set(shard_dir.iterdir()) if shard_dir.exists() else set()
+        if head["delta"] == {"sessions": {}, "storage": {}}:
+            folds += 1
+        else:
+            assert now <= before, step  # nothing but manifest.json written (old shards may go)
+        fresh = load(machine_dir, "m")
+        assert fresh.sessions == man.sessions, step
+        for shard, entries in storage.items():
+            assert load_shard(machine_dir, fresh, shard) == entries, (step, shard)
+    assert folds >= 3  # the delta did grow past its size and was folded, more than once
+
+
+@pytest.mark.parametrize(
+    ("delta", "refused"),
+    [
+        (
+            {"sessions": {"ses_1": {**vars(entry(1)), "path": "../../outside.json"}}},
+            "outside|refusing|not its own",
+        ),
+        ({"sessions": {"../x": None}}, "not a session id"),
+        ({"storage": {"storage/../../x.json": [1, "a" * 64, 0]}}, "refusing|outside|\\.\\."),
+        ({"storage": {"storage/a.json": [1, "not a digest", 0]}}, "sha256|digest"),
+        ({"storage": {"storage/a.json": "rm -rf"}}, "not \\[size, sha256, mtime\\]"),
+        ({"sessions": []}, "not an object|object"),
+    ],
+)
+def test_a_hostile_delta_in_manifest_json_is_refused_in_one_line(
+    tmp_path: Path, delta: dict[str, object], refused: str
+) -> None:
+    machine_dir = tmp_path / "m"
+    man = Manifest(machine="m")
+    man.sessions["ses_1"] = own("ses_1", 1)
+    save(machine_dir, man)
+    path = machine_dir / "manifest.json"
+    head = json.loads(path.read_text())
+    head["delta"] = delta
+    head["session_count"] = 1
+    path.write_text(json.dumps(head))
+    with pytest.raises(BackupDamaged, match=refused) as caught:
+        man2 = load(machine_dir, "m")
+        for shard in {shard_of(r) for r in delta.get("storage", {}) or {}}:  # type: ignore[union-attr]
+            load_shard(machine_dir, man2, shard)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_format_2_manifest_is_read_and_the_next_save_writes_format_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the previous version wrote (no delta: every entry in its shard) is read as it was."""
+    machine_dir = tmp_path / "m"
+    man = Manifest(machine="m")
+    man.sessions.update({f"ses_{i}": own(f"ses_{i}", i) for i in range(40)})
+    with monkeypatch.context() as m:
+        m.setattr(write, "MAX_DELTA_BYTES", 0)  # folded: the shards hold everything
+        save(machine_dir, man)
+    path = machine_dir / "manifest.json"
+    head = json.loads(path.read_text())
+    assert head.pop("delta") == {"sessions": {}, "storage": {}}
+    head["format"] = "opencode-session-backup-manifest/2"
+    path.write_text(json.dumps(head))
+    old = load(machine_dir, "m")
+    assert old.sessions == man.sessions
+    old.sessions["ses_0"] = own("ses_0", 99)
+    save(machine_dir, old)
+    head = json.loads(path.read_text())
+    assert head["format"].endswith("/3") and list(head["delta"]["sessions"]) == ["ses_0"]
+    assert load(machine_dir, "m").sessions == old.sessions

@@ -14,13 +14,16 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app import fsutil
 from app.backup import manifest as mf
 from app.backup.result import Outcome
+from app.backup.state import load_results
 from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.backup.verify import verify
 from app.errors import FailureKind
@@ -124,10 +127,13 @@ def test_a_second_sync_touches_only_the_changed_session(env: dict[str, Path], en
     assert result.sessions_exported == 1 and result.snapshot is None
     after = {p: p.stat().st_mtime_ns for p in before}
     changed = [p.name for p in before if before[p] != after[p]]
-    # the session file is replaced; the one shard that lists it gets a new file; nothing else is rewritten
+    # the session file is replaced and its new entry kept in manifest.json's delta: no shard is rewritten
     assert changed == ["ses_3.json"]
     new = {p.name for p in (machine / "manifest.d").glob("sessions-*.json")} - {p.name for p in before}
-    assert [n.split(".")[0] for n in new] == [mf.session_shard_of("ses_3")]
+    assert not new
+    delta = json.loads((machine / mf.MANIFEST).read_text())["delta"]
+    assert delta["sessions"]["ses_3"]["sha256"] == sha256_file(session_file(env, "ses_3"))
+    assert mf.load(machine, "laptop").sessions["ses_3"].sha256 == sha256_file(session_file(env, "ses_3"))
     assert "a new question" in session_file(env, "ses_3").read_text()
     # the replaced copy went to versions/
     old = list((env["dest"] / "laptop" / "versions").rglob("ses_3.json"))
@@ -309,6 +315,59 @@ def test_a_session_rewritten_every_30_seconds_keeps_few_versions(env: dict[str, 
     assert 2 <= len(copies) <= 4, len(copies)
 
 
+def test_a_warm_service_thins_versions_at_most_once_a_minute_and_a_new_process_at_once(
+    env: dict[str, Path],
+) -> None:
+    """Syncs 5 s apart (a chat) each keep the replaced copy; the copies one minute made are thinned
+    together at the first sync a minute later, and another process (a command line sync) thins at once."""
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    clock = Clock()
+    ctx = make_ctx(env, clock=clock)
+    assert run_sync(ctx).ok
+
+    def copies() -> int:
+        return len(list((env["dest"] / "laptop" / "versions").rglob("ses_a.json")))
+
+    seen = []
+    for i in range(34):  # nearly three minutes: the last thinning was 50 s before the last sync
+        f.add_message(conn, "ses_a", f"message {i}")
+        clock.advance(seconds=5)
+        assert run_sync(ctx).ok
+        seen.append(copies())
+    assert max(seen) <= 13 and seen[-1] > 1  # never more than a minute of copies; some wait for the next
+    assert any(later < earlier for earlier, later in pairwise(seen))  # thinned on the way
+    f.add_message(conn, "ses_a", "from the command line")
+    clock.advance(seconds=5)
+    assert run_sync(make_ctx(env, clock=clock)).ok  # a new process: no manifest in memory, thins now
+    assert copies() == 1  # all within this hour: the newest is kept
+
+
+def test_the_last_attempt_is_the_newer_of_the_last_failure_and_the_last_backup(env: dict[str, Path]) -> None:
+    conn = f.create_db(env["db"])
+    for i in range(4):
+        f.add_session(conn, f"ses_{i}")
+    clock = Clock()
+    ctx = make_ctx(env, clock=clock)
+    ok = run_sync(ctx)
+    kept = load_results(env["app"] / "state")
+    assert kept.attempt == kept.backup and kept.backup is not None and kept.backup.outcome is Outcome.OK
+    conn.execute("DELETE FROM session")
+    conn.commit()
+    clock.advance(seconds=30)
+    failed = run_sync(ctx)
+    assert failed.kind is FailureKind.GUARD
+    kept = load_results(env["app"] / "state")
+    assert kept.attempt is not None and kept.attempt.kind is FailureKind.GUARD
+    assert kept.backup is not None and kept.backup.sessions_total == ok.sessions_total == 4
+    f.add_session(conn, "ses_9")
+    clock.advance(seconds=30)
+    again = run_sync(ctx, SyncOptions(allow_deletions=True))
+    kept = load_results(env["app"] / "state")
+    assert again.ok and kept.attempt == kept.backup and kept.backup is not None
+    assert kept.backup.sessions_total == 1
+
+
 def test_verify_reports_a_damaged_file(env: dict[str, Path]) -> None:
     conn = f.create_db(env["db"])
     f.add_session(conn, "ses_a")
@@ -459,7 +518,7 @@ def test_backed_up_files_reach_the_disk_before_the_manifest_that_names_them_is_c
     if how.startswith("copied by rsync"):
         refuse_links_into_sessions(monkeypatch)
     if how == "copied by rsync":
-        monkeypatch.setattr(sync_apply, "SYNC_ONE_BY_ONE", 1000)  # each file fsynced, not one syncfs
+        monkeypatch.setattr(fsutil, "SYNC_ONE_BY_ONE", 1000)  # each file fsynced, not one syncfs
     before_commit = synced_before_the_commit(env, monkeypatch, "rsync")
     machine = env["dest"] / "laptop"
     sessions = mf.load(machine, "laptop").sessions.values()
@@ -476,7 +535,7 @@ def synced_before_the_commit(
     """Run a sync that must succeed; what it fsynced (by inode) and syncfs'ed before the rename of
     manifest.json that commits it."""
     events: list[tuple[str, int | str]] = []
-    real_fsync, real_replace, real_syncfs = os.fsync, os.replace, sync_apply.sync_filesystem
+    real_fsync, real_replace, real_syncfs = os.fsync, os.replace, fsutil.sync_filesystem
 
     def syncfs(path: Path) -> bool:
         events.append(("syncfs", str(path)))
@@ -491,7 +550,7 @@ def synced_before_the_commit(
         real_replace(src, dst, **kw)
 
     with monkeypatch.context() as m:
-        m.setattr(sync_apply, "sync_filesystem", syncfs)
+        m.setattr(fsutil, "sync_filesystem", syncfs)
         m.setattr(os, "fsync", fsync)
         m.setattr(os, "replace", replace)
         assert run_sync(make_ctx(env, engine)).ok

@@ -15,7 +15,7 @@ from app.errors import FailureKind, SyncFailed
 from app.fsutil import atomic_write_bytes, make_private_dirs
 from app.platform.lock import ProcessLock
 
-LAST_RESULT = "last_result.json"  # the last attempt
+LAST_RESULT = "last_result.json"  # the last attempt that did not back up
 LAST_BACKUP = "last_backup.json"  # the last attempt that backed everything up
 MAX_STATE_BYTES = 1 << 20
 
@@ -29,17 +29,29 @@ class LastResults:
 
 
 def record_result(state_dir: Path, result: SyncResult) -> None:
-    """Keep ``result`` as the last attempt, and as the last backup when it backed up."""
+    """Keep ``result`` as the last backup when it backed up, else as the last attempt: one file written
+    per sync (the last attempt is the newer of the two, see :func:`load_results`)."""
     data = codec.dumps(result)  # compact: indent takes the pure-Python encoder (0.3 ms of a sync)
     make_private_dirs(state_dir)
-    atomic_write_bytes(state_dir / LAST_RESULT, data, fsync=False)
-    if result.backed_up:
-        atomic_write_bytes(state_dir / LAST_BACKUP, data, fsync=False)
+    atomic_write_bytes(state_dir / (LAST_BACKUP if result.backed_up else LAST_RESULT), data, fsync=False)
 
 
 def load_results(state_dir: Path) -> LastResults:
-    """What :func:`record_result` kept (unreadable or foreign files count as nothing kept)."""
-    return LastResults(_load(state_dir / LAST_RESULT), _load(state_dir / LAST_BACKUP))
+    """What :func:`record_result` kept (unreadable or foreign files count as nothing kept): the last
+    attempt is whichever of the two was written last."""
+    other, backup = _load(state_dir / LAST_RESULT), _load(state_dir / LAST_BACKUP)
+    if other is None or (
+        backup is not None and _written(state_dir / LAST_BACKUP) >= _written(state_dir / LAST_RESULT)
+    ):
+        return LastResults(backup, backup)
+    return LastResults(other, backup)
+
+
+def _written(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _load(path: Path) -> SyncResult | None:

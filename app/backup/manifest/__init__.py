@@ -1,15 +1,19 @@
 """``manifest.json`` and ``manifest.d/``: what the backup holds, with one commit point per sync.
 
-    manifest.json                    {"format": "opencode-session-backup-manifest/2", "machine",
+    manifest.json                    {"format": "opencode-session-backup-manifest/3", "machine",
                                       "app_version", "opencode_schema", "updated", "session_count",
                                       "files": {relpath: {"size", "sha256", "raw_size"}}, "storage_files",
                                       "storage_bytes", "last_result", "last_full_thinning",
+                                      "delta": {"sessions": {id: SessionEntry | null},
+                                                "storage": {relpath: [size, sha256, mtime_ns] | null}},
                                       "shards": {name: {"file", "size", "sha256"}}}
     manifest.d/sessions-XX.<h>.json  {session_id: SessionEntry} in 64 shards by hash of the id
     manifest.d/storage-XX.<h>.json   {relpath: [size, sha256, source mtime_ns]}, 256 shards by path hash
 
-Shards are sharded so that a sync changing one session writes one small shard, not a list of 2,000
-sessions. A changed shard is written under a new name (``<h>``: the start of its sha256) and only
+The entries are the shards' with the delta over them (null: gone). A sync's changed entries go into the
+delta, so its commit is one write of ``manifest.json`` whatever it touched; when the delta passes
+MAX_DELTA_BYTES (32 KiB) a save folds it: each shard it touches is written again and the delta is empty.
+A shard is written under a new name (``<h>``: the start of its sha256), flushed, and only
 ``manifest.json``, replaced atomically last, names the shards in force: that rename is the commit. A crash
 before it leaves the old manifest naming the old shards, which are still there; a crash after it, the new
 one. Shards no longer named are removed after the commit, except those the replaced manifest named (a
@@ -17,8 +21,9 @@ reader that loaded it a moment ago can still read them).
 
 Everything read here is untrusted (see :mod:`app.backup.untrusted`): sizes are capped, every number
 bounded, every path checked to stay inside the machine folder, every entry checked to sit in its shard.
-Format 1 (fixed shard names, written before this commit point existed) is still read; a count that does
-not match its shards (what a crash between its writes left) is recounted instead of refused.
+Formats 2 (no delta) and 1 (fixed shard names, written before this commit point existed) are still read;
+a format 1 count that does not match its shards (what a crash between its writes left) is recounted
+instead of refused.
 """
 
 from app.backup.manifest.model import (

@@ -25,6 +25,7 @@ from app.backup.manifest.model import (
     SHARD_FILE,
     SHARD_NAME,
     V1_FORMAT,
+    V2_FORMAT,
     FileEntry,
     Manifest,
     SessionEntry,
@@ -72,7 +73,7 @@ def _load(machine_dir: Path, machine: str) -> Manifest:
         raise BackupDamaged(f"cannot read {MANIFEST}: {exc.strerror or exc}") from None
     doc = u.obj(u.parse_json(u.read_capped(path, MAX_MANIFEST_BYTES, MANIFEST), MANIFEST), MANIFEST)
     fmt = doc.get("format")
-    if fmt not in (MANIFEST_FORMAT, V1_FORMAT):
+    if fmt not in (MANIFEST_FORMAT, V2_FORMAT, V1_FORMAT):
         raise BackupDamaged(f"{MANIFEST}: not a manifest of this format ({u.short(fmt)})")
     man = Manifest(
         machine=u.text(doc.get("machine", machine), f"{MANIFEST} machine", 200),
@@ -86,20 +87,23 @@ def _load(machine_dir: Path, machine: str) -> Manifest:
         last_result=u.obj(doc.get("last_result", {}), f"{MANIFEST} last_result"),
         last_full_thinning=u.text(doc.get("last_full_thinning", ""), f"{MANIFEST} last_full_thinning", 100),
     )
-    man.shards = _shard_refs(machine_dir, doc) if fmt == MANIFEST_FORMAT else _v1_refs(machine_dir)
+    man.shards = _shard_refs(machine_dir, doc) if fmt != V1_FORMAT else _v1_refs(machine_dir)
     for name, ref in man.shards.items():
         if name.startswith("sessions-"):
             text = _read_shard(machine_dir, name, ref)
             man._texts[name] = text
+            base = man._base[name] = {}
             for sid, raw in u.obj(u.parse_json(text.encode(), ref.file), ref.file).items():
-                man.sessions[sid] = _session_entry(sid, raw, ref.file)
+                base[sid] = man.sessions[sid] = _session_entry(sid, raw, f"{SHARD_DIR}/{ref.file}")
                 if session_shard_of(sid) != name:
                     raise BackupDamaged(
                         f"{SHARD_DIR}/{ref.file} lists session {u.short(sid)} of another shard"
                     )
+    if fmt == MANIFEST_FORMAT:
+        _apply_delta(man, u.obj(doc.get("delta", {}), f"{MANIFEST} delta"))
     expected = u.integer(doc.get("session_count", len(man.sessions)), f"{MANIFEST} session_count")
     if expected != len(man.sessions):
-        if fmt == MANIFEST_FORMAT:
+        if fmt != V1_FORMAT:
             raise BackupDamaged(
                 f"{MANIFEST} lists {expected} sessions but its shards hold {len(man.sessions)}"
             )
@@ -108,6 +112,23 @@ def _load(machine_dir: Path, machine: str) -> Manifest:
             machine_dir / MANIFEST, expected, len(man.sessions),
         )  # fmt: skip
     return man
+
+
+def _apply_delta(man: Manifest, delta: dict[str, Any]) -> None:
+    """The committed changes not yet folded into the shards: session entries (or None: gone) over the
+    shards' sessions; storage entries kept by shard for :func:`load_shard`. Each checked as a shard's."""
+    where = f"{MANIFEST} delta"
+    for sid, raw in u.obj(delta.get("sessions", {}), where).items():
+        if raw is None:
+            if not u.ID.match(sid):
+                raise BackupDamaged(f"{where}: not a session id: {u.short(sid)}")
+            man.sessions.pop(sid, None)
+        else:
+            man.sessions[sid] = _session_entry(sid, raw, where)
+    for rel, raw in u.obj(delta.get("storage", {}), where).items():
+        u.relpath(rel, where, "storage")
+        entry = None if raw is None else _storage_entry(where, rel, raw)
+        man.storage_delta.setdefault(shard_of(rel), {})[rel] = entry
 
 
 def _files(raw: object) -> dict[str, FileEntry]:
@@ -169,8 +190,7 @@ def _read_shard(machine_dir: Path, name: str, ref: ShardRef) -> str:
         raise BackupDamaged(f"{SHARD_DIR}/{ref.file} is damaged: not UTF-8") from None
 
 
-def _session_entry(sid: str, raw: object, file: str) -> SessionEntry:
-    where = f"{SHARD_DIR}/{file}"
+def _session_entry(sid: str, raw: object, where: str) -> SessionEntry:
     if not u.ID.match(sid):
         raise BackupDamaged(f"{where}: not a session id: {u.short(sid)}")
     entry = _plain_entry(raw)
@@ -237,13 +257,20 @@ def load_shard(machine_dir: Path, man: Manifest, shard: str) -> dict[str, FileEn
     """The entries of ``storage-<shard>`` (``{}`` when the manifest names none)."""
     name = f"storage-{shard}"
     ref = man.shards.get(name)
-    if ref is None:
-        return {}
-    text = _storage_text(machine_dir, name, ref)
-    if ref.sha256 is not None and (name, ref.sha256) in man._checked:
-        # bytes with this very hash passed every check before (_read_shard hashed what it read)
-        return {rel: FileEntry(v[0], v[1], v[2]) for rel, v in json.loads(text).items()}
-    return _checked_entries(man, shard, ref, text)
+    entries: dict[str, FileEntry] = {}
+    if ref is not None:
+        text = _storage_text(machine_dir, name, ref)
+        if ref.sha256 is not None and (name, ref.sha256) in man._checked:
+            # bytes with this very hash passed every check before (_read_shard hashed what it read)
+            entries = {rel: FileEntry(v[0], v[1], v[2]) for rel, v in json.loads(text).items()}
+        else:
+            entries = _checked_entries(man, shard, ref, text)
+    for rel, entry in man.storage_delta.get(shard, {}).items():
+        if entry is None:
+            entries.pop(rel, None)
+        else:
+            entries[rel] = entry
+    return entries
 
 
 def load_shard_text(machine_dir: Path, man: Manifest, shard: str) -> ShardText:
@@ -252,12 +279,13 @@ def load_shard_text(machine_dir: Path, man: Manifest, shard: str) -> ShardText:
     name = f"storage-{shard}"
     ref = man.shards.get(name)
     if ref is None:
-        return ShardText("{}")
-    text = _storage_text(machine_dir, name, ref)
-    if ref.sha256 is not None and (name, ref.sha256) in man._checked:
-        return ShardText(text)
-    entries = _checked_entries(man, shard, ref, text)
-    return ShardText(text if (name, ref.sha256) in man._checked else canonical(entries))
+        text = "{}"
+    else:
+        text = _storage_text(machine_dir, name, ref)
+        if ref.sha256 is None or (name, ref.sha256) not in man._checked:
+            entries = _checked_entries(man, shard, ref, text)
+            text = text if (name, ref.sha256) in man._checked else canonical(entries)
+    return ShardText(text, man.storage_delta.get(shard, {}))
 
 
 def _storage_text(machine_dir: Path, name: str, ref: ShardRef) -> str:

@@ -27,9 +27,13 @@ def canonical(entries: Mapping[str, FileEntry]) -> str:
 class ShardText(MutableMapping[str, FileEntry]):
     """The entries of one checked, canonical shard text, with changes kept aside until :meth:`text`."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, changes: Mapping[str, FileEntry | None] | None = None) -> None:
         self._text = text
-        self._changes: dict[str, FileEntry | None] = {}  # None: removed
+        self._changes: dict[str, FileEntry | None] = dict(changes or {})  # None: removed
+
+    def changes(self) -> dict[str, FileEntry | None]:
+        """What differs from the text given (None: removed); a delta for the manifest to keep."""
+        return dict(self._changes)
 
     def __getitem__(self, rel: str) -> FileEntry:
         entry = self._changes[rel] if rel in self._changes else _entry(self._text, rel)

@@ -1,18 +1,29 @@
-"""Writing the manifest: changed shards under new names, then ``manifest.json`` (the commit), then the
-shards no longer named are removed; and the per-process cache of the parsed manifest."""
+"""Writing the manifest: the changes in ``manifest.json``'s delta, or (when it grew past its size) the
+changed shards under new names; then ``manifest.json`` (the commit); then the shards no longer named are
+removed. And the per-process cache of the parsed manifest."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from app.backup.manifest.model import MANIFEST, SHARD_DIR, SHARD_FILE, FileEntry, Manifest, ShardRef
-from app.backup.manifest.read import load
+from app.backup.manifest.model import (
+    MANIFEST,
+    MAX_DELTA_BYTES,
+    SHARD_DIR,
+    SHARD_FILE,
+    FileEntry,
+    Manifest,
+    SessionEntry,
+    ShardRef,
+)
+from app.backup.manifest.read import load, load_shard_text
 from app.backup.manifest.shard_text import ShardText, canonical
-from app.fsutil import atomic_write_bytes
+from app.fsutil import atomic_write_bytes, write_back
 
 
 def save(
@@ -21,21 +32,50 @@ def save(
     storage: Mapping[str, Mapping[str, FileEntry]] | None = None,
     checked: Collection[str] = (),
 ) -> None:
-    """Commit ``man`` (and the changed ``storage`` shards, by shard): write each changed shard under a new
-    name, then replace ``manifest.json`` (the commit), then remove shards neither it nor the replaced
-    manifest names. Each write is atomic and fsynced. ``checked``: the storage shards whose every entry
-    passed the checks of ``load_shard`` (read back, they are not checked again by this process)."""
+    """Commit ``man`` (and the changed ``storage`` shards, by shard): replace ``manifest.json`` (the
+    commit), then remove shards neither it nor the replaced manifest names.
+
+    The entries that changed go into the manifest's ``delta``, so a sync's commit is one fsynced write
+    whatever it touched; once the delta passes MAX_DELTA_BYTES it is folded: each shard it touches is
+    written under a new name and flushed before the commit. A storage shard given as a full mapping (a full
+    walk) or with an entry ``load_shard`` would refuse (not in ``checked``) is written at once; ``checked``
+    shards that are written count as checked when read back by this process."""
     previous = dict(man.shards)
-    for name, text in man.session_shard_texts().items():
-        if man._texts.get(name, "{}") != text or (name not in man.shards and text != "{}"):
-            _put_shard(machine_dir, man, name, text)
-            man._texts[name] = text
-    for shard, entries in (storage or {}).items():  # not cached: the legacy index stays on disk
-        text = entries.text() if isinstance(entries, ShardText) else canonical(entries)
-        ref = _put_shard(machine_dir, man, f"storage-{shard}", text)
+    storage = storage or {}
+    texts = man.session_shard_texts()
+    dirty = [
+        n for n, t in texts.items() if man._texts.get(n, "{}") != t or (n not in man.shards and t != "{}")
+    ]
+    kept = dict(man.storage_delta)  # storage shard -> changes the manifest keeps
+    now: dict[str, str] = {}  # storage shard -> text written as its shard file by this save
+    for shard, entries in storage.items():
+        if isinstance(entries, ShardText) and shard in checked:
+            kept[shard] = entries.changes()
+        else:
+            now[shard] = entries.text() if isinstance(entries, ShardText) else canonical(entries)
+            kept.pop(shard, None)
+    sessions = _session_changes(man, dirty)
+    delta = _delta_json(sessions, kept)
+    if len(delta) > MAX_DELTA_BYTES:  # fold: every changed shard is written, the delta starts empty
+        for shard in kept:
+            if shard not in now:
+                entries = storage[shard] if shard in storage else load_shard_text(machine_dir, man, shard)
+                now[shard] = entries.text() if isinstance(entries, ShardText) else canonical(entries)
+        kept, delta = {}, _delta_json({}, {})
+    else:
+        dirty = []
+    written: list[Path] = []
+    for name in dirty:
+        _put_shard(machine_dir, man, name, texts[name], written)
+        man._texts[name] = texts[name]
+        man._base[name] = {sid: man.sessions[sid] for sid in man._members[name]}
+    for shard, text in now.items():
+        ref = _put_shard(machine_dir, man, f"storage-{shard}", text, written)
         if ref is not None and ref.sha256 is not None and shard in checked:
             man._checked.add((f"storage-{shard}", ref.sha256))
-    atomic_write_bytes(machine_dir / MANIFEST, man.head_json())
+    write_back(machine_dir, written)  # the shards are on disk before the manifest that names them
+    man.storage_delta = {shard: changes for shard, changes in kept.items() if changes}
+    atomic_write_bytes(machine_dir / MANIFEST, man.head_json(delta))
     named = {r.file for r in man.shards.values()}
     keep = named | {r.file for r in previous.values()}
     if man._swept:  # only what the last save stopped naming: listing manifest.d/ took 0.3 ms a sync
@@ -46,6 +86,33 @@ def save(
         _sweep(machine_dir, keep)
         man._swept = True
     man._retired = keep - named
+
+
+def _session_changes(man: Manifest, dirty: list[str]) -> dict[str, SessionEntry | None]:
+    """The sessions of the ``dirty`` shards whose entry differs from the shard file's (None: gone)."""
+    out: dict[str, SessionEntry | None] = {}
+    for name in dirty:
+        base = man._base.get(name, {})
+        members = man._members[name]
+        for sid in members:
+            entry = man.sessions[sid]
+            if base.get(sid) != entry:
+                out[sid] = entry
+        out.update({sid: None for sid in base if sid not in members})
+    return out
+
+
+def _delta_json(
+    sessions: Mapping[str, SessionEntry | None], storage: Mapping[str, Mapping[str, FileEntry | None]]
+) -> str:
+    doc = {
+        "sessions": {sid: None if e is None else vars(e) for sid, e in sorted(sessions.items())},
+        "storage": {
+            rel: None if e is None else [e.size, e.sha256, e.mtime_ns]
+            for rel, e in sorted(item for changes in storage.values() for item in changes.items())
+        },
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
 def _sweep(machine_dir: Path, keep: set[str]) -> None:
@@ -61,9 +128,11 @@ def _sweep(machine_dir: Path, keep: set[str]) -> None:
                     os.unlink(entry.path)
 
 
-def _put_shard(machine_dir: Path, man: Manifest, name: str, text: str) -> ShardRef | None:
-    """Write one shard under its content's name (an empty shard is simply not named any more); returns
-    the shard's reference now."""
+def _put_shard(
+    machine_dir: Path, man: Manifest, name: str, text: str, written: list[Path]
+) -> ShardRef | None:
+    """Write one shard under its content's name, not yet flushed (added to ``written``); an empty shard
+    is simply not named any more. Returns the shard's reference now."""
     if text == "{}":
         man.shards.pop(name, None)
         return None
@@ -73,7 +142,9 @@ def _put_shard(machine_dir: Path, man: Manifest, name: str, text: str) -> ShardR
     if old is not None and old.sha256 == digest:
         return old
     ref = ShardRef(f"{name}.{digest[:16]}.json", len(data), digest)
-    atomic_write_bytes(machine_dir / SHARD_DIR / ref.file, data)
+    path = machine_dir / SHARD_DIR / ref.file
+    atomic_write_bytes(path, data, fsync=False)
+    written.append(path)
     man.shards[name] = ref
     return ref
 

@@ -26,13 +26,12 @@ from app.backup.destination import Destination
 from app.backup.progress import Report, Step, unreported
 from app.backup.sync.plan import Plan
 from app.errors import FailureKind, SyncFailed
-from app.fsutil import PRIVATE_FILE, fsync_path, make_private_dirs, sha256_file, sync_filesystem
+from app.fsutil import PRIVATE_FILE, fsync_path, make_private_dirs, sha256_file, write_back
 from app.transfer.base import CopyJob, Engine
 from app.transfer.classify import BENIGN_REASONS
 
 logger = logging.getLogger(__name__)
 
-SYNC_ONE_BY_ONE = 64  # files an outside engine copied that are fsynced one by one; more: one syncfs
 
 Failure = tuple[FailureKind, str, str | None]  # kind, message, the file it was held up by
 
@@ -140,13 +139,7 @@ def _sync_data(machine_dir: Path, rels: tuple[str, ...]) -> None:
     without fsync). An error here fails the sync before its commit. Many files
     (a first sync of a 100,000-file legacy tree) are written back by one syncfs where there is one, not
     a journal commit each."""
-    if len(rels) > SYNC_ONE_BY_ONE and sync_filesystem(machine_dir):
-        return
-    for rel in rels:
-        try:
-            fsync_path(machine_dir / rel)
-        except PermissionError:  # Windows: another program (the cloud client) holds it; the OS writes it back
-            continue
+    write_back(machine_dir, [machine_dir / rel for rel in rels])
 
 
 def _link_staged(staging: Path, machine_dir: Path, rels: list[str], cancel: threading.Event) -> set[str]:
