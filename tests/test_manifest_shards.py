@@ -257,3 +257,24 @@ def test_a_format_2_manifest_is_read_and_the_next_save_writes_format_3(
     head = json.loads(path.read_text())
     assert head["format"].endswith("/3") and list(head["delta"]["sessions"]) == ["ses_0"]
     assert load(machine_dir, "m").sessions == old.sessions
+
+
+def test_shards_a_fold_wrote_are_read_back_without_the_per_entry_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fold writes shards this sync did not touch (their changes came from the delta): they were built
+    from checked entries, so reading them back costs a hash, not ~400 checks (~3 ms a shard)."""
+    monkeypatch.setattr(write, "MAX_DELTA_BYTES", 1 << 20)
+    machine_dir = tmp_path / "m"
+    man = Manifest(machine="m")
+    rels = [f"storage/message/ses_1/msg_{i}.json" for i in range(200)]
+    for rel in rels:  # one save per file: the delta gathers them all
+        text = load_shard_text(machine_dir, man, shard_of(rel))
+        text[rel] = FileEntry(1, "d" * 64, 0)
+        save(machine_dir, man, {shard_of(rel): text}, checked={shard_of(rel)})
+    assert not man.shards and man.storage_delta
+    monkeypatch.setattr(write, "MAX_DELTA_BYTES", 0)
+    save(machine_dir, man)  # folds every shard, none of them touched by this save
+    assert not man.storage_delta and len(man.shards) == len({shard_of(r) for r in rels})
+    assert all((name, ref.sha256) in man._checked for name, ref in man.shards.items())
+    assert load(machine_dir, "m").storage_delta == {}

@@ -56,7 +56,9 @@ def save(
             kept.pop(shard, None)
     sessions = _session_changes(man, dirty)
     delta = _delta_json(sessions, kept)
+    checked = set(checked)
     if len(delta) > MAX_DELTA_BYTES:  # fold: every changed shard is written, the delta starts empty
+        checked |= kept.keys()  # a checked text with changes that passed the checks (or were read by them)
         for shard in kept:
             if shard not in now:
                 entries = storage[shard] if shard in storage else load_shard_text(machine_dir, man, shard)
