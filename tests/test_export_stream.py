@@ -73,3 +73,58 @@ def test_a_table_reached_by_two_foreign_keys_is_gathered_first_and_written_the_s
         info = reader.info("ses_a")
         assert info is not None
         assert reader.export(info, "fp") == whole_document(reader, "ses_a")
+
+
+def test_a_session_exported_again_from_its_kept_row_texts_equals_a_fresh_export(tmp_path: Path) -> None:
+    """The warm service keeps the row texts of the hot sessions it exported; through new, changed and
+    deleted rows, a float where an integer was, a schema change and a session too big to keep, the next
+    export is byte for byte the one a process with nothing kept writes."""
+    db = tmp_path / "opencode.db"
+    conn = f.create_db(db)
+    f.add_session(conn, "ses_a", messages=40)
+    f.add_session(conn, "ses_b")
+    cache = s.ROW_TEXTS
+
+    def export_both(sid: str) -> tuple[bytes, bytes]:
+        with s.Reader(db) as reader:
+            info = reader.info(sid)
+            assert info is not None
+            kept = reader.export(info, "fp")
+            s.ROW_TEXTS = s.RowTextCache(8 << 20)  # another process: nothing kept
+            try:
+                fresh = reader.export(info, "fp")
+            finally:
+                s.ROW_TEXTS = cache
+            return kept, fresh
+
+    def same(sid: str = "ses_a") -> None:
+        kept, fresh = export_both(sid)
+        assert kept == fresh
+
+    same()  # first export: keeps the texts
+    f.add_message(conn, "ses_a", "a new question")
+    same()
+    last_part = "SELECT max(rowid) FROM part WHERE session_id = 'ses_a'"
+    conn.execute(f"UPDATE part SET data = ? WHERE rowid = ({last_part})", ('{"text": "rewritten ☃"}',))
+    same()
+    conn.execute(f"DELETE FROM part WHERE rowid = ({last_part})")
+    same()
+    conn.execute("ALTER TABLE message ADD COLUMN note")  # a new column (no type: keeps 1 and 1.0 apart)
+    same()
+    conn.execute("UPDATE message SET note = 1 WHERE session_id = 'ses_a'")
+    same()
+    conn.execute("UPDATE message SET note = 1.0 WHERE session_id = 'ses_a'")  # equal to 1, not its text
+    kept, fresh = export_both("ses_a")
+    assert kept == fresh and b'"note":1.0' in kept
+    conn.execute("UPDATE message SET note = 'n' WHERE session_id = 'ses_a'")
+    same()
+    conn.execute("ALTER TABLE message RENAME COLUMN note TO remark")  # the same values under a new name
+    kept, fresh = export_both("ses_a")
+    assert kept == fresh and b'"remark":"n"' in kept
+    s.ROW_TEXTS = s.RowTextCache(2000)  # smaller than the session: nothing of it is kept
+    try:
+        conn.execute(f"UPDATE part SET data = '{{}}' WHERE rowid = ({last_part})")
+        same()
+        same("ses_b")
+    finally:
+        s.ROW_TEXTS = cache

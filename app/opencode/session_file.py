@@ -41,13 +41,69 @@ class Sink:
         self.size += len(data)
 
 
+class RowTexts:
+    """The JSON text of each row of a session's last export, by (table, its values), for its next
+    export: a session exported again (a new message in a long chat) re-encodes only its new and changed
+    rows (~1 ms of a 10 ms warm sync for a 156 KB session). A row's text is a function of its table's
+    columns (texts kept under another schema are not used) and its values; a row holding a float is
+    always encoded (``1 == 1.0``, but they encode differently). Collects at most ``limit`` characters."""
+
+    def __init__(self, before: dict[tuple[str, tuple[Any, ...]], str], limit: int) -> None:
+        self._before = before
+        self._limit = limit
+        self.now: dict[tuple[str, tuple[Any, ...]], str] | None = {}
+        self.chars = 0
+
+    def text(self, table: str, row: dict[str, Any]) -> str:
+        values = tuple(row.values())
+        if float in map(type, values):
+            return ENCODER.encode(row)
+        key = (table, values)
+        text = self._before.get(key)
+        if text is None:
+            text = ENCODER.encode(row)
+        if self.now is not None:
+            self.chars += len(text)
+            self.now[key] = text
+            if self.chars > self._limit:
+                self.now = None  # too big to keep: memory holds a few rows of it, as without this
+        return text
+
+
+class RowTextCache:
+    """The :class:`RowTexts` of the sessions exported last, by (database, session id), within ``chars``
+    characters of text (the oldest dropped first; one session gets a quarter at most)."""
+
+    def __init__(self, chars: int) -> None:
+        self._chars = chars
+        self._kept: dict[tuple[str, str], tuple[object, dict[tuple[str, tuple[Any, ...]], str], int]] = {}
+        self._total = 0
+
+    def take(self, key: tuple[str, str], schema: object) -> RowTexts:
+        """A RowTexts for the next export of ``key`` (its last texts, if any, under this very schema)."""
+        kept = self._kept.pop(key, None)
+        if kept is not None:
+            self._total -= kept[2]
+        before = kept[1] if kept is not None and kept[0] is schema else {}
+        return RowTexts(before, self._chars // 4)
+
+    def keep(self, key: tuple[str, str], schema: object, texts: RowTexts) -> None:
+        if texts.now is None:
+            return
+        self._kept[key] = (schema, texts.now, texts.chars)
+        self._total += texts.chars
+        while self._total > self._chars:
+            self._total -= self._kept.pop(next(iter(self._kept)))[2]
+
+
 class Tables:
     """The ``rows`` object of a session file, one table at a time: ``"table":[row,...]``, a table with no
     rows left out, duplicates dropped (by primary key, or whole row without one) as ``_merge`` does."""
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, texts: RowTexts | None = None) -> None:
         self._sink = sink
         self._first = True
+        self._texts = texts
 
     def write(self, table: str, rows: Iterable[dict[str, Any]], pk: tuple[str, ...]) -> bool:
         """Write ``table``'s rows; returns whether it had any."""
@@ -75,7 +131,10 @@ class Tables:
         else:
             self._sink.put(("" if self._first else ",") + ENCODER.encode(table) + ":[")
             self._first = False
-        self._sink.put(ENCODER.encode(chunk)[1:-1])
+        if self._texts is None:
+            self._sink.put(ENCODER.encode(chunk)[1:-1])
+        else:
+            self._sink.put(",".join([self._texts.text(table, row) for row in chunk]))
         return True
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from app.opencode.schema import SECRET_COLUMNS, SECRET_TABLES, Schema, quote, re
 from app.opencode.session_file import (
     ENCODER,
     MAX_DEPTH,
+    RowTextCache,
     Sink,
     Tables,
     children_form_a_tree,
@@ -38,6 +40,8 @@ _BATCH = 500  # SQLite host parameters per IN (...) list
 # Sessions updated within this window get a deep fingerprint (message and part counts and times):
 # a reply that streams after the session row was last touched must still be noticed.
 HOT_WINDOW_MS = 24 * 3600 * 1000
+# the row texts of the hot sessions exported last (this process's): ~4 MB of text, and the values
+ROW_TEXTS = RowTextCache(4 << 20)
 
 
 @dataclass(frozen=True)
@@ -242,9 +246,15 @@ class Reader:
         }
         sink = Sink(out)
         sink.put(ENCODER.encode(doc)[:-1] + ',"rows":{')
-        self._write_closure(info.id, Tables(sink))
+        key = (str(self.db), info.id)
+        # the sessions a chat keeps changing are exported again and again: their rows' texts are kept
+        hot = info.time_updated >= time.time() * 1000 - HOT_WINDOW_MS
+        texts = ROW_TEXTS.take(key, self.schema) if hot else None
+        self._write_closure(info.id, Tables(sink, texts))
         sink.put("}}")
         sink.flush()
+        if texts is not None:
+            ROW_TEXTS.keep(key, self.schema, texts)
         return sink.size, sink.hash.hexdigest()
 
     def _write_closure(self, session_id: str, tables: Tables) -> None:
