@@ -70,16 +70,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def is_junk_json(path: Path) -> bool:
-    """True when a legacy JSON file is empty or only NUL/whitespace bytes (a torn write)."""
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-        if not head.strip(b"\x00 \t\r\n"):
-            rest = fh.read()
-            return not rest.strip(b"\x00 \t\r\n")
-    return False
-
-
 def fsync_path(path: Path) -> None:
     """fsync a file by its name (never through a symlink); Windows needs it opened for writing."""
     flags = (os.O_RDWR | getattr(os, "O_BINARY", 0)) if sys.platform == "win32" else os.O_RDONLY

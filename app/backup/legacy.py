@@ -9,14 +9,15 @@ and copies an older version made are purged. Runs on the worker thread.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import stat
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.backup import manifest as mf
-from app.fsutil import is_junk_json, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def plan(data_dir: Path, machine_dir: Path, dirty: Iterable[str] | None, man: mf
                 result.delete.append(rel)
                 result.touched_shards.add(mf.shard_of(rel))
             continue
-        if os.path.isfile(data_dir / rel):
+        if stat.S_ISREG(st.st_mode):
             _consider(result, data_dir, rel, st.st_size, st.st_mtime_ns)
     return result
 
@@ -142,16 +143,15 @@ def _consider(result: StoragePlan, data_dir: Path, rel: str, size: int, mtime_ns
     known = result.index[shard].get(rel)
     if known is not None and known.size == size and known.mtime_ns == mtime_ns:
         return
-    path = data_dir / rel
     try:
-        if rel.endswith(".json") and is_junk_json(path):
-            result.skipped_junk.append(rel)
-            logger.warning(
-                "not copying %s: it is empty or NUL-filled (a torn write); keeping the backup copy", rel
-            )
-            return
-        digest = sha256_file(path)
+        digest = _digest(data_dir / rel, junk_json=rel.endswith(".json"))
     except FileNotFoundError:
+        return
+    if digest is None:
+        result.skipped_junk.append(rel)
+        logger.warning(
+            "not copying %s: it is empty or NUL-filled (a torn write); keeping the backup copy", rel
+        )
         return
     entry = mf.FileEntry(size=size, sha256=digest, mtime_ns=mtime_ns)
     result.touched_shards.add(shard)
@@ -162,6 +162,21 @@ def _consider(result: StoragePlan, data_dir: Path, rel: str, size: int, mtime_ns
         return
     result.copy.append(rel)
     result.pending[rel] = entry
+
+
+_JUNK = b"\x00 \t\r\n"
+
+
+def _digest(path: Path, *, junk_json: bool) -> str | None:
+    """The file's sha256, read once; None for a ``junk_json`` file that is empty or only NUL bytes and
+    white space (a torn write, seen in the wild)."""
+    digest = hashlib.sha256()
+    junk = junk_json
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+            junk = junk and not block.strip(_JUNK)
+    return None if junk else digest.hexdigest()
 
 
 def _safe(rel: str) -> bool:

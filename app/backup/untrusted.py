@@ -54,7 +54,11 @@ def read_capped(path: Path, cap: int, what: str | None = None) -> bytes:
     except OSError as exc:
         raise BackupDamaged(f"cannot read {name}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "rb") as fh:
-        data = fh.read(cap + 1)
+        # read(cap + 1) would allocate cap + 1 bytes (64 MB for a 60 KB shard) before reading a byte
+        size = os.fstat(fd).st_size
+        data = fh.read(min(cap, size) + 1)
+        if size < len(data) <= cap:  # it grew meanwhile: the rest, up to the cap
+            data += fh.read(cap + 1 - len(data))
     if len(data) > cap:
         raise BackupDamaged(f"refusing {name}: more than it can be ({cap:,} bytes)")
     return data

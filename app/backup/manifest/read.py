@@ -36,7 +36,7 @@ from app.backup.manifest.model import (
     shard_of,
 )
 from app.backup.manifest.shard_text import ShardText, canonical
-from app.errors import BackupDamaged
+from app.errors import BackupDamaged, BackupMoved
 from app.opencode.snapshot import parse_snapshot_name
 
 logger = logging.getLogger(__name__)
@@ -179,9 +179,12 @@ def _v1_refs(machine_dir: Path) -> dict[str, ShardRef]:
 def _read_shard(machine_dir: Path, name: str, ref: ShardRef) -> str:
     """The shard's text; when the manifest gives its hash, its bytes have that hash (checked here)."""
     path = machine_dir / SHARD_DIR / ref.file
-    if ref.sha256 is not None and not os.path.lexists(path):
-        raise _ShardGone(name)
-    data = u.read_capped(path, MAX_SHARD_BYTES, f"{SHARD_DIR}/{ref.file}")
+    try:
+        data = u.read_capped(path, MAX_SHARD_BYTES, f"{SHARD_DIR}/{ref.file}")
+    except BackupMoved:
+        if ref.sha256 is not None:
+            raise _ShardGone(name) from None
+        raise
     if ref.sha256 is not None and (len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256):
         raise BackupDamaged(f"{SHARD_DIR}/{ref.file} does not match {MANIFEST} (damaged, or still syncing)")
     try:
