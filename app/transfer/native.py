@@ -116,9 +116,11 @@ def _copy_file(src: Path, dst: Path, cancel: threading.Event) -> None:
             raise _SourceProblem(NOT_REGULAR, None)
         make_private_dirs(dst.parent)
         tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)  # left by a crash of this very pid; O_EXCL below needs it gone
-        tmp_fd = os.open(tmp, _WRITE_FLAGS, PRIVATE_FILE)
+        try:
+            tmp_fd = os.open(tmp, _WRITE_FLAGS, PRIVATE_FILE)
+        except FileExistsError:  # left by a crash of this very pid; O_EXCL needs it gone
+            os.unlink(tmp)
+            tmp_fd = os.open(tmp, _WRITE_FLAGS, PRIVATE_FILE)
         try:
             with os.fdopen(tmp_fd, "wb") as writer:
                 while block := _read(src_fd, src):

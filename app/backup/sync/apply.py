@@ -180,10 +180,12 @@ def _keep_old(machine_dir: Path, rel: str, stamp: str) -> None:
     src = machine_dir / rel
     target = machine_dir / guard.VERSIONS / stamp / rel
     make_private_dirs(target.parent)
-    with contextlib.suppress(FileNotFoundError):
-        target.unlink()  # a retry of the same sync
     try:
-        os.link(src, target, follow_symlinks=False)
+        try:
+            os.link(src, target, follow_symlinks=False)
+        except FileExistsError:  # a retry of the same sync
+            target.unlink()
+            os.link(src, target, follow_symlinks=False)
         return
     except OSError:
         pass  # a file system without hard links (some cloud drives, FAT): copy it
