@@ -7,7 +7,8 @@ P1  one new message in a heavy user's database (~800 MB, 1,800 sessions), synced
     backup-API copy of the same database (the only correct full copy). Target: <= 1/150 of the time;
     bytes written to the destination <= 3x that session's file.
 P2  a legacy storage/ tree of ~100k files with 5 changed files (5 others each time): our sync given the
-    watcher's dirty list vs. `rsync -a --delete` with nothing changed. Target: <= 1/150 of the time.
+    watcher's dirty list vs. `rsync -a --delete` with nothing changed. Target: <= 1/150 of the time (the
+    median; the mean over all syncs, with those that fold the manifest's delta into its shards, is shown too).
 Also: snapshot compression (zstd-3, the one we ship, vs gzip -1 / -6) on the same database.
 Prints ratios; the figures go to the README's performance section.
 """
@@ -36,6 +37,9 @@ from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.transfer import make_engine
 
 HERE = Path(__file__).resolve().parent
+P1_SYNCS = 31  # a median of 11 moved by 40 % between runs on a shared machine
+# P2's syncs: enough that the manifest's delta (5 entries a sync) passes its size and is folded
+P2_SYNCS = 101
 
 
 def timed(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
@@ -133,15 +137,18 @@ def p1(work: Path, scale: float) -> dict[str, Any]:
     # long before a user's next message; otherwise each fsync waits behind that writeback
     sid = sid or bench_session(work / "p1", dest / "bench" / "sessions")
     elapsed: list[float] = []
-    written: list[int] = []
-    for n in range(11):
+    for n in range(P1_SYNCS):
         add_message(db, sid, n)
-        log_before = (dest / "bench" / "sync.log").stat().st_size
-        wall = time.time_ns()
         t0 = time.perf_counter()
         r = run_sync(c, SyncOptions(dirty=()))  # what the service passes for a change of the database
         elapsed.append(time.perf_counter() - t0)
         assert r.ok and r.sessions_exported == 1, r
+    written: list[int] = []  # measured on syncs of their own: walking the backup between timed syncs
+    for n in range(P1_SYNCS, P1_SYNCS + 5):  # slowed the next one by ~0.5 ms
+        add_message(db, sid, n)
+        log_before = (dest / "bench" / "sync.log").stat().st_size
+        wall = time.time_ns()
+        assert run_sync(c, SyncOptions(dirty=())).sessions_exported == 1
         written.append(bytes_written_since(dest / "bench", wall, log_before))
     ours = statistics.median(elapsed)
     session_file = next((dest / "bench" / "sessions").rglob(f"{sid}.json"))
@@ -188,7 +195,7 @@ def p2(work: Path, files: int) -> dict[str, float]:
     messages = sorted(p for p in (data / "storage" / "message").rglob("*.json"))
     rng = random.Random(2)
     elapsed: list[float] = []
-    for n in range(11):
+    for n in range(P2_SYNCS):
         victims = rng.sample(messages, 5)  # other files each time, in other index shards
         for v in victims:
             v.write_text(json.dumps({"bench": n, "at": time.time_ns(), "text": "changed " * 40}))
@@ -198,6 +205,7 @@ def p2(work: Path, files: int) -> dict[str, float]:
         elapsed.append(time.perf_counter() - t0)
         assert r.ok and r.storage_copied == 5, r
     ours = statistics.median(elapsed)
+    mean = statistics.fmean(elapsed)  # with the syncs that fold the manifest's delta into its shards
     mirror = work / "p2" / "rsync-mirror"
     subprocess.run(["rsync", "-a", "--delete", f"{data / 'storage'}/", f"{mirror}/"], check=True)
     rsync_idle = timed(
@@ -207,8 +215,10 @@ def p2(work: Path, files: int) -> dict[str, float]:
         "files": files,
         "first_sync_s": first.duration_s,
         "dirty_sync_s": ours,
+        "mean_sync_s": mean,
         "rsync_noop_s": rsync_idle,
         "ratio": ours / rsync_idle,
+        "mean_ratio": mean / rsync_idle,
     }
 
 
@@ -251,7 +261,9 @@ def p2_line(r: dict[str, float]) -> str:
     return (
         f"P2 {r['files']:.0f}-file legacy tree, 5 changed: sync {r['dirty_sync_s'] * 1000:.1f} ms "
         f"vs rsync -a --delete no-op {r['rsync_noop_s'] * 1000:.0f} ms -> ratio 1/{1 / r['ratio']:.0f} "
-        f"(target <= 1/150); first sync {r['first_sync_s']:.1f} s"
+        f"(target <= 1/150); mean of {P2_SYNCS} syncs, the delta's folds included: "
+        f"{r['mean_sync_s'] * 1000:.1f} ms = 1/{1 / r['mean_ratio']:.0f}; "
+        f"first sync {r['first_sync_s']:.1f} s"
     )
 
 
