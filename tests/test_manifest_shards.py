@@ -278,3 +278,36 @@ def test_shards_a_fold_wrote_are_read_back_without_the_per_entry_checks(
     assert not man.storage_delta and len(man.shards) == len({shard_of(r) for r in rels})
     assert all((name, ref.sha256) in man._checked for name, ref in man.shards.items())
     assert load(machine_dir, "m").storage_delta == {}
+
+
+def test_a_fold_that_cannot_read_a_damaged_shard_keeps_its_changes_in_the_delta_and_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard a cloud client mangled must not stop every commit from then on: the fold writes the others,
+    the mangled one's changes stay in manifest.json (verify names the damage)."""
+    machine_dir = tmp_path / "m"
+    man = Manifest(machine="m")
+    rels = [f"storage/message/ses_1/msg_{i}.json" for i in range(40)]
+    by_shard: dict[str, dict[str, FileEntry]] = {}
+    for rel in rels:
+        by_shard.setdefault(shard_of(rel), {})[rel] = FileEntry(1, "e" * 64, 0)
+    save(machine_dir, man, by_shard, checked=set(by_shard))  # full mappings: written as shards
+    victim = shard_of(rels[0])
+    changed = {rels[0]: FileEntry(2, "f" * 64, 1), rels[1]: FileEntry(3, "f" * 64, 1)}
+    texts = {shard_of(rel): load_shard_text(machine_dir, man, shard_of(rel)) for rel in changed}
+    for rel, e in changed.items():
+        texts[shard_of(rel)][rel] = e
+    save(machine_dir, man, texts, checked=set(texts))  # kept in the delta
+    damaged = machine_dir / SHARD_DIR / man.shards[f"storage-{victim}"].file
+    damaged.write_bytes(b"{}" + damaged.read_bytes()[2:])
+    fresh = load(machine_dir, "m")
+    monkeypatch.setattr(write, "MAX_DELTA_BYTES", 0)
+    save(machine_dir, fresh)  # folds: the victim cannot be read
+    head = json.loads((machine_dir / "manifest.json").read_text())
+    assert set(head["delta"]["storage"]) == {r for r in changed if shard_of(r) == victim}
+    again = load(machine_dir, "m")
+    for rel, e in changed.items():
+        if shard_of(rel) != victim:
+            assert load_shard(machine_dir, again, shard_of(rel))[rel] == e
+    with pytest.raises(BackupDamaged, match="does not match"):
+        load_shard(machine_dir, again, victim)

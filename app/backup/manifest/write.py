@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -23,7 +24,10 @@ from app.backup.manifest.model import (
 )
 from app.backup.manifest.read import load, load_shard_text
 from app.backup.manifest.shard_text import ShardText, canonical
+from app.errors import BackupDamaged
 from app.fsutil import atomic_write_bytes, write_back
+
+logger = logging.getLogger(__name__)
 
 
 def save(
@@ -60,10 +64,15 @@ def save(
     if len(delta) > MAX_DELTA_BYTES:  # fold: every changed shard is written, the delta starts empty
         checked |= kept.keys()  # a checked text with changes that passed the checks (or were read by them)
         for shard in kept:
-            if shard not in now:
-                entries = storage[shard] if shard in storage else load_shard_text(machine_dir, man, shard)
-                now[shard] = entries.text() if isinstance(entries, ShardText) else canonical(entries)
-        kept, delta = {}, _delta_json({}, {})
+            if shard in storage:
+                now[shard] = storage[shard].text()  # type: ignore[attr-defined]  # a ShardText (kept)
+                continue
+            try:
+                now[shard] = load_shard_text(machine_dir, man, shard).text()
+            except BackupDamaged as exc:  # its changes stay in the delta; verify names the damage
+                logger.warning("not folding the index changes of storage-%s: %s", shard, exc)
+        kept = {shard: changes for shard, changes in kept.items() if shard not in now}
+        delta = _delta_json({}, kept)
     else:
         dirty = []
     written: list[Path] = []
