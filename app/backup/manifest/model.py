@@ -153,13 +153,13 @@ class Manifest:
     # manifest that named them), and whether manifest.d/ was swept of every other unnamed shard since load
     _retired: set[str] = field(default_factory=set, repr=False, compare=False)
     _swept: bool = field(default=False, repr=False, compare=False)
-    # the files this process put in versions/ since it last thinned their versions, and when that was
-    # (a warm service thins at most once a minute, not after each of the syncs a chat brings)
     # per reader of the changes (session_shard_texts, times): the Sessions it follows and the ids changed
     _logs: dict[str, tuple[dict[str, SessionEntry], set[str]]] = field(
         default_factory=dict, repr=False, compare=False
     )
     _times: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    # the files this process put in versions/ since it last thinned their versions, and when that was
+    # (a warm service thins at most once a minute, not after each of the syncs a chat brings)
     _unthinned: set[str] = field(default_factory=set, repr=False, compare=False)
     _thinned_at: datetime | None = field(default=None, repr=False, compare=False)
 
