@@ -186,3 +186,33 @@ def test_a_data_dir_made_with_its_parents_in_one_go_is_armed_before_appeared_is_
             c.wait_for(lambda e: e == Changed(db=True), timeout=5.0)
         finally:
             w.stop()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_watch_whose_reader_died_is_started_again_and_a_full_walk_asked_for(tmp_path: Path) -> None:
+    """An exception in watchdog's reader thread (or in our handler) ends that thread, and the watch goes
+    silent; the supervisor notices, watches again, and asks for a full walk for what it missed."""
+    data = tmp_path / "opencode"
+    data.mkdir()
+    c = Collector()
+    w = Watcher(data, c.q.put, supervise_every=0.1)
+    w.start()
+    try:
+        time.sleep(0.3)
+        assert w.healthy()
+        (emitter,) = list(w._observer.emitters)
+
+        def broken(timeout: float) -> None:
+            raise RuntimeError("the reader broke")
+
+        emitter.queue_events = broken  # type: ignore[method-assign]
+        (data / "auth.json").write_text("{}")  # wakes the reader: its next round calls it, and it dies
+        emitter.join(timeout=5)
+        assert not emitter.is_alive()
+        c.wait_for(lambda e: e == Changed(appeared=True))
+        assert w.healthy()
+        (data / "opencode.db-wal").write_bytes(b"x")  # heard again
+        c.wait_for(lambda e: e == Changed(db=True))
+    finally:
+        w.stop()
+    assert w._supervisor is not None and not w._supervisor.is_alive()

@@ -80,10 +80,23 @@ def _is_database(name: str) -> bool:
     return name.startswith("opencode") and (name.endswith(".db") or name.endswith(".db-wal"))
 
 
-class Watcher:
-    """Owns a watchdog Observer (its threads) for one data dir. Events go to ``post``."""
+# how often the observer's threads are looked at: one that died (an exception in watchdog's reader or in
+# our handler) would otherwise leave the watch silent until the periodic full walk, hours later
+SUPERVISE_EVERY = 30.0
 
-    def __init__(self, data_dir: Path, post: Callable[[Event], None], extra_db: Path | None = None) -> None:
+
+class Watcher:
+    """Owns a watchdog Observer (its threads) for one data dir. Events go to ``post``. A supervisor
+    thread replaces an observer whose threads died and posts ``Changed(appeared=True)``: a full walk
+    finds what changed while nothing was watched."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        post: Callable[[Event], None],
+        extra_db: Path | None = None,
+        supervise_every: float = SUPERVISE_EVERY,
+    ) -> None:
         self.data_dir = data_dir
         self._post = post
         self._extra_db = extra_db  # OPENCODE_DB outside the data dir
@@ -91,17 +104,48 @@ class Watcher:
         self._observer: BaseObserver = Observer()
         self._watches: dict[tuple[str, bool], ObservedWatch] = {}
         self._handler = _Handler(self)
+        self._every = supervise_every
+        self._stopped = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     def start(self) -> None:
-        """Schedule the watches and start the observer threads."""
+        """Schedule the watches and start the observer threads and the supervisor."""
         self._arm()
         self._observer.start()
+        self._supervisor = threading.Thread(target=self._supervise, name="watch-supervisor", daemon=True)
+        self._supervisor.start()
 
     def stop(self) -> None:
-        """Stop and join the observer threads (any thread but the observer's own)."""
-        self._observer.stop()
-        if self._observer.ident is not None:
-            self._observer.join(timeout=5)
+        """Stop and join the observer threads and the supervisor (any thread but the observer's own)."""
+        self._stopped.set()
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join(timeout=5)
+        with self._lock:
+            observer = self._observer
+        observer.stop()
+        if observer.ident is not None:
+            observer.join(timeout=5)
+
+    def healthy(self) -> bool:
+        """The observer's thread and each watch's reader are still running."""
+        observer = self._observer
+        return observer.is_alive() and all(emitter.is_alive() for emitter in list(observer.emitters))
+
+    def _supervise(self) -> None:
+        while not self._stopped.wait(self._every):
+            if self.healthy():
+                continue
+            logger.warning("the file watcher stopped; starting it again and looking at everything")
+            try:
+                with self._lock:
+                    old, self._observer, self._watches = self._observer, Observer(), {}
+                old.stop()  # whatever of it still runs
+                self._arm()
+                self._observer.start()
+            except Exception:  # tried again at the next look; the periodic full walk still runs
+                logger.exception("could not start the file watcher again")
+                continue
+            self._post(Changed(appeared=True))
 
     def _arm(self) -> bool:
         """Watch what exists now: the data dir and storage/, or the nearest ancestor (observer thread).
