@@ -639,3 +639,48 @@ def test_a_file_a_killed_sync_left_in_place_reaches_the_disk_before_the_next_syn
     assert left.exists() and "ses_new" not in mf.load(env["dest"] / "laptop", "laptop").sessions
     assert ("fsync", left.stat().st_ino) in synced_before_the_commit(env, monkeypatch, "native")
     assert "ses_new" in mf.load(env["dest"] / "laptop", "laptop").sessions
+
+
+def test_on_macos_each_flush_is_a_barrier_and_the_commit_flushes_the_drive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fsync on macOS leaves data in the drive's cache in any order: F_BARRIERFSYNC orders every flush,
+    F_FULLFSYNC makes the commit durable; a volume that refuses them gets fsync."""
+    calls: list[object] = []
+
+    def fcntl_call(fd: int, cmd: int) -> int:
+        calls.append(cmd)
+        return 0
+
+    def refusing(fd: int, cmd: int) -> int:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append("fsync"))
+    fsutil.flush_darwin(3, False, fcntl_call)
+    fsutil.flush_darwin(3, True, fcntl_call)
+    fsutil.flush_darwin(3, True, refusing)
+    assert calls == [fsutil.F_BARRIERFSYNC, fsutil.F_FULLFSYNC, "fsync"]
+
+
+def test_the_commit_of_a_sync_is_its_one_flush_that_commits_and_its_last(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """manifest.json is written with ``commit=True`` (F_FULLFSYNC on macOS), after every other flush."""
+    conn = f.create_db(env["db"])
+    for i in range(3):
+        f.add_session(conn, f"ses_{i}")
+    ctx = make_ctx(env)
+    assert run_sync(ctx).ok
+    f.add_message(conn, "ses_1", "one more")
+    flushed: list[tuple[str, bool]] = []
+    real = fsutil.flush
+
+    def recording(fd: int, *, commit: bool = False) -> None:
+        flushed.append((os.readlink(f"/proc/self/fd/{fd}"), commit))
+        real(fd, commit=commit)
+
+    monkeypatch.setattr(fsutil, "flush", recording)
+    assert run_sync(ctx).ok
+    commits = [name for name, commit in flushed if commit]
+    assert len(commits) == 1 and Path(commits[0]).name.startswith(".manifest.json.tmp")
+    assert flushed[-1][1] and len(flushed) >= 3  # the intent and the session file before it

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from app.backup import untrusted as u
 from app.errors import BackupDamaged, FailureKind, SyncFailed
-from app.fsutil import PRIVATE_FILE, atomic_write_bytes, make_private_dirs
+from app.fsutil import PRIVATE_FILE, atomic_write_bytes, flush, make_private_dirs
 
 OWNER = "owner.json"
 LEASE = "writer.lease"
@@ -74,7 +74,7 @@ def claim_folder(machine_dir: Path, machine: str, me: str) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(json.dumps(doc).encode())
         fh.flush()
-        os.fsync(fh.fileno())
+        flush(fh.fileno())
 
 
 def take_lease(machine_dir: Path, me: str, now: datetime) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.errors import FailureKind
-from app.fsutil import PRIVATE_FILE, make_private_dirs
+from app.fsutil import PRIVATE_FILE, flush, make_private_dirs
 from app.transfer.base import CopyJob, CopyResult
 from app.transfer.classify import CANCELLED, NOT_REGULAR, VANISHED, is_not_found, kind_for_oserror, worst
 
@@ -128,7 +128,7 @@ def _copy_file(src: Path, dst: Path, cancel: threading.Event) -> None:
                         raise _Cancelled
                     writer.write(block)
                 writer.flush()
-                os.fsync(writer.fileno())
+                flush(writer.fileno())
             os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
             os.replace(tmp, dst)
         except BaseException:

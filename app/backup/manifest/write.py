@@ -86,7 +86,7 @@ def save(
             man._checked.add((f"storage-{shard}", ref.sha256))
     write_back(machine_dir, written)  # the shards are on disk before the manifest that names them
     man.storage_delta = {shard: changes for shard, changes in kept.items() if changes}
-    atomic_write_bytes(machine_dir / MANIFEST, man.head_json(delta))
+    atomic_write_bytes(machine_dir / MANIFEST, man.head_json(delta), commit=True)
     named = {r.file for r in man.shards.values()}
     keep = named | {r.file for r in previous.values()}
     if man._swept:  # only what the last save stopped naming: listing manifest.d/ took 0.3 ms a sync

@@ -204,7 +204,7 @@ def _sync_log(db: Path) -> None:
     Not a checkpoint: a passive one syncs the log only when it can copy frames past every reader's (an
     opencode that is running may hold an old one)."""
     with contextlib.suppress(FileNotFoundError):  # the last connection closed checkpointed and removed it
-        fsync_path(db.with_name(db.name + "-wal"))
+        fsync_path(db.with_name(db.name + "-wal"), commit=True)
 
 
 def _commits_without_fsync(conn: sqlite3.Connection) -> bool:
