@@ -9,7 +9,9 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
+
+T = TypeVar("T")
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -86,13 +88,38 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True, commit: b
         fh.write(data)
 
 
+def over_leftover(path: Path, make: Callable[[], T]) -> T:
+    """``make()``, which creates ``path`` and refuses one that exists; when a crashed run left one there
+    (a temp name of this very pid, a version of a retried sync), it is removed and ``make()`` runs again.
+    Looking first cost a system call per file on every sync for a leftover that is nearly never there."""
+    try:
+        return make()
+    except FileExistsError:
+        os.unlink(path)
+        return make()
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file. Never call this on opencode's database files (it would drop SQLite's locks)."""
-    h = hashlib.sha256()
+    return _sha256(path)[0]
+
+
+def sha256_unless_junk(path: Path, *, junk_json: bool) -> str | None:
+    """:func:`sha256_file`, read once; None for a ``junk_json`` file that is empty or only NUL bytes and
+    white space (a torn write of a legacy JSON file, seen in the wild)."""
+    digest, junk = _sha256(path)
+    return None if junk_json and junk else digest
+
+
+def _sha256(path: Path) -> tuple[str, bool]:
+    """(hex sha256, whether every byte is NUL or white space) of a file, in one read."""
+    digest = hashlib.sha256()
+    junk = True
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+            digest.update(block)
+            junk = junk and not block.strip(b"\x00 \t\r\n")
+    return digest.hexdigest(), junk
 
 
 def fsync_path(path: Path, *, commit: bool = False) -> None:

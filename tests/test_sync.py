@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from app import fsutil
+from app.backup import guard
 from app.backup import manifest as mf
 from app.backup.result import Outcome
 from app.backup.state import load_results
@@ -599,6 +600,30 @@ def test_a_first_sync_on_the_same_disk_writes_the_staged_files_once_and_the_back
     for entry in mf.load(machine, "laptop").sessions.values():
         st = (machine / entry.path).stat()
         assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_nlink == 1  # staging let go of its name
+
+
+def test_what_a_crashed_sync_left_under_this_pid_does_not_stop_the_links_or_the_kept_versions(
+    env: dict[str, Path],
+) -> None:
+    """A temp name of this very pid in sessions/, and a version a retried sync already kept: both are
+    replaced, the staged files are still linked (not handed to the engine) and the old content kept."""
+    conn = f.create_db(env["db"])
+    f.add_session(conn, "ses_a")
+    ctx = make_ctx(env, engine=Recording())
+    assert run_sync(ctx).ok
+    old = session_file(env, "ses_a").read_bytes()
+    f.add_message(conn, "ses_a", "again")
+    leftover = session_file(env, "ses_a").with_name(f".ses_a.json.tmp-{os.getpid()}")
+    leftover.write_bytes(b"left by a crash")
+    engine = Recording()
+    clock = Clock()
+    ctx = make_ctx(env, engine=engine, clock=clock)
+    kept = env["dest"] / "laptop" / "versions" / guard.stamp(clock.now) / "sessions/proj1/ses_a.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"kept by the sync that was retried")
+    assert run_sync(ctx).ok
+    assert engine.jobs == [] and not leftover.exists()
+    assert b"again" in session_file(env, "ses_a").read_bytes() and kept.read_bytes() == old
 
 
 def test_a_folder_that_cannot_hard_link_gets_the_staged_files_copied_by_the_engine(

@@ -77,6 +77,20 @@ def test_copies_listed_files_byte_for_byte_with_mtimes(roots: tuple[Path, Path])
     assert not [p for p in dst.rglob("*") if ".tmp-" in p.name]
 
 
+def test_a_temp_file_a_crashed_copy_left_under_this_pid_is_replaced_not_a_failure(
+    roots: tuple[Path, Path],
+) -> None:
+    src, dst = roots
+    files = make_source(src)
+    rel = sorted(files)[0]
+    leftover = (dst / rel).with_name(f".{Path(rel).name}.tmp-{os.getpid()}")
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"half a file from a crash")
+    result = run_copy(src, dst, [rel])
+    assert result.ok and result.copied == (rel,)
+    assert (dst / rel).read_bytes() == files[rel] and not leftover.exists()
+
+
 @posix_only
 def test_new_files_are_0600_and_folders_0700(roots: tuple[Path, Path]) -> None:
     src, dst = roots

@@ -9,7 +9,6 @@ and copies an older version made are purged. Runs on the worker thread.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.backup import manifest as mf
+from app.fsutil import sha256_unless_junk
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def _consider(result: StoragePlan, data_dir: Path, rel: str, size: int, mtime_ns
     if known is not None and known.size == size and known.mtime_ns == mtime_ns:
         return
     try:
-        digest = _digest(data_dir / rel, junk_json=rel.endswith(".json"))
+        digest = sha256_unless_junk(data_dir / rel, junk_json=rel.endswith(".json"))
     except FileNotFoundError:
         return
     if digest is None:
@@ -162,21 +162,6 @@ def _consider(result: StoragePlan, data_dir: Path, rel: str, size: int, mtime_ns
         return
     result.copy.append(rel)
     result.pending[rel] = entry
-
-
-_JUNK = b"\x00 \t\r\n"
-
-
-def _digest(path: Path, *, junk_json: bool) -> str | None:
-    """The file's sha256, read once; None for a ``junk_json`` file that is empty or only NUL bytes and
-    white space (a torn write, seen in the wild)."""
-    digest = hashlib.sha256()
-    junk = junk_json
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-            junk = junk and not block.strip(_JUNK)
-    return None if junk else digest.hexdigest()
 
 
 def _safe(rel: str) -> bool:

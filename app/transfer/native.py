@@ -14,10 +14,11 @@ import os
 import stat
 import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from app.errors import FailureKind
-from app.fsutil import PRIVATE_FILE, flush, make_private_dirs
+from app.fsutil import PRIVATE_FILE, flush, make_private_dirs, over_leftover
 from app.transfer.base import CopyJob, CopyResult
 from app.transfer.classify import CANCELLED, NOT_REGULAR, VANISHED, is_not_found, kind_for_oserror, worst
 
@@ -116,11 +117,7 @@ def _copy_file(src: Path, dst: Path, cancel: threading.Event) -> None:
             raise _SourceProblem(NOT_REGULAR, None)
         make_private_dirs(dst.parent)
         tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-        try:
-            tmp_fd = os.open(tmp, _WRITE_FLAGS, PRIVATE_FILE)
-        except FileExistsError:  # left by a crash of this very pid; O_EXCL needs it gone
-            os.unlink(tmp)
-            tmp_fd = os.open(tmp, _WRITE_FLAGS, PRIVATE_FILE)
+        tmp_fd = over_leftover(tmp, partial(os.open, tmp, _WRITE_FLAGS, PRIVATE_FILE))
         try:
             with os.fdopen(tmp_fd, "wb") as writer:
                 while block := _read(src_fd, src):

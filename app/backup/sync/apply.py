@@ -18,6 +18,7 @@ import os
 import shutil
 import threading
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from app.backup import guard, intent
@@ -26,7 +27,7 @@ from app.backup.destination import Destination
 from app.backup.progress import Report, Step, unreported
 from app.backup.sync.plan import Plan
 from app.errors import FailureKind, SyncFailed
-from app.fsutil import PRIVATE_FILE, fsync_path, make_private_dirs, sha256_file, write_back
+from app.fsutil import PRIVATE_FILE, fsync_path, make_private_dirs, over_leftover, sha256_file, write_back
 from app.transfer.base import CopyJob, Engine
 from app.transfer.classify import BENIGN_REASONS
 
@@ -65,10 +66,11 @@ def apply(
     intent covers them too until this sync commits)."""
     machine_dir = dest.machine_dir
     staged, storage = plan.staged, plan.storage_copies
-    todo_staged = [rel for rel, want in staged.items() if not _holds(machine_dir, rel, want)]
-    todo_storage = [rel for rel, want in storage.items() if not _holds(machine_dir, rel, want)]
+    there = {rel: u.regular_file(machine_dir, rel) for rel in (*staged, *storage)}  # what is in place now
+    todo_staged = [rel for rel, want in staged.items() if not _holds(there[rel], want)]
+    todo_storage = [rel for rel, want in storage.items() if not _holds(there[rel], want)]
     removes = [rel for rel in plan.removes if u.regular_file(machine_dir, rel) is not None]
-    replaced = [rel for rel in (*todo_staged, *todo_storage) if u.regular_file(machine_dir, rel) is not None]
+    replaced = [rel for rel in (*todo_staged, *todo_storage) if there[rel] is not None]
     # every planned file, copied now or by the interrupted sync: until the commit none matches the manifest
     writes = dict(interrupted.writes) if interrupted else {}
     for rel, content in (staged | storage).items():
@@ -125,9 +127,9 @@ def apply(
     )
 
 
-def _holds(machine_dir: Path, rel: str, want: tuple[int, str]) -> bool:
-    """True when the destination file already has this content (an interrupted sync got this far)."""
-    path = u.regular_file(machine_dir, rel)
+def _holds(path: Path | None, want: tuple[int, str]) -> bool:
+    """True when the destination file (None: there is none) already has this content (an interrupted
+    sync got this far)."""
     if path is None:
         return False
     return path.stat().st_size == want[0] and sha256_file(path) == want[1]
@@ -161,9 +163,7 @@ def _link_staged(staging: Path, machine_dir: Path, rels: list[str], cancel: thre
         tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
         try:
             make_private_dirs(dst.parent)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)  # left by a crash of this very pid
-            os.link(staging / rel, tmp, follow_symlinks=False)
+            over_leftover(tmp, partial(os.link, staging / rel, tmp, follow_symlinks=False))
             fsync_path(tmp)
             os.replace(tmp, dst)
         except OSError as exc:
@@ -181,11 +181,7 @@ def _keep_old(machine_dir: Path, rel: str, stamp: str) -> None:
     target = machine_dir / guard.VERSIONS / stamp / rel
     make_private_dirs(target.parent)
     try:
-        try:
-            os.link(src, target, follow_symlinks=False)
-        except FileExistsError:  # a retry of the same sync
-            target.unlink()
-            os.link(src, target, follow_symlinks=False)
+        over_leftover(target, partial(os.link, src, target, follow_symlinks=False))
         return
     except OSError:
         pass  # a file system without hard links (some cloud drives, FAT): copy it
