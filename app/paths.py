@@ -92,6 +92,23 @@ def opencode_config_dir(env: Mapping[str, str] | None = None, platform: str | No
     return _xdg(env, "XDG_CONFIG_HOME", home, ".config") / "opencode"
 
 
+def opencode2_config_dir(env: Mapping[str, str] | None = None, platform: str | None = None) -> Path | None:
+    """A separate config folder of opencode 2.0's, when there is one: ``$OPENCODE2_CONFIG_DIR``, else
+    ``$XDG_CONFIG_HOME/opencode2`` (where side-by-side installs keep 2.0's config; 2.0 itself reads
+    :func:`opencode_config_dir`). None when it does not exist or is that folder."""
+    env = os.environ if env is None else env
+    explicit = env.get("OPENCODE2_CONFIG_DIR", "")
+    home = home_dir(env, platform or current_platform())
+    folder = (
+        Path(os.path.abspath(explicit))
+        if explicit
+        else _xdg(env, "XDG_CONFIG_HOME", home, ".config") / "opencode2"
+    )
+    if not folder.is_dir() or folder == opencode_config_dir(env, platform):
+        return None
+    return folder
+
+
 def default_config_file(env: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
     """``session-backup.json`` in opencode's config folder (whether or not it exists)."""
     return opencode_config_dir(env, platform) / CONFIG_FILE_NAME

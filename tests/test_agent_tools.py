@@ -204,3 +204,78 @@ def test_a_byte_order_mark_is_kept(config_dir: Path) -> None:
     path.write_bytes(b'\xef\xbb\xbf{\n  "model": "a/b"\n}\n')
     assert cli("enable") == 0
     assert path.read_bytes().startswith(b'\xef\xbb\xbf{\n  "model": "a/b",\n  "mcp"')
+
+
+# opencode 2.0.26's config, read in its source (zjdCander/opencode @ 1066927): its global folder is 1.x's
+# (packages/util/src/global.ts: XDG config "opencode", or OPENCODE_CONFIG_DIR); servers live in
+# mcp.servers.<name> as {type: "local", command, cwd?, environment?, disabled?, codemode?, timeout?:
+# {startup, catalog, execution}, protocol?} (packages/schema/src/mcp.ts LocalConfig, config/mcp.ts Info),
+# and the flat 1.x mcp.<name> is still read and merged, the native entry winning a name
+# (packages/core/src/config/normalize.ts normalizeMcp).
+V2_CONFIG = """{
+  "$schema": "https://opencode.ai/config.json",
+  "mcp": {
+    "timeout": {"startup": 5000},
+    "servers": {
+      // a server of mine
+      "github": {"type": "remote", "url": "https://example.invalid/mcp"}
+    }
+  }
+}
+"""
+
+
+def test_a_file_in_2_0s_shape_gets_the_entry_in_mcp_servers_and_loses_it_whole(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_dir.mkdir(parents=True)
+    path = config_dir / "opencode.jsonc"
+    path.write_text(V2_CONFIG)
+    assert cli("enable") == 0
+    doc = jsonc.loads(path.read_text())
+    entry = doc["mcp"]["servers"]["session_backup"]
+    assert set(entry) == {"type", "command"} and entry["command"][-1] == "mcp"  # no 1.x "enabled"
+    assert "session_backup" not in doc["mcp"] and doc["mcp"]["timeout"] == {"startup": 5000}
+    assert "// a server of mine" in path.read_text() and "github" in doc["mcp"]["servers"]
+    assert f"on (mcp.servers.session_backup in {path})" in capsys.readouterr().out
+    text = path.read_text().replace('"command"', '"disabled": true, "command"')
+    path.write_text(text)
+    assert cli("status") == 0
+    assert "disabled in" in capsys.readouterr().out
+    assert cli("disable") == 0
+    assert path.read_text() == V2_CONFIG  # every byte as it was
+
+
+def test_an_empty_or_flat_file_keeps_the_flat_map_both_versions_read(config_dir: Path) -> None:
+    config_dir.mkdir(parents=True)
+    path = config_dir / "opencode.json"
+    path.write_text('{"mcp": {"servers": {"type": "local", "command": ["a-1.x-server-named-servers"]}}}')
+    assert cli("enable") == 0
+    doc = json.loads(path.read_text())
+    assert doc["mcp"]["session_backup"]["enabled"] is True
+    assert doc["mcp"]["servers"] == {"type": "local", "command": ["a-1.x-server-named-servers"]}
+
+
+def test_opencode2s_own_config_folder_is_configured_too_and_status_names_both_files(
+    config_dir: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    second = isolated_home / ".config" / "opencode2"
+    assert cli("enable") == 0
+    assert not second.exists()  # not created where there is none
+    second.mkdir(parents=True)
+    (second / "opencode.json").write_text(V2_CONFIG)
+    capsys.readouterr()
+    assert cli("enable") == 0
+    out = capsys.readouterr().out
+    assert f"on (mcp.session_backup in {config_dir / 'opencode.json'})" in out
+    assert f"on (mcp.servers.session_backup in {second / 'opencode.json'})" in out
+    assert cli("status", "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["state"]["enabled"] and status["also"][0]["state"]["shape"] == "servers"
+    elsewhere = isolated_home / "v2-config"
+    elsewhere.mkdir()
+    (elsewhere / "opencode.json").write_text("{not json")
+    monkeypatch.setenv("OPENCODE2_CONFIG_DIR", str(elsewhere))
+    before = (config_dir / "opencode.json").read_bytes()
+    assert cli("disable") == 2  # that one does not parse: nothing is written anywhere
+    assert (config_dir / "opencode.json").read_bytes() == before

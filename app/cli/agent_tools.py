@@ -34,35 +34,40 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Apply ``args.action`` and report the resulting state (ConfigError -> exit 2 via main)."""
-    config_dir = paths.opencode_config_dir()
-    command = ac.mcp_command()
-    if args.action == "status":
-        change = ac.Change(ac.read(config_dir, command), changed=False)
-    elif args.action == "enable":
-        change = ac.enable(config_dir, command)
-    else:
-        change = ac.disable(config_dir, command)
+    folders = [paths.opencode_config_dir()]
+    second = paths.opencode2_config_dir()
+    if second is not None:
+        folders.append(second)
+    change = ac.apply(args.action, folders, ac.mcp_command())
     emit(args, change, _text(args.action, change))
     return 0
 
 
 def _text(action: str, change: ac.Change) -> str:
-    state = change.state
-    where = str(state.config_file)
-    if not state.present:
-        line = f"agent tools in opencode: off (no mcp.{ac.SERVER_KEY} in {where})"
-    elif not state.enabled:
-        line = f"agent tools in opencode: disabled in {where} (enabled: false)"
-    elif state.this_install:
-        line = f"agent tools in opencode: on ({where})"
-    else:
-        line = f"agent tools in opencode: on, but for another command: {' '.join(state.command) or '?'}"
-        line += "\n'opencode-backup agent-tools enable' points them at this install"
-    lines = [line]
-    if change.changed:
-        if change.copy is not None:
-            lines.append(f"the file as it was is kept in {change.copy}")
+    changes = (change, *change.also)
+    lines = [_line(c.state) for c in changes]
+    for c in changes:
+        if c.changed and c.copy is not None:
+            lines.append(f"the file as it was is kept in {c.copy}")
+    if any(c.changed for c in changes):
         lines.append("restart opencode to " + ("load the tools" if action == "enable" else "drop them"))
     elif action != "status":
         lines.insert(0, f"nothing to change: already {'on' if action == 'enable' else 'off'}")
     return "\n".join(lines)
+
+
+def _line(state: ac.AgentTools) -> str:
+    where = str(state.config_file)
+    key = ".".join(ac.NATIVE_PATH if state.shape == "servers" else ac.PATH)
+    if not state.present:
+        return f"agent tools in opencode: off (no {key} in {where})"
+    if not state.enabled:
+        switch = "disabled: true" if state.shape == "servers" else "enabled: false"
+        return f"agent tools in opencode: disabled in {where} ({switch})"
+    if state.this_install:
+        return f"agent tools in opencode: on ({key} in {where})"
+    other = " ".join(state.command) or "?"
+    return (
+        f"agent tools in opencode: on in {where}, but for another command: {other}\n"
+        "'opencode-backup agent-tools enable' points them at this install"
+    )

@@ -5,6 +5,13 @@ so the file is edited as text (:mod:`app.jsonc_edit`): every other key, comment 
 The entry is ``{"type": "local", "command": [<this install's command>, "mcp"], "enabled": true}``; the
 key ``session_backup`` makes opencode name the tools ``session_backup_status``, ``_sync``, ``_restore``.
 
+opencode 2.0 reads the same file (its global config folder is 1.x's: ``packages/util/src/global.ts``), and
+nests its servers one level down, ``mcp.servers.<name>``, with ``disabled`` where 1.x has ``enabled`` and
+``timeout`` an object (``packages/schema/src/mcp.ts`` ``LocalConfig``); it still reads 1.x's flat
+``mcp.<name>`` (``packages/core/src/config/normalize.ts`` ``normalizeMcp``: native and legacy maps merged,
+the native entry winning a name). A file keeps the shape it has: one with ``mcp.servers`` gets the entry
+there; an empty or flat one gets the flat entry, which both versions read.
+
 A change is written atomically, after a copy of the file as it was (``<name>.before-agent-tools``, private:
 opencode.json often holds API keys). A file that is not valid JSONC is refused and nothing is written.
 Runs on the caller's thread.
@@ -19,7 +26,7 @@ import shutil
 import stat
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +38,15 @@ from app.platform.autostart import launch_command
 logger = logging.getLogger(__name__)
 
 SERVER_KEY = "session_backup"
-PATH = ("mcp", SERVER_KEY)
+PATH = ("mcp", SERVER_KEY)  # 1.x's flat map (2.0 reads it too)
+NATIVE_PATH = ("mcp", "servers", SERVER_KEY)  # opencode 2.0's own shape
 FILE_NAMES = ("opencode.jsonc", "opencode.json")  # the first that exists is edited
 SCHEMA_URL = "https://opencode.ai/config.json"
 COPY_SUFFIX = ".before-agent-tools"
 BOM = "\ufeff"  # Windows editors may start the file with one; it is kept
 MCP_ARGS = ("mcp",)
 KEPT_FIELDS = ("cwd", "environment", "timeout")  # a user's additions to the entry survive an enable
+NATIVE_KEPT = ("cwd", "environment", "codemode", "protocol")  # and 2.0's (its timeout is an object)
 
 
 class AgentConfigError(BackupError):
@@ -54,6 +63,7 @@ class AgentTools:
     enabled: bool
     command: tuple[str, ...]
     this_install: bool
+    shape: str = "flat"  # where the entry is (or would go): "flat" mcp.<name>, "servers" mcp.servers.<name>
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,20 @@ class Change:
     state: AgentTools
     changed: bool
     copy: Path | None = None
+    also: tuple[Change, ...] = ()  # the same in opencode 2.0's own config folder, when there is one
+
+
+def apply(action: str, folders: list[Path], command: list[str]) -> Change:
+    """``status``, ``enable`` or ``disable`` in each of opencode's config folders (1.x's and 2.0's, which
+    may be the same): every file is read and parsed before any is written, so a file that does not parse
+    changes nothing anywhere. The first folder's change, with the others' in ``also``."""
+    states = [read(folder, command) for folder in folders]
+    if action == "status":
+        changes = [Change(state, changed=False) for state in states]
+    else:
+        edit = enable if action == "enable" else disable
+        changes = [edit(folder, command) for folder in folders]
+    return replace(changes[0], also=tuple(changes[1:]))
 
 
 def mcp_command() -> list[str]:
@@ -95,50 +119,89 @@ def read(config_dir: Path, command: list[str]) -> AgentTools:
 
 
 def enable(config_dir: Path, command: list[str]) -> Change:
-    """Add or update the entry so that opencode starts ``command``; idempotent."""
+    """Add or update the entry so that opencode starts ``command``, in the shape the file uses; idempotent."""
     path = config_file(config_dir)
     text = _read_text(path)
     doc = _parse(path, text) if text is not None else {}
-    old = _entry(doc)
-    entry: dict[str, Any] = {"type": "local", "command": list(command), "enabled": True}
+    shape = _shape(doc)
+    old = _entry(doc, shape)
+    entry: dict[str, Any] = {"type": "local", "command": list(command)}
+    if shape == "flat":
+        entry["enabled"] = True
     if isinstance(old, dict):
-        entry.update({k: old[k] for k in KEPT_FIELDS if k in old})
+        entry.update({k: old[k] for k in KEPT_FIELDS if k in old and shape == "flat"})
+        entry.update({k: old[k] for k in NATIVE_KEPT if k in old and shape == "servers"})
+        if shape == "servers" and isinstance(old.get("timeout"), dict):
+            entry["timeout"] = old["timeout"]
     if old == entry:
         return Change(_state(path, doc, command), changed=False)
+    where = NATIVE_PATH if shape == "servers" else PATH
     base = text if text is not None else '{\n  "$schema": ' + f'"{SCHEMA_URL}"' + "\n}\n"
-    new = _edit(path, lambda: _keep_bom(base, lambda body: jsonc_edit.set_member(body, PATH, entry)))
+    new = _edit(path, lambda: _keep_bom(base, lambda body: jsonc_edit.set_member(body, where, entry)))
     copy = _write(path, text, new)
     return Change(_state(path, _parse(path, new), command), changed=True, copy=copy)
 
 
 def disable(config_dir: Path, command: list[str]) -> Change:
-    """Remove the entry (and an ``mcp`` object left empty by that); idempotent."""
+    """Remove the entry, in either shape (and an ``mcp`` or ``mcp.servers`` object left empty by that);
+    idempotent."""
     path = config_file(config_dir)
     text = _read_text(path)
     if text is None:
         return Change(_state(path, {}, command), changed=False)
     doc = _parse(path, text)
-    if _entry(doc) is None:
+    if _entry(doc, "servers") is None and _entry(doc, "flat") is None:
         return Change(_state(path, doc, command), changed=False)
-    new = _edit(path, lambda: _keep_bom(text, lambda body: jsonc_edit.remove_member(body, PATH)))
-    if _parse(path, new).get("mcp") == {}:
-        new = _edit(path, lambda: _keep_bom(new, lambda body: jsonc_edit.remove_member(body, ("mcp",))))
+    new = text
+    for shape, where in (("servers", NATIVE_PATH), ("flat", PATH)):
+        if _entry(_parse(path, new), shape) is not None:
+            new = _removed(path, new, where)
+    for emptied in (("mcp", "servers"), ("mcp",)):
+        if _member(_parse(path, new), emptied) == {}:
+            new = _removed(path, new, emptied)
     copy = _write(path, text, new)
     return Change(_state(path, _parse(path, new), command), changed=True, copy=copy)
 
 
-def _entry(doc: dict[str, Any]) -> Any:
-    servers = doc.get("mcp")
-    return servers.get(SERVER_KEY) if isinstance(servers, dict) else None
+def _removed(path: Path, text: str, member: tuple[str, ...]) -> str:
+    return _edit(path, lambda: _keep_bom(text, lambda body: jsonc_edit.remove_member(body, member)))
+
+
+def _shape(doc: dict[str, Any]) -> str:
+    """ "servers" when the file holds 2.0's native map ``mcp.servers`` (not a 1.x server named "servers",
+    which has a type of its own), else "flat"."""
+    servers = _member(doc, ("mcp", "servers"))
+    native = isinstance(servers, dict) and servers.get("type") not in ("local", "remote")
+    return "servers" if native else "flat"
+
+
+def _member(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = doc
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _entry(doc: dict[str, Any], shape: str) -> Any:
+    """The entry in ``shape``'s place (None: not there)."""
+    return _member(doc, NATIVE_PATH if shape == "servers" else PATH)
 
 
 def _state(path: Path, doc: dict[str, Any], command: list[str]) -> AgentTools:
-    entry = _entry(doc)
+    """What the file says: 2.0's entry where there is one (it wins a name), else the flat one."""
+    shape = _shape(doc)
+    if _entry(doc, shape) is None and _entry(doc, "flat") is not None:
+        shape = "flat"  # a file of 2.0's shape that holds only the flat entry: both read it
+    entry = _entry(doc, shape)
     if not isinstance(entry, dict):
-        return AgentTools(path, entry is not None, False, (), False)
+        return AgentTools(path, entry is not None, False, (), False, shape)
     raw = entry.get("command")
     argv = tuple(str(a) for a in raw) if isinstance(raw, list) else ()
-    return AgentTools(path, True, entry.get("enabled", True) is not False, argv, list(argv) == command)
+    if shape == "servers":
+        on = entry.get("disabled", False) is not True
+    else:
+        on = entry.get("enabled", True) is not False
+    return AgentTools(path, True, on, argv, list(argv) == command, shape)
 
 
 def _read_text(path: Path) -> str | None:

@@ -81,15 +81,18 @@ class OpencodeConfigSwitch:
     def __init__(self, config_dir: Path | None = None) -> None:
         self.config_dir = config_dir or paths.opencode_config_dir()
 
+    def folders(self) -> list[Path]:
+        second = paths.opencode2_config_dir()
+        return [self.config_dir] if second is None else [self.config_dir, second]
+
     def enabled(self) -> bool:
         try:
-            return agent_config.read(self.config_dir, agent_config.mcp_command()).enabled
+            return agent_config.apply("status", self.folders(), agent_config.mcp_command()).state.enabled
         except BackupError:
             return False
 
     def switch(self, on: bool) -> None:
-        change = agent_config.enable if on else agent_config.disable
-        change(self.config_dir, agent_config.mcp_command())
+        agent_config.apply("enable" if on else "disable", self.folders(), agent_config.mcp_command())
 
 
 @dataclass
