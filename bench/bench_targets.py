@@ -167,6 +167,7 @@ def restore(work: Path, rounds: int) -> dict[str, float]:
     import zstandard
 
     from app.opencode import importer
+    from app.opencode.store import V1
 
     dest = work / "first" / "backup"
     if not (dest / "bench" / "manifest.json").exists():
@@ -182,7 +183,7 @@ def restore(work: Path, rounds: int) -> dict[str, float]:
         conn = sqlite3.connect(target)
         live = importer.live_schema(conn)
         conn.close()
-        tables = [t for t in live.order if t == "session" or t in live.children | live.parents]
+        tables = [t for t in live.order if t == "session" or t in live.children(V1) | live.parents(V1)]
         ref = timed([sys.executable, "-c", REFERENCE_RESTORE, str(target), str(snap), ",".join(tables)])
         target = empty_opencode(work / "restore" / "ours")
         shutil.rmtree(work / "home-restore", ignore_errors=True)

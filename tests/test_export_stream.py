@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from app.opencode import sessions as s
-from app.opencode.session_file import json_default
+from app.opencode.session_file import RowTextCache, json_default
 from tests import dbfactory as f
 
 
@@ -25,6 +25,7 @@ def whole_document(reader: s.Reader, sid: str) -> bytes:
         "fingerprint": "fp",
         "database": reader.db.name,
         "opencode_schema": reader.schema_version,
+        "store": "v1",
         "rows": reader.closure(sid),
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=json_default).encode()
@@ -69,7 +70,7 @@ def test_a_table_reached_by_two_foreign_keys_is_gathered_first_and_written_the_s
     conn.execute("UPDATE part SET note_id = 'n1' WHERE id = ?", (part,))
     conn.close()
     with s.Reader(db) as reader:
-        assert not reader._streamable
+        assert not reader._streamable["session"]
         info = reader.info("ses_a")
         assert info is not None
         assert reader.export(info, "fp") == whole_document(reader, "ses_a")
@@ -83,18 +84,14 @@ def test_a_session_exported_again_from_its_kept_row_texts_equals_a_fresh_export(
     conn = f.create_db(db)
     f.add_session(conn, "ses_a", messages=40)
     f.add_session(conn, "ses_b")
-    cache = s.ROW_TEXTS
+    cache = RowTextCache(4 << 20)  # what a sync context keeps between syncs
 
     def export_both(sid: str) -> tuple[bytes, bytes]:
-        with s.Reader(db) as reader:
+        with s.Reader(db, cache) as reader, s.Reader(db, RowTextCache(8 << 20)) as another_process:
             info = reader.info(sid)
             assert info is not None
-            kept = reader.export(info, "fp")
-            s.ROW_TEXTS = s.RowTextCache(8 << 20)  # another process: nothing kept
-            try:
-                fresh = reader.export(info, "fp")
-            finally:
-                s.ROW_TEXTS = cache
+            kept = reader.export(info, "fp", hot=True)
+            fresh = another_process.export(info, "fp", hot=True)  # nothing kept there
             return kept, fresh
 
     def same(sid: str = "ses_a") -> None:
@@ -121,10 +118,7 @@ def test_a_session_exported_again_from_its_kept_row_texts_equals_a_fresh_export(
     conn.execute("ALTER TABLE message RENAME COLUMN note TO remark")  # the same values under a new name
     kept, fresh = export_both("ses_a")
     assert kept == fresh and b'"remark":"n"' in kept
-    s.ROW_TEXTS = s.RowTextCache(2000)  # smaller than the session: nothing of it is kept
-    try:
-        conn.execute(f"UPDATE part SET data = '{{}}' WHERE rowid = ({last_part})")
-        same()
-        same("ses_b")
-    finally:
-        s.ROW_TEXTS = cache
+    cache = RowTextCache(2000)  # smaller than the session: nothing of it is kept
+    conn.execute(f"UPDATE part SET data = '{{}}' WHERE rowid = ({last_part})")
+    same()
+    same("ses_b")

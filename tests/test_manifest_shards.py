@@ -41,10 +41,10 @@ def test_incremental_shard_texts_equal_a_rebuild_through_adds_changes_and_remova
     man = Manifest(machine="m")
     man.sessions.update({f"ses_{i}": entry(i) for i in range(300)})
     for step in range(600):
-        if step % 3:  # the texts and the times are kept from the changes noted, not from a scan
+        if step % 3:  # the texts and the marks are kept from the changes noted, not from a scan
             assert man.session_shard_texts() == from_scratch(man), step
         else:
-            assert man.times() == {sid: e.time_updated for sid, e in man.sessions.items()}, step
+            assert man.marks() == {sid: e.mark for sid, e in man.sessions.items()}, step
         sid = f"ses_{rng.randrange(400)}"
         roll = rng.random()
         if roll < 0.2:

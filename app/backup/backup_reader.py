@@ -30,8 +30,8 @@ from app.backup import untrusted as u
 from app.errors import BackupDamaged, UsageError
 from app.fsutil import make_private_dirs
 from app.opencode.schema import SECRET_TABLES
-from app.opencode.sessions import SESSION_FORMAT
 from app.opencode.snapshot import SNAPSHOT_SUFFIX, parse_snapshot_name
+from app.opencode.stores import BY_FORMAT, ROOTS
 
 # No real session comes near this (the largest measured is ~60 MiB); a bigger file is refused unread.
 MAX_SESSION_BYTES = 512 << 20
@@ -40,7 +40,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # Columns that tie a row to its session, per table ("*" = any table).
 _OWNER_COLUMNS = (
-    ("session", "id"),
+    *((root, "id") for root in sorted(ROOTS)),
     ("*", "session_id"),
     ("event_sequence", "aggregate_id"),
     ("event", "aggregate_id"),
@@ -61,6 +61,7 @@ class SessionDoc:
     path: Path
     size: int
     sha256: str
+    store: str = "v1"  # the opencode store it was backed up from (its format says which)
 
     @property
     def row_count(self) -> int:
@@ -173,8 +174,12 @@ def parse_session(data: bytes, path: Path, expected_id: str | None = None) -> Se
         raise BackupDamaged(f"refusing {path.name}: not valid JSON ({_short(exc)})") from None
     if not isinstance(doc, dict):
         raise BackupDamaged(f"refusing {path.name}: not a session file")
-    if doc.get("format") != SESSION_FORMAT:
+    fmt = doc.get("format")
+    store = BY_FORMAT.get(fmt) if isinstance(fmt, str) else None
+    if store is None:
         raise BackupDamaged(f"refusing {path.name}: unknown format {_short(doc.get('format'))}")
+    if doc.get("store", store.tag) != store.tag:
+        raise BackupDamaged(f"refusing {path.name}: its store {_short(doc.get('store'))} is not its format's")
     sid = doc.get("session_id")
     if not isinstance(sid, str) or not _ID.match(sid):
         raise BackupDamaged(f"refusing {path.name}: bad session_id")
@@ -190,9 +195,9 @@ def parse_session(data: bytes, path: Path, expected_id: str | None = None) -> Se
         if not isinstance(table_rows, list):
             raise BackupDamaged(f"refusing {path.name}: rows of {table} are not a list")
         rows[table] = [_row(path, table, r, sid) for r in table_rows]
-    sessions = rows.get("session", [])
+    sessions = rows.get(store.root, [])
     if len(sessions) != 1:
-        raise BackupDamaged(f"refusing {path.name}: it must hold exactly one session row")
+        raise BackupDamaged(f"refusing {path.name}: it must hold exactly one {store.root} row")
     session = sessions[0]
     project_id = session.get("project_id")
     time_updated = session.get("time_updated", 0)
@@ -211,6 +216,7 @@ def parse_session(data: bytes, path: Path, expected_id: str | None = None) -> Se
         path=path,
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
+        store=store.tag,
     )
 
 

@@ -8,6 +8,7 @@ offers. A session deleted in opencode and then synced away lives on in ``version
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,19 +37,22 @@ class SessionRow:
     in_backup: bool
 
 
-def live_session_ids(source: Path, opencode_db: Path | None) -> set[str]:
-    """The ids of the sessions in opencode's database(s) now."""
+def live_session_ids(
+    source: Path, opencode_db: Path | None, backed_up: Mapping[str, str] | None = None
+) -> set[str]:
+    """The ids of the sessions opencode shows now, in any of its database(s) and stores (``backed_up``:
+    session id -> the store tag the backup holds it from)."""
     live: set[str] = set()
     for db in locate(source, opencode_db).databases:
         with Reader(db) as reader:
-            live.update(reader.sessions())
+            live.update(reader.live(backed_up or {}).marks)
     return live
 
 
 def session_rows(machine_dir: Path, machine: str, source: Path, opencode_db: Path | None) -> list[SessionRow]:
     """Every backed-up session of ``machine_dir``, newest first."""
     man = mf.load(machine_dir, machine)
-    live = live_session_ids(source, opencode_db)
+    live = live_session_ids(source, opencode_db, man.stores())
     rows = [
         SessionRow(
             sid,

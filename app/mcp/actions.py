@@ -98,11 +98,11 @@ def _changed_since_backup(settings: config.Settings, machine_dir: Path) -> int |
     """Sessions added, changed or deleted in opencode since the last backup (None: cannot tell)."""
     try:
         man = mf.load(machine_dir, settings.machine_name)
-        backed = {sid: e.time_updated for sid, e in man.sessions.items()}
-        live: dict[str, int] = {}
+        backed = man.marks()
+        live: dict[str, str] = {}
         for db in locate(settings.source, settings.opencode_db).databases:
             with Reader(db) as reader:
-                live.update(reader.session_times())
+                live.update(reader.live(man.stores()).marks)
     except (BackupError, sqlite3.Error, OSError) as exc:
         logger.info("cannot count the changes waiting: %s", exc)
         return None

@@ -3,6 +3,11 @@
 Parents before children (the order comes from the live schema's foreign keys), one transaction
 per session, foreign keys on. Rows already present are left alone unless the session is being
 replaced, in which case its own rows are deleted first inside the same transaction.
+
+A session goes back into the store it was backed up from. A 1.x session restored into an opencode 2.0
+database (the lost laptop now runs 2.0) is also converted the way 2.0's own importer converts it
+(:mod:`app.opencode.convert`), so 2.0 shows it; its 1.x rows go into the 1.x tables where the database still
+has them. A 2.0 session cannot go into a 1.x-only database: refused in one line naming the opencode it needs.
 Runs on the caller's thread; the connection is the caller's.
 """
 
@@ -15,49 +20,51 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.opencode.schema import (
-    SECRET_COLUMNS,
-    SECRET_TABLES,
-    SOFT_SESSION_LINKS,
-    ForeignKey,
-    Schema,
-    quote,
-    read_schema,
-)
+from app.opencode.closure_check import SessionNotMappable, SessionRefused, check_closure
+from app.opencode.closure_check import check_live_owners as _check_owners
+from app.opencode.schema import SECRET_COLUMNS, SECRET_TABLES, Schema, quote, read_schema
+from app.opencode.store import V1, Store
+from app.opencode.store_v2 import V2, converted_rows
+from app.opencode.stores import BY_TAG, stores_in
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["LiveSchema", "Mapped", "SessionNotMappable", "SessionRefused", "apply_session", "live_schema",
+           "map_session", "open_writable", "table_order"]  # fmt: skip
+
 BUSY_TIMEOUT_S = 30.0  # opencode serve may hold the write lock for a moment (WAL: one writer at a time)
-
-
-class SessionNotMappable(Exception):
-    """A session's rows cannot be put into this database's schema; ``str(e)`` is one line."""
-
-
-class SessionRefused(SessionNotMappable):
-    """A session file reaches outside its own session (rows of other tables or sessions); never applied."""
+# the rows of a 1.x session that 2.0's importer does not carry across: its event log is 2.0's own
+NOT_CONVERTED = frozenset({"event", "event_sequence"})
 
 
 @dataclass(frozen=True)
 class LiveSchema:
-    """The live database's tables with what mapping needs: insert order, required columns, and the
-    tables a session file may hold: ``children`` (rows that belong to a session, found from the foreign
-    keys) and ``parents`` (the rows a session needs, such as its project)."""
+    """The live database's tables with what mapping needs: insert order, required columns, its stores, and
+    per store the tables a session file may hold: ``children`` (rows that belong to a session, found from
+    the foreign keys and the store's soft links) and ``parents`` (the rows a session needs: its project)."""
 
     schema: Schema
     order: tuple[str, ...]
     required: dict[str, frozenset[str]]  # NOT NULL columns without a default (and not an integer pk)
-    children: frozenset[str] = frozenset()
-    parents: frozenset[str] = frozenset()
+    stores: tuple[Store, ...] = ()
+    closures: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
+
+    def children(self, store: Store) -> frozenset[str]:
+        return self.closures.get(store.root, (frozenset(), frozenset()))[0]
+
+    def parents(self, store: Store) -> frozenset[str]:
+        return self.closures.get(store.root, (frozenset(), frozenset()))[1]
 
 
 @dataclass
 class Mapped:
-    """One session's rows mapped onto the live schema, in insert order, plus notes for the user."""
+    """One session's rows mapped onto the live schema, in insert order, plus notes for the user;
+    ``stores``: the stores the rows go into (two when a 1.x session is converted)."""
 
     session_id: str
     tables: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stores: tuple[Store, ...] = (V1,)
 
 
 def open_writable(db: Path, *, uri: bool = False) -> sqlite3.Connection:
@@ -81,25 +88,26 @@ def live_schema(conn: sqlite3.Connection) -> LiveSchema:
         required[table] = frozenset(
             r[1] for r in info if r[3] and r[4] is None and not (r[5] and str(r[2]).upper() == "INTEGER")
         )
-    children, parents = session_closure(schema)
-    return LiveSchema(schema, table_order(schema), required, children, parents)
+    present = stores_in(schema)
+    closures = {s.root: session_closure(schema, s) for s in present}
+    return LiveSchema(schema, table_order(schema), required, present, closures)
 
 
-def session_closure(schema: Schema) -> tuple[frozenset[str], frozenset[str]]:
+def session_closure(schema: Schema, store: Store) -> tuple[frozenset[str], frozenset[str]]:
     """(tables whose rows belong to a session, tables a session's rows point at), from the foreign keys."""
     children: set[str] = set()
-    stack = ["session"]
+    stack = [store.root]
     while stack:
-        for fk in schema.children_of(stack.pop()):
-            if fk.table not in children and fk.table != "session":
+        for fk in store.children_of(schema, stack.pop()):
+            if fk.table not in children and fk.table != store.root:
                 children.add(fk.table)
                 stack.append(fk.table)
     parents: set[str] = set()
-    stack = ["session"]
+    stack = [store.root]
     while stack:
         table = stack.pop()
         for fk in schema.foreign_keys:
-            if fk.table == table and fk.parent not in (table, "session", *SECRET_TABLES, *parents):
+            if fk.table == table and fk.parent not in (table, store.root, *SECRET_TABLES, *parents):
                 parents.add(fk.parent)
                 stack.append(fk.parent)
     return frozenset(children), frozenset(parents)
@@ -111,9 +119,9 @@ def table_order(schema: Schema) -> tuple[str, ...]:
     for fk in schema.foreign_keys:
         if fk.table in parents and fk.parent in parents and fk.parent != fk.table:
             parents[fk.table].add(fk.parent)
-    for table, _column in SOFT_SESSION_LINKS:
-        if table in parents and "session" in parents:
-            parents[table].add("session")
+    for store in stores_in(schema):
+        for table, _column in store.links(schema):
+            parents[table].add(store.root)
     order: list[str] = []
     done: set[str] = set()
     while len(order) < len(parents):
@@ -125,11 +133,51 @@ def table_order(schema: Schema) -> tuple[str, ...]:
     return tuple(order)
 
 
-def map_session(live: LiveSchema, session_id: str, rows: dict[str, list[dict[str, Any]]]) -> Mapped:
-    """Map a session's rows by column name; raise SessionNotMappable when a required column is missing,
-    SessionRefused when a row is not part of this session (see :func:`check_closure`)."""
-    check_closure(live, session_id, rows)
-    out = Mapped(session_id)
+def map_session(
+    live: LiveSchema, session_id: str, rows: dict[str, list[dict[str, Any]]], store: str = V1.tag
+) -> Mapped:
+    """Map a session's rows (backed up from store ``store``) by column name; raise SessionNotMappable when
+    the database cannot take them (a required column missing, a 2.0 session into 1.x), SessionRefused when
+    a row is not part of this session (see :func:`check_closure`)."""
+    source = BY_TAG[store]
+    if source.present(live.schema):
+        check_closure(live, source, session_id, rows)
+    elif source is not V1 or V2 not in live.stores:
+        raise SessionNotMappable(
+            f"session {session_id} was backed up from {source.needs.removesuffix(' or newer')}; this "
+            f"opencode's database cannot hold it: it needs {source.needs}"
+        )
+    targets: tuple[Store, ...] = (source,) if source.present(live.schema) else ()
+    if source is V1 and V2 in live.stores:  # a 1.x session into 2.0: converted, as 2.0's importer does
+        rows = _with_conversion(live, session_id, rows)
+        targets = (*targets, V2)
+    return _mapped(live, session_id, rows, targets)
+
+
+def _with_conversion(
+    live: LiveSchema, session_id: str, rows: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The 1.x rows the database has tables for (its event log left out) and the session's 2.0 rows."""
+    if len(rows.get(V1.root, [])) != 1 or rows[V1.root][0].get("id") != session_id:
+        raise SessionRefused(f"session {session_id}: it must hold exactly its own session row")
+    projects = {r.get("id") for r in rows.get("project", [])}
+    keep = (lambda t: t not in NOT_CONVERTED) if V1.present(live.schema) else live.parents(V2).__contains__
+    out = {t: r for t, r in rows.items() if keep(t)}
+    try:
+        converted = converted_rows(rows, {p for p in projects if isinstance(p, str)})
+    except (TypeError, ValueError, KeyError) as exc:
+        raise SessionNotMappable(
+            f"session {session_id}: cannot be converted for opencode 2.0 ({exc})"
+        ) from None
+    for table, table_rows in converted.items():
+        out[table] = out.get(table, []) + table_rows if table == "project" else table_rows
+    return out
+
+
+def _mapped(
+    live: LiveSchema, session_id: str, rows: dict[str, list[dict[str, Any]]], targets: tuple[Store, ...]
+) -> Mapped:
+    out = Mapped(session_id, stores=targets)
     for table, given in rows.items():
         if table not in live.schema.columns and given:
             out.notes.append(f"table {table} is not in this opencode's database; its rows were left out")
@@ -171,116 +219,11 @@ def _values(rows: list[dict[str, Any]], cols: tuple[str, ...]) -> list[tuple[Any
     return out
 
 
-def check_closure(live: LiveSchema, session_id: str, rows: dict[str, list[dict[str, Any]]]) -> None:
-    """Refuse rows outside the session's closure: a table that is neither a session table nor one a
-    session points at (saved permissions, migrations, workspaces...), a row whose foreign keys lead to
-    another session (a part attached to another session's message), a parent row the session does not
-    point at. Checked against the file's own rows; :func:`check_live_owners` adds the live database."""
-    schema = live.schema
-    for table in rows:
-        if table in schema.columns and table != "session" and table not in live.children | live.parents:
-            raise SessionRefused(
-                f"session {session_id}: it holds rows of {table}, which is not part of a session"
-            )
-    sessions = rows.get("session", [])
-    if len(sessions) != 1 or sessions[0].get("id") != session_id:
-        raise SessionRefused(f"session {session_id}: it must hold exactly its own session row")
-    keys = _keys(schema, rows)
-    keys["session"] = {(c, v) for c, v in keys.get("session", set()) if c != "id"} | {("id", session_id)}
-    for table in live.order:
-        if table not in live.children or not rows.get(table):
-            continue
-        # the links that lead into the session's closure, looked up once per table, not once per row
-        links = [
-            (fk.column, fk.parent, fk.parent_column, keys.get(fk.parent, set()))
-            for fk in _links(schema, table)
-            if fk.parent in live.children or fk.parent == "session"
-        ]
-        for row in rows[table]:
-            linked = False
-            for column, parent, parent_column, parent_keys in links:
-                value = row.get(column)
-                if value is None:
-                    continue
-                if (parent_column, value) not in parent_keys:
-                    raise SessionRefused(
-                        f"session {session_id}: a row of {table} points at {parent} {value!r}, "
-                        "which is not part of this session"
-                    )
-                linked = True
-            if not linked:
-                raise SessionRefused(f"session {session_id}: a row of {table} is not linked to the session")
-    session_row = sessions[0]
-    for fk in schema.foreign_keys:
-        if fk.table == "session" and fk.parent in live.parents:
-            wanted = session_row.get(fk.column)
-            if any(r.get(fk.parent_column) != wanted for r in rows.get(fk.parent, [])):
-                raise SessionRefused(f"session {session_id}: it holds a {fk.parent} row that is not its own")
-    for table in live.parents:
-        direct = any(fk.table == "session" and fk.parent == table for fk in schema.foreign_keys)
-        if rows.get(table) and not direct:
-            raise SessionRefused(f"session {session_id}: it holds {table} rows a session never needs")
-
-
-def _links(schema: Schema, table: str) -> list[ForeignKey]:
-    """The foreign keys (and soft links to session) that leave ``table``."""
-    links = [fk for fk in schema.foreign_keys if fk.table == table]
-    links += [ForeignKey(t, c, "session", "id") for t, c in SOFT_SESSION_LINKS if t == table]
-    return links
-
-
-def _keys(schema: Schema, rows: dict[str, list[dict[str, Any]]]) -> dict[str, set[tuple[str, Any]]]:
-    """(column, value) pairs of every column another table's foreign key points at, per table."""
-    pointed: dict[str, set[str]] = {}
-    for fk in schema.foreign_keys:
-        pointed.setdefault(fk.parent, set()).add(fk.parent_column)
-    out: dict[str, set[tuple[str, Any]]] = {}
-    for table, columns in pointed.items():
-        out[table] = {(c, r.get(c)) for r in rows.get(table, []) for c in columns if r.get(c) is not None}
-    return out
-
-
 def check_live_owners(conn: sqlite3.Connection, live: LiveSchema, mapped: Mapped) -> None:
     """Refuse a session whose rows share a primary key with rows of *another* session in the live
     database (they would be skipped, and the file's rows that point at them would join that session)."""
-    for table, cols, values in mapped.tables:
-        if table not in live.children:
-            continue
-        pk = live.schema.primary_keys.get(table) or ()
-        owner = next((c for c in ("session_id", "aggregate_id") if c in live.schema.columns[table]), None)
-        if not pk or owner is None or not all(c in cols for c in pk):
-            continue
-        index = [cols.index(c) for c in pk]
-        for found in _owners(conn, table, pk, owner, [[row[i] for i in index] for row in values]):
-            if found != mapped.session_id:
-                raise SessionRefused(
-                    f"session {mapped.session_id}: a row of {table} already belongs to session {found!r}"
-                )
-
-
-_KEYS_PER_QUERY = 500  # SQLite host parameters per IN (...) list
-
-
-def _owners(
-    conn: sqlite3.Connection, table: str, pk: tuple[str, ...], owner: str, keys: list[list[Any]]
-) -> list[Any]:
-    """The owner column of the live rows of ``table`` whose primary key is one of ``keys``: one query per
-    500 keys (a single-column key, which opencode's session tables have) instead of one per row, which
-    was 240,000 queries and 5 s for a new laptop's restore (twice: plan and apply)."""
-    if len(pk) != 1:
-        where = " AND ".join(f"{quote(c)} = ?" for c in pk)
-        sql = f"SELECT {quote(owner)} FROM {quote(table)} WHERE {where}"
-        return [r[0] for key in keys for r in conn.execute(sql, key).fetchall()[:1]]
-    found: list[Any] = []
-    flat = [key[0] for key in keys]
-    for start in range(0, len(flat), _KEYS_PER_QUERY):
-        batch = flat[start : start + _KEYS_PER_QUERY]
-        sql = (
-            f"SELECT {quote(owner)} FROM {quote(table)} "
-            f"WHERE {quote(pk[0])} IN ({', '.join('?' * len(batch))})"
-        )
-        found += [r[0] for r in conn.execute(sql, batch)]
-    return found
+    owned = frozenset().union(*(live.children(s) for s in mapped.stores))
+    _check_owners(conn, live.schema, owned, mapped.session_id, mapped.tables)
 
 
 def _secrets(conn: sqlite3.Connection, live: LiveSchema, session_id: str) -> list[tuple[str, str, Any]]:
@@ -293,16 +236,17 @@ def _secrets(conn: sqlite3.Connection, live: LiveSchema, session_id: str) -> lis
     return out
 
 
-def owned_tables(live: LiveSchema) -> list[tuple[str, str]]:
-    """(table, column) pairs whose rows belong to one session, children first (for deleting)."""
+def owned_tables(live: LiveSchema, store: Store = V1) -> list[tuple[str, str]]:
+    """(table, column) pairs whose rows belong to one session of ``store``, children first (for deleting)."""
     pairs: list[tuple[str, str]] = []
+    children = live.children(store)
     for table in reversed(live.order):
         cols = live.schema.columns[table]
-        if table == "session":
+        if table == store.root:
             pairs.append((table, "id"))
-        elif "session_id" in cols and table not in SECRET_TABLES:
+        elif table in children and "session_id" in cols:
             pairs.append((table, "session_id"))
-        elif (table, "aggregate_id") in SOFT_SESSION_LINKS or (table == "event" and "aggregate_id" in cols):
+        elif table in children and "aggregate_id" in cols:
             pairs.append((table, "aggregate_id"))
     return pairs
 
@@ -310,17 +254,21 @@ def owned_tables(live: LiveSchema) -> list[tuple[str, str]]:
 def apply_session(conn: sqlite3.Connection, live: LiveSchema, mapped: Mapped, *, replace: bool) -> int:
     """Insert one session's rows in one transaction (``replace``: delete its rows first). Returns rows added.
 
-    Foreign keys are on, so a row whose parent is missing fails its INSERT immediately.
-    Raises sqlite3.Error (the transaction is rolled back) when the rows do not fit.
+    Foreign keys are on, so a row whose parent is missing fails its INSERT immediately. A replace never
+    lowers a 2.0 session's event watermark. Raises sqlite3.Error (the transaction is rolled back) when the
+    rows do not fit.
     """
+    sid = mapped.session_id
     conn.execute("BEGIN IMMEDIATE")
     try:
         check_live_owners(conn, live, mapped)
         kept: list[tuple[str, str, Any]] = []
+        watermarks = {s.tag: s.watermark(conn, sid) for s in mapped.stores}
         if replace:
-            kept = _secrets(conn, live, mapped.session_id)
-            for table, column in owned_tables(live):
-                conn.execute(f"DELETE FROM {quote(table)} WHERE {quote(column)} = ?", (mapped.session_id,))
+            kept = _secrets(conn, live, sid)
+            for store in mapped.stores:
+                for table, column in owned_tables(live, store):
+                    conn.execute(f"DELETE FROM {quote(table)} WHERE {quote(column)} = ?", (sid,))
         added = 0
         for table, cols, values in mapped.tables:
             sql = (
@@ -331,13 +279,12 @@ def apply_session(conn: sqlite3.Connection, live: LiveSchema, mapped: Mapped, *,
             conn.executemany(sql, values)
             added += conn.total_changes - before
         for table, column, value in kept:  # a share's secret never came from the backup: keep the current one
-            conn.execute(
-                f"UPDATE {quote(table)} SET {quote(column)} = ? WHERE session_id = ?",
-                (value, mapped.session_id),
-            )
+            conn.execute(f"UPDATE {quote(table)} SET {quote(column)} = ? WHERE session_id = ?", (value, sid))
+        for store in mapped.stores:
+            store.after_restore(conn, sid, watermarks[store.tag])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    logger.info("restored session %s: %d row(s) added", mapped.session_id, added)
+    logger.info("restored session %s: %d row(s) added", sid, added)
     return added

@@ -1,7 +1,8 @@
 """What we know about opencode's tables, read from the live schema rather than hard-coded.
 
 The closure of a session is found from the foreign keys, so tables that a newer opencode adds
-come along without a code change. Secret-holding tables and columns are listed here, once.
+come along without a code change (:mod:`app.opencode.store` adds the links opencode keeps without one).
+Secret-holding tables and columns are listed here, once.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-# Tables whose rows never leave the machine (tokens, credentials).
-SECRET_TABLES = frozenset({"account", "control_account", "credential"})
+# Tables whose rows never leave the machine: tokens and credentials (1.x and 2.0: ``credential`` holds API
+# keys, OAuth tokens and 2.0's ``external`` credentials), and 2.0's ``kv``, the machine's own state (its
+# importer's progress, well-known auth sources): none of it is session content.
+SECRET_TABLES = frozenset({"account", "control_account", "credential", "kv"})
 # Columns blanked wherever they appear: (table, column) -> replacement value.
 SECRET_COLUMNS = {("session_share", "secret"): ""}
-# References that opencode keeps without a declared foreign key: (table, column) -> session.id.
-SOFT_SESSION_LINKS = (("event_sequence", "aggregate_id"),)
 
 
 @dataclass(frozen=True)
@@ -36,20 +37,13 @@ class Schema:
     foreign_keys: tuple[ForeignKey, ...]
 
     def children_of(self, parent: str) -> tuple[ForeignKey, ...]:
-        """Foreign keys (and known soft links) that point at ``parent``."""
-        fks = [
+        """Foreign keys that point at ``parent`` (a store adds the links it knows without one)."""
+        return tuple(
             fk
             for fk in self.foreign_keys
             # a self-reference (a sub-session's parent) must not pull other sessions in
             if fk.parent == parent and fk.table != parent and fk.table not in SECRET_TABLES
-        ]
-        if parent == "session":
-            fks += [
-                ForeignKey(t, c, "session", "id")
-                for t, c in SOFT_SESSION_LINKS
-                if c in self.columns.get(t, ())
-            ]
-        return tuple(fks)
+        )
 
     def order_by(self, table: str) -> str:
         pk = self.primary_keys.get(table) or ("rowid",)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 from app.opencode.schema import SECRET_TABLES, Schema
+from app.opencode.store import Store
 
 ROWS_PER_CHUNK = 64  # rows encoded per call while streaming a table
 FLUSH_CHARS = 1 << 20  # text gathered before it is encoded, hashed and written
@@ -148,39 +149,42 @@ def collect(rows: Iterator[dict[str, Any]], into: dict[str, set[Any]]) -> Iterat
         yield row
 
 
-def pointed_at(schema: Schema, table: str) -> set[str]:
+def pointed_at(schema: Schema, store: Store, table: str) -> set[str]:
     """The columns of ``table`` that the tables below it point at."""
-    return {fk.parent_column for fk in schema.children_of(table)}
+    return {fk.parent_column for fk in store.children_of(schema, table)}
 
 
-def keys_of(schema: Schema, table: str, rows: list[dict[str, Any]]) -> dict[str, set[Any]]:
-    return {c: {r[c] for r in rows if r.get(c) is not None} for c in pointed_at(schema, table)}
+def keys_of(schema: Schema, store: Store, table: str, rows: list[dict[str, Any]]) -> dict[str, set[Any]]:
+    return {c: {r[c] for r in rows if r.get(c) is not None} for c in pointed_at(schema, store, table)}
 
 
-def children_form_a_tree(schema: Schema) -> bool:
-    """True when every table below the session is reached by one foreign key only, within the depth the
-    gathering of rows (``Reader._add_children``) goes to, and none of them is the session's or a parent's
-    table: then each one's rows come from one query and can be written as they are read."""
+def children_form_a_tree(schema: Schema, store: Store) -> bool:
+    """True when every table below the session row is reached by one foreign key only, within the depth
+    the gathering of rows (``Reader._add_children``) goes to, and none of them is the session's or a
+    parent's table, nor a table of the shared rows the session names: then each one's rows come from one
+    query and can be written as they are read."""
+    root = store.root
     seen: set[str] = set()
-    stack = [("session", 0)]
+    stack = [(root, 0)]
     while stack:
         table, depth = stack.pop()
         if depth > MAX_DEPTH:
             continue
-        for fk in schema.children_of(table):
-            if fk.table in seen or fk.table == "session":
+        for fk in store.children_of(schema, table):
+            if fk.table in seen or fk.table == root:
                 return False
             seen.add(fk.table)
             stack.append((fk.table, depth + 1))
     above: set[str] = set()
-    stack_up = ["session"]
+    stack_up = [root]
     while stack_up:
         table = stack_up.pop()
         for fk in schema.foreign_keys:
             if fk.table == table and fk.parent not in (*SECRET_TABLES, table, *above):
                 above.add(fk.parent)
                 stack_up.append(fk.parent)
-    return not (seen & above) and "session" not in above
+    shared = {n.table for n in store.named}
+    return not (seen & above) and root not in above and not (shared & (seen | above))
 
 
 def json_default(value: object) -> object:

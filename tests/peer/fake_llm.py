@@ -11,6 +11,8 @@ Behaviour:
 - If the last user message contains ``TODO`` and no tool result came back since, and the
   ``todowrite`` tool is offered, the answer is a ``todowrite`` tool call (fills opencode's
   ``todo`` table); opencode then asks again and gets the plain reply.
+- ``READFILE <absolute path>`` in the last user message, likewise, gets a ``read`` tool call of that
+  file (a tool that opencode 2.0 renamed an argument of: its importer then adds a notice).
 - The agent tools (``*session_backup_status|sync|restore``, offered when opencode runs
   ``opencode-backup mcp``): a last user message about backups ("backup", "back up", "sync",
   "restore") with no tool result since gets a call of the matching tool ("restore" -> restore,
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,6 +68,9 @@ def decide(req: dict[str, Any]) -> tuple[str, Any]:
         return backup
     if "TODO" in last_user and not tool_after and "todowrite" in tools:
         return ("tool", ("todowrite", json.dumps({"todos": TODOS})))
+    read = re.search(r"READFILE (\S+)", last_user)
+    if read and not tool_after and "read" in tools:
+        return ("tool", ("read", json.dumps({"filePath": read.group(1)})))
     return ("text", REPLY)
 
 

@@ -38,6 +38,12 @@ class SessionEntry:
     size: int
     sha256: str
     database: str = "opencode.db"
+    store: str = "v1"  # where opencode keeps the session: "v1" (1.x tables) or "v2" (opencode 2.0's)
+
+    @property
+    def mark(self) -> str:
+        """The cheap part of the fingerprint (before its first ``/``): what a sync compares first."""
+        return self.fingerprint.partition("/")[0]
 
 
 @dataclass(frozen=True, slots=True)  # slots: a legacy tree can have hundreds of thousands of these
@@ -153,11 +159,11 @@ class Manifest:
     # manifest that named them), and whether manifest.d/ was swept of every other unnamed shard since load
     _retired: set[str] = field(default_factory=set, repr=False, compare=False)
     _swept: bool = field(default=False, repr=False, compare=False)
-    # per reader of the changes (session_shard_texts, times): the Sessions it follows and the ids changed
+    # per reader of the changes (session_shard_texts, marks): the Sessions it follows and the ids changed
     _logs: dict[str, tuple[dict[str, SessionEntry], set[str]]] = field(
         default_factory=dict, repr=False, compare=False
     )
-    _times: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _marks: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     # the files this process put in versions/ since it last thinned their versions, and when that was
     # (a warm service thins at most once a minute, not after each of the syncs a chat brings)
     _unthinned: set[str] = field(default_factory=set, repr=False, compare=False)
@@ -234,20 +240,24 @@ class Manifest:
             self._logs[reader] = (self.sessions, self.sessions.log())
         return None
 
-    def times(self) -> dict[str, int]:
-        """Session id -> ``time_updated`` of every session (kept up to date by the changes noted; the
-        caller only reads it)."""
-        changed = self._changed_since("times")
+    def marks(self) -> dict[str, str]:
+        """Session id -> the mark of its fingerprint (:attr:`SessionEntry.mark`) for every session, kept up
+        to date by the changes noted; the caller only reads it."""
+        changed = self._changed_since("marks")
         if changed is None:
-            self._times = {sid: e.time_updated for sid, e in self.sessions.items()}
+            self._marks = {sid: e.mark for sid, e in self.sessions.items()}
         else:
             for sid in changed:
                 entry = self.sessions.get(sid)
                 if entry is None:
-                    self._times.pop(sid, None)
+                    self._marks.pop(sid, None)
                 else:
-                    self._times[sid] = entry.time_updated
-        return self._times
+                    self._marks[sid] = entry.mark
+        return self._marks
+
+    def stores(self) -> dict[str, str]:
+        """Session id -> the tag of the opencode store it was backed up from."""
+        return {sid: e.store for sid, e in self.sessions.items()}
 
     def session_shard_texts(self) -> dict[str, str]:
         """Shard name (``sessions-XX``) -> its JSON text, for every shard (empty ones as ``{}``).

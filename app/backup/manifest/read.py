@@ -38,6 +38,9 @@ from app.backup.manifest.model import (
 from app.backup.manifest.shard_text import ShardText, canonical
 from app.errors import BackupDamaged, BackupMoved
 from app.opencode.snapshot import parse_snapshot_name
+from app.opencode.stores import BY_TAG
+
+STORE_TAGS = frozenset(BY_TAG)
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +212,7 @@ def _session_entry(sid: str, raw: object, where: str) -> SessionEntry:
             size=u.integer(e.get("size"), f"{where} {sid} size", high=u.MAX_FILE_BYTES),
             sha256=u.digest(e.get("sha256"), f"{where} {sid}"),
             database=u.text(e.get("database", "opencode.db"), f"{where} {sid} database", 200),
+            store=_store(e.get("store", "v1"), f"{where} {sid}"),
         )
     else:
         u.relpath(entry.path, where, "sessions")
@@ -231,6 +235,7 @@ def _plain_entry(raw: object) -> SessionEntry | None:
         e.get("database", "opencode.db"),
     )
     time_updated, size, sha = e.get("time_updated", 0), e.get("size"), e.get("sha256")
+    store = e.get("store", "v1")
     texts = ((project, 200), (title, 20_000), (directory, 8192), (fingerprint, 400), (database, 200))
     if not (
         type(path) is str
@@ -242,9 +247,18 @@ def _plain_entry(raw: object) -> SessionEntry | None:
         and 0 <= size <= u.MAX_FILE_BYTES
         and type(sha) is str
         and u.SHA256.match(sha)
+        and store in STORE_TAGS
     ):
         return None
-    return SessionEntry(path, project, title, directory, time_updated, fingerprint, size, sha, database)
+    return SessionEntry(
+        path, project, title, directory, time_updated, fingerprint, size, sha, database, store
+    )
+
+
+def _store(value: object, where: str) -> str:
+    if value not in STORE_TAGS:
+        raise BackupDamaged(f"{where}: unknown opencode store {u.short(value)} (written by a newer app?)")
+    return str(value)
 
 
 def _v1_path(project_id: str, sid: str) -> str:

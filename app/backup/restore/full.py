@@ -29,8 +29,8 @@ from app.backup.restore import sessions
 from app.backup.restore.safety import SAFETY_DIR, safety_copy
 from app.errors import BackupDamaged
 from app.fsutil import PRIVATE_FILE, make_private_dirs
-from app.opencode import importer, running
-from app.opencode.schema import quote
+from app.opencode import importer, rebuild, running
+from app.opencode.schema import Schema, quote, read_schema
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ FROM_CURRENT = (
     "migration",
     "data_migration",
     "permission",
+    "kv",  # opencode 2.0's state of this machine (its importer's marker among it), never a backup's
 )
 WORK = "restore-work"
 
@@ -54,8 +55,8 @@ def refuse_if_running(db: Path) -> None:
     users, how = running.users_of(db)
     if users:
         raise rs.RestoreRefused(
-            f"opencode is running: {how}: {', '.join(users[:3])}; quit opencode (and 'opencode serve') "
-            "and run the restore again"
+            f"opencode is running: {how}: {', '.join(users[:3])}; quit opencode (the TUI, 'opencode serve', "
+            "opencode2 or the desktop app) and run the restore again"
         )
 
 
@@ -69,23 +70,29 @@ def plan_full(req: rs.RestoreRequest, files: dict[str, list[Path]]) -> rs.Plan:
     ref = refs[-1]
     items: list[rs.PlanItem] = []
     notes: list[str] = []
+    with sqlite3.connect(req.db.resolve().as_uri() + "?mode=ro", uri=True) as current:
+        live = importer.live_schema(current)  # what the rebuilt database will be (its schema is the live one)
     with br.checked_snapshot(
         ref, req.work_dir / WORK, raw_size=_recorded_raw_size(req.machine_dir, ref)
     ) as snap:
         conn = _open_snapshot(snap)
         try:
-            snap_live = importer.live_schema(conn)
-            tables = _plain_tables(conn, "main")
-            if "session" not in tables:
-                raise BackupDamaged(f"refusing snapshot {ref.path.name}: it has no session table")
-            in_snapshot = dict(conn.execute("SELECT id, time_updated FROM session").fetchall())
+            snap_schema = read_schema(conn)
+            why = rebuild.refusal(snap_schema, live.schema, ref.path.name)
+            if why is not None:
+                raise rs.RestoreRefused(why)
+            in_snapshot = rebuild.sessions_in(conn, snap_schema)
             notes.append(f"opencode's database is rebuilt from {ref.path.name} ({len(in_snapshot)} sessions)")
+            if rebuild.converts(snap_schema, live.schema):
+                notes.append(
+                    "its sessions are from opencode 1.x: they are converted for opencode 2.0 as it does"
+                )
             for sid in sorted(files):
                 doc = sessions.newest_doc(sid, files[sid])
-                if sid in in_snapshot and _same_in_snapshot(conn, tables, doc, in_snapshot[sid]):
+                if sid in in_snapshot and _same_in_snapshot(conn, snap_schema, doc, in_snapshot[sid]):
                     continue
                 action = rs.Action.REPLACE if sid in in_snapshot else rs.Action.ADD
-                items.append(sessions.plan_item(snap_live, doc, action, notes))
+                items.append(sessions.plan_item(live, doc, action, notes))
         except sqlite3.Error as exc:
             raise BackupDamaged(f"refusing snapshot {ref.path.name}: {exc}") from None
         finally:
@@ -123,26 +130,13 @@ def _plain_tables(conn: sqlite3.Connection, schema: str) -> set[str]:
 
 
 def _same_in_snapshot(
-    conn: sqlite3.Connection, tables: set[str], doc: br.SessionDoc, snap_updated: object
+    conn: sqlite3.Connection, schema: Schema, doc: br.SessionDoc, snap_updated: object
 ) -> bool:
-    """True when the snapshot already holds this version of the session (a reply can stream in
-    without bumping ``session.time_updated``, so message and part counts and times are compared too)."""
+    """True when the snapshot already holds this version of the session (a reply can stream in without
+    bumping the session row's ``time_updated``, so its messages' counts and times are compared too)."""
     if not isinstance(snap_updated, int) or snap_updated < doc.time_updated:
         return False
-    for table in ("message", "part"):
-        if table not in tables:
-            return False
-        rows = doc.rows.get(table, [])
-        latest = max((r.get("time_updated") or 0 for r in rows), default=None)
-        try:
-            count, snap_latest = conn.execute(
-                f"SELECT count(*), max(time_updated) FROM {table} WHERE session_id = ?", (doc.session_id,)
-            ).fetchone()
-        except sqlite3.OperationalError:
-            return False  # a schema without that column: restore the file to be safe
-        if count != len(rows) or (snap_latest if count else None) != latest:
-            return False
-    return True
+    return rebuild.same_in(conn, schema, doc.store, doc.session_id, doc.rows)
 
 
 def apply_full(
@@ -165,7 +159,7 @@ def apply_full(
                 nbytes += item.bytes
                 try:
                     doc = sessions.reread(item)
-                    mapped = importer.map_session(live, item.session_id, doc.rows)
+                    mapped = importer.map_session(live, item.session_id, doc.rows, doc.store)
                     added = importer.apply_session(conn, live, mapped, replace=True)
                 except (BackupDamaged, importer.SessionNotMappable, sqlite3.Error) as exc:
                     result.failed.append((item.session_id, f"not restored: {exc}"))
@@ -222,6 +216,11 @@ def _rebuild(conn: sqlite3.Connection, current: Path, snapshot: Path, name: str)
             if table in FROM_CURRENT or table in snap_tables:
                 _copy_rows(conn, table, source, name)
         _keep_share_secrets(conn)
+        live = read_schema(conn)  # main's: the live database's tables
+        snap_schema = _schema_of(snapshot)
+        if rebuild.converts(snap_schema, live):
+            converted = rebuild.convert_all(conn, "snap", live, snap_schema)
+            logger.info("converted %d opencode 1.x session(s) of %s for opencode 2.0", converted, name)
         for kind, _name, sql in objects:
             if kind != "table":
                 conn.execute(sql)
@@ -233,6 +232,14 @@ def _rebuild(conn: sqlite3.Connection, current: Path, snapshot: Path, name: str)
         conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("DETACH DATABASE snap")
     conn.execute("DETACH DATABASE cur")
+
+
+def _schema_of(snapshot: Path) -> Schema:
+    conn = _open_snapshot(snapshot)
+    try:
+        return read_schema(conn)
+    finally:
+        conn.close()
 
 
 def _copy_rows(conn: sqlite3.Connection, table: str, source: str, name: str) -> None:

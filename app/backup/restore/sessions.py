@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from app.backup import backup_reader as br
+from app.backup import manifest as mf
 from app.backup.progress import Sink, Step, Throttled, nowhere
 from app.backup.restore.model import (
     Action,
@@ -31,6 +32,7 @@ from app.errors import BackupDamaged, BackupError, UsageError
 from app.fsutil import fsync_path
 from app.opencode import importer
 from app.opencode.sessions import Reader
+from app.opencode.stores import BY_FORMAT
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def plan_sessions(req: RestoreRequest, files: dict[str, list[Path]]) -> Plan:
 
 
 def _plan_sessions(req: RestoreRequest, files: dict[str, list[Path]], reader: Reader) -> Plan:
-    live_ids = set(reader.session_times())
+    live_ids = set(reader.live(_backed_up_stores(req.machine_dir)).marks)
     notes: list[str] = []
     older = versioned_files(req.machine_dir)  # deleted in opencode, then synced away
     if req.ids:
@@ -75,6 +77,16 @@ def _plan_sessions(req: RestoreRequest, files: dict[str, list[Path]], reader: Re
         action = Action.REPLACE if sid in live_ids and req.ids else Action.ADD
         items.append(plan_item(live, doc, action, notes, reader.conn))
     return Plan(mode, req.db, tuple(items), notes=tuple(dict.fromkeys(notes)))
+
+
+def _backed_up_stores(machine_dir: Path) -> dict[str, str]:
+    """Session id -> the store tag the manifest records (2.0 deleted the 2.0 sessions only 1.x rows are
+    left of); empty when the manifest cannot be read (the restore reads the session files themselves)."""
+    try:
+        return mf.load(machine_dir, machine_dir.name).stores()
+    except BackupError as exc:
+        logger.info("restore: the manifest is not readable (%s); telling stores apart without it", exc)
+        return {}
 
 
 def resolve_id(arg: str, files: dict[str, list[Path]]) -> str:
@@ -118,7 +130,7 @@ def plan_item(
     own session (checked against the file and, with ``conn``, the live database), becomes a FAIL line."""
     reason = ""
     try:
-        mapped = importer.map_session(live, doc.session_id, doc.rows)
+        mapped = importer.map_session(live, doc.session_id, doc.rows, doc.store)
         if conn is not None:
             importer.check_live_owners(conn, live, mapped)
         notes.extend(mapped.notes)
@@ -146,13 +158,14 @@ def read_again(path: Path, expected_id: str, sha256: str) -> br.SessionDoc | Non
     if hashlib.sha256(data).hexdigest() != sha256:
         return None
     doc = json.loads(data)
+    store = BY_FORMAT[doc["format"]]
     rows: dict[str, list[br.Row]] = doc["rows"]
     for table_rows in rows.values():
         for row in table_rows:
             for column, value in row.items():
                 if type(value) is dict:  # {"$blob": base64}: checked to be one when it was validated
                     row[column] = base64.b64decode(value["$blob"], validate=True)
-    session = rows["session"][0]
+    session = rows[store.root][0]
     title = session.get("title")
     return br.SessionDoc(
         session_id=expected_id,
@@ -163,6 +176,7 @@ def read_again(path: Path, expected_id: str, sha256: str) -> br.SessionDoc | Non
         path=path,
         size=len(data),
         sha256=sha256,
+        store=store.tag,
     )
 
 
@@ -185,7 +199,7 @@ def apply_sessions(
             nbytes += item.bytes
             try:
                 doc = reread(item)
-                mapped = importer.map_session(live, item.session_id, doc.rows)
+                mapped = importer.map_session(live, item.session_id, doc.rows, doc.store)
                 added = importer.apply_session(conn, live, mapped, replace=item.action is Action.REPLACE)
             except (BackupError, importer.SessionNotMappable, sqlite3.Error) as exc:
                 logger.error("session %s not restored: %s", item.session_id, exc)

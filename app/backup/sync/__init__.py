@@ -35,6 +35,7 @@ from app.backup.sync.plan import Planner
 from app.backup.sync.record import Retention, record
 from app.errors import BackupDamaged, FailureKind, SyncFailed, TransferError
 from app.opencode.locate import Source, locate
+from app.opencode.session_file import RowTextCache
 from app.transfer.base import Engine
 from app.transfer.classify import kind_for_oserror
 
@@ -47,6 +48,7 @@ Clock = Callable[[], datetime]
 # The lease is taken for LEASE_SECONDS when the sync starts; a plan that took a good part of that renews
 # it before the destination changes (an incremental sync does not write it twice: 0.2 ms of 17)
 LEASE_RENEW_AFTER = timedelta(seconds=LEASE_SECONDS / 5)
+ROW_TEXT_CHARS = 4 << 20
 
 
 def utc_now() -> datetime:
@@ -77,6 +79,9 @@ class SyncContext:
     keep_snapshots: int = 7
     keep_versions_days: int = 30
     manifests: mf.ManifestStore = field(default_factory=mf.ManifestStore)
+    # the row texts of the sessions in use, kept for their next export (a warm service re-encodes only the
+    # rows a reply added or changed): ~4 MB of text at most
+    row_texts: RowTextCache = field(default_factory=lambda: RowTextCache(ROW_TEXT_CHARS))
     clock: Clock = utc_now
     cancel: threading.Event = field(default_factory=threading.Event)
     progress: Sink = nowhere  # how far a long sync has got (throttled); the service shows it
@@ -179,6 +184,7 @@ def _write(
         started=result.started,
         cancel=ctx.cancel,
         report=progress.report,
+        row_texts=ctx.row_texts,
     )
     plan = planner.plan(man, dest.machine_dir)
     if ctx.clock() - result.started > LEASE_RENEW_AFTER:

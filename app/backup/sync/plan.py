@@ -17,6 +17,7 @@ from app.backup.progress import Report, Step, unreported
 from app.errors import FailureKind, SyncFailed
 from app.fsutil import atomic_writer, make_private_dirs, sha256_file
 from app.opencode.locate import Source, database_label
+from app.opencode.session_file import RowTextCache
 from app.opencode.sessions import HOT_WINDOW_MS, Reader
 from app.opencode.snapshot import (
     SNAPSHOT_SUFFIX,
@@ -25,6 +26,7 @@ from app.opencode.snapshot import (
     snapshot_name,
     take_snapshot,
 )
+from app.opencode.stores import Live
 
 
 @dataclass(frozen=True)
@@ -74,16 +76,18 @@ class Planner:
     started: datetime
     cancel: threading.Event = field(default_factory=threading.Event)
     report: Report = unreported
+    row_texts: RowTextCache | None = None  # the row texts of hot sessions, kept between syncs
 
     def plan(self, man: mf.Manifest, machine_dir: Path) -> Plan:
         _clear_files(self.staging / "sessions")  # what a failed sync staged
         make_private_dirs(self.staging)
-        readers = [Reader(db) for db in self.source.databases]
+        readers = [Reader(db, self.row_texts) for db in self.source.databases]
         try:
-            times = [(reader, reader.session_times()) for reader in readers]
-            live: dict[str, int] = {}  # session id -> time_updated, from the first database that has it
-            for _reader, found in reversed(times):
-                live.update(found)
+            backed_up = man.stores()  # 2.0 deleted the 2.0 sessions only 1.x rows are left of
+            found = [(reader, reader.live(backed_up)) for reader in readers]
+            live: dict[str, str] = {}  # session id -> mark, from the first database that has it
+            for _reader, current in reversed(found):
+                live.update(current.marks)
             lost = tuple(sid for sid in man.sessions if sid not in live)
             if self.dirty is None and (self.source.storage is not None or man.storage_files):
                 self.report(Step.LEGACY, 0, None)
@@ -101,7 +105,7 @@ class Planner:
             reused, due = self._snapshots(man, readers)
             beside = _Snapshots(due, self.staging / "work", self.cancel)
             try:
-                exported, refreshed = self._export(man, live, times)
+                exported, refreshed = self._export(man, live, found)
             except BaseException:
                 beside.abandon()
                 raise
@@ -138,41 +142,44 @@ class Planner:
             raise SyncFailed("the sync was cancelled", FailureKind.FATAL)
 
     def _export(
-        self, man: mf.Manifest, live: dict[str, int], times: list[tuple[Reader, dict[str, int]]]
+        self, man: mf.Manifest, live: dict[str, str], found: list[tuple[Reader, Live]]
     ) -> tuple[dict[str, mf.SessionEntry], dict[str, mf.SessionEntry]]:
         """Stage every session whose fingerprint changed: (staged entries, refreshed entries)."""
         now_ms = int(self.started.timestamp() * 1000)
         staged: dict[str, mf.SessionEntry] = {}
         refreshed: dict[str, mf.SessionEntry] = {}
         known = man.sessions
-        hot = now_ms - HOT_WINDOW_MS
         # the sessions to look at: changed since their export, or recent enough that a reply may still be
         # streaming in. Found with set operations: the cold, untouched ones are most of 1,800 and a Python
         # loop over them all took 1.3 ms of a 15 ms sync
-        changed = live.items() - man.times().items()
-        wanted = {sid for sid, _t in changed} | {sid for sid, t in live.items() if t >= hot}
+        changed = live.items() - man.marks().items()
+        hot: set[str] = set()
+        for reader, current in found:
+            hot |= reader.hot(current, now_ms - HOT_WINDOW_MS)
+        wanted = {sid for sid, _mark in changed} | hot
         todo = [(done, sid) for done, sid in enumerate(live) if sid in wanted]
         fingerprints: dict[str, str] = {}
-        for reader, found in times:
-            mine = [(sid, live[sid]) for _done, sid in todo if sid in found and sid not in fingerprints]
-            fingerprints |= reader.fingerprints(mine, now_ms)
-        readers = {sid: reader for reader, found in reversed(times) for sid in wanted if sid in found}
+        owner: dict[str, tuple[Reader, Live]] = {}
+        for reader, current in found:
+            mine = [sid for _done, sid in todo if sid in current.marks and sid not in fingerprints]
+            fingerprints |= reader.fingerprints(current, mine, hot)
+            owner |= dict.fromkeys(mine, (reader, current))
         self.report(Step.SESSIONS, 0, len(live))
         exported = 0  # bytes of session files written so far
         for done, sid in todo:
             self.report(Step.SESSIONS, done, len(live), exported)
-            reader = readers[sid]
+            reader, current = owner[sid]
             old = known.get(sid)
             fingerprint = fingerprints[sid]
             if old is not None and old.fingerprint == fingerprint:
                 continue
             self.check_cancel()
-            info = reader.info(sid)
+            info = reader.info(sid, current.store_of(sid))
             if info is None:
                 continue
             rel = mf.session_path(info.project_id, sid)
             with atomic_writer(self.staging / rel, fsync=False) as out:  # written as it is read
-                size, digest = reader.write_export(info, fingerprint, out)
+                size, digest = reader.write_export(info, fingerprint, out, hot=sid in hot)
             exported += size
             entry = mf.SessionEntry(
                 rel,
@@ -184,6 +191,7 @@ class Planner:
                 size,
                 digest,
                 reader.db.name,
+                info.store,
             )
             if old is not None and old.sha256 == entry.sha256 and old.path == rel:
                 refreshed[sid] = entry  # same content, new fingerprint: nothing to copy
