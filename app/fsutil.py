@@ -104,6 +104,22 @@ def sha256_file(path: Path) -> str:
     return _sha256(path)[0]
 
 
+Content = tuple[int, str]
+"""A file's size in bytes and hex sha256: what the manifest records for it."""
+
+
+def content_of(path: Path, size: int | None = None) -> Content | None:
+    """``path``'s :data:`Content`, None when it is no regular file or cannot be read. When its size is not
+    ``size`` the file is not read and the digest is left empty: it differs from that content either way."""
+    try:
+        if not path.is_file():
+            return None
+        actual = path.stat().st_size
+        return actual, sha256_file(path) if size is None or actual == size else ""
+    except OSError:
+        return None
+
+
 def sha256_unless_junk(path: Path, *, junk_json: bool) -> str | None:
     """:func:`sha256_file`, read once; None for a ``junk_json`` file that is empty or only NUL bytes and
     white space (a torn write of a legacy JSON file, seen in the wild)."""
