@@ -6,6 +6,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -109,15 +110,16 @@ Content = tuple[int, str]
 
 
 def content_of(path: Path, size: int | None = None) -> Content | None:
-    """``path``'s :data:`Content`, None when it is no regular file or cannot be read. When its size is not
-    ``size`` the file is not read and the digest is left empty: it differs from that content either way."""
+    """``path``'s :data:`Content`, None when there is no regular file there; raises OSError when it cannot
+    be read (another process holds it). When its size is not ``size`` the file is not read and the digest
+    is left empty: it differs from that content either way."""
     try:
-        if not path.is_file():
-            return None
-        actual = path.stat().st_size
-        return actual, sha256_file(path) if size is None or actual == size else ""
-    except OSError:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return info.st_size, sha256_file(path) if size is None or info.st_size == size else ""
 
 
 def sha256_unless_junk(path: Path, *, junk_json: bool) -> str | None:

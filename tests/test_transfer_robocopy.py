@@ -15,7 +15,7 @@ from pathlib import Path, PureWindowsPath
 import pytest
 
 from app.errors import FailureKind
-from app.transfer import CANCELLED, CHANGED, VANISHED, CopyJob, CopyResult
+from app.transfer import CANCELLED, CHANGED, VANISHED, CopyJob, CopyResult, robocopy
 from app.transfer.robocopy import (
     FLAGS,
     INCOMING_PREFIX,
@@ -297,7 +297,7 @@ def test_a_source_file_that_vanished_during_the_copy_is_skipped(roots: tuple[Pat
     assert tree(dst) == {rel: files[rel] for rel in (ABC[0], ABC[2], "other/x.json")}  # the run went on
 
 
-# --- a stop in the middle of a file (issue: a cancelled copy must place nothing) ----------------------
+# --- a stop in the middle of a file: a cancelled copy places nothing -----------------------------------
 
 
 @pytest.fixture
@@ -395,7 +395,29 @@ def test_a_copy_is_checked_against_the_plan(roots: tuple[Path, Path]) -> None:
     assert result.failed == {ABC[0]: "not copied (robocopy exit 1)"} and result.kind is FailureKind.FATAL
 
 
-# --- robocopy in another language (issue: decide without its words) -----------------------------------
+def test_a_copy_held_while_it_is_checked_is_locked_not_lost(
+    roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The incoming folder is inside the Google Drive folder, and Drive (or a virus scanner) may open a
+    new file there before it is checked. On Windows reading it then fails (ERROR_SHARING_VIOLATION, which
+    Python raises as PermissionError): a lock to retry, like a failed rename, never a copy counted unread.
+    Played here by the file reader, since nothing can refuse root a read on Linux."""
+    src, dst = roots
+    files = make_files(src, ABC)
+    real = robocopy.content_of
+
+    def held(path: Path, size: int | None = None) -> tuple[int, str] | None:
+        if INCOMING_PREFIX in str(path) and path.name == "b.json":
+            raise PermissionError(13, "The process cannot access the file because it is being used")
+        return real(path, size)
+
+    monkeypatch.setattr(robocopy, "content_of", held)
+    result = copy(roots, ABC, FakeRobocopy("success_3_files.txt", 1))
+    assert result.kind is FailureKind.LOCKED and result.failed[ABC[1]].startswith("locked:")
+    assert tree(dst) == {rel: files[rel] for rel in (ABC[0], ABC[2])}
+
+
+# --- robocopy in another language: decided without its words ------------------------------------------
 #
 # robocopy's own words (FEHLER, "Datei wird kopiert", "Wartezeit ... Wiederholung") come from its .mui
 # resources and the messages after each error from the system (FormatMessage), both in the display

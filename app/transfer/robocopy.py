@@ -181,12 +181,17 @@ def _place(
     """Move robocopy's copy of one file into place if it holds what was planned (without a plan: what its
     source holds now): (None, None) on success, else (reason, kind). The files decide; robocopy's output
     only explains a file that is not there."""
-    want = planned if planned is not None else content_of(src)
-    if want is not None and content_of(copy, want[0]) == want:
-        return _move(copy, final)
+    want = planned if planned is not None else _readable(src)
+    if want is not None:
+        try:
+            if content_of(copy, want[0]) == want:
+                os_error = _move(copy, final)
+                return (None, None) if os_error is None else _refused(final, os_error)
+        except OSError as exc:  # the copy is held (Google Drive or a virus scanner reading it): later
+            return _refused(final, exc)
     if not src.exists():
         return VANISHED, None  # robocopy silently copies nothing when no file matches
-    if planned is not None and content_of(src, planned[0]) not in (None, planned):
+    if planned is not None and _readable(src, planned[0]) not in (None, planned):
         return CHANGED, None  # opencode rewrote it since the plan: the next scan plans it again
     name = src.name.casefold()
     mine = [e for e in outcome.errors if e.is_directory or PureWindowsPath(e.path).name.casefold() == name]
@@ -196,16 +201,28 @@ def _place(
     return f"not copied (robocopy exit {outcome.returncode})", outcome.kind or FailureKind.FATAL
 
 
-def _move(copy: Path, final: Path) -> tuple[str | None, FailureKind | None]:
-    """``os.replace`` a checked copy over its final name (atomic, same volume)."""
+def _move(copy: Path, final: Path) -> OSError | None:
+    """``os.replace`` a checked copy over its final name (atomic, same volume); the error if it failed."""
     try:
         make_private_dirs(final.parent)
         os.replace(copy, final)
     except OSError as exc:
-        kind = kind_for_oserror(exc, on_destination=True)
-        logger.warning("could not move %s into place (%s): %s", final, kind.value, exc)
-        return f"{kind.value}: {exc.strerror or exc}", kind
-    return None, None
+        return exc
+    return None
+
+
+def _refused(final: Path, exc: OSError) -> tuple[str, FailureKind]:
+    kind = kind_for_oserror(exc, on_destination=True)
+    logger.warning("could not check or move %s into place (%s): %s", final, kind.value, exc)
+    return f"{kind.value}: {exc.strerror or exc}", kind
+
+
+def _readable(src: Path, size: int | None = None) -> Content | None:
+    """The source's content, None when it is gone or cannot be read (robocopy's output then says why)."""
+    try:
+        return content_of(src, size)
+    except OSError:
+        return None
 
 
 def _by_folder(paths: Sequence[str]) -> dict[str, list[str]]:

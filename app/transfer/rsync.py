@@ -201,14 +201,17 @@ def _arrived(job: CopyJob, path: str, *, checked: bool) -> str | None:
     only a source rewritten after the plan makes a copy that differs from it."""
     dst, src = job.dst_root / path, job.src_root / path
     want = job.expect.get(path)
-    if want is not None:
-        if content_of(dst, want[0]) == want:
-            return None
-        return CHANGED if content_of(src, want[0]) not in (None, want) else "missing"
-    if not checked:
-        return None if dst.is_file() else "missing"
-    there = content_of(dst)
-    return None if there is not None and there == content_of(src) else "missing"
+    try:
+        if want is not None:
+            if content_of(dst, want[0]) == want:
+                return None
+            return CHANGED if content_of(src, want[0]) not in (None, want) else "missing"
+        if not checked:
+            return None if dst.is_file() else "missing"
+        there = content_of(dst)
+        return None if there is not None and there == content_of(src) else "missing"
+    except OSError:
+        return "missing"  # what cannot be read cannot be claimed
 
 
 def _all_failed(job: CopyJob, kind: FailureKind, detail: str) -> CopyResult:
