@@ -37,6 +37,7 @@ from app.config_values import (
 )
 from app.errors import ConfigError
 from app.fsutil import atomic_write_bytes
+from app.platform import drivefs
 from app.transfer import ENGINE_NAMES as ENGINES
 
 __all__ = [
@@ -56,7 +57,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-AUTO_DETECTED = "auto-detected (Google Drive)"
 DEFAULT = "default"
 LEGACY_KEY = "session-backup"
 ENV_PATH = "OPENCODE_BACKUP_PATH"
@@ -135,8 +135,8 @@ def load(
     for f in FIELDS:
         value, origin = chosen.get(f.key, (f.default, DEFAULT))
         if f.key not in chosen and f.key == "backupPath":
-            value = paths.default_destination(platform, env, drive_roots=drive_roots)
-            origin = DEFAULT if value is None else AUTO_DETECTED
+            value, detected = drivefs.default_destination(platform, env, drive_roots=drive_roots)
+            origin = detected or DEFAULT
         elif f.key not in chosen and f.key == "machineName":
             value = default_machine_name(hostname)
         elif f.key not in chosen and f.key == "source":

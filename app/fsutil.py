@@ -6,6 +6,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -102,6 +103,23 @@ def over_leftover(path: Path, make: Callable[[], T]) -> T:
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file. Never call this on opencode's database files (it would drop SQLite's locks)."""
     return _sha256(path)[0]
+
+
+Content = tuple[int, str]
+"""A file's size in bytes and hex sha256: what the manifest records for it."""
+
+
+def content_of(path: Path, size: int | None = None) -> Content | None:
+    """``path``'s :data:`Content`, None when there is no regular file there; raises OSError when it cannot
+    be read (another process holds it). When its size is not ``size`` the file is not read and the digest
+    is left empty: it differs from that content either way."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return info.st_size, sha256_file(path) if size is None or info.st_size == size else ""
 
 
 def sha256_unless_junk(path: Path, *, junk_json: bool) -> str | None:

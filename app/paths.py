@@ -134,34 +134,38 @@ def windows_drive_roots() -> list[Path]:
     return [Path(f"{letter}:\\") for letter in "DEFGHIJKLMNOPQRSTUVWXYZ"]
 
 
-def default_destination(
+def google_drives(
     platform: str | None = None,
     env: Mapping[str, str] | None = None,
     *,
     drive_roots: Sequence[Path] | None = None,
-) -> Path | None:
-    """Where backups go when nobody said: ``<Google Drive's My Drive>/opencode-sessions``, or None.
+    stream_roots: Sequence[Path] = (),
+) -> list[Path]:
+    """Every Google Drive "My Drive" folder on this computer (one per account), in order of preference.
 
-    Windows: the first drive root (``drive_roots``, default D: to Z:) holding a "My Drive" folder
-    under any of its localized names, then ``%USERPROFILE%\\My Drive`` (Drive's mirror mode).
-    macOS: ``~/Library/CloudStorage/GoogleDrive-*/My Drive`` (localized names too), first account
-    in name order. Linux and others: None. Only existing folders are returned; nothing is created.
+    Windows: the drive roots (``drive_roots``, default D: to Z:) holding a "My Drive" folder under any of
+    its localized names, then the roots Drive for desktop says it streams to (``stream_roots``: a drive
+    letter or, with "stream to a folder", any folder; read from its settings by ``app.platform.drivefs``),
+    then ``%USERPROFILE%\\My Drive`` (Drive's mirror mode). macOS: ``~/Library/CloudStorage/GoogleDrive-*/My
+    Drive`` (localized names too), accounts in name order, then ``stream_roots`` (the mount points of Drive
+    versions before macOS's File Provider). Linux and others: none. Only existing folders; nothing created.
     """
     platform = platform or current_platform()
     env = os.environ if env is None else env
     if platform == "win32":
         roots = list(windows_drive_roots() if drive_roots is None else drive_roots)
-        roots.append(home_dir(env, platform))
+        roots += [*stream_roots, home_dir(env, platform)]
     elif platform == "darwin":
         cloud = home_dir(env, platform) / "Library" / "CloudStorage"
-        roots = sorted(_subdirs(cloud, lambda name: name.startswith("GoogleDrive-")))
+        roots = [*sorted(_subdirs(cloud, lambda name: name.startswith("GoogleDrive-"))), *stream_roots]
     else:
-        return None
+        return []
+    found: list[Path] = []
     for root in roots:
-        found = find_my_drive(root)
-        if found is not None:
-            return found / DEST_FOLDER
-    return None
+        my_drive = find_my_drive(root)
+        if my_drive is not None and my_drive not in found:
+            found.append(my_drive)
+    return found
 
 
 def find_my_drive(root: Path) -> Path | None:

@@ -7,6 +7,7 @@ import plistlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,52 @@ def test_a_frozen_windows_build_logs_in_with_its_windowed_tray_executable() -> N
     # a build whose tray executable is gone (a partial copy) still starts itself
     argv = autostart.launch_command(frozen=True, executable=SPACED_WIN, which=lambda n, f: None, windows=True)
     assert argv == [SPACED_WIN, "run"]
+
+
+def which_on_windows_311(files: set[str], cwd: str) -> Callable[[str, str | None], str | None]:
+    """``shutil.which`` as Python 3.11 documents it on Windows: "the current directory is always
+    prepended to the path whether or not you use the default or provide your own", each name tried with
+    the PATHEXT endings, and a hit in the current directory answered relative (``.\\name.EXE``, as
+    ``os.path.join(os.curdir, ...)`` makes it). ``files``: the absolute paths that exist."""
+
+    def which(name: str, path: str | None) -> str | None:
+        folders = [".", *(path.split(";") if path else [])]
+        for folder in folders:
+            for ext in (".COM", ".EXE", ".BAT"):
+                where = cwd if folder == "." else folder
+                if f"{where}\\{name}{ext}".casefold() in {f.casefold() for f in files}:
+                    return f".\\{name}{ext}" if folder == "." else f"{folder}\\{name}{ext}"
+        return None
+
+    return which
+
+
+def test_a_build_double_clicked_in_explorer_logs_in_by_an_absolute_path() -> None:
+    """Explorer starts a double-clicked exe with its own folder as the current directory, so ``which``
+    answers ``.\\opencode-backup-tray.EXE``; stored as is, the Run value fails at the next login (Windows
+    starts it from another directory). The entry names the program by its absolute path, always."""
+    folder = r"C:\Program Files\opencode backup"
+    files = {folder + r"\opencode-backup-tray.EXE", folder + r"\opencode-backup.EXE"}
+    which = which_on_windows_311(files, cwd=folder)
+    assert which(autostart.GUI_SCRIPT_NAME, folder) == r".\opencode-backup-tray.EXE"  # the trap
+    for running in (folder + r"\opencode-backup.exe", folder + r"\opencode-backup-tray.exe"):
+        argv = autostart.launch_command(
+            frozen=True, executable=running, which=which, windows=True, cwd=folder
+        )
+        assert argv == [folder + r"\opencode-backup-tray.EXE", "run"]
+    venv = r"C:\Users\me\proj\.venv\Scripts"
+    which = which_on_windows_311({venv + r"\opencode-backup-tray.EXE", venv + r"\python.exe"}, cwd=venv)
+    argv = autostart.launch_command(
+        frozen=False, executable=venv + r"\python.exe", which=which, windows=True, cwd=venv
+    )
+    assert argv == [venv + r"\opencode-backup-tray.EXE", "run"]
+
+
+def test_the_run_value_never_holds_a_relative_program() -> None:
+    reg = FakeWinReg()
+    with pytest.raises(autostart.AutostartError, match="absolute path"):
+        RunKeyAutostart(reg, [r".\opencode-backup-tray.EXE", "run"]).enable()
+    assert reg.keys.get(f"HKCU\\{RUN_KEY}", {}) == {} and reg.open_handles == 0
 
 
 def test_console_script_beside_the_interpreter_wins_over_path(tmp_path: Path) -> None:
@@ -408,7 +455,7 @@ def test_windows_registry_refusal_is_an_autostart_error() -> None:
 
     reg = Refusing()
     with pytest.raises(autostart.AutostartError, match="cannot write the registry value"):
-        RunKeyAutostart(reg, ["x"]).enable()
+        RunKeyAutostart(reg, [SPACED_WIN, "run"]).enable()
     assert reg.open_handles == 0
 
 

@@ -602,6 +602,17 @@ def test_windows_google_drive_is_auto_detected_on_any_letter(env: Env, tmp_path:
     assert s.origins["backup_path"] == "auto-detected (Google Drive)"
 
 
+def test_with_two_google_drive_accounts_the_first_is_used_and_the_other_named(env: Env) -> None:
+    cloud = Path(env["HOME"]) / "Library" / "CloudStorage"
+    first = _mkdir(cloud / "GoogleDrive-ann@example.com" / "My Drive")
+    other = _mkdir(cloud / "GoogleDrive-zoe@example.com" / "Mi unidad")
+    s = load(env, platform="darwin")
+    assert s.backup_path == first / "opencode-sessions"
+    assert s.origins["backup_path"] == (
+        f"auto-detected (Google Drive: the first of 2 accounts; the others: {other / 'opencode-sessions'})"
+    )
+
+
 def test_explicit_setting_beats_detection(env: Env, tmp_path: Path) -> None:
     _mkdir(Path(env["HOME"]) / "Library" / "CloudStorage" / "GoogleDrive-me@example.com" / "My Drive")
     s = load({**env, "OPENCODE_BACKUP_PATH": str(tmp_path / "mine")}, platform="darwin")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -11,11 +12,12 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from app.transfer.runner import RunResult, run
+from app.transfer.runner import CREATE_NO_WINDOW, RunResult, run, style_for
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 
@@ -122,6 +124,33 @@ def test_cancel_stops_the_whole_process_group(tmp_path: Path, behaviour: str) ->
     assert result.cancelled and not result.timed_out
     assert result.returncode != 0
     _wait_for(lambda: not any(_alive(pid) for pid in pids), "the process group to die", timeout=5)
+
+
+def test_on_windows_a_command_gets_no_console_window_and_a_cancel_ends_it_at_once() -> None:
+    """Microsoft Learn, "Process Creation Flags": CREATE_NO_WINDOW (0x08000000) runs a console application
+    without a console window. Without it, a console program started by a process that has no console (the
+    windowed tray) is given a new console of its own ("Creation of a Console"): one flashing window per
+    robocopy run. CREATE_NEW_PROCESS_GROUP was the only flag before. Without a console no CTRL_BREAK_EVENT
+    reaches the command (GenerateConsoleCtrlEvent signals processes that share the caller's console), so a
+    cancel is TerminateProcess at once, not a signal and five seconds of waiting."""
+    windows = style_for("win32")
+    assert windows.popen_options() == {"creationflags": CREATE_NO_WINDOW}
+    assert CREATE_NO_WINDOW == 0x08000000 == getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
+    assert not windows.polite_stop and not windows.new_session and windows.encoding == "oem"
+    linux, mac = style_for("linux"), style_for("darwin")
+    assert linux.popen_options() == mac.popen_options() == {"start_new_session": True, "umask": 0o077}
+    assert linux.polite_stop and mac.polite_stop and linux.bind_to_parent and not mac.bind_to_parent
+
+
+def test_where_no_signal_reaches_the_command_a_cancel_kills_it_without_waiting(tmp_path: Path) -> None:
+    """The Windows stop, played here: a command that would ignore the polite signal is killed at once."""
+    pids_file = tmp_path / "pids"
+    no_signal = replace(style_for(sys.platform), polite_stop=False)
+    job = _Background([*_python(_SPAWN_AND_HANG), str(pids_file), "ignore-term"], grace=60.0, style=no_signal)
+    _wait_for(pids_file.exists, "the child to start")
+    job.cancel.set()
+    result = job.join()  # within 20 s: far less than the 60 s of grace it was not given
+    assert result.cancelled and result.returncode == -signal.SIGKILL
 
 
 def test_timeout_stops_the_process_and_says_so(tmp_path: Path) -> None:

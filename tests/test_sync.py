@@ -12,7 +12,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -30,7 +30,8 @@ from app.backup.verify import verify
 from app.errors import FailureKind
 from app.fsutil import sha256_file
 from app.opencode.snapshot import decompress
-from app.transfer import make_engine
+from app.transfer import make_engine, robocopy
+from app.transfer.runner import RunResult
 from tests import dbfactory as f
 from tests.files import tree
 
@@ -265,6 +266,36 @@ def test_legacy_tree_is_mirrored_and_a_torn_file_never_replaces_a_good_copy(
     good.write_bytes(b"")
     run_sync(ctx, SyncOptions(dirty=("storage/message/ses_x/msg_1.json",)))
     assert "precious" in dest_copy.read_text()
+
+
+def test_a_copy_robocopy_left_short_is_neither_placed_nor_recorded(env: dict[str, Path]) -> None:
+    """A first sync from C: to a Drive letter copies opencode's legacy files with robocopy. A robocopy ended
+    mid-file from outside leaves a cut copy and exits with code 1, "one or more files were copied
+    successfully" (Microsoft Learn, "robocopy", exit codes). The cut copy must reach neither the backup nor
+    the manifest, which would record the planned size and digest for it."""
+    folder = env["data"] / "storage" / "message" / "ses_x"
+    folder.mkdir(parents=True)
+    (folder / "msg_1.json").write_text('{"id": "msg_1", "text": "' + "x" * 5000 + '"}')
+    (folder / "msg_2.json").write_text('{"id": "msg_2"}')
+
+    def cutting_robocopy(argv: Sequence[str], **_: object) -> RunResult:
+        src, dst, names = Path(argv[1]), Path(argv[2]), argv[3 : -len(robocopy.FLAGS)]
+        dst.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            data = (src / name).read_bytes()
+            (dst / name).write_bytes(data[:100] if name == "msg_1.json" else data)
+        return RunResult(1, "", "")
+
+    result = run_sync(make_ctx(env, engine=robocopy.RobocopyEngine(runner=cutting_robocopy)))
+    assert result.outcome is Outcome.FAILED and result.kind is FailureKind.FATAL
+    machine = env["dest"] / "laptop"
+    cut, whole = "storage/message/ses_x/msg_1.json", "storage/message/ses_x/msg_2.json"
+    assert not (machine / cut).exists()
+    assert (machine / whole).read_bytes() == (env["data"] / whole).read_bytes()
+    man = mf.load(machine, "laptop")
+    recorded = {rel for path in (cut, whole) for rel in mf.load_shard(machine, man, mf.shard_of(path))}
+    assert recorded == {whole}
+    assert verify(machine, "laptop", env["app"] / "v").ok
 
 
 def test_dirty_list_copies_only_the_listed_legacy_files(env: dict[str, Path]) -> None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import pytest
 
 from app.errors import FailureKind
-from app.transfer import CANCELLED, VANISHED, CopyJob, CopyResult
+from app.transfer import CANCELLED, CHANGED, VANISHED, CopyJob, CopyResult, robocopy
 from app.transfer.robocopy import (
     FLAGS,
     INCOMING_PREFIX,
@@ -28,9 +32,10 @@ from tests.files import tree
 FIXTURES = Path(__file__).parent / "fixtures" / "robocopy"
 
 
-def recorded(name: str) -> str:
-    """A recorded robocopy output, decoded the way the runner decodes it (CRLF kept)."""
-    return (FIXTURES / name).read_bytes().decode("cp437")
+def recorded(name: str, encoding: str = "cp437") -> str:
+    """A recorded robocopy output, decoded the way the runner decodes it (the OEM code page: 437 for US
+    English, 850 for German and Spanish Windows; CRLF kept)."""
+    return (FIXTURES / name).read_bytes().decode(encoding)
 
 
 class FakeRobocopy:
@@ -38,9 +43,14 @@ class FakeRobocopy:
     (creating it, as robocopy does), then returns a recorded output and exit code."""
 
     def __init__(
-        self, fixture: str, returncode: int, fail: Sequence[str] = (), cancelled: bool = False
+        self,
+        fixture: str,
+        returncode: int,
+        fail: Sequence[str] = (),
+        cancelled: bool = False,
+        encoding: str = "cp437",
     ) -> None:
-        self.output = recorded(fixture)
+        self.output = recorded(fixture, encoding)
         self.returncode, self.fail, self.cancelled = returncode, set(fail), cancelled
         self.calls: list[list[str]] = []
 
@@ -259,7 +269,9 @@ def test_cancel(roots: tuple[Path, Path]) -> None:
     fake = FakeRobocopy("success_3_files.txt", 1, cancelled=True)
     result = copy(roots, [*ABC, "other/x.json"], fake)
     assert (result.kind, result.detail) == (FailureKind.FATAL, CANCELLED)
-    assert result.failed == {"other/x.json": CANCELLED} and len(fake.calls) == 1
+    # the cancelled run's copies are not moved, whole or not (see the mid-file test below)
+    assert result.failed == dict.fromkeys([*ABC, "other/x.json"], CANCELLED) and len(fake.calls) == 1
+    assert tree(dst) == {}
     assert copy(roots, ABC, fake, cancel=True).failed == dict.fromkeys(ABC, CANCELLED)
     assert len(fake.calls) == 1  # not started again once cancelled
     assert not any(p.name.startswith(INCOMING_PREFIX) for p in dst.iterdir())
@@ -283,3 +295,199 @@ def test_a_source_file_that_vanished_during_the_copy_is_skipped(roots: tuple[Pat
     result = copy(roots, rels, FakeRobocopy("error2_source_vanished.txt", 9, fail=["b.json"]))
     assert result.kind is None and result.failed == {f"{FOLDER}/b.json": VANISHED}
     assert tree(dst) == {rel: files[rel] for rel in (ABC[0], ABC[2], "other/x.json")}  # the run went on
+
+
+# --- a stop in the middle of a file: a cancelled copy places nothing -----------------------------------
+
+
+@pytest.fixture
+def fake_robocopy(tmp_path: Path) -> str:
+    """An executable standing in for robocopy.exe: tests/fixtures/robocopy/fake_robocopy.py as a real child
+    process of the real runner, so it can be stopped in the middle of a file."""
+    launcher = tmp_path / "robocopy"
+    launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FIXTURES / "fake_robocopy.py"}" "$@"\n')
+    launcher.chmod(0o755)
+    return str(launcher)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX stand-in for robocopy.exe")
+def test_a_copy_cancelled_in_the_middle_of_a_file_places_nothing(
+    roots: tuple[Path, Path], fake_robocopy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quit or Pause during a first sync stops robocopy mid-file. On Windows ``Popen.kill()`` is
+    ``TerminateProcess(handle, 1)`` (CPython's subprocess module; Microsoft Learn, "TerminateProcess
+    function": the process ends with the exit code given), and exit code 1 is robocopy's "one or more files
+    were copied successfully" (Microsoft Learn, "robocopy", exit codes). The half-written file sits in the
+    incoming folder. Nothing of a cancelled run may be moved into the backup, not even its whole files."""
+    src, dst = roots
+    rels = [f"{FOLDER}/a.json", f"{FOLDER}/big.bin", f"{FOLDER}/c.json"]
+    make_files(src, rels)
+    (src / FOLDER / "big.bin").write_bytes(os.urandom(1 << 20))
+    monkeypatch.setenv("FAKE_ROBOCOPY_STALL", "big.bin")
+    partial = dst / f"{INCOMING_PREFIX}{os.getpid()}" / FOLDER / "big.bin"
+    cancel = threading.Event()
+    results: list[CopyResult] = []
+    engine = RobocopyEngine(binary=fake_robocopy)
+    worker = threading.Thread(
+        target=lambda: results.append(engine.copy(CopyJob(src, dst, tuple(rels)), cancel))
+    )
+    worker.start()
+    deadline = time.monotonic() + 20
+    while not (partial.is_file() and partial.stat().st_size > 0):
+        assert time.monotonic() < deadline and worker.is_alive(), "the fake robocopy never started big.bin"
+        time.sleep(0.02)
+    assert (dst / f"{INCOMING_PREFIX}{os.getpid()}" / FOLDER / "a.json").is_file()  # a.json was whole
+    cancel.set()
+    worker.join(timeout=20)
+    assert not worker.is_alive()
+    (result,) = results
+    assert (result.kind, result.detail) == (FailureKind.FATAL, CANCELLED)
+    assert result.copied == () and result.failed == dict.fromkeys(rels, CANCELLED)
+    assert tree(dst) == {}  # no half file, no whole one, no incoming folder
+
+
+class Cut(FakeRobocopy):
+    """robocopy ended from outside (Task Manager, a log-off) in the middle of ``victim``: exit code 1 and
+    no error line, since TerminateProcess gives it no chance to print one. ``keep_length``: the cut copy
+    already has its full length, its end never written."""
+
+    def __init__(self, victim: str, *, keep_length: bool) -> None:
+        super().__init__("success_3_files.txt", 1)
+        self.victim, self.keep_length = victim, keep_length
+
+    def __call__(self, argv: Sequence[str], **kwargs: object) -> RunResult:
+        result = super().__call__(argv, **kwargs)  # type: ignore[arg-type]
+        copy = Path(argv[2]) / self.victim
+        data = copy.read_bytes()
+        copy.write_bytes(data[:5] + b"\0" * (len(data) - 5) if self.keep_length else data[:5])
+        return result
+
+
+@pytest.mark.parametrize("keep_length", [False, True])
+def test_a_copy_cut_short_without_a_word_is_not_placed(roots: tuple[Path, Path], keep_length: bool) -> None:
+    """Exit code 1 promises nothing about a file: every copy is checked against its source's size and
+    sha256 (or the plan's, below) before it counts."""
+    src, dst = roots
+    files = make_files(src, ABC)
+    result = copy(roots, ABC, Cut("b.json", keep_length=keep_length))
+    assert result.copied == (ABC[0], ABC[2])
+    assert result.failed == {ABC[1]: "not copied (robocopy exit 1)"} and result.kind is FailureKind.FATAL
+    assert tree(dst) == {rel: files[rel] for rel in (ABC[0], ABC[2])}
+
+
+def test_a_copy_is_checked_against_the_plan(roots: tuple[Path, Path]) -> None:
+    """The sync hands the engine each file's planned size and sha256 (what the manifest will record). A
+    source that changed since it was planned (opencode rewrote a legacy file) is not placed under the
+    plan's name and digest: a harmless skip, since the next scan sees the change."""
+    src, dst = roots
+    files = make_files(src, ABC)
+    planned = {rel: (len(data), hashlib.sha256(data).hexdigest()) for rel, data in files.items()}
+    (src / ABC[1]).write_bytes(b"rewritten by opencode after the plan")
+    job = CopyJob(src, dst, tuple(ABC), expect=planned)
+    result = RobocopyEngine(runner=FakeRobocopy("success_3_files.txt", 1)).copy(job, threading.Event())
+    assert result.copied == (ABC[0], ABC[2]) and result.failed == {ABC[1]: CHANGED}
+    assert result.kind is None
+    assert tree(dst) == {rel: files[rel] for rel in (ABC[0], ABC[2])}
+    # a copy that matches neither the plan nor its unchanged source is the engine's failure
+    result = RobocopyEngine(runner=Cut("a.json", keep_length=True)).copy(
+        CopyJob(src, dst, (ABC[0],), expect=planned), threading.Event()
+    )
+    assert result.failed == {ABC[0]: "not copied (robocopy exit 1)"} and result.kind is FailureKind.FATAL
+
+
+def test_a_copy_held_while_it_is_checked_is_locked_not_lost(
+    roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The incoming folder is inside the Google Drive folder, and Drive (or a virus scanner) may open a
+    new file there before it is checked. On Windows reading it then fails (ERROR_SHARING_VIOLATION, which
+    Python raises as PermissionError): a lock to retry, like a failed rename, never a copy counted unread.
+    Played here by the file reader, since nothing can refuse root a read on Linux."""
+    src, dst = roots
+    files = make_files(src, ABC)
+    real = robocopy.content_of
+
+    def held(path: Path, size: int | None = None) -> tuple[int, str] | None:
+        if INCOMING_PREFIX in str(path) and path.name == "b.json":
+            raise PermissionError(13, "The process cannot access the file because it is being used")
+        return real(path, size)
+
+    monkeypatch.setattr(robocopy, "content_of", held)
+    result = copy(roots, ABC, FakeRobocopy("success_3_files.txt", 1))
+    assert result.kind is FailureKind.LOCKED and result.failed[ABC[1]].startswith("locked:")
+    assert tree(dst) == {rel: files[rel] for rel in (ABC[0], ABC[2])}
+
+
+# --- robocopy in another language: decided without its words ------------------------------------------
+#
+# robocopy's own words (FEHLER, "Datei wird kopiert", "Wartezeit ... Wiederholung") come from its .mui
+# resources and the messages after each error from the system (FormatMessage), both in the display
+# language. The de_/es_ fixtures keep robocopy's format -- timestamp, decimal error number, the same
+# number in hex "(0x%08X)", the path; file lines of tab-separated class, size and name -- with the words
+# translated by us. Only the numbers, the paths and the file system may decide.
+
+
+@pytest.mark.parametrize(
+    ("fixture", "returncode", "kind", "english"),
+    [
+        ("de_error32_retry_limit.txt", 8, FailureKind.LOCKED, "error32_retry_limit.txt"),
+        ("es_error2_source_vanished.txt", 9, None, "error2_source_vanished.txt"),
+        (
+            "es_error3_destination_not_found.txt",
+            16,
+            FailureKind.DEST_MISSING,
+            "error3_destination_not_found.txt",
+        ),
+        ("es_error32_then_success.txt", 1, None, "error32_then_success.txt"),
+    ],
+)
+def test_a_localized_robocopy_is_read_like_the_english_one(
+    fixture: str, returncode: int, kind: FailureKind | None, english: str
+) -> None:
+    output = recorded(fixture, "cp850")
+    assert classify(returncode, output) is kind is classify(returncode, recorded(english))
+    localized, reference = parse_errors(output), parse_errors(recorded(english))
+    assert [(e.code, PureWindowsPath(e.path).name, e.final, e.kind) for e in localized] == [
+        (e.code, PureWindowsPath(e.path).name, e.final, e.kind) for e in reference
+    ]
+
+
+def test_a_source_folder_that_vanished_is_told_by_its_path_not_by_words() -> None:
+    """German "Zugriff auf Quellverzeichnis" (accessing source directory), ERROR 3: the path is the source
+    folder the run was given, so it vanished; the same error on another folder is the destination's."""
+    output = recorded("de_error3_source_folder_gone.txt", "cp850")
+    source = r"C:\Users\dev\.local\share\opencode\storage\message\ses_01J9Z"
+    assert classify(16, output, source=source) is None
+    assert classify(16, output, source=r"C:\Users\dev\elsewhere") is FailureKind.DEST_MISSING
+
+
+def test_the_error_number_is_read_from_its_hex_form_and_checked() -> None:
+    """A line whose decimal and hex numbers disagree is not one of robocopy's error lines."""
+    line = r"2026/11/29 10:00:00 HATA 32 (0x00000020) Dosya kopyalanıyor C:\src\b.json"
+    (error,) = parse_errors(line + "\r\nmessage\r\n")
+    assert (error.code, error.path, error.message, error.kind) == (
+        32,
+        r"C:\src\b.json",
+        "message",
+        FailureKind.LOCKED,
+    )
+    assert parse_errors(line.replace("0x00000020", "0x00000021")) == []
+
+
+@pytest.mark.parametrize(
+    ("fixture", "returncode", "failing", "kind"),
+    [
+        ("es_error32_then_success.txt", 1, {}, None),  # the retry worked
+        ("de_error32_retry_limit.txt", 9, {"b.json": "locked"}, FailureKind.LOCKED),
+        ("es_error2_source_vanished.txt", 9, {"b.json": VANISHED}, None),
+    ],
+)
+def test_the_engine_reads_a_localized_robocopy(
+    roots: tuple[Path, Path], fixture: str, returncode: int, failing: dict[str, str], kind: FailureKind | None
+) -> None:
+    """``failing``: the files robocopy did not copy, and the start of the reason each is reported with."""
+    files = make_files(roots[0], ABC)
+    result = copy(roots, ABC, FakeRobocopy(fixture, returncode, fail=list(failing), encoding="cp850"))
+    copied = [rel for rel in ABC if rel.rpartition("/")[2] not in failing]
+    assert result.copied == tuple(copied) and result.kind is kind
+    assert {rel.rpartition("/")[2]: why.split(":")[0] for rel, why in result.failed.items()} == failing
+    assert tree(roots[1]) == {rel: files[rel] for rel in copied}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import ConfigError, FailureKind
-from app.transfer import CANCELLED, NOT_REGULAR, VANISHED, CopyJob, CopyResult, make_engine
+from app.transfer import CANCELLED, CHANGED, NOT_REGULAR, VANISHED, CopyJob, CopyResult, make_engine
 from app.transfer.hybrid import SMALL_FILES, SplitEngine
 from app.transfer.rsync import RsyncEngine, argv, classify, parse_output, parse_version
 from app.transfer.runner import RunResult
@@ -468,3 +469,26 @@ def test_a_long_list_goes_through_stdin(roots: tuple[Path, Path]) -> None:
     result = rsync_copy(src, dst, rels)
     assert result.ok and len(result.copied) == 3000
     assert tree(dst) == {rel: rel.encode() for rel in rels}
+
+
+@needs_rsync
+@pytest.mark.parametrize("name", ["rsync", "native"])
+def test_a_source_rewritten_since_the_plan_is_not_counted_under_the_planned_digest(
+    roots: tuple[Path, Path], name: str
+) -> None:
+    """The sync hands each engine the size and sha256 it planned (what the manifest will record). Every
+    engine checks its copies against them: rsync after its run (it verifies each transfer against the
+    source, not against the plan), the native engine as it writes. A file opencode rewrote since the plan is
+    a harmless skip, never counted under the old digest; the next scan plans it again."""
+    src, dst = roots
+    files = make_source(src)
+    planned = {rel: (len(data), hashlib.sha256(data).hexdigest()) for rel, data in files.items()}
+    rewritten = "storage/session/ses_1.json"
+    (src / rewritten).write_bytes(b'{"id": "ses_1", "title": "renamed"}')
+    (dst / "storage/session").mkdir(parents=True)
+    (dst / rewritten).write_bytes(b"the backup's copy")
+    result = make_engine(name).copy(CopyJob(src, dst, tuple(files), expect=planned), threading.Event())
+    assert result.failed == {rewritten: CHANGED} and result.kind is None
+    assert sorted(result.copied) == sorted(set(files) - {rewritten})
+    if name == "native":  # it checks before the rename; rsync has renamed its copy by then
+        assert (dst / rewritten).read_bytes() == b"the backup's copy"

@@ -330,6 +330,29 @@ def test_folder_typed_path(desktop: Desktop, open_dialog: Callable[..., Dialog],
     assert d.result()[:2] == (0, {"path": str(target)})
 
 
+def test_folder_offers_the_google_drive_folders_first(
+    desktop: Desktop, open_dialog: Callable[..., Dialog], tmp_path: Path
+) -> None:
+    """Several Google Drive accounts: each one's folder is a button; "Other folder…" opens the directory
+    dialog as before."""
+    drives = [
+        str(tmp_path / "G" / "My Drive" / "opencode-sessions"),
+        str(tmp_path / "H" / "Mi unidad" / "opencode-sessions"),
+    ]
+    request = {"title": "Choose the backup folder", "initial": str(tmp_path), "suggestions": drives}
+    d = open_dialog("folder", request).show("Choose the backup folder")
+    assert d.ready["focus"] == drives[0] and {*drives, "Other folder…", "Cancel"} == set(d.ready["buttons"])
+    desktop.shot("folder_suggestions.png", d.window)
+    d.click(drives[1])
+    assert d.result()[:2] == (0, {"path": drives[1]})
+    d = open_dialog("folder", request).show("Choose the backup folder")
+    d.click("Other folder…")
+    wait_for(lambda: len(d.trace.events("ready")) == 2, 15, what="the directory dialog")
+    d.window = desktop.wait_window("Choose the backup folder$")
+    d.key("Escape")
+    assert d.result()[:2] == (1, {"cancelled": True})
+
+
 def test_folder_escape_through_the_client(desktop: Desktop, tmp_path: Path) -> None:
     trace = Trace(tmp_path / "trace.jsonl")
     host = trace.host(desktop, timeout=None)
@@ -485,6 +508,9 @@ def test_client_reads_the_answers_the_protocol_defines() -> None:
     with pytest.raises(DialogError, match="did not offer"):
         everything.pick_sessions([], allow_replace=False)
     assert _answering('{"path": "/srv/backups"}').choose_folder(None, "t") == Path("/srv/backups")
+    assert _answering('{"path": "/g/x"}').choose_folder(None, "t", [Path("/g/x"), Path("/h/x")]) == Path(
+        "/g/x"
+    )
     with pytest.raises(DialogError, match="relative path"):
         _answering('{"path": "backups"}').choose_folder(None, "t")
 

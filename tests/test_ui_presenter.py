@@ -4,22 +4,37 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from app import config, paths
+from app import assets, config, paths
 from app.backup.progress import Progress, Step
 from app.backup.result import Outcome
 from app.errors import ConfigError, FailureKind
 from app.service.retry import FailingSince, Persisting, Recovered
 from app.service.status import ServiceState, Status
 from app.ui import presenter as p
-from app.ui.icons import State
-from app.ui.notify import DesktopNotifier, Note, episode_note, locked_file
+from app.ui.icons import State, png_path
+from app.ui.notify import (
+    BALLOON_SECONDS,
+    DesktopNotifier,
+    Note,
+    balloon_send,
+    episode_note,
+    ico_file,
+    locked_file,
+    notifier_for,
+)
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+
+
+def icon_png(state: State) -> Path:
+    return png_path(assets.icon_dir(), state, 64)
 
 
 def at(seconds: float) -> datetime:
@@ -138,6 +153,70 @@ def test_notifications_fall_back_to_the_next_backend_and_can_be_turned_off() -> 
     off.notify(Note("C", "d"))
     off.stop()
     assert len(got) == 1 and off.sent == []
+
+
+def plyer_balloon_on_windows(shown: list[dict[str, object]], *, fails: str = "") -> Callable[..., None]:
+    """plyer's ``balloon_tip`` as it behaves on Windows (plyer/platforms/win/libs/balloontip.py): it loads
+    ``app_icon`` with ``LoadImageW(None, app_icon, IMAGE_ICON, 0, 0, LR_LOADFROMFILE | LR_DEFAULTSIZE)``,
+    which reads an icon file only (Microsoft Learn, "LoadImageW": IMAGE_ICON loads an icon, LR_LOADFROMFILE
+    from a stand-alone file), and raises ``Exception('Could not load icon ...')`` when that gives NULL;
+    ``fails``: it raises that instead (Shell_NotifyIconW refused)."""
+
+    def show(**kwargs: object) -> None:
+        if fails:
+            raise Exception(fails)
+        icon = Path(str(kwargs["app_icon"]))
+        if icon.read_bytes()[:4] != b"\x00\x00\x01\x00":  # an ICO file's header: reserved 0, type 1
+            raise Exception(f"Could not load icon {icon}")
+        shown.append(kwargs)
+
+    return show
+
+
+def deliver(notifier: DesktopNotifier, note: Note) -> None:
+    """Notify and wait until the notifier's thread has tried every backend."""
+    notifier.start()
+    notifier.notify(note)
+    notifier.stop()
+
+
+LOCK_NOTE = Note(
+    "Google Drive is holding a file", "Google Drive is holding ses_1.json; retrying.", State.RETRYING
+)
+
+
+def test_windows_shows_its_balloon_with_the_states_ico() -> None:
+    """Windows users lost every notification: plyer was handed a PNG, which LoadImageW cannot read as an
+    icon, and it failed unseen on plyer's own thread. The .ico the icons module writes is handed over."""
+    shown: list[dict[str, object]] = []
+    fallback: list[str] = []
+    png = str(icon_png(State.RETRYING))
+    notifier = notifier_for(
+        "win32",
+        fallback=lambda t, b, i: fallback.append(t),
+        png_file=lambda state: png,
+        balloon=plyer_balloon_on_windows(shown),
+    )
+    deliver(notifier, LOCK_NOTE)
+    assert len(shown) == 1 and fallback == [] and notifier.sent == [LOCK_NOTE]
+    assert Path(str(shown[0]["app_icon"])).name == "retrying.ico" and shown[0]["timeout"] == BALLOON_SECONDS
+    assert (shown[0]["title"], shown[0]["message"]) == (LOCK_NOTE.title, LOCK_NOTE.body)
+
+
+@pytest.mark.parametrize("fails", ["the PNG it was given before", "Shell_NotifyIconW failed."])
+def test_a_balloon_that_fails_on_its_thread_falls_back_to_pystray(fails: str) -> None:
+    """plyer's own notify runs the balloon on a thread it starts (WindowsNotification._notify:
+    ``Thread(target=balloon_tip).start()``), where the exception was lost and the notification counted as
+    shown. The balloon now runs on the notifier's thread: its failure reaches the notifier, which tries
+    pystray's notify next."""
+    got: list[tuple[str, str]] = []
+    png = str(icon_png(State.RETRYING))
+    balloon = plyer_balloon_on_windows([], fails="" if fails.startswith("the PNG") else fails)
+    sends = [partial(balloon_send, show=balloon), lambda t, b, i: got.append((t, b))]
+    icon = (lambda state: png) if fails.startswith("the PNG") else ico_file
+    notifier = DesktopNotifier(sends, icon)
+    deliver(notifier, LOCK_NOTE)
+    assert got == [(LOCK_NOTE.title, LOCK_NOTE.body)] and notifier.sent == [LOCK_NOTE]
 
 
 def test_choosing_a_backup_folder_keeps_the_other_settings_and_refuses_a_bad_folder(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -119,7 +120,10 @@ class Dialogs:
         self.shown.append((title, text))
         return self.ok
 
-    def choose_folder(self, initial: Path | None, title: str) -> Path | None:
+    def choose_folder(
+        self, initial: Path | None, title: str, suggestions: Sequence[Path] = ()
+    ) -> Path | None:
+        self.suggested = list(suggestions)
         return self.folder
 
     def message(self, title: str, text: str, error: bool = False) -> None:
@@ -327,9 +331,26 @@ def test_choosing_a_folder_restarts_the_service_on_it_and_the_menu_follows(tmp_p
     assert parts.dialogs.shown[-1][0] == "Backup folder chosen"  # type: ignore[attr-defined]
 
 
+def test_the_folder_picker_offers_the_other_google_drive_accounts(tmp_path: Path) -> None:
+    """Several Google Drive accounts: the backup folder is auto-detected in the first, and the picker
+    offers the others (never the one in use), so backing up into another account is one click."""
+    first, second = tmp_path / "G" / "My Drive", tmp_path / "H" / "Mi unidad"
+    for drive in (first, second):
+        drive.mkdir(parents=True)
+    dialogs = Dialogs(folder=second / "opencode-sessions")
+    settings = replace(settings_for(tmp_path), backup_path=first / "opencode-sessions")
+    outcome, new = flows.choose_folder(settings, dialogs, drives=lambda: [first, second])
+    assert dialogs.suggested == [second / "opencode-sessions"]
+    assert outcome.done and new is not None and new.backup_path == second / "opencode-sessions"
+    flows.choose_folder(None, dialogs, drives=lambda: [first, second])
+    assert dialogs.suggested == [first / "opencode-sessions", second / "opencode-sessions"]
+
+
 def test_a_flow_error_is_logged_and_the_menu_comes_back(tmp_path: Path) -> None:
     class Broken(Dialogs):
-        def choose_folder(self, initial: Path | None, title: str) -> Path | None:
+        def choose_folder(
+            self, initial: Path | None, title: str, suggestions: Sequence[Path] = ()
+        ) -> Path | None:
             raise BackupError("the folder dialog failed (exit 3): no display")
 
     app, _ = make_app(tmp_path, dialogs=Broken())

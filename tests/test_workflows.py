@@ -58,3 +58,6 @@ def test_the_build_runs_and_smoke_tests_on_each_os() -> None:
     assert runners == {"windows-latest", "macos-latest", "ubuntu-latest"}
     assert "python build/dist.py" in text  # what make dist runs
     assert "python -m pytest -p no:cacheprovider tests/test_dist.py" in text  # the Linux bundle's own tests
+    # the Windows and macOS parts that cannot run here, against the real robocopy, registry and notifications
+    for smoke in ("robocopy", "notify", "autostart"):
+        assert f"python build/smoke.py {smoke}" in text

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path, PureWindowsPath
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Protocol, cast
 
 from app import assets, paths
@@ -92,28 +92,38 @@ def launch_command(
     which: Callable[[str, str | None], str | None],
     windows: bool = False,
     args: tuple[str, ...] = RUN_ARGS,
+    cwd: str | None = None,
 ) -> list[str]:
-    """The argv that starts the tray app from this install (another command with ``args``).
+    """The argv that starts the tray app from this install (another command with ``args``); its program
+    is named by an absolute path, since a login entry runs from another current directory.
 
     A frozen build starts its own executable; else the console script beside the interpreter (this
     venv's), else the one on PATH, else ``<python> -m app``. ``which(name, folder)`` searches ``folder``
-    (None: PATH). On Windows the tray starts through the GUI script (and ``pythonw``), so no console
-    window opens at login, and a frozen build starts the windowed tray executable beside the console one
-    it may be running as; any other command (the agent tools' MCP server talks over stdio) starts
-    through the console one.
+    (None: PATH); a relative answer is taken from ``cwd`` (default: the current directory), where
+    Python 3.11's ``shutil.which`` looks first on Windows. On Windows the tray starts through the GUI
+    script (and ``pythonw``), so no console window opens at login, and a frozen build starts the windowed
+    tray executable beside the console one it may be running as; any other command (the agent tools' MCP
+    server talks over stdio) starts through the console one.
     """
-    folder = str(PureWindowsPath(executable).parent if windows else Path(executable).parent)
+    flavour = PureWindowsPath if windows else PurePosixPath
+    here = flavour(os.getcwd() if cwd is None else cwd)
+
+    def found(name: str, where: str | None) -> str | None:
+        answer = which(name, where)
+        return str(here / answer) if answer else None  # an absolute answer stays as it is
+
+    folder = str(flavour(executable).parent)
     gui = windows and args == RUN_ARGS
     if frozen:
-        own = which(GUI_SCRIPT_NAME if gui else SCRIPT_NAME, folder) if windows else None
+        own = found(GUI_SCRIPT_NAME if gui else SCRIPT_NAME, folder) if windows else None
         return [own or executable, *args]
     names = (GUI_SCRIPT_NAME, SCRIPT_NAME) if gui else (SCRIPT_NAME,)
     for name in names:
-        script = which(name, folder) or which(name, None)
+        script = found(name, folder) or found(name, None)
         if script:
-            return [str(Path(script).absolute()), *args]
+            return [script, *args]
     if gui:
-        executable = which("pythonw", folder) or executable
+        executable = found("pythonw", folder) or executable
     return [executable, "-m", "app", *args]
 
 
@@ -123,7 +133,7 @@ def current_launch_command() -> list[str]:
         frozen=bool(getattr(sys, "frozen", False)),
         executable=sys.executable,
         which=lambda name, folder: shutil.which(name, path=folder),
-        windows=sys.platform == "win32",
+        windows=paths.current_platform() == "win32",
     )
 
 

@@ -7,6 +7,7 @@ tests pass a fake and this module never imports ``winreg`` itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import PureWindowsPath
 from typing import Any, Protocol
 
 from app import APP_NAME
@@ -90,6 +91,12 @@ class RunKeyAutostart:
         return True
 
     def enable(self) -> None:
+        program = self._command[0] if self._command else ""
+        if not PureWindowsPath(program).is_absolute():
+            # Windows starts the Run value at login from another current directory: a relative name fails
+            raise AutostartError(
+                f"the login entry must name its program by an absolute path, not {program!r}"
+            )
         try:
             key = self.reg.CreateKey(self.reg.HKEY_CURRENT_USER, RUN_KEY)
             try:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from app.errors import ConfigError
 from app.transfer.base import CopyJob, CopyResult, Engine
-from app.transfer.classify import BENIGN_REASONS, CANCELLED, NOT_REGULAR, VANISHED
+from app.transfer.classify import BENIGN_REASONS, CANCELLED, CHANGED, NOT_REGULAR, VANISHED
 
 if TYPE_CHECKING:
     from app.transfer.runner import Runner
@@ -26,6 +26,7 @@ ENGINE_NAMES = ("auto", "rsync", "robocopy", "native")
 __all__ = [
     "BENIGN_REASONS",
     "CANCELLED",
+    "CHANGED",
     "ENGINE_NAMES",
     "NOT_REGULAR",
     "VANISHED",

@@ -11,6 +11,7 @@ the version kept) and give new files 0600 / folders 0700 on Unix.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -24,18 +25,22 @@ INCOMING_PREFIX = ".incoming-"
 
 @dataclass(frozen=True)
 class CopyJob:
-    """Copy ``paths`` (relative, POSIX separators, no '..') from ``src_root`` into ``dst_root``."""
+    """Copy ``paths`` (relative, POSIX separators, no '..') from ``src_root`` into ``dst_root``. ``expect``:
+    the (size, sha256) the caller planned for a path, which the manifest will record for it."""
 
     src_root: Path
     dst_root: Path
     paths: tuple[str, ...]
+    expect: Mapping[str, tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class CopyResult:
     """What an engine did. ``failed`` maps a relative path to the reason it was not copied. ``synced``:
     each copied file's data reached the disk (fsync) before it was renamed into place; rsync and robocopy
-    leave that to the caller, which must not commit a manifest naming a file still only in the cache."""
+    leave that to the caller, which must not commit a manifest naming a file still only in the cache.
+    A copied path that ``CopyJob.expect`` names holds that size and sha256: every engine checks it (one
+    whose source changed since the caller planned it is failed with ``CHANGED``)."""
 
     copied: tuple[str, ...]
     failed: dict[str, str] = field(default_factory=dict)

@@ -1,7 +1,7 @@
 """Map an OS error to the ``FailureKind`` the service retries on, and name the harmless skips.
 
 Every engine uses this table, so a locked file means the same thing whichever engine copied it.
-The reasons ``VANISHED`` and ``NOT_REGULAR`` appear in ``CopyResult.failed`` for paths that were
+The reasons ``VANISHED``, ``NOT_REGULAR`` and ``CHANGED`` appear in ``CopyResult.failed`` for paths that were
 skipped for a harmless reason; a result whose ``failed`` holds only those has ``kind`` None.
 """
 
@@ -18,10 +18,14 @@ VANISHED = "vanished"
 NOT_REGULAR = "not a regular file"
 """Reason for a listed source path that is a symlink, folder or device; never followed or copied."""
 
+CHANGED = "changed since it was planned"
+"""Reason for a listed source file whose content is no longer what the caller planned to copy (opencode
+rewrote it meanwhile): its copy is not put in place under the planned size and digest."""
+
 CANCELLED = "cancelled"
 """``CopyResult.detail`` (and the reason of each path not done) when the caller's cancel event was set."""
 
-BENIGN_REASONS = frozenset({VANISHED, NOT_REGULAR})
+BENIGN_REASONS = frozenset({VANISHED, NOT_REGULAR, CHANGED})
 """Reasons that are not failures: the caller's next scan sees the change and plans again."""
 
 # Another process holds the file (Google Drive syncing it, an antivirus scan) or the

@@ -1,7 +1,8 @@
 """Copy with Python alone: the engine used when no suitable rsync or robocopy is installed.
 
 Each file is written to ``.<name>.tmp-<pid>`` next to its final name, fsynced, given the
-source's modification time and renamed into place, so a reader never sees half a file.
+source's modification time and renamed into place, so a reader never sees half a file; its sha256 is
+taken as it is written, and a copy whose content is not the one the caller planned is not renamed.
 New folders are 0700 and new files 0600 on Unix.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import stat
@@ -18,9 +20,17 @@ from functools import partial
 from pathlib import Path
 
 from app.errors import FailureKind
-from app.fsutil import PRIVATE_FILE, flush, make_private_dirs, over_leftover
+from app.fsutil import PRIVATE_FILE, Content, flush, make_private_dirs, over_leftover
 from app.transfer.base import CopyJob, CopyResult
-from app.transfer.classify import CANCELLED, NOT_REGULAR, VANISHED, is_not_found, kind_for_oserror, worst
+from app.transfer.classify import (
+    CANCELLED,
+    CHANGED,
+    NOT_REGULAR,
+    VANISHED,
+    is_not_found,
+    kind_for_oserror,
+    worst,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +79,7 @@ class NativeEngine:
             if cancel.is_set():
                 return _stop(job, copied, failed, FailureKind.FATAL, CANCELLED)
             try:
-                _copy_file(job.src_root / path, job.dst_root / path, cancel)
+                _copy_file(job.src_root / path, job.dst_root / path, job.expect.get(path), cancel)
             except _Cancelled:
                 return _stop(job, copied, failed, FailureKind.FATAL, CANCELLED)
             except _SourceProblem as problem:
@@ -105,8 +115,9 @@ def _stop(
     return CopyResult(copied=tuple(copied), failed={**failed, **rest}, kind=kind, detail=detail, synced=True)
 
 
-def _copy_file(src: Path, dst: Path, cancel: threading.Event) -> None:
-    """Copy one file atomically; raises ``_SourceProblem`` for the source, OSError for the destination."""
+def _copy_file(src: Path, dst: Path, want: Content | None, cancel: threading.Event) -> None:
+    """Copy one file atomically, unless what it read is not ``want`` (the planned content); raises
+    ``_SourceProblem`` for the source, OSError for the destination."""
     try:
         src_fd = os.open(src, _READ_FLAGS)
     except OSError as exc:
@@ -119,11 +130,16 @@ def _copy_file(src: Path, dst: Path, cancel: threading.Event) -> None:
         tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
         tmp_fd = over_leftover(tmp, partial(os.open, tmp, _WRITE_FLAGS, PRIVATE_FILE))
         try:
+            digest, size = hashlib.sha256(), 0
             with os.fdopen(tmp_fd, "wb") as writer:
                 while block := _read(src_fd, src):
                     if cancel.is_set():
                         raise _Cancelled
                     writer.write(block)
+                    digest.update(block)
+                    size += len(block)
+                if want is not None and (size, digest.hexdigest()) != want:
+                    raise _SourceProblem(CHANGED, None)  # opencode rewrote it since the plan
                 writer.flush()
                 flush(writer.fileno())
             os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))

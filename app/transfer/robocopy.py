@@ -1,15 +1,17 @@
-"""Copy with robocopy (Windows): pure command builder and output parser, and the engine.
+"""Copy with robocopy (Windows): a pure command builder and the engine; ``robocopy_output`` reads its output.
 
 robocopy copies named files of one folder and writes straight into the final name, so it
 copies into a private ``.incoming-<pid>`` folder under the destination root (same volume)
-and each finished file is then moved into place with ``os.replace``, which is atomic.
+and each finished file is then moved into place with ``os.replace``, which is atomic. A copy is
+moved only when its size and sha256 are those planned for it (its source's, when no plan says), and
+nothing of a cancelled run is moved at all: a robocopy stopped mid-file leaves a partial copy and exits
+with code 1, robocopy's "files were copied".
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -18,14 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
 from app.errors import FailureKind
-from app.fsutil import make_private_dirs
+from app.fsutil import Content, content_of, make_private_dirs
 from app.transfer.base import INCOMING_PREFIX, CopyJob, CopyResult
-from app.transfer.classify import CANCELLED, VANISHED, kind_for_oserror, worst
+from app.transfer.classify import CANCELLED, CHANGED, VANISHED, kind_for_oserror, worst
+from app.transfer.robocopy_output import RoboError, classify, kind_of_run, parse_errors
 from app.transfer.runner import Runner, run
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "FLAGS",
+    "INCOMING_PREFIX",
+    "RoboError",
+    "RobocopyEngine",
+    "argv",
+    "batches",
+    "classify",
+    "parse_errors",
+]
 
-"""Folders named like this under the destination root are robocopy's scratch space: ignore them."""
+logger = logging.getLogger(__name__)
 
 MAX_COMMAND_CHARS = 30_000  # CreateProcess allows 32,767; leave room for the program path
 
@@ -73,73 +85,6 @@ def batches(
     return groups
 
 
-@dataclass(frozen=True)
-class RoboError:
-    """The last ``ERROR n`` robocopy reported for a path, and whether it gave up on it."""
-
-    code: int
-    action: str  # "Copying File", "Creating Destination Directory", ...
-    path: str
-    message: str
-    final: bool  # False: robocopy said 'Retrying...' after it
-
-    @property
-    def is_directory(self) -> bool:
-        return self.action.endswith("Directory")
-
-    @property
-    def kind(self) -> FailureKind | None:
-        """LOCKED / DEST_MISSING / FATAL, or None when the source file or folder vanished."""
-        if self.code in (5, 32, 33):  # access denied, sharing violation, lock violation
-            return FailureKind.LOCKED
-        if self.code in (2, 3):  # file / path not found
-            source_side = "Source" in self.action or (self.code == 2 and self.action == "Copying File")
-            return None if source_side else FailureKind.DEST_MISSING
-        if self.code in (21, 53, 67, 1231):  # drive not ready, network path gone
-            return FailureKind.DEST_MISSING
-        return FailureKind.FATAL  # 112 disk full, 87 invalid parameter, ...
-
-    @property
-    def reason(self) -> str:
-        if self.kind is None:
-            return VANISHED
-        return f"{self.kind.value}: ERROR {self.code} {self.action}: {self.message}"
-
-
-_ERROR = re.compile(
-    # date time ERROR code (hex) action path; the path starts with a drive letter or \\server
-    r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ERROR (\d+) \(0x[0-9A-Fa-f]+\) (.+?) ((?:[A-Za-z]:|\\\\).*)$"
-)
-
-
-def parse_errors(output: str) -> list[RoboError]:
-    """The errors in robocopy's output, the last one per path, in order; pure."""
-    found: dict[str, RoboError] = {}
-    lines = [line.strip() for line in output.splitlines()]
-    for index, line in enumerate(lines):
-        match = _ERROR.match(line)
-        if match is None:
-            continue
-        following = [text for text in lines[index + 1 : index + 4] if text]
-        message = following[0] if following and not following[0].startswith("Waiting") else ""
-        retried = any(text.startswith("Waiting") and "Retrying" in text for text in following[:2])
-        code, action, path = int(match.group(1)), match.group(2), match.group(3)
-        found.pop(path.casefold(), None)  # keep insertion order = order of the last report
-        found[path.casefold()] = RoboError(code, action, path, message, final=not retried)
-    return list(found.values())
-
-
-def classify(returncode: int, output: str) -> FailureKind | None:
-    """Outcome of one robocopy run; pure. Exit 0-7 is success (bits: 1 copied, 2 extra,
-    4 mismatch); 8 means some copies failed and 16 a fatal error: the errors say why."""
-    if returncode < 8:
-        return None
-    final = [error for error in parse_errors(output) if error.final]
-    if final and all(error.kind is None for error in final):
-        return None  # only source files that vanished
-    return worst(error.kind for error in final) or FailureKind.FATAL
-
-
 class RobocopyEngine:
     """Engine copying with robocopy.exe, one call per folder (and per ~30,000 characters of names)."""
 
@@ -181,22 +126,28 @@ class RobocopyEngine:
         cancel: threading.Event,
         tally: _Tally,
     ) -> tuple[FailureKind, str] | None:
-        """Run robocopy once and move its copies into place; a (kind, detail) means stop the run."""
+        """Run robocopy once and move its checked copies into place; a (kind, detail) means stop the run."""
         src_dir, tmp_dir = job.src_root / folder, incoming / folder
         try:
             result = self._runner(argv(src_dir, tmp_dir, group, binary=self._binary), cancel=cancel)
         except OSError as exc:
             return FailureKind.FATAL, f"could not run robocopy: {exc}"
-        errors = [error for error in parse_errors(result.output) if error.final]
-        outcome = _Outcome(result.returncode, classify(result.returncode, result.output), errors)
+        if result.cancelled:
+            # Stopped mid-file it leaves a partial copy and exits 1 ("files were copied"): move nothing.
+            return FailureKind.FATAL, CANCELLED
+        errors = [error for error in parse_errors(result.output, str(src_dir)) if error.final]
+        outcome = _Outcome(result.returncode, kind_of_run(result.returncode, errors), errors)
+        stops: list[tuple[FailureKind, str]] = []
         for name in group:
             rel = f"{folder}/{name}" if folder else name
-            tally.add(rel, *_place(src_dir / name, tmp_dir / name, job.dst_root / rel, outcome))
-        if result.cancelled:
-            return FailureKind.FATAL, CANCELLED
-        if outcome.kind in (FailureKind.DEST_MISSING, FailureKind.FATAL):
-            return outcome.kind, errors[0].reason if errors else f"robocopy exit {result.returncode}"
-        return None
+            reason, kind = _place(
+                src_dir / name, tmp_dir / name, job.dst_root / rel, job.expect.get(rel), outcome
+            )
+            tally.add(rel, reason, kind)
+            if reason is not None and kind in (FailureKind.DEST_MISSING, FailureKind.FATAL):
+                stops.append((kind, reason))
+        worse = worst(kind for kind, _ in stops)
+        return next((stop for stop in stops if stop[0] is worse), None)
 
 
 @dataclass(frozen=True)
@@ -224,34 +175,54 @@ class _Tally:
             self.kinds.append(kind)
 
 
-def _place(src: Path, copy: Path, final: Path, outcome: _Outcome) -> tuple[str | None, FailureKind | None]:
-    """Move robocopy's copy of one file into place: (None, None) on success, else (reason, kind)."""
+def _place(
+    src: Path, copy: Path, final: Path, planned: Content | None, outcome: _Outcome
+) -> tuple[str | None, FailureKind | None]:
+    """Move robocopy's copy of one file into place if it holds what was planned (without a plan: what its
+    source holds now): (None, None) on success, else (reason, kind). The files decide; robocopy's output
+    only explains a file that is not there."""
+    want = planned if planned is not None else _readable(src)
+    if want is not None:
+        try:
+            if content_of(copy, want[0]) == want:
+                os_error = _move(copy, final)
+                return (None, None) if os_error is None else _refused(final, os_error)
+        except OSError as exc:  # the copy is held (Google Drive or a virus scanner reading it): later
+            return _refused(final, exc)
+    if not src.exists():
+        return VANISHED, None  # robocopy silently copies nothing when no file matches
+    if planned is not None and _readable(src, planned[0]) not in (None, planned):
+        return CHANGED, None  # opencode rewrote it since the plan: the next scan plans it again
     name = src.name.casefold()
     mine = [e for e in outcome.errors if e.is_directory or PureWindowsPath(e.path).name.casefold() == name]
     if mine:
         return mine[-1].reason, mine[-1].kind
-    if not _trusted(src, copy, outcome.returncode):
-        if not src.exists():
-            return VANISHED, None  # robocopy silently copies nothing when no file matches
-        # An error line we could not tie to this name (e.g. an OEM-mangled name): blame the run.
-        return f"not copied (robocopy exit {outcome.returncode})", outcome.kind or FailureKind.FATAL
+    # No error line tied to this name (none printed, or an OEM-mangled name): blame the run.
+    return f"not copied (robocopy exit {outcome.returncode})", outcome.kind or FailureKind.FATAL
+
+
+def _move(copy: Path, final: Path) -> OSError | None:
+    """``os.replace`` a checked copy over its final name (atomic, same volume); the error if it failed."""
     try:
         make_private_dirs(final.parent)
         os.replace(copy, final)
     except OSError as exc:
-        kind = kind_for_oserror(exc, on_destination=True)
-        logger.warning("could not move %s into place (%s): %s", final, kind.value, exc)
-        return f"{kind.value}: {exc.strerror or exc}", kind
-    return None, None
+        return exc
+    return None
 
 
-def _trusted(src: Path, copy: Path, rc: int) -> bool:
-    """Whether robocopy's copy is complete. After a failed run (exit >= 8) a copy without an
-    error line may still be partial, so it must be as long as its source."""
+def _refused(final: Path, exc: OSError) -> tuple[str, FailureKind]:
+    kind = kind_for_oserror(exc, on_destination=True)
+    logger.warning("could not check or move %s into place (%s): %s", final, kind.value, exc)
+    return f"{kind.value}: {exc.strerror or exc}", kind
+
+
+def _readable(src: Path, size: int | None = None) -> Content | None:
+    """The source's content, None when it is gone or cannot be read (robocopy's output then says why)."""
     try:
-        return copy.is_file() and (rc < 8 or copy.stat().st_size == src.stat().st_size)
+        return content_of(src, size)
     except OSError:
-        return False
+        return None
 
 
 def _by_folder(paths: Sequence[str]) -> dict[str, list[str]]:

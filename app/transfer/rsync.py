@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import FailureKind
-from app.fsutil import sha256_file
+from app.fsutil import content_of
 from app.transfer.base import CopyJob, CopyResult
-from app.transfer.classify import BENIGN_REASONS, CANCELLED
+from app.transfer.classify import BENIGN_REASONS, CANCELLED, CHANGED
 from app.transfer.rsync_output import Issue, classify, kind_of_run, parse_output
 from app.transfer.runner import Runner, run
 
@@ -178,12 +178,15 @@ def _result(job: CopyJob, rc: int, output: str, cancelled: bool, failed: dict[st
         if path in failed:
             continue
         # claim only what is really at the destination: after a failed run, an older copy of a file
-        # being replaced is there too, so the content must be the source's
-        if not _arrived(job, path, checked=rc != 0 or cancelled):
+        # being replaced is there too, so the content must be the source's (or the one planned)
+        arrived = _arrived(job, path, checked=rc != 0 or cancelled)
+        if arrived is None:
+            copied.append(path)
+        elif arrived == CHANGED:
+            failed[path] = CHANGED
+        else:
             failed[path] = CANCELLED if cancelled else f"not copied (rsync exit {rc})"
             kind = kind or FailureKind.FATAL
-            continue
-        copied.append(path)
     unexplained = [issue.reason for issue in issues if not issue.paths and issue.kind is not None]
     detail = CANCELLED if cancelled else "; ".join(unexplained[:3])
     if kind is not None:
@@ -191,20 +194,24 @@ def _result(job: CopyJob, rc: int, output: str, cancelled: bool, failed: dict[st
     return CopyResult(copied=tuple(copied), failed=failed, kind=kind, detail=detail)
 
 
-def _arrived(job: CopyJob, path: str, *, checked: bool) -> bool:
-    """True when ``path`` is at the destination; with ``checked``, with the source's exact content."""
-    dst = job.dst_root / path
-    if not checked:
-        return dst.is_file()
+def _arrived(job: CopyJob, path: str, *, checked: bool) -> str | None:
+    """None when ``path`` is at the destination: with the content the caller planned (``job.expect``),
+    else (``checked``) with the source's, else at all. ``CHANGED`` when the planned content is not there
+    because the source changed since; else "missing". rsync verifies each transfer against its source, so
+    only a source rewritten after the plan makes a copy that differs from it."""
+    dst, src = job.dst_root / path, job.src_root / path
+    want = job.expect.get(path)
     try:
-        src = job.src_root / path
-        return (
-            dst.is_file()
-            and dst.stat().st_size == src.stat().st_size
-            and sha256_file(dst) == sha256_file(src)
-        )
+        if want is not None:
+            if content_of(dst, want[0]) == want:
+                return None
+            return CHANGED if content_of(src, want[0]) not in (None, want) else "missing"
+        if not checked:
+            return None if dst.is_file() else "missing"
+        there = content_of(dst)
+        return None if there is not None and there == content_of(src) else "missing"
     except OSError:
-        return False
+        return "missing"  # what cannot be read cannot be claimed
 
 
 def _all_failed(job: CopyJob, kind: FailureKind, detail: str) -> CopyResult:

@@ -1,10 +1,10 @@
 """Run one external command (rsync, robocopy) so that it can be cancelled cleanly.
 
-The command runs in its own process group (a new session on Unix, a new process group on
-Windows) with umask 077, so rsync's new files are 0600 and folders 0700; on Linux it is killed
-when this process dies, however it dies. Cancelling sends
-the whole group a polite signal, waits ``grace`` seconds, then kills the group. Engines take
-a ``Runner`` so tests can replay recorded output instead of starting a process.
+On Unix the command runs in a new session (its own process group) with umask 077, so rsync's new files
+are 0600 and folders 0700, and on Linux it is killed when this process dies, however it dies. Cancelling
+sends the whole group a polite signal, waits ``grace`` seconds, then kills the group. On Windows it runs
+without a console window and a cancel ends it at once (see :func:`style_for`). Engines take a ``Runner``
+so tests can replay recorded output instead of starting a process.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
+
+from app import paths
 
 logger = logging.getLogger(__name__)
 
@@ -63,45 +65,79 @@ class Runner(Protocol):
 
 # --- the platform differences, all here -------------------------------------------------
 
-
-def _popen_options() -> dict[str, Any]:
-    if sys.platform == "win32":
-        options: dict[str, Any] = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    else:
-        options = {"start_new_session": True, "umask": 0o077}
-    return options
+# A Windows process creation flag (Microsoft Learn, "Process Creation Flags"), named here so that the
+# table below can be built and tested on any system.
+CREATE_NO_WINDOW = 0x08000000
 
 
-def _bound_to_us(argv: Sequence[str]) -> list[str]:
+@dataclass(frozen=True)
+class ProcessStyle:
+    """How commands are started and stopped on one system; pure data, :func:`style_for` picks it."""
+
+    creationflags: int  # Windows: Popen's creation flags
+    new_session: bool  # Unix: a session (process group) of its own, umask 077; a kill reaches the group
+    polite_stop: bool  # a stop signal can reach the command, so it gets ``grace`` seconds before the kill
+    bind_to_parent: bool  # Linux: the command dies with this process (setpriv --pdeathsig)
+    encoding: str  # how its output is decoded
+
+    def popen_options(self) -> dict[str, Any]:
+        if self.creationflags:
+            return {"creationflags": self.creationflags}
+        return {"start_new_session": True, "umask": 0o077} if self.new_session else {}
+
+
+def style_for(platform: str) -> ProcessStyle:
+    """The style for ``platform`` (``sys.platform``'s spelling); pure.
+
+    Windows: a console program started by a process without a console (the windowed tray) gets a new,
+    visible console of its own (Microsoft Learn, "Creation of a Console"), so every robocopy run flashed a
+    window, thousands on a first sync of the legacy tree: CREATE_NO_WINDOW gives it none. Without a console
+    no CTRL_BREAK_EVENT can reach it either (GenerateConsoleCtrlEvent signals only processes that share the
+    caller's console), so a cancel ends it at once with TerminateProcess; robocopy writes only into the
+    incoming folder and nothing of a cancelled run is moved into place. Its output comes in the OEM code page.
+    """
+    if platform == "win32":
+        return ProcessStyle(
+            CREATE_NO_WINDOW, new_session=False, polite_stop=False, bind_to_parent=False, encoding="oem"
+        )
+    return ProcessStyle(
+        0, new_session=True, polite_stop=True, bind_to_parent=platform.startswith("linux"), encoding="utf-8"
+    )
+
+
+def _bound_to_us(argv: Sequence[str], style: ProcessStyle) -> list[str]:
     """``argv``, made to die with this process where the system can do that: on Linux through
     util-linux's ``setpriv --pdeathsig``. An rsync that outlived a killed sync (kill -9, the OOM killer)
     would go on writing into the backup while the next sync runs. Elsewhere ``argv`` unchanged."""
-    if sys.platform.startswith("linux") and argv and shutil.which(argv[0]):  # a missing one: OSError below
+    if style.bind_to_parent and argv and shutil.which(argv[0]):  # a missing one: OSError below
         setpriv = shutil.which("setpriv")
         if setpriv:
             return [setpriv, "--pdeathsig", "KILL", "--", *argv]
     return list(argv)
 
 
-def _output_encoding() -> str:
-    # robocopy writes to a pipe in the OEM code page; rsync writes file names as raw bytes.
-    return "oem" if sys.platform == "win32" else "utf-8"
+if sys.platform == "win32":  # only so that each platform's type check sees its own calls; the style decides
+
+    def _signal_group(pid: int, *, kill: bool) -> None:
+        raise OSError(f"no process group to signal on Windows (pid {pid}, kill {kill})")
+
+else:
+
+    def _signal_group(pid: int, *, kill: bool) -> None:
+        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
 
 
 def _ask_to_stop(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, OSError):
-        if sys.platform == "win32":
-            proc.send_signal(signal.CTRL_BREAK_EVENT)
-        else:
-            os.killpg(proc.pid, signal.SIGTERM)
+        _signal_group(proc.pid, kill=False)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill(proc: subprocess.Popen[bytes], style: ProcessStyle) -> None:
     with contextlib.suppress(ProcessLookupError, OSError):
-        if sys.platform == "win32":
-            proc.kill()  # robocopy is one process; TerminateProcess is enough
+        if style.new_session:
+            _signal_group(proc.pid, kill=True)
         else:
-            os.killpg(proc.pid, signal.SIGKILL)
+            proc.kill()  # Windows: TerminateProcess; robocopy is one process
 
 
 # -----------------------------------------------------------------------------------------
@@ -116,24 +152,27 @@ def run(
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
     grace: float = GRACE_SECONDS,
+    style: ProcessStyle | None = None,
 ) -> RunResult:
     """Run ``argv`` (no shell) and wait for it on the calling thread, watching ``cancel``.
 
     ``env`` entries are added to this process's environment. When ``cancel`` is set or
-    ``timeout`` passes, the process group is stopped (signal, ``grace`` seconds, kill) and the
-    result says so. Raises ``OSError`` when the program cannot be started (not installed).
+    ``timeout`` passes, the process group is stopped (signal, ``grace`` seconds, kill; where no signal
+    can reach it, kill) and the result says so. ``style``: this system's (tests pass another).
+    Raises ``OSError`` when the program cannot be started (not installed).
     """
+    style = style_for(paths.current_platform()) if style is None else style
     full_env = {**os.environ, **env} if env is not None else None
     logger.debug("running %s", list(argv))
     with _stdin_for(input) as stdin:
         proc = subprocess.Popen(
-            _bound_to_us(argv),
+            _bound_to_us(argv, style),
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
             env=full_env,
-            **_popen_options(),
+            **style.popen_options(),
         )
     deadline = None if timeout is None else time.monotonic() + timeout
     cancelled = timed_out = False
@@ -147,17 +186,16 @@ def run(
                 timed_out = not cancelled and deadline is not None and time.monotonic() >= deadline
                 if cancelled or timed_out:
                     logger.info("stopping %s (%s)", argv[0], "cancelled" if cancelled else "timed out")
-                    out, err = _stop(proc, grace)
+                    out, err = _stop(proc, grace, style)
                     break
     except BaseException:
-        _kill_group(proc)
+        _kill(proc, style)
         proc.wait()
         raise
-    encoding = _output_encoding()
     return RunResult(
         returncode=proc.returncode,
-        stdout=out.decode(encoding, "replace"),
-        stderr=err.decode(encoding, "replace"),
+        stdout=out.decode(style.encoding, "replace"),
+        stderr=err.decode(style.encoding, "replace"),
         cancelled=cancelled,
         timed_out=timed_out,
     )
@@ -179,14 +217,15 @@ def _stdin_for(data: bytes | None) -> Iterator[IO[bytes] | int]:
         yield fh
 
 
-def _stop(proc: subprocess.Popen[bytes], grace: float) -> tuple[bytes, bytes]:
+def _stop(proc: subprocess.Popen[bytes], grace: float, style: ProcessStyle) -> tuple[bytes, bytes]:
     """Signal the group, give it ``grace`` seconds, then kill it; returns the remaining output."""
-    _ask_to_stop(proc)
-    try:
-        return proc.communicate(timeout=grace)
-    except subprocess.TimeoutExpired:
-        logger.warning("%s ignored the stop signal for %.0f s; killing it", proc.args, grace)
+    if style.polite_stop:
+        _ask_to_stop(proc)
+        try:
+            return proc.communicate(timeout=grace)
+        except subprocess.TimeoutExpired:
+            logger.warning("%s ignored the stop signal for %.0f s; killing it", proc.args, grace)
     # The leader may have exited while a child still holds the pipes; either way the
     # group still exists, so its id cannot have been reused yet.
-    _kill_group(proc)
+    _kill(proc, style)
     return proc.communicate()

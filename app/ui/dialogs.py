@@ -128,9 +128,12 @@ class DialogHost:
             return "replace_all"
         return list(answer.ids)
 
-    def choose_folder(self, initial: Path | None, title: str) -> Path | None:
-        """Ask for an existing folder, starting in ``initial``; its absolute path, or None when cancelled."""
-        answer = self.ask(FolderRequest(title=title, initial=initial))
+    def choose_folder(
+        self, initial: Path | None, title: str, suggestions: Sequence[Path] = ()
+    ) -> Path | None:
+        """Ask for a folder, offering ``suggestions`` first, else starting in ``initial``; its absolute path,
+        or None when cancelled."""
+        answer = self.ask(FolderRequest(title=title, initial=initial, suggestions=tuple(suggestions)))
         if answer is None:
             return None
         if not answer.path.is_absolute():

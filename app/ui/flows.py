@@ -17,6 +17,7 @@ from app import config, paths
 from app.backup import restore as rs
 from app.backup.catalog import SessionRow
 from app.errors import BackupError
+from app.platform import drivefs
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ class Dialogs(Protocol):
 
     def confirm(self, title: str, text: str, ok: str, strong: bool = False) -> bool: ...
 
-    def choose_folder(self, initial: Path | None, title: str) -> Path | None: ...
+    def choose_folder(
+        self, initial: Path | None, title: str, suggestions: Sequence[Path] = ()
+    ) -> Path | None: ...
 
 
 @dataclass(frozen=True)
@@ -151,14 +154,19 @@ def restore(
 
 
 def choose_folder(
-    settings: config.Settings | None, dialogs: Dialogs
+    settings: config.Settings | None,
+    dialogs: Dialogs,
+    drives: Callable[[], Sequence[Path]] = drivefs.google_drives,
 ) -> tuple[Outcome, config.Settings | None]:
     """Folder picker → checks → ``backupPath`` written to our settings file. Returns the outcome and
-    the settings now in effect (None when nothing changed)."""
+    the settings now in effect (None when nothing changed). The Google Drive folders of every account
+    (``drives``) are offered first, except the one in use."""
     initial = settings.backup_path if settings and settings.backup_path else Path.home()
     while not initial.is_dir() and initial != initial.parent:
         initial = initial.parent
-    chosen = dialogs.choose_folder(initial, "Choose the backup folder")
+    current = settings.backup_path if settings else None
+    offered = [folder for drive in drives() if (folder := drive / paths.DEST_FOLDER) != current]
+    chosen = dialogs.choose_folder(initial, "Choose the backup folder", offered)
     if chosen is None:
         return Outcome(False, "Backup folder unchanged", "Nothing was changed."), None
     try:

@@ -4,7 +4,8 @@ a Google Drive lock and its follow-up, the mass-deletion guard, recovery, a fini
 routine successful backup.
 
 The service thread calls :meth:`DesktopNotifier.episode`; delivery happens on the notifier's own
-thread, because a D-Bus call can block for seconds when the notification daemon hangs.
+thread, because a D-Bus call can block for seconds when the notification daemon hangs. Every backend
+runs there and raises when it fails, so the next one is tried (:func:`notifier_for` picks them).
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
+from app import assets
 from app.errors import FailureKind
 from app.service.retry import EpisodeEvent, Persisting, Recovered
-from app.ui.icons import State
+from app.ui.icons import State, ico_path
 from app.ui.presenter import APP_TITLE
 
 logger = logging.getLogger(__name__)
 
 Send = Callable[[str, str, str], None]  # title, body, icon file
+IconFile = Callable[[State], str]  # the icon file a backend is given for a note of that state
+BALLOON_SECONDS = 10  # how long Windows shows a balloon before it is removed (plyer's default)
 
 
 @dataclass(frozen=True)
@@ -77,11 +82,44 @@ def plyer_send(title: str, body: str, icon: str) -> None:
     notification.notify(title=title, message=body, app_name=APP_TITLE, app_icon=icon, timeout=10)
 
 
+def balloon_send(title: str, body: str, icon: str, *, show: Callable[..., object] | None = None) -> None:
+    """Windows: plyer's balloon tip (``show``: plyer's ``balloon_tip``), run on the calling notifier thread
+    for the ``BALLOON_SECONDS`` it is shown. plyer's own ``notify`` starts it on a thread of its own, where
+    a failure is lost and the notification was counted as shown; here it raises, so the next backend runs."""
+    if show is None:
+        from plyer.platforms.win.libs import balloontip  # noqa: PLC0415 - Windows only, loaded when first used
+
+        show = balloontip.balloon_tip
+    show(title=title, message=body, app_name=APP_TITLE, app_icon=icon, timeout=BALLOON_SECONDS)
+
+
+def ico_file(state: State) -> str:
+    """The state's multi-size ``.ico``, shipped with the package (the icons module writes it)."""
+    return str(ico_path(assets.icon_dir(), state))
+
+
+def notifier_for(
+    platform: str,
+    *,
+    fallback: Send,
+    png_file: IconFile,
+    enabled: bool = True,
+    balloon: Callable[..., object] | None = None,
+) -> DesktopNotifier:
+    """The tray's notifier on ``platform``; ``fallback`` (pystray's own notify) is tried when the first
+    backend fails. Windows: plyer's balloon with the state's ``.ico``, since it loads its icon with
+    ``LoadImageW(..., IMAGE_ICON, ..., LR_LOADFROMFILE)``, which reads icon files only and failed on the
+    PNG; elsewhere plyer's notify with a PNG. ``balloon`` stands in for plyer's balloon in tests."""
+    if platform == "win32":
+        return DesktopNotifier([partial(balloon_send, show=balloon), fallback], ico_file, enabled=enabled)
+    return DesktopNotifier([plyer_send, fallback], png_file, enabled=enabled)
+
+
 class DesktopNotifier:
     """The tray's notifier. ``senders`` are tried in order until one works; ``enabled=False`` (the
     ``notifications`` setting) only logs."""
 
-    def __init__(self, senders: list[Send], icon_file: Callable[[State], str], enabled: bool = True) -> None:
+    def __init__(self, senders: list[Send], icon_file: IconFile, enabled: bool = True) -> None:
         self._senders = senders
         self._icon_file = icon_file
         self._enabled = enabled
@@ -122,8 +160,13 @@ class DesktopNotifier:
             try:
                 send(note.title, note.body, icon)
             except Exception as exc:
-                logger.info("notification backend %s failed: %s", getattr(send, "__qualname__", send), exc)
+                logger.info("notification backend %s failed: %s", _name(send), exc)
                 continue
             self.sent.append(note)
             return
         logger.warning("no notification backend worked; the message above was only logged")
+
+
+def _name(send: Send) -> str:
+    target = send.func if isinstance(send, partial) else send
+    return str(getattr(target, "__qualname__", target))

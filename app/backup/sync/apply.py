@@ -87,7 +87,10 @@ def apply(
     warnings: list[str] = []
     failure: Failure | None = None
     total = len(todo_staged) + len(todo_storage)
-    for src_root, planned in ((plan.staging, todo_staged), (plan.source, todo_storage)):
+    for src_root, planned, wanted in (
+        (plan.staging, todo_staged, staged),
+        (plan.source, todo_storage, storage),
+    ):
         if not planned:
             continue
         report(Step.COPYING, len(copied), total)
@@ -100,7 +103,8 @@ def apply(
         paths = tuple(sorted(p for p in planned if p not in linked))
         if not paths:
             continue
-        res = engine.copy(CopyJob(src_root, machine_dir, paths), cancel)
+        # the engine checks each copy against the size and digest the manifest will record for it
+        res = engine.copy(CopyJob(src_root, machine_dir, paths, {p: wanted[p] for p in paths}), cancel)
         if not res.synced:
             _sync_data(machine_dir, res.copied)
         copied.update(res.copied)

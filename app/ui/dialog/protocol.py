@@ -16,7 +16,8 @@ Kinds, request -> answer (each request names its answer type in ``answer``):
 * ``confirm`` :class:`ConfirmRequest` -> :class:`Done`. Cancel is the default button, so Enter cancels;
   ``strong`` keeps OK disabled until REPLACE is typed.
 * ``pick`` :class:`PickRequest` -> :class:`Picked`: the chosen ids in list order, or ``replace_all``.
-* ``folder`` :class:`FolderRequest` -> :class:`Chosen`: an absolute path (Tk's directory dialog).
+* ``folder`` :class:`FolderRequest` -> :class:`Chosen`: an absolute path (one of the suggestions offered
+  first, or Tk's directory dialog).
 * ``message`` :class:`MessageRequest` -> :class:`Done` (every way out of it answers).
 * ``status`` :class:`StatusRequest` -> :class:`Done` when closed; it re-reads the service's status file
   every second and updates its rows in place.
@@ -181,12 +182,14 @@ class PickRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class FolderRequest:
-    """Choose an existing folder, starting in ``initial`` when it is one (else the home folder)."""
+    """Choose an existing folder, starting in ``initial`` when it is one (else the home folder).
+    ``suggestions`` (the Google Drive folders found) are offered first, one button each."""
 
     kind: ClassVar[Kind] = Kind.FOLDER
     answer: ClassVar[type[Chosen]] = Chosen
     title: str = "Choose a folder"
     initial: Path | None = None
+    suggestions: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,7 @@ from app import config, paths
 from app.errors import BackupError
 from app.ui import dialogs
 from app.ui.icons import State, render
-from app.ui.notify import DesktopNotifier, plyer_send
+from app.ui.notify import notifier_for
 from app.ui.tray.app import LOG_NAME, Parts, TrayApp
 from app.ui.tray.icon import TrayIcon
 
@@ -47,7 +47,9 @@ def run_tray(settings: config.Settings | None, problem: str | None = None) -> in
         tray.icon.notify(body, title)
 
     enabled = settings.notifications if settings is not None else True
-    notifier = DesktopNotifier([plyer_send, pystray_send], icon_file, enabled=enabled)
+    notifier = notifier_for(
+        paths.current_platform(), fallback=pystray_send, png_file=icon_file, enabled=enabled
+    )
     app = TrayApp(settings, problem, Parts(dialogs=dialogs.DialogHost(), notifier=notifier))
     old = {s: signal.signal(s, lambda signum, _frame: _on_signal(app, signum)) for s in _SIGNALS}
     notifier.start()
