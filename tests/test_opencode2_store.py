@@ -1,5 +1,6 @@
-"""opencode 2.0's store without a peer: a fresh 2.0.26 database (its bootstrap schema) with sessions written
-as its projector writes them; what a session's closure holds, and what a hostile 2.0 session file cannot do."""
+"""opencode 2.0's store without a peer: a fresh 2.0.26 database (its bootstrap schema) with sessions
+written as its projector writes them; what a session's closure holds, and what a hostile 2.0 session file
+cannot do."""
 
 from __future__ import annotations
 
@@ -27,19 +28,13 @@ def fresh_db(path: Path, sessions: int = 2) -> list[str]:
     for stmt in make_v2.sql_statements(make_v2.HERE / "migrations" / "schema.gen.2.0.26.sql"):
         conn.execute(stmt)
     conn.execute(
-        "INSERT INTO project (id, worktree, time_created, time_updated, sandboxes) VALUES ('p1', '/w', 1, 1, '[]')"
+        "INSERT INTO project (id, worktree, time_created, time_updated, sandboxes) "
+        "VALUES ('p1', '/w', 1, 1, '[]')"
     )
     ids, rng, out = make_v2.Ids(0), random.Random(0), []
     for i in range(sessions):
-        s = Native(
-            conn,
-            ids,
-            rng,
-            t=1_790_000_000_000 + i * 60_000,
-            project=("p1", "/w"),
-            title=f"s{i}",
-            slug=f"s{i}",
-        )
+        t = 1_790_000_000_000 + i * 60_000
+        s = Native(conn, ids, rng, t=t, project=("p1", "/w"), title=f"s{i}", slug=f"s{i}")
         s.turn("Hello?", "Hello from the fake LLM.", first=True)
         out.append(s.sid)
     conn.execute("COMMIT")
@@ -110,7 +105,9 @@ def test_a_hostile_2_0_session_file_is_refused(name: str, tmp_path: Path) -> Non
     path = hostile(db, sid, tmp_path, CHANGES[name])
     conn = sqlite3.connect(db)
     # an upgraded database: its 1.x tables too (in a fresh one, rows of a table it lacks are left out)
-    conn.execute("CREATE TABLE session (id TEXT PRIMARY KEY, project_id TEXT NOT NULL REFERENCES project(id))")
+    conn.execute(
+        "CREATE TABLE session (id TEXT PRIMARY KEY, project_id TEXT NOT NULL REFERENCES project(id))"
+    )
     live = importer.live_schema(conn)
     conn.close()
     try:
