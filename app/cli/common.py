@@ -4,7 +4,7 @@ loads nothing else), loading settings from the flags, and printing a result as t
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from app.cli.parser import (
     one_line,
 )
 from app.errors import BackupError, ConfigError
+from app.safe_text import clean_lines, safe_json
 
 __all__ = [
     "ALL",
@@ -38,6 +39,7 @@ __all__ = [
     "one_line",
     "require_backup",
     "require_destination",
+    "say",
     "table",
 ]
 
@@ -73,11 +75,17 @@ def require_backup(settings: config.Settings) -> Path:
 
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    """Print ``data`` as JSON with ``--json``, else ``text``."""
+    """Print ``data`` as JSON with ``--json``, else ``text``; either made safe for a terminal (titles,
+    folders and file names come from the backup folder and opencode's database)."""
     if getattr(args, "json", False):
-        print(json.dumps(codec.to_json(data), indent=2, ensure_ascii=False))
+        print(safe_json(codec.to_json(data), indent=2))
     else:
-        print(text)
+        say(text)
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print ``text`` for people, each line made safe for a terminal (see :mod:`app.safe_text`)."""
+    print(clean_lines(text), file=sys.stderr if err else sys.stdout)
 
 
 def table(rows: list[tuple[str, str]]) -> str:

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from app.errors import UsageError
+from app.safe_text import LINE_LIMIT, clean
 
 # Every command, in the order a user needs them (``--help`` lists them so): name -> (module of app.cli
 # that registers it, its line in ``--help``). The module is imported only when its command runs, so the
@@ -95,8 +96,9 @@ def check_flags(args: argparse.Namespace) -> None:
 
 
 def one_line(message: str) -> str:
-    """A message on one line: control characters (a newline in a path) shown escaped."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in message)
+    """A message on one line: control characters (a newline in a path), bidi overrides and the like
+    shown escaped (it may quote a title or a file name from the backup folder), and capped."""
+    return clean(message, LINE_LIMIT)
 
 
 def error(message: str) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.errors import FailureKind
+from app.safe_text import clean, clean_lines
 from app.service.retry import EpisodeEvent, Persisting, Recovered
 from app.ui.icons import State
 from app.ui.presenter import APP_TITLE
@@ -104,7 +105,9 @@ class DesktopNotifier:
         self.notify(episode_note(event))
 
     def notify(self, note: Note) -> None:
-        """Queue a notification (any thread; never blocks)."""
+        """Queue a notification (any thread; never blocks). Its words are made inert first: an error
+        may quote a file name or a machine name from the backup folder."""
+        note = Note(clean(note.title), clean_lines(note.body), note.state)
         logger.warning("notification: %s — %s", note.title, note.body)
         if self._enabled:
             self._queue.put(note)

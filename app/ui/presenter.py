@@ -12,6 +12,7 @@ from datetime import datetime
 from app.backup.progress import Progress
 from app.backup.result import Outcome
 from app.errors import FailureKind
+from app.safe_text import LINE_LIMIT, clean
 from app.service.status import ServiceState, Status
 from app.ui.icons import State
 from app.words import size, span
@@ -109,7 +110,14 @@ def _backed_up(status: Status, now: datetime) -> str:
 def tooltip(
     status: Status | None, configured: bool, show_syncing: bool, now: datetime, problem: str | None = None
 ) -> str:
-    """One or two lines for the icon's tooltip, e.g. 'Backed up 2 min ago · 1,812 sessions'."""
+    """One line for the icon's tooltip, e.g. 'Backed up 2 min ago · 1,812 sessions' (made inert: a
+    problem quotes a folder)."""
+    return clean(_tooltip(status, configured, show_syncing, now, problem), LINE_LIMIT)
+
+
+def _tooltip(
+    status: Status | None, configured: bool, show_syncing: bool, now: datetime, problem: str | None
+) -> str:
     if problem:
         return f"Cannot back up: {problem}"
     if not configured:
@@ -150,7 +158,12 @@ class Row:
 
 
 def status_rows(status: Status | None, now: datetime, backup_path: str | None) -> list[Row]:
-    """The status window's fields, in order."""
+    """The status window's fields, in order; each value made inert (the last error quotes the backup
+    folder's file names)."""
+    return [Row(r.label, clean(r.value, LINE_LIMIT)) for r in _rows(status, now, backup_path)]
+
+
+def _rows(status: Status | None, now: datetime, backup_path: str | None) -> list[Row]:
     rows = [Row("Backup folder", backup_path or "not chosen yet")]
     if status is None or status.state is ServiceState.STOPPED:
         rows.append(Row("Service", "not running"))
