@@ -7,6 +7,7 @@ import errno
 import hashlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -86,6 +87,34 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True, commit: b
     """Replace ``path`` with ``data`` atomically (0600 on Unix)."""
     with atomic_writer(path, fsync=fsync, commit=commit) as fh:
         fh.write(data)
+
+
+def atomic_create(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data``, or raise FileExistsError when it exists; a reader never sees
+    it half written. The data is written and flushed under a temp name (unique to this thread: two
+    threads may race here), then hard-linked into place: a link, unlike a rename, refuses to replace.
+    Where the file system has no hard links (FAT, some cloud drives), an exclusive create and write."""
+    make_private_dirs(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{threading.get_ident()}")
+    try:
+        _write_new(tmp, data, os.O_TRUNC)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here
+            _write_new(path, data, os.O_EXCL)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode | getattr(os, "O_BINARY", 0), PRIVATE_FILE)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        flush(fh.fileno())
 
 
 def over_leftover(path: Path, make: Callable[[], T]) -> T:

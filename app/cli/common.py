@@ -21,7 +21,7 @@ from app.cli.parser import (
     error,
     one_line,
 )
-from app.errors import BackupError, ConfigError
+from app.errors import BackupError, ConfigError, UsageError
 from app.safe_text import clean_lines, safe_json
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "add_json_flag",
     "add_settings_flags",
     "check_flags",
+    "confirm",
     "emit",
     "error",
     "load_settings",
@@ -92,3 +93,12 @@ def table(rows: list[tuple[str, str]]) -> str:
     """Aligned ``label  value`` lines, as ``config`` and ``status`` print them."""
     width = max((len(label) for label, _ in rows), default=0)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def confirm(text: str, question: str, no_terminal: str) -> bool:
+    """Show ``text`` and ask ``question`` on the terminal; True only for yes. Without a terminal nothing
+    can be asked: UsageError ``no_terminal`` (exit 2, nothing done), which names ``--yes``."""
+    if not sys.stdin.isatty():
+        raise UsageError(no_terminal)
+    say(text)
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")

@@ -20,11 +20,11 @@ from app.cli.common import (
     READ,
     add_json_flag,
     add_settings_flags,
+    confirm,
     emit,
     error,
     load_settings,
     require_destination,
-    say,
 )
 from app.cli.parser import COMMANDS
 from app.cli.progress import shown
@@ -140,11 +140,9 @@ def _legacy(args: argparse.Namespace, machine_dir: Path, data_dir: Path, work_di
 
 
 def _confirm(plan_text: str) -> bool:
-    if not sys.stdin.isatty():
-        raise UsageError("no terminal to confirm the restore; add --yes (or --dry-run to see the plan)")
-    say(plan_text)
-    answer = input("Restore? [y/N] ").strip().lower()
-    return answer in ("y", "yes")
+    return confirm(
+        plan_text, "Restore?", "no terminal to confirm the restore; add --yes (or --dry-run to see the plan)"
+    )
 
 
 def _plan_text(plan: rs.Plan) -> str:

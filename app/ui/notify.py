@@ -64,6 +64,10 @@ def episode_note(event: EpisodeEvent) -> Note:
         return Note("Google Drive is holding a file", f"Google Drive is holding {held}; retrying.", bad)
     if kind is FailureKind.GUARD:
         return Note("Backup held back: most sessions vanished", FailureKind.GUARD.sentence, bad)
+    if kind is FailureKind.FOREIGN:  # the message names adopt (the menu's Adopt backup folder…)
+        return Note("This backup folder belongs to another install", event.message or kind.sentence, bad)
+    if kind is FailureKind.DAMAGED:  # the message names repair
+        return Note("The backup's index is damaged", event.message or kind.sentence, bad)
     if kind is FailureKind.DEST_MISSING:
         return Note("Backup folder not reachable", kind.sentence, bad)
     if kind is FailureKind.SOURCE_MISSING:

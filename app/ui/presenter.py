@@ -26,6 +26,8 @@ _FAILURE_WORDS = {
     FailureKind.DEST_MISSING: "Backup folder not reachable",
     FailureKind.SOURCE_MISSING: "opencode's data not found",
     FailureKind.GUARD: "Most sessions vanished — backup held back",
+    FailureKind.FOREIGN: "Backup folder belongs to another install",
+    FailureKind.DAMAGED: "Backup index damaged — run opencode-backup repair",
     FailureKind.FATAL: "Backup failed",
 }
 
@@ -89,7 +91,11 @@ def icon_state(
 
 def _resting(status: Status) -> State:
     if status.last_outcome is Outcome.FAILED and status.failing_since:
-        return State.RETRYING if status.last_kind is not FailureKind.GUARD else State.FAILED
+        return (
+            State.FAILED
+            if status.last_kind is not None and status.last_kind.needs_a_person
+            else State.RETRYING
+        )
     if (
         status.pending
         or status.last_backup is None
