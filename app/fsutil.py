@@ -6,9 +6,11 @@ import contextlib
 import errno
 import hashlib
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -126,6 +128,27 @@ def over_leftover(path: Path, make: Callable[[], T]) -> T:
     except FileExistsError:
         os.unlink(path)
         return make()
+
+
+def keep_copy(src: Path, target: Path) -> None:
+    """Put ``src``'s content at ``target`` without touching ``src``: a hard link (a symlink is linked
+    itself, never followed), or a copy through a temp name where the folder cannot link (some cloud
+    drives, FAT). A leftover ``target`` of a crashed run is replaced."""
+    try:
+        over_leftover(target, partial(os.link, src, target, follow_symlinks=False))
+        return
+    except OSError:
+        pass  # no hard links here: copy it
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), PRIVATE_FILE)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out, 1 << 20)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def sha256_file(path: Path) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from app.backup import untrusted as u
+from app.backup.aside import DAMAGED
 from app.errors import BackupDamaged, UsageError
 from app.fsutil import make_private_dirs
 from app.opencode.schema import SECRET_TABLES
@@ -98,13 +99,16 @@ def safe_machine_dir(backup_path: Path, machine: str) -> Path:
 
 
 def check_tree(root: Path) -> int:
-    """Walk ``root`` without following links; refuse any symlink or special file. Returns files seen."""
+    """Walk ``root`` without following links; refuse any symlink or special file. Returns files seen.
+    ``root/damaged/`` is not looked at: what repair set aside there is never read back."""
     files = 0
     stack = [root]
     while stack:
         folder = stack.pop()
         with os.scandir(folder) as it:
             for entry in it:
+                if folder == root and entry.name == DAMAGED:
+                    continue
                 if entry.is_symlink():
                     raise BackupDamaged(f"refusing the backup: {entry.path} is a symlink")
                 if entry.is_dir(follow_symlinks=False):
@@ -360,6 +364,8 @@ def _decompress_capped(zstandard: Any, src: Path, out: Path, cap: int, why: str)
                     f"refusing snapshot {src.name}: it expands to more than {cap:,} bytes ({why})"
                 )
             dst.write(chunk)
+    if declared is None:  # a torn stream yields nothing, and SQLite calls an empty file a sound database
+        raise BackupDamaged(f"refusing snapshot {src.name}: it does not hold an SQLite database")
 
 
 def _declared_size(src: Path, head: bytes) -> int:

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("listing", "the backed-up sessions, and which ones opencode no longer has"),
     "restore": ("restore", "put sessions back into opencode, after a safety copy of its database"),
     "verify": ("verify", "check every backup file against the manifest"),
+    "repair": ("repair", "rebuild a damaged backup index from the files present, setting bad files aside"),
     "adopt": ("adopt", "make this machine's backup folder this install's, after a reinstall"),
     "config": ("show_config", "the effective settings and where each came from"),
     "pause": ("control", "ask the running service to stop backing up for now"),

@@ -33,7 +33,7 @@ from app.backup.state import record_result, sync_lock
 from app.backup.sync.apply import apply
 from app.backup.sync.plan import Planner
 from app.backup.sync.record import Retention, record
-from app.errors import BackupDamaged, FailureKind, SyncFailed, TransferError
+from app.errors import REPAIR_HINT, BackupDamaged, FailureKind, SyncFailed, TransferError
 from app.opencode.locate import Source, locate
 from app.transfer.base import Engine
 from app.transfer.classify import kind_for_oserror
@@ -102,8 +102,8 @@ def run_sync(ctx: SyncContext, options: SyncOptions | None = None) -> SyncResult
             result = _sync(ctx, options, result, t0)
     except (SyncFailed, TransferError) as exc:
         result = _failed(result, exc.kind, str(exc), exc.path)
-    except BackupDamaged as exc:
-        result = _failed(result, FailureKind.FATAL, str(exc))
+    except BackupDamaged as exc:  # the index (or a file it names) cannot be used: a person must repair it
+        result = _failed(result, FailureKind.DAMAGED, f"{exc}; {REPAIR_HINT}")
     except OSError as exc:
         where = _relative(exc.filename, ctx.machine_dir)
         message = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
