@@ -9,29 +9,26 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from app import paths
 from app.backup import manifest as mf
 from app.backup.catalog import SessionRow
-from app.backup.sync import SyncContext, run_sync
+from app.backup.sync import run_sync
 from app.errors import FailureKind
 from app.mcp.calls import ToolResult
 from app.safe_text import clean, clean_json, clean_lines, log_formatter
 from app.service.retry import FailingSince
 from app.service.status import ServiceState, Status
-from app.transfer import make_engine
 from app.ui import presenter
 from app.ui.dialogs import pick_session
 from app.ui.icons import State
 from app.ui.notify import DesktopNotifier, Note, episode_note
 from tests import dbfactory as f
+from tests.backups import run_cli, sync_context
 
-ROOT = Path(__file__).resolve().parent.parent
 MACHINE = "box"
 PWN = "\x1b]0;pwned\x07\x1b[2J\x1b[31mRED"  # retitles the terminal, clears it, turns it red
 SNEAKY = "evil\u202etxt.exe\x9b2J\U000e0041\u2028"  # bidi override, C1 CSI, a tag character, a separator
@@ -50,16 +47,7 @@ def backup(tmp_path: Path) -> dict[str, Path]:
     f.add_session(conn, "ses_a")
     f.add_session(conn, "ses_b")
     conn.close()
-    ctx = SyncContext(
-        backup_path=tmp_path / "backup",
-        machine=MACHINE,
-        source=data,
-        opencode_db=None,
-        staging_dir=tmp_path / "staging",
-        state_dir=paths.app_state_dir(),
-        engine=make_engine("native"),
-    )
-    assert run_sync(ctx).ok
+    assert run_sync(sync_context(tmp_path / "backup", MACHINE, data)).ok
     machine = tmp_path / "backup" / MACHINE
     man = mf.load(machine, MACHINE)
     # what a hostile peer (or a damaged cloud copy) can commit: valid JSON, valid hashes, hostile words
@@ -71,17 +59,7 @@ def backup(tmp_path: Path) -> dict[str, Path]:
 
 
 def cli(b: dict[str, Path], *args: str) -> subprocess.CompletedProcess[str]:
-    flags = ["--backup-path", str(b["dest"]), "--machine-name", MACHINE]
-    flags += [] if args[0] == "verify" else ["--source", str(b["data"])]
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args, *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        errors="surrogateescape",
-        timeout=120,
-        check=False,
-    )
+    return run_cli(b["dest"], MACHINE, b["data"], *args)
 
 
 def test_list_shows_a_hostile_title_escaped_and_cut_and_json_keeps_it_exactly(

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,14 +26,13 @@ from app.platform import machine_id
 from app.platform.machine_id import Readers
 from app.service.retry import FailingSince
 from app.service.status import ServiceState, Status
-from app.transfer import make_engine
 from app.ui import flows
 from app.ui.notify import episode_note
 from app.ui.tray.model import Action, MenuView, adoptable, menu_items
 from tests import dbfactory as f
+from tests.backups import run_cli, sync_context
 from tests.files import tree
 
-ROOT = Path(__file__).resolve().parent.parent
 MACHINE = "m1"
 HERE = "3d1219c7c4c5404aaa1f6d2a48adfda4/alice"  # this computer and account, as the seam says it
 THERE = "0f0e0d0c0b0a09080706050403020100/alice"  # another computer, same user name
@@ -56,40 +54,19 @@ def env(tmp_path: Path) -> dict[str, Path]:
 
 def ctx(env: dict[str, Path], install: str, identity: str | None) -> SyncContext:
     """A sync of an install with its own state folder (its own install id) on computer ``identity``."""
-    state = env["tmp"] / install
-    return SyncContext(
-        backup_path=env["dest"],
-        machine=MACHINE,
-        source=env["data"],
-        opencode_db=None,
-        staging_dir=state / "staging",
-        state_dir=state,
-        engine=make_engine("native"),
-        identity=lambda: identity,
-    )
+    return sync_context(env["dest"], MACHINE, env["data"], env["tmp"] / install, identity=lambda: identity)
 
 
 def cli(env: dict[str, Path], *args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
-    flags = ["--backup-path", str(env["dest"]), "--machine-name", MACHINE]
-    if args[0] == "sync":
-        flags += ["--source", str(env["data"])]
-    extra = {}
+    """The command line; ``home``: another user folder (its own state folder and install id)."""
+    moved = None
     if home is not None:
-        extra = {
+        moved = {
             "HOME": str(home),
             "XDG_STATE_HOME": str(home / "state"),
             "XDG_DATA_HOME": str(home / "data"),
         }
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args, *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **extra},
-        timeout=120,
-        check=False,
-    )
+    return run_cli(env["dest"], MACHINE, env["data"], *args, env=moved)
 
 
 # ---------------------------------------------------------------------------------------- the lease

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,11 +22,10 @@ from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.backup.verify import verify
 from app.errors import BackupError, FailureKind
 from app.service.retry import FailingSince
-from app.transfer import make_engine
 from app.ui.notify import episode_note
 from tests import dbfactory as f
+from tests.backups import run_cli, sync_context
 
-ROOT = Path(__file__).resolve().parent.parent
 MACHINE = "box"
 
 
@@ -48,30 +46,11 @@ def env(tmp_path: Path) -> dict[str, Path]:
 
 
 def ctx_for(env: dict[str, Path]) -> SyncContext:
-    return SyncContext(
-        backup_path=env["dest"],
-        machine=MACHINE,
-        source=env["data"],
-        opencode_db=None,
-        staging_dir=paths.app_data_dir() / "staging",
-        state_dir=paths.app_state_dir(),
-        engine=make_engine("native"),
-    )
+    return sync_context(env["dest"], MACHINE, env["data"], paths.app_state_dir())
 
 
 def cli(env: dict[str, Path], *args: str) -> subprocess.CompletedProcess[str]:
-    flags = ["--backup-path", str(env["dest"]), "--machine-name", MACHINE]
-    if args[0] in ("sync", "status", "restore"):
-        flags += ["--source", str(env["data"])]
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args, *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(env["dest"], MACHINE, env["data"], *args)
 
 
 def listing(root: Path) -> dict[str, bytes | str]:

@@ -12,11 +12,10 @@ from typing import Any
 
 from app import paths
 from app.backup import adopt
-from app.backup.backup_reader import safe_machine_dir
-from app.cli.common import add_settings_flags, confirm, load_settings, require_destination, say
+from app.cli.common import add_settings_flags, confirm, say
+from app.cli.mending import machine_folder, tell_service
 from app.cli.parser import COMMANDS
 from app.platform.machine_id import account_once
-from app.service import client
 
 
 def register(sub: Any) -> None:
@@ -33,10 +32,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args, check=False)
-    require_destination(settings)
-    assert settings.backup_path is not None
-    machine_dir = safe_machine_dir(settings.backup_path, settings.machine_name)
+    _settings, machine_dir = machine_folder(args)
     state_dir = paths.app_state_dir()
     plan = adopt.plan(machine_dir, state_dir)
     if not plan.needed:
@@ -47,9 +43,6 @@ def run(args: argparse.Namespace) -> int:
         say("adopt cancelled; nothing was changed", err=True)
         return 1
     adopt.adopt(machine_dir, state_dir, account_once(paths.current_platform()))
-    say(f"adopted: {machine_dir} is this install's backup folder now")
-    live = client.live_status(state_dir)
-    if live is not None and live.destination is not None and live.destination == str(machine_dir):
-        client.command(state_dir, "sync-now")
-        say("the running backup service backs up now")
+    told = tell_service(state_dir, machine_dir)
+    say(f"adopted: {machine_dir} is this install's backup folder now" + (f"\n{told}" if told else ""))
     return 0

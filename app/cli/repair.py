@@ -13,20 +13,11 @@ from typing import Any
 
 from app import paths
 from app.backup import repair
-from app.backup.backup_reader import safe_machine_dir
-from app.cli.common import (
-    add_json_flag,
-    add_settings_flags,
-    confirm,
-    emit,
-    load_settings,
-    require_destination,
-    say,
-)
+from app.cli.common import add_json_flag, add_settings_flags, confirm, emit, say
+from app.cli.mending import machine_folder, tell_service
 from app.cli.parser import COMMANDS
 from app.cli.progress import shown
 from app.platform.machine_id import account_once
-from app.service import client
 
 
 def register(sub: Any) -> None:
@@ -47,10 +38,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args, check=False)
-    require_destination(settings)
-    assert settings.backup_path is not None
-    machine_dir = safe_machine_dir(settings.backup_path, settings.machine_name)
+    settings, machine_dir = machine_folder(args)
     with shown(args.json) as progress:
         plan = repair.plan(
             machine_dir, settings.machine_name, paths.app_data_dir() / "verify", datetime.now(UTC), progress
@@ -70,9 +58,7 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"{len(plan.stock.aside)} file(s) set aside in {machine_dir / plan.aside_dir}")
     lines.append(f"the index it replaced is kept in {machine_dir / plan.aside_dir}")
     lines.append("the next backup copies again what opencode has and the backup lacks")
-    live = client.live_status(state_dir)
-    if live is not None and live.destination == str(machine_dir):
-        client.command(state_dir, "sync-now")
-        lines.append("the running backup service backs up now")
+    told = tell_service(state_dir, machine_dir)
+    lines += [told] if told else []
     emit(args, {"plan": plan.to_json(), "repaired": True}, "\n".join(lines))
     return 0
