@@ -26,7 +26,7 @@ from app.platform import machine_id
 from app.platform.machine_id import Readers
 from app.service.retry import FailingSince
 from app.service.status import ServiceState, Status
-from app.ui import flows
+from app.ui import flows, presenter
 from app.ui.notify import episode_note
 from app.ui.tray.model import Action, MenuView, adoptable, menu_items
 from tests import dbfactory as f
@@ -242,6 +242,7 @@ def test_the_tray_offers_adopt_from_the_failure_and_adopts_on_confirmation(env: 
     assert "Adopt backup folder" in note.body and "another install" in note.title
     status = Status(ServiceState.FAILED, last_outcome=Outcome.FAILED, last_kind=FailureKind.FOREIGN)
     assert adoptable(status)
+    assert "Adopt backup folder…" in presenter.tooltip(status, True, False, datetime.now(UTC))
     items = [i for i in menu_items(MenuView(configured=True, running=True, adoptable=True)) if i is not None]
     assert items[0].action is Action.ADOPT and items[0].label == "Adopt backup folder…"
 

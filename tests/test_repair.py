@@ -22,6 +22,8 @@ from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.backup.verify import verify
 from app.errors import BackupError, FailureKind
 from app.service.retry import FailingSince
+from app.service.status import ServiceState, Status
+from app.ui import presenter
 from app.ui.notify import episode_note
 from tests import dbfactory as f
 from tests.backups import run_cli, sync_context
@@ -80,6 +82,10 @@ def test_a_damaged_manifest_is_repaired_and_backups_go_on(env: dict[str, Path]) 
     assert "opencode-backup repair" in (failed.error or "")  # the sync's error names it
     note = episode_note(FailingSince(datetime.now(UTC), FailureKind.DAMAGED, failed.error or "", 1))
     assert "index is damaged" in note.title and "opencode-backup repair" in note.body  # so does the tray
+    tip = presenter.tooltip(
+        Status(ServiceState.FAILED, last_kind=failed.kind), True, False, datetime.now(UTC)
+    )
+    assert tip == "Backup index damaged — run opencode-backup repair"
     checked = cli(env, "verify")
     assert checked.returncode == 1 and "opencode-backup repair" in checked.stdout  # and verify
     assert "opencode-backup repair" in cli(env, "status").stdout  # and status

@@ -27,8 +27,14 @@ _FAILURE_WORDS = {
     FailureKind.SOURCE_MISSING: "opencode's data not found",
     FailureKind.GUARD: "Most sessions vanished — backup held back",
     FailureKind.FOREIGN: "Backup folder belongs to another install",
-    FailureKind.DAMAGED: "Backup index damaged — run opencode-backup repair",
+    FailureKind.DAMAGED: "Backup index damaged",
     FailureKind.FATAL: "Backup failed",
+}
+
+# what a failed icon's tooltip says to do, where Sync now is not it
+_WHAT_NEXT = {
+    FailureKind.FOREIGN: "Adopt backup folder… if it is this computer's",
+    FailureKind.DAMAGED: "run opencode-backup repair",
 }
 
 
@@ -147,7 +153,8 @@ def _tooltip(
         retry = until(status.next_retry, now)
         return f"{failure_words(status.last_kind)} — retrying" + (f" {retry}" if retry else "")
     if state is State.FAILED:
-        return f"{failure_words(status.last_kind)} — click Sync now to try again"
+        then = _WHAT_NEXT.get(status.last_kind or FailureKind.FATAL, "click Sync now to try again")
+        return f"{failure_words(status.last_kind)} — {then}"
     if status.state is ServiceState.NO_DATA_YET and not status.pending:
         return NO_DATA_YET
     if state is State.CHANGES_PENDING:
