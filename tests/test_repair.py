@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from app import paths
+from app.backup import backup_reader as br
 from app.backup import manifest as mf
 from app.backup import repair
 from app.backup.result import Outcome
@@ -191,3 +193,14 @@ def test_a_missing_manifest_with_files_present_is_rebuilt(env: dict[str, Path]) 
     done = cli(env, "repair", "--yes")
     assert done.returncode == 0 and "4 session(s)" in done.stdout, done.stderr
     assert verify(machine, MACHINE, env["tmp"] / "v").ok
+
+
+def test_a_snapshot_too_big_for_this_computers_free_space_stops_the_repair_and_is_not_set_aside(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sound snapshot must not be set aside because this disk is full: the repair stops, asks for room."""
+    damage_the_manifest(env["machine"])
+    room = shutil.disk_usage(env["tmp"])._replace(free=br.FREE_MARGIN + 1000)  # less than one snapshot
+    monkeypatch.setattr(br.shutil, "disk_usage", lambda _p: room)
+    with pytest.raises(BackupError, match="free some disk space"):
+        repair.plan(env["machine"], MACHINE, env["tmp"] / "w", datetime.now(UTC))

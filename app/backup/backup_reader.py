@@ -270,6 +270,11 @@ MAX_RATIO = 100
 SMALL_SNAPSHOT_CAP = 64 << 20  # tiny databases compress better; letting any expand this far is harmless
 FREE_MARGIN = 1 << 30  # never fill the disk opencode's database lives on: keep this much free
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+FREE_SPACE = "the free disk space, less 1 GiB kept free for opencode"
+
+
+class NoRoomToCheck(BackupDamaged):
+    """A snapshot expands past the free disk space this computer has to check it: maybe sound."""
 
 
 def snapshot_cap(compressed: int, recorded_raw: int | None, free: int) -> tuple[int, str]:
@@ -285,7 +290,7 @@ def snapshot_cap(compressed: int, recorded_raw: int | None, free: int) -> tuple[
     ]
     if recorded_raw:
         caps.append((recorded_raw, "the size the manifest recorded"))
-    caps.append((max(0, free - FREE_MARGIN), "the free disk space, less 1 GiB kept free for opencode"))
+    caps.append((max(0, free - FREE_MARGIN), FREE_SPACE))
     return min(caps)
 
 
@@ -318,7 +323,7 @@ def checked_snapshot(ref: SnapshotRef, work_dir: Path, raw_size: int | None = No
             raise
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
-                raise BackupDamaged(
+                raise NoRoomToCheck(
                     f"not enough free space in {work_dir} to check snapshot {ref.path.name}"
                 ) from None
             raise BackupDamaged(
@@ -360,9 +365,8 @@ def _decompress_capped(zstandard: Any, src: Path, out: Path, cap: int, why: str)
                     cap, why = declared, "the size its own header declares"
             total += len(chunk)
             if total > cap:
-                raise BackupDamaged(
-                    f"refusing snapshot {src.name}: it expands to more than {cap:,} bytes ({why})"
-                )
+                refused = NoRoomToCheck if why == FREE_SPACE else BackupDamaged
+                raise refused(f"refusing snapshot {src.name}: it expands to more than {cap:,} bytes ({why})")
             dst.write(chunk)
     if declared is None:  # a torn stream yields nothing, and SQLite calls an empty file a sound database
         raise BackupDamaged(f"refusing snapshot {src.name}: it does not hold an SQLite database")

@@ -12,7 +12,6 @@ real size. What fails is listed to be set aside, with why; so is every symlink o
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -109,7 +108,10 @@ def _walk(machine_dir: Path, found: Inventory) -> Iterator[tuple[str, os.stat_re
             rel = f"{prefix}{entry.name}"
             if rel in (OWNER, LEASE):
                 continue  # whatever they are, the ownership checks take them over (or refuse them)
-            st = entry.stat(follow_symlinks=False)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # gone while we look (a sync's temp file)
+                continue
             if stat.S_ISLNK(st.st_mode):
                 found.aside.append(Aside(rel, "a symbolic link (a backup holds none; a restore refuses one)"))
             elif stat.S_ISDIR(st.st_mode):
@@ -176,20 +178,16 @@ def _snapshot(machine_dir: Path, rel: str, work_dir: Path, found: Inventory) -> 
     try:
         with br.checked_snapshot(br.SnapshotRef(path, *parsed), work_dir) as db:
             raw_size = db.stat().st_size
-    except BackupDamaged as exc:
-        size = path.stat().st_size
-        room = shutil.disk_usage(work_dir).free - br.FREE_MARGIN
-        if room < max(br.SMALL_SNAPSHOT_CAP, size * br.MAX_RATIO):  # this disk, not the snapshot, may be why
-            raise BackupError(
-                f"cannot check snapshot {rel} ({exc}): free some disk space where {work_dir} is and run "
-                "repair again; nothing was changed"
-            ) from None
-        raise
+    except br.NoRoomToCheck as exc:  # this computer's disk, not the snapshot, is what stops the check
+        raise BackupError(
+            f"cannot check snapshot {rel} ({exc}): free some disk space where {work_dir} is and run "
+            "repair again; nothing was changed"
+        ) from None
     found.snapshots[rel] = mf.FileEntry(path.stat().st_size, sha256_file(path), raw_size=raw_size)
 
 
 def _storage(machine_dir: Path, rel: str, st: os.stat_result, found: Inventory) -> None:
-    u.relpath(rel, "storage/", "storage")
+    u.relpath(rel, "its name", "storage")
     if st.st_size > MAX_LEGACY_FILE_BYTES:
         raise BackupDamaged(f"{st.st_size:,} bytes is larger than any real legacy file")
     shard = mf.shard_of(rel)
