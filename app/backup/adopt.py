@@ -11,7 +11,7 @@ Adopt backup folder… too. Runs on the caller's thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app.backup import ownership
@@ -63,7 +63,7 @@ class AdoptPlan:
 
 
 def plan(machine_dir: Path, state_dir: Path, now: datetime | None = None) -> AdoptPlan:
-    """Whose ``machine_dir`` is, as adopting would change it. Reads only."""
+    """Whose ``machine_dir`` is, as adopting would change it. Reads the backup folder only."""
     me = ownership.install_id(state_dir)
     damaged = None
     try:
@@ -76,8 +76,9 @@ def plan(machine_dir: Path, state_dir: Path, now: datetime | None = None) -> Ado
     except BackupDamaged:
         lease = None
     moment = now or datetime.now(UTC)
-    if lease is not None and lease.install != me and lease.until is not None and lease.until > moment:
-        writing = lease
+    longest = timedelta(seconds=ownership.LEASE_SECONDS) + ownership.CLOCK_SLACK  # beyond it: damage
+    if lease is not None and lease.install != me and lease.until is not None:
+        writing = lease if timedelta(0) < lease.until - moment <= longest else None
     return AdoptPlan(machine_dir, owner, damaged, owner is not None and owner.install == me, writing)
 
 
