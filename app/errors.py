@@ -4,12 +4,13 @@
     ├── ConfigError              bad settings or flags            -> exit 2, nothing written
     ├── UsageError               bad command-line use             -> exit 2
     ├── SyncFailed               a sync could not complete        -> exit 1; ``kind`` says why
-    │     kinds: LOCKED, DEST_MISSING, SOURCE_MISSING, GUARD, FATAL
+    │     kinds: LOCKED, DEST_MISSING, SOURCE_MISSING, GUARD, FOREIGN, DAMAGED, FATAL
     ├── TransferError            an engine failed (carries a kind) -> wrapped in SyncFailed
     └── BackupDamaged            a file at the destination is unreadable or hostile -> exit 1
 
-The live service (issue 4) retries LOCKED, DEST_MISSING and SOURCE_MISSING with backoff and
-stops retrying on GUARD and FATAL.
+The live service retries LOCKED, DEST_MISSING and SOURCE_MISSING with backoff and stops retrying on
+GUARD, FOREIGN (the folder is another install's: ``adopt`` when it is this computer's), DAMAGED (the
+backup's index cannot be read: ``repair``) and FATAL.
 """
 
 from __future__ import annotations
@@ -24,11 +25,19 @@ class FailureKind(enum.Enum):
     DEST_MISSING = "dest_missing"
     SOURCE_MISSING = "source_missing"
     GUARD = "guard"
+    FOREIGN = "foreign"
+    DAMAGED = "damaged"
     FATAL = "fatal"
 
     @property
     def retryable(self) -> bool:
         return self in (FailureKind.LOCKED, FailureKind.DEST_MISSING, FailureKind.SOURCE_MISSING)
+
+    @property
+    def needs_a_person(self) -> bool:
+        """Waiting cannot fix it: the user is told at once and decides (restore or override the guard,
+        adopt the folder or name this computer apart, repair the index)."""
+        return self in (FailureKind.GUARD, FailureKind.FOREIGN, FailureKind.DAMAGED)
 
     @property
     def sentence(self) -> str:
@@ -44,8 +53,16 @@ _SENTENCES = {
     FailureKind.SOURCE_MISSING: "opencode's data was not found where expected; the backup will be retried.",
     FailureKind.GUARD: "opencode lost most of its sessions since the last backup; the backup was left "
     "untouched. Restore them, or run 'opencode-backup sync --allow-deletions' if this was intended.",
+    FailureKind.FOREIGN: "The backup folder belongs to another install; backups are held back. If it is "
+    "this computer's own folder (after a reinstall), choose Adopt backup folder… in the menu.",
+    FailureKind.DAMAGED: "The backup's index is damaged; backups are held back. Run 'opencode-backup "
+    "repair' to rebuild it from the files present.",
     FailureKind.FATAL: "The backup failed; see the log for details.",
 }
+
+# What a user runs for the two failures that only a person can decide (said in the errors themselves)
+ADOPT_HINT = "run 'opencode-backup adopt' (or choose Adopt backup folder… in the tray menu)"
+REPAIR_HINT = "run 'opencode-backup repair' to rebuild the backup's index from the files present"
 
 
 class BackupError(Exception):

@@ -6,9 +6,12 @@ import contextlib
 import errno
 import hashlib
 import os
+import shutil
 import stat
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -89,6 +92,34 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True, commit: b
         fh.write(data)
 
 
+def atomic_create(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data``, or raise FileExistsError when it exists; a reader never sees
+    it half written. The data is written and flushed under a temp name (unique to this thread: two
+    threads may race here), then hard-linked into place: a link, unlike a rename, refuses to replace.
+    Where the file system has no hard links (FAT, some cloud drives), an exclusive create and write."""
+    make_private_dirs(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{threading.get_ident()}")
+    try:
+        _write_new(tmp, data, os.O_TRUNC)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here
+            _write_new(path, data, os.O_EXCL)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode | getattr(os, "O_BINARY", 0), PRIVATE_FILE)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        flush(fh.fileno())
+
+
 def over_leftover(path: Path, make: Callable[[], T]) -> T:
     """``make()``, which creates ``path`` and refuses one that exists; when a crashed run left one there
     (a temp name of this very pid, a version of a retried sync), it is removed and ``make()`` runs again.
@@ -98,6 +129,27 @@ def over_leftover(path: Path, make: Callable[[], T]) -> T:
     except FileExistsError:
         os.unlink(path)
         return make()
+
+
+def keep_copy(src: Path, target: Path) -> None:
+    """Put ``src``'s content at ``target`` without touching ``src``: a hard link (a symlink is linked
+    itself, never followed), or a copy through a temp name where the folder cannot link (some cloud
+    drives, FAT). A leftover ``target`` of a crashed run is replaced."""
+    try:
+        over_leftover(target, partial(os.link, src, target, follow_symlinks=False))
+        return
+    except OSError:
+        pass  # no hard links here: copy it
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), PRIVATE_FILE)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out, 1 << 20)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def sha256_file(path: Path) -> str:

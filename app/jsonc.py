@@ -1,13 +1,17 @@
 """JSON with comments (JSONC), as opencode reads it: ``//`` and ``/* */`` comments, trailing commas.
 
 Comments and trailing commas are blanked out with spaces (newlines kept), so the line numbers of
-a parse error are those of the original text. Text inside strings is never touched.
+a parse error are those of the original text. Text inside strings is never touched. Nesting is bounded
+(MAX_DEPTH): the parsers and the editor of :mod:`app.jsonc_edit` recurse per level, and a file nested
+100,000 deep is damage (or hostile), not a config.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+MAX_DEPTH = 128  # opencode's own config nests 5 deep; the text editor recurses twice per level
 
 
 class JsoncError(ValueError):
@@ -20,7 +24,8 @@ class JsoncError(ValueError):
 
 
 def strip(text: str) -> str:
-    """Return ``text`` with comments and trailing commas replaced by spaces; same length and lines."""
+    """Return ``text`` with comments and trailing commas replaced by spaces; same length and lines.
+    Raises JsoncError when it nests objects and arrays more than MAX_DEPTH deep."""
     return _blank_trailing_commas(_blank_comments(text))
 
 
@@ -36,6 +41,8 @@ def loads(text: str) -> Any:
         return json.loads(strip(text))
     except json.JSONDecodeError as exc:
         raise JsoncError(exc.msg, exc.lineno) from None
+    except RecursionError:  # below MAX_DEPTH on a deep stack: still one line, never a traceback
+        raise JsoncError("nested too deep", 1) from None
 
 
 def _blank(chunk: str) -> str:
@@ -72,12 +79,14 @@ def _blank_comments(text: str) -> str:
 
 
 def _blank_trailing_commas(text: str) -> str:
-    """Blank each comma that follows a value and precedes ``}`` or ``]`` (comments are gone by now).
+    """Blank each comma that follows a value and precedes ``}`` or ``]`` (comments are gone by now);
+    refuse a text nested more than MAX_DEPTH deep.
 
     ``{,}`` and ``[1,,]`` stay invalid: only a comma right after a value is a trailing comma.
     """
     chars = list(text)
     prev = ""  # last significant character outside strings
+    depth = 0
     i, n = 0, len(text)
     while i < n:
         c = text[i]
@@ -85,6 +94,12 @@ def _blank_trailing_commas(text: str) -> str:
             i = _string_end(text, i)
             prev = '"'
             continue
+        if c in "{[":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise JsoncError(f"nested more than {MAX_DEPTH} deep", text.count("\n", 0, i) + 1)
+        elif c in "}]":
+            depth -= 1
         if c == "," and prev not in ("{", "[", ","):
             j = i + 1
             while j < n and text[j] in " \t\r\n":

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from app import config, paths
 from app.backup.sync import SyncContext
 from app.errors import ConfigError
+from app.platform import machine_id
 from app.service.notifier import Notifier
 from app.service.runtime import Runtime
 from app.service.service import Listener, Timing
@@ -29,6 +30,7 @@ def context_for(settings: config.Settings) -> SyncContext:
         snapshot_every_hours=settings.snapshot_every_hours,
         keep_snapshots=settings.keep_snapshots,
         keep_versions_days=settings.keep_versions_days,
+        identity=machine_id.account_once(paths.current_platform()),
     )
 
 

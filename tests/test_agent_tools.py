@@ -149,6 +149,75 @@ def test_a_file_that_cannot_be_parsed_is_refused_in_one_line_and_nothing_is_writ
         assert listing(config_dir) == before
 
 
+@pytest.mark.parametrize("shape", ["object", "array"])
+def test_a_file_nested_100000_deep_is_refused_in_one_line_not_a_traceback(
+    config_dir: Path, capsys: pytest.CaptureFixture[str], shape: str
+) -> None:
+    """The editor and the parsers recurse per level: a file nested this deep is damage, refused with
+    exit 2 before anything is written (it was a RecursionError traceback)."""
+    config_dir.mkdir(parents=True)
+    deep = '{"a":' * 100_000 + "1" + "}" * 100_000 if shape == "object" else "[" * 100_000 + "]" * 100_000
+    (config_dir / "opencode.json").write_text(deep)
+    before = listing(config_dir)
+    for action in ("enable", "disable", "status"):
+        assert cli(action) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not valid JSON" in err and "nothing was written" in err, err
+        assert listing(config_dir) == before
+    (config_dir / "opencode.json").unlink()
+    (config_dir / "session-backup.json").write_text(deep)  # our own settings file: the same refusal
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nested more than" in err, err
+
+
+# opencode reads its config as JavaScript does: of two equal keys the last one counts
+DUPLICATES = {
+    "two mcp objects": """{
+  "mcp": {
+    "github": {"type": "remote", "url": "https://example.invalid/mcp"}
+  },
+  "model": "a/b",
+  "mcp": {
+    "other": {"type": "local", "command": ["x"]}
+  }
+}
+""",
+    "two session_backup entries": """{
+  "mcp": {
+    "session_backup": {"type": "local", "command": ["old-one", "mcp"], "enabled": true},
+    "github": {"type": "remote", "url": "https://example.invalid/mcp"},
+    "session_backup": {"type": "local", "command": ["old-two", "mcp"], "enabled": false}
+  }
+}
+""",
+}
+
+
+@pytest.mark.parametrize("name", DUPLICATES)
+def test_duplicate_keys_the_edit_lands_in_the_copy_opencode_uses_and_disable_leaves_none_in_force(
+    config_dir: Path, name: str
+) -> None:
+    config_dir.mkdir(parents=True)
+    path = config_dir / "opencode.json"
+    path.write_text(DUPLICATES[name])
+    first_mcp = DUPLICATES[name].split('"model"')[0] if name == "two mcp objects" else None
+    assert cli("enable") == 0
+    text = path.read_text()
+    effective = json.loads(text)["mcp"]  # the last of equal keys, as opencode takes it
+    assert effective["session_backup"]["command"] == ac.mcp_command()
+    assert effective["session_backup"]["enabled"] is True
+    assert ac.read(config_dir, ac.mcp_command()).this_install
+    if first_mcp is not None:
+        assert text.startswith(first_mcp)  # the first, shadowed object is left as it was
+        assert set(effective) == {"other", "session_backup"}
+    assert cli("disable") == 0
+    text = path.read_text()
+    assert "session_backup" not in json.loads(text).get("mcp", {})
+    assert not ac.read(config_dir, ac.mcp_command()).present
+    assert "github" in text and (first_mcp is None or text.startswith(first_mcp))
+
+
 def test_opencode_jsonc_is_edited_when_it_exists(config_dir: Path) -> None:
     config_dir.mkdir(parents=True)
     (config_dir / "opencode.json").write_text('{"model": "a/b"}\n')

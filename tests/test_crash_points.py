@@ -1,4 +1,5 @@
-"""A crash at every write, rename, link, unlink and fsync of a sync, one run per boundary (guarantee 7).
+"""A crash at every write, rename, link, unlink and fsync of a sync, a repair and an adopt, one run per
+boundary (guarantee 7).
 
 A first run counts the boundaries a sync crosses in the backup folder; then, for each k, the same sync
 starts from the same state and the process ends with ``os._exit`` at the k-th boundary (no ``finally``,
@@ -11,6 +12,7 @@ and an old one pruned.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from app import paths
-from app.backup import intent
+from app.backup import intent, ownership
 from app.backup import manifest as mf
 from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.backup.verify import verify
@@ -304,3 +306,115 @@ def test_two_interrupted_syncs_in_a_row_still_leave_a_backup_verify_accepts(
         holds_exactly_opencode(tmp_path / "last")
         shutil.rmtree(tmp_path / "last")
         shutil.rmtree(first)
+
+
+# ---------------------------------------------------------------------------------------- repair, adopt
+def run_cli_at(k: int, base: Path, env: dict[str, str], *args: str) -> tuple[int, int]:
+    """Run ``opencode-backup ARGS`` on ``base``'s world in a child that dies at boundary ``k``."""
+    counter = base / "boundaries"
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(k), str(base / "backup"), str(counter), *args,
+         "--backup-path", str(base / "backup"), "--machine-name", "box"],
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode in (0, 77), done.stderr
+    return done.returncode, int(counter.read_text()) if counter.exists() else -1
+
+
+def kept_files(machine: Path) -> dict[str, bytes]:
+    """The backed-up files (sessions/, snapshots/, storage/), wherever a repair may have moved them."""
+    out = {}
+    for root in (machine, *(machine / "damaged").glob("*")):
+        for folder, _dirs, files in os.walk(root):  # never through a link
+            for name in files:
+                path = Path(folder) / name
+                rel = path.relative_to(root).as_posix()
+                if rel.split("/")[0] in ("sessions", "snapshots", "storage") and not path.is_symlink():
+                    out[rel] = path.read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module", params=["torn manifest", "hostile file committed"])
+def wreck(template: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """The template's world after its sync, with a session file that fails a restore's checks and a
+    symlink in sessions/, and either a torn manifest.json or a sound index that records the hostile
+    file's hash (where setting it aside before the commit would leave the index naming a missing file)."""
+    base = tmp_path_factory.mktemp("wreck") / "w"
+    shutil.copytree(template, base, symlinks=True)
+    env = home_env(base / "home")
+    assert run_cli_at(0, base, env, "sync", "--snapshot", "--source", str(base / "opencode"))[0] == 0
+    machine = base / "backup" / "box"
+    man = mf.load(machine, "box")
+    hostile = machine / man.sessions["ses_0"].path
+    hostile.write_bytes((machine / man.sessions["ses_1"].path).read_bytes())  # another session's rows
+    (machine / "sessions" / "evil").symlink_to("/etc")
+    if request.param == "torn manifest":
+        manifest = machine / mf.MANIFEST
+        manifest.write_bytes(manifest.read_bytes()[:200])
+    else:
+        data = hostile.read_bytes()
+        entry = {**vars(man.sessions["ses_0"]), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        man.sessions["ses_0"] = mf.SessionEntry(**entry)
+        mf.save(machine, man)
+    return base
+
+
+def test_a_crash_at_every_boundary_of_a_repair_loses_nothing_and_the_next_repair_completes(
+    wreck: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before its commit a crashed repair leaves the old (damaged) index over untouched files; after it,
+    an index verify accepts. Every file is where it was or set aside, the next repair completes, and the
+    sync after it backs up exactly what opencode has."""
+    env = world(wreck, tmp_path / "count", monkeypatch)
+    damage = verify(tmp_path / "count" / "backup" / "box", "box", tmp_path / "v").problems
+    before = kept_files(tmp_path / "count" / "backup" / "box")
+    code, total = run_cli_at(0, tmp_path / "count", env, "repair", "--yes")
+    assert code == 0 and total > 15, total
+    committed_early = 0
+    for k in range(1, total + 1):
+        base = tmp_path / f"k{k}"
+        env = world(wreck, base, monkeypatch)
+        code, _ = run_cli_at(k, base, env, "repair", "--yes")
+        assert code == 77, f"boundary {k} of {total} was never reached"
+        machine = base / "backup" / "box"
+        assert kept_files(machine) == before, f"crash at boundary {k} of {total} lost a file"
+        report = verify(machine, "box", base / "v")
+        assert report.ok or report.problems == damage, (k, report.problems)
+        committed_early += report.ok and (machine / "sessions" / "evil").is_symlink()
+        assert run_cli_at(0, base, env, "repair", "--yes")[0] == 0, k
+        assert verify(machine, "box", base / "v").ok, k
+        assert run_sync(ctx_for(base), SyncOptions(snapshot=True)).ok, k
+        holds_exactly_opencode(base)
+        shutil.rmtree(base)
+    print(f"{total} boundaries crossed by one repair; a crash at each was survived")
+    assert committed_early > 0  # some crashes landed between the commit and the setting aside
+
+
+def test_a_crash_at_every_boundary_of_adopt_leaves_one_whole_owner_and_the_next_adopt_completes(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = {"format": ownership.FORMAT, "install": "e" * 32, "host": "old-box", "salt": "0" * 32,
+             "computer": ownership.computer_hash("0" * 32, "another computer")}  # fmt: skip
+    foreign = tmp_path / "foreign"
+    shutil.copytree(template, foreign, symlinks=True)
+    (foreign / "backup" / "box" / ownership.OWNER).write_text(json.dumps(owner))
+    env = world(foreign, tmp_path / "count", monkeypatch)
+    code, total = run_cli_at(0, tmp_path / "count", env, "adopt", "--yes")
+    assert code == 0 and total >= 3, total
+    for k in range(1, total + 1):
+        base = tmp_path / f"k{k}"
+        env = world(foreign, base, monkeypatch)
+        assert run_cli_at(k, base, env, "adopt", "--yes")[0] == 77
+        machine = base / "backup" / "box"
+        claim = ownership.read_claim(machine, ownership.OWNER)  # the old owner or the new one, whole
+        assert claim is not None and claim.install in ("e" * 32, ownership.install_id(paths.app_state_dir()))
+        assert run_cli_at(0, base, env, "adopt", "--yes")[0] == 0
+        assert run_sync(ctx_for(base), SyncOptions(snapshot=True)).ok, k
+        holds_exactly_opencode(base)
+        shutil.rmtree(base)
+    print(f"{total} boundaries crossed by adopt; a crash at each was survived")

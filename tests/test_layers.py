@@ -9,7 +9,7 @@
     config     app.config, app.config_values
     adapters   app.opencode.*, app.transfer.*, app.platform.*
     base       app, app.errors, app.fsutil, app.jsonc, app.jsonc_edit, app.codec, app.paths, app.words,
-               app.assets
+               app.assets, app.safe_text
 
 A module imports only from its own layer or below; the two faces never import each other; and no set of
 modules imports itself round in a circle. Run alone: ``python -m pytest tests/test_layers.py``.
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("app", "app.errors", "app.fsutil", "app.jsonc", "app.jsonc_edit", "app.codec", "app.paths",
-              "app.words", "app.assets")),
+              "app.words", "app.assets", "app.safe_text")),
     ("adapters", ("app.opencode", "app.transfer", "app.platform")),
     ("config", ("app.config", "app.config_values")),
     ("engine", ("app.backup",)),

@@ -408,3 +408,19 @@ def test_a_sync_asked_of_the_service_shows_the_services_progress_while_the_calle
     assert rc == 0 and re.search(
         r"^progress +backing up sessions: 900 of 1,800, about 20 s left$", out, re.M
     ), out
+
+
+def test_a_command_file_nested_100000_deep_is_dropped_and_the_inbox_keeps_working(tmp_path: Path) -> None:
+    """A RecursionError in the control thread would have ended it: the service deaf to every command."""
+    state_dir = tmp_path / "state"
+    posted: list[object] = []
+    inbox = control.ControlThread(state_dir, posted.append, 0.02)
+    inbox.start()
+    try:
+        deep = control.service_dir(state_dir) / "inbox" / "0-deep.json"
+        deep.write_text("[" * 100_000 + "]" * 100_000)
+        control.send(state_dir, "pause")
+        wait_until(lambda: bool(posted), what="the pause after the deep file")
+    finally:
+        inbox.stop()
+    assert not deep.exists() and len(posted) == 1

@@ -189,7 +189,7 @@ def test_a_second_install_with_the_same_machine_name_refuses_in_one_line_and_cha
     assert run_sync(ctx_for(env, "install-a")).ok
     before = tree(env["dest"])
     result = run_sync(ctx_for(env, "install-b"))  # another computer, same host name, same Drive folder
-    assert result.outcome is Outcome.FAILED and result.kind is FailureKind.FATAL
+    assert result.outcome is Outcome.FAILED and result.kind is FailureKind.FOREIGN
     assert "two computers use the machineName 'laptop'" in result.error and "\n" not in result.error
     assert tree(env["dest"]) == before
     assert run_sync(ctx_for(env, "install-a")).ok  # the owner goes on

@@ -4,6 +4,7 @@ service; only the windows are stand-ins). The real desktop runs in tests/test_ui
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -14,9 +15,10 @@ from typing import Any, Literal
 import pytest
 
 from app import config, paths
+from app.backup import ownership
 from app.backup.catalog import SessionRow
 from app.backup.result import Outcome
-from app.errors import BackupError
+from app.errors import BackupError, FailureKind
 from app.platform.autostart_base import AutostartError
 from app.service.events import Pause, Resume, SyncNow
 from app.service.runtime import Runtime
@@ -360,3 +362,29 @@ def test_a_flow_error_is_logged_and_the_menu_comes_back(tmp_path: Path) -> None:
     app._flow.join(10)
     app.handle(app._queue.get())
     assert not app.menu.busy
+
+
+def test_while_backups_fail_on_another_installs_folder_the_menu_offers_adopt_and_it_adopts(
+    tmp_path: Path,
+) -> None:
+    machine = tmp_path / "backup" / "laptop"
+    machine.mkdir(parents=True)
+    other = {"format": ownership.FORMAT, "install": "e" * 32, "host": "old-box"}
+    (machine / ownership.OWNER).write_text(json.dumps(other))
+    app, parts = make_app(tmp_path, identity=lambda: "a-computer/alice")
+    app.begin()
+    assert not app.menu.adoptable
+    failed = Status(ServiceState.FAILED, last_outcome=Outcome.FAILED, last_kind=FailureKind.FOREIGN)
+    app.handle(StatusChanged(failed))
+    assert app.menu.adoptable and menu_items(app.menu)[0].action is Action.ADOPT  # type: ignore[union-attr]
+    app.handle(Menu(Action.ADOPT))
+    assert app._flow is not None
+    app._flow.join(10)
+    assert parts.dialogs.shown[0][0] == "Adopt this backup folder?"  # type: ignore[attr-defined]
+    assert "old-box" in parts.dialogs.shown[0][1]  # type: ignore[attr-defined]
+    runtime = app._runtime
+    assert isinstance(runtime, FakeRuntime) and runtime.service.posted == [SyncNow()]
+    owner = ownership.read_claim(machine, ownership.OWNER)
+    assert owner is not None and owner.install == ownership.install_id(parts.state_dir) and owner.computer
+    app.handle(StatusChanged(Status(ServiceState.IDLE, last_outcome=Outcome.OK)))
+    assert not app.menu.adoptable

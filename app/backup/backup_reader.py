@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from app.backup import untrusted as u
+from app.backup.aside import DAMAGED
 from app.errors import BackupDamaged, UsageError
 from app.fsutil import make_private_dirs
 from app.opencode.schema import SECRET_TABLES
 from app.opencode.snapshot import SNAPSHOT_SUFFIX, parse_snapshot_name
-from app.opencode.stores import BY_FORMAT, ROOTS
+from app.opencode.stores import BY_FORMAT, BY_TAG, ROOTS
 
 # No real session comes near this (the largest measured is ~60 MiB); a bigger file is refused unread.
 MAX_SESSION_BYTES = 512 << 20
@@ -62,6 +63,11 @@ class SessionDoc:
     size: int
     sha256: str
     store: str = "v1"  # the opencode store it was backed up from (its format says which)
+
+    @property
+    def session_row(self) -> Row:
+        """The session's own row (in its store's table: ``session`` or ``session_v2``)."""
+        return self.rows[BY_TAG[self.store].root][0]
 
     @property
     def row_count(self) -> int:
@@ -99,13 +105,16 @@ def safe_machine_dir(backup_path: Path, machine: str) -> Path:
 
 
 def check_tree(root: Path) -> int:
-    """Walk ``root`` without following links; refuse any symlink or special file. Returns files seen."""
+    """Walk ``root`` without following links; refuse any symlink or special file. Returns files seen.
+    ``root/damaged/`` is not looked at: what repair set aside there is never read back."""
     files = 0
     stack = [root]
     while stack:
         folder = stack.pop()
         with os.scandir(folder) as it:
             for entry in it:
+                if folder == root and entry.name == DAMAGED:
+                    continue
                 if entry.is_symlink():
                     raise BackupDamaged(f"refusing the backup: {entry.path} is a symlink")
                 if entry.is_dir(follow_symlinks=False):
@@ -272,6 +281,11 @@ MAX_RATIO = 100
 SMALL_SNAPSHOT_CAP = 64 << 20  # tiny databases compress better; letting any expand this far is harmless
 FREE_MARGIN = 1 << 30  # never fill the disk opencode's database lives on: keep this much free
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+FREE_SPACE = "the free disk space, less 1 GiB kept free for opencode"
+
+
+class NoRoomToCheck(BackupDamaged):
+    """A snapshot expands past the free disk space this computer has to check it: maybe sound."""
 
 
 def snapshot_cap(compressed: int, recorded_raw: int | None, free: int) -> tuple[int, str]:
@@ -287,7 +301,7 @@ def snapshot_cap(compressed: int, recorded_raw: int | None, free: int) -> tuple[
     ]
     if recorded_raw:
         caps.append((recorded_raw, "the size the manifest recorded"))
-    caps.append((max(0, free - FREE_MARGIN), "the free disk space, less 1 GiB kept free for opencode"))
+    caps.append((max(0, free - FREE_MARGIN), FREE_SPACE))
     return min(caps)
 
 
@@ -320,7 +334,7 @@ def checked_snapshot(ref: SnapshotRef, work_dir: Path, raw_size: int | None = No
             raise
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
-                raise BackupDamaged(
+                raise NoRoomToCheck(
                     f"not enough free space in {work_dir} to check snapshot {ref.path.name}"
                 ) from None
             raise BackupDamaged(
@@ -362,10 +376,11 @@ def _decompress_capped(zstandard: Any, src: Path, out: Path, cap: int, why: str)
                     cap, why = declared, "the size its own header declares"
             total += len(chunk)
             if total > cap:
-                raise BackupDamaged(
-                    f"refusing snapshot {src.name}: it expands to more than {cap:,} bytes ({why})"
-                )
+                refused = NoRoomToCheck if why == FREE_SPACE else BackupDamaged
+                raise refused(f"refusing snapshot {src.name}: it expands to more than {cap:,} bytes ({why})")
             dst.write(chunk)
+    if declared is None:  # a torn stream yields nothing, and SQLite calls an empty file a sound database
+        raise BackupDamaged(f"refusing snapshot {src.name}: it does not hold an SQLite database")
 
 
 def _declared_size(src: Path, head: bytes) -> int:

@@ -74,7 +74,7 @@ def session_rows(machine_dir: Path, machine: str, source: Path, opencode_db: Pat
         except BackupError as exc:
             logger.warning("skipping an unreadable old copy of %s: %s", sid, exc)
             continue
-        session = (doc.rows.get("session") or [{}])[0]
+        session = doc.session_row
         directory = session.get("directory")
         rows.append(
             SessionRow(

@@ -18,6 +18,7 @@ from app.platform.lock import ProcessLock
 LAST_RESULT = "last_result.json"  # the last attempt that did not back up
 LAST_BACKUP = "last_backup.json"  # the last attempt that backed everything up
 MAX_STATE_BYTES = 1 << 20
+PERSON_WAIT = 30.0  # a command a person runs (adopt, repair) waits this long for a running sync to end
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,13 @@ from app.opencode.snapshot import parse_snapshot_name
 
 @dataclass
 class VerifyReport:
+    """``repair_helps``: ``opencode-backup repair`` would mend what was found (it rebuilds the index
+    from the files present, setting aside what fails its checks)."""
+
     checked: int = 0
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    repair_helps: bool = False
 
     @property
     def ok(self) -> bool:
@@ -41,9 +45,11 @@ def verify(machine_dir: Path, machine: str, work_dir: Path, progress: Sink = now
         pending = it.load(machine_dir)
     except BackupDamaged as exc:
         report.problems.append(str(exc))
+        report.repair_helps = True
         return report
     if not (machine_dir / mf.MANIFEST).exists():
         report.problems.append(f"no backup here yet: {machine_dir / mf.MANIFEST} is missing")
+        report.repair_helps = any((machine_dir / d).exists() for d in ("sessions", "snapshots", "storage"))
         return report
     check = _Checker(machine_dir, report, pending)
     total = len(man.sessions) + len(man.files) + man.storage_files
@@ -63,12 +69,14 @@ def verify(machine_dir: Path, machine: str, work_dir: Path, progress: Sink = now
             entries = mf.load_shard(machine_dir, man, shard)
         except BackupDamaged as exc:
             report.problems.append(str(exc))
+            report.repair_helps = True
             return report
         for rel, fentry in sorted(entries.items()):
             tell.report(Step.VERIFYING, report.checked, max(total, report.checked), nbytes)
             nbytes += fentry.size
             check.file(rel, fentry.size, fentry.sha256)
     tell.report(Step.VERIFYING, report.checked, report.checked, nbytes)
+    report.repair_helps = not report.ok  # a missing, changed or damaged file: re-indexed or set aside
     if pending is not None and check.interrupted:
         report.notes.append(
             f"a sync started at {pending.stamp} was interrupted: {check.interrupted} file(s) already hold "

@@ -103,9 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _setup_logging(debug: bool) -> None:
     import logging  # noqa: PLC0415 - not needed by --version and --help, which never get here
 
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from app.safe_text import log_formatter  # noqa: PLC0415 - as logging above
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
     logging.getLogger("watchdog").setLevel(logging.INFO)  # its DEBUG is one line per inotify event

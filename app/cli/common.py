@@ -4,7 +4,7 @@ loads nothing else), loading settings from the flags, and printing a result as t
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,8 @@ from app.cli.parser import (
     error,
     one_line,
 )
-from app.errors import BackupError, ConfigError
+from app.errors import BackupError, ConfigError, UsageError
+from app.safe_text import clean_lines, safe_json
 
 __all__ = [
     "ALL",
@@ -32,12 +33,14 @@ __all__ = [
     "add_json_flag",
     "add_settings_flags",
     "check_flags",
+    "confirm",
     "emit",
     "error",
     "load_settings",
     "one_line",
     "require_backup",
     "require_destination",
+    "say",
     "table",
 ]
 
@@ -73,14 +76,29 @@ def require_backup(settings: config.Settings) -> Path:
 
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    """Print ``data`` as JSON with ``--json``, else ``text``."""
+    """Print ``data`` as JSON with ``--json``, else ``text``; either made safe for a terminal (titles,
+    folders and file names come from the backup folder and opencode's database)."""
     if getattr(args, "json", False):
-        print(json.dumps(codec.to_json(data), indent=2, ensure_ascii=False))
+        print(safe_json(codec.to_json(data), indent=2))
     else:
-        print(text)
+        say(text)
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print ``text`` for people, each line made safe for a terminal (see :mod:`app.safe_text`)."""
+    print(clean_lines(text), file=sys.stderr if err else sys.stdout)
 
 
 def table(rows: list[tuple[str, str]]) -> str:
     """Aligned ``label  value`` lines, as ``config`` and ``status`` print them."""
     width = max((len(label) for label, _ in rows), default=0)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def confirm(text: str, question: str, no_terminal: str) -> bool:
+    """Show ``text`` and ask ``question`` on the terminal; True only for yes. Without a terminal nothing
+    can be asked: UsageError ``no_terminal`` (exit 2, nothing done), which names ``--yes``."""
+    if not sys.stdin.isatty():
+        raise UsageError(no_terminal)
+    say(text)
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from app.errors import UsageError
+from app.safe_text import LINE_LIMIT, clean
 
 # Every command, in the order a user needs them (``--help`` lists them so): name -> (module of app.cli
 # that registers it, its line in ``--help``). The module is imported only when its command runs, so the
@@ -23,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("listing", "the backed-up sessions, and which ones opencode no longer has"),
     "restore": ("restore", "put sessions back into opencode, after a safety copy of its database"),
     "verify": ("verify", "check every backup file against the manifest"),
+    "repair": ("repair", "rebuild a damaged backup index from the files present, setting bad files aside"),
+    "adopt": ("adopt", "make this machine's backup folder this install's, after a reinstall"),
     "config": ("show_config", "the effective settings and where each came from"),
     "pause": ("control", "ask the running service to stop backing up for now"),
     "resume": ("control", "ask the running service to back up again"),
@@ -95,8 +98,9 @@ def check_flags(args: argparse.Namespace) -> None:
 
 
 def one_line(message: str) -> str:
-    """A message on one line: control characters (a newline in a path) shown escaped."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in message)
+    """A message on one line: control characters (a newline in a path), bidi overrides and the like
+    shown escaped (it may quote a title or a file name from the backup folder), and capped."""
+    return clean(message, LINE_LIMIT)
 
 
 def error(message: str) -> None:

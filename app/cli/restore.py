@@ -20,6 +20,7 @@ from app.cli.common import (
     READ,
     add_json_flag,
     add_settings_flags,
+    confirm,
     emit,
     error,
     load_settings,
@@ -29,6 +30,7 @@ from app.cli.parser import COMMANDS
 from app.cli.progress import shown
 from app.errors import UsageError
 from app.opencode.locate import restore_target
+from app.safe_text import clean
 from app.words import size
 
 
@@ -138,11 +140,9 @@ def _legacy(args: argparse.Namespace, machine_dir: Path, data_dir: Path, work_di
 
 
 def _confirm(plan_text: str) -> bool:
-    if not sys.stdin.isatty():
-        raise UsageError("no terminal to confirm the restore; add --yes (or --dry-run to see the plan)")
-    print(plan_text)
-    answer = input("Restore? [y/N] ").strip().lower()
-    return answer in ("y", "yes")
+    return confirm(
+        plan_text, "Restore?", "no terminal to confirm the restore; add --yes (or --dry-run to see the plan)"
+    )
 
 
 def _plan_text(plan: rs.Plan) -> str:
@@ -151,7 +151,7 @@ def _plan_text(plan: rs.Plan) -> str:
     for i in sorted(plan.items, key=lambda i: i.session_id):
         extra = f"  ({i.reason})" if i.reason else ""
         head = f"  {i.action.value:<8} {i.session_id}  {i.rows} rows  {size(i.bytes)}"
-        lines.append(f"{head}  {i.title}{extra}")
+        lines.append(f"{head}  {clean(i.title)}{extra}")
     act = plan.actionable
     lines.append(
         f"{len(act)} session(s), {sum(i.rows for i in act)} rows, {size(sum(i.bytes for i in act))}"

@@ -18,6 +18,7 @@ from app import config, paths, wiring
 from app.cli.common import ALL, add_settings_flags, error, load_settings, require_destination
 from app.cli.parser import COMMANDS
 from app.errors import BackupError, ConfigError
+from app.safe_text import log_formatter
 from app.service import control
 from app.service.events import Quit
 from app.service.status import read_status
@@ -107,7 +108,7 @@ def headless_hint(settings: config.Settings) -> str:
 def _log_for_a_terminal(debug: bool) -> None:
     logging.getLogger("app").setLevel(logging.DEBUG if debug else logging.INFO)
     for log_handler in logging.getLogger().handlers:  # a long-running service's log needs times
-        log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log_handler.setFormatter(log_formatter())
 
 
 def _show_status_window(state_dir: Path, machine_dir: Path | None) -> None:

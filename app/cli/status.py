@@ -13,6 +13,7 @@ from typing import Any
 from app import config
 from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, table
 from app.cli.parser import COMMANDS
+from app.errors import REPAIR_HINT
 from app.status_report import BackupStatus, gather
 from app.words import size, when
 
@@ -48,7 +49,7 @@ def text(r: BackupStatus, now: datetime) -> str:
         folder += " (not reachable: not mounted, or not created yet)"
     rows = [("backup folder", folder)]
     if r.backup_damaged:
-        rows.append(("backup damaged", r.backup_damaged))
+        rows.append(("backup damaged", f"{r.backup_damaged}; {REPAIR_HINT}"))
     if r.sessions_backed_up is not None:
         held = f"{r.sessions_backed_up:,}"
         extra = [size(r.backup_bytes), f"{r.snapshots} snapshot(s)"]

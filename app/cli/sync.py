@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 from typing import Any
 
@@ -18,6 +17,7 @@ from app.cli.common import (
     error,
     load_settings,
     require_destination,
+    say,
 )
 from app.cli.parser import COMMANDS
 from app.cli.progress import shown
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         error(f"sync failed: {result.error}")
         return 1
     for warning in result.skipped:
-        print(f"warning: not copied (empty or damaged in opencode's storage): {warning}", file=sys.stderr)
+        say(f"warning: not copied (empty or damaged in opencode's storage): {warning}", err=True)
     if result.outcome is Outcome.NOTHING_YET:
         emit(args, result, f"nothing to back up yet: {result.summary()}")
     else:

@@ -10,6 +10,7 @@ from app.backup.verify import verify
 from app.cli.common import add_json_flag, add_settings_flags, emit, load_settings, require_backup
 from app.cli.parser import COMMANDS
 from app.cli.progress import shown
+from app.errors import REPAIR_HINT
 
 
 def register(sub: Any) -> None:
@@ -31,6 +32,13 @@ def run(args: argparse.Namespace) -> int:
         report = verify(machine_dir, settings.machine_name, paths.app_data_dir() / "verify", progress)
     verdict = "OK" if report.ok else "FAILED"
     summary = f"{verdict}: {report.checked} files checked, {len(report.problems)} problem(s)"
-    data = {"ok": report.ok, "checked": report.checked, "problems": report.problems}
+    if report.repair_helps:
+        summary += f"; {REPAIR_HINT} (files that fail their checks are set aside, never deleted)"
+    data = {
+        "ok": report.ok,
+        "checked": report.checked,
+        "problems": report.problems,
+        "repair_would_help": report.repair_helps,
+    }
     emit(args, data, "\n".join([*report.problems, summary]))
     return 0 if report.ok else 1

@@ -6,6 +6,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app.safe_text import clean_lines
+
 
 class UnknownTool(LookupError):
     """No tool has this name (a JSON-RPC error, not a tool result)."""
@@ -19,7 +21,9 @@ class ToolResult:
     is_error: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"content": [{"type": "text", "text": self.text}], "isError": self.is_error}
+        """The MCP result; its text made inert (it quotes titles and errors, and opencode shows it on a
+        terminal)."""
+        return {"content": [{"type": "text", "text": clean_lines(self.text)}], "isError": self.is_error}
 
 
 class CallContext(Protocol):

@@ -164,7 +164,7 @@ class ControlThread:
                 try:
                     data = json.loads(path.read_bytes())
                     path.unlink()
-                except (OSError, ValueError):
+                except (OSError, ValueError, RecursionError):  # not ours, or damaged: dropped
                     with contextlib.suppress(OSError):
                         path.unlink()
                     continue

@@ -3,10 +3,10 @@
 A *failure episode* starts with the first failed sync after a success and ends with the next
 successful sync. The user hears about it once: a :class:`FailingSince` alert when the episode has
 lasted ``Grace.seconds`` or counted ``Grace.failures`` failed syncs (whichever comes first), and a
-:class:`Recovered` note when it ends, only if it was alerted. Two exceptions: a tripped mass-deletion
-guard alerts at once (waiting cannot fix it), and a lock that is still there ``Grace.persist``
-seconds into the episode gets one :class:`Persisting` follow-up (Google Drive holding a file for
-half an hour will not let go by itself).
+:class:`Recovered` note when it ends, only if it was alerted. Two exceptions: what only a person can
+fix (a tripped mass-deletion guard, a folder of another install, a damaged index) alerts at once, and
+a lock that is still there ``Grace.persist`` seconds into the episode gets one :class:`Persisting`
+follow-up (Google Drive holding a file for half an hour will not let go by itself).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Grace:
     seconds: float = 120.0
     failures: int = 2
     persist: float = 1800.0
-    immediate: frozenset[FailureKind] = frozenset({FailureKind.GUARD})
+    immediate: frozenset[FailureKind] = frozenset(k for k in FailureKind if k.needs_a_person)
     escalate: frozenset[FailureKind] = frozenset({FailureKind.LOCKED})
 
 

@@ -21,6 +21,7 @@ import app
 from app.backup.catalog import SessionRow
 from app.codec import CodecError
 from app.errors import BackupError
+from app.safe_text import clean, clean_lines
 from app.ui.dialog.protocol import (
     Answer,
     Asks,
@@ -63,11 +64,11 @@ def dialog_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def pick_session(row: SessionRow) -> PickSession:
-    """What the picker shows of a catalog row. Pure."""
+    """What the picker shows of a catalog row (its title and folder made inert, see app.safe_text). Pure."""
     return PickSession(
         id=row.id,
-        title=row.title,
-        directory=row.directory,
+        title=clean(row.title),
+        directory=clean(row.directory),
         time_updated=row.time_updated,
         in_opencode=row.in_opencode,
     )
@@ -104,7 +105,7 @@ class DialogHost:
     def confirm(self, title: str, text: str, ok: str, strong: bool = False) -> bool:
         """Ask a yes/no question (Cancel is the default); ``strong`` makes the user type REPLACE first.
         True only when the user pressed ``ok``."""
-        answer = self.ask(ConfirmRequest(title=title, text=text, ok=ok, strong=strong))
+        answer = self.ask(ConfirmRequest(title=clean(title), text=clean_lines(text), ok=ok, strong=strong))
         return answer is not None and answer.ok
 
     def pick_sessions(
@@ -141,8 +142,8 @@ class DialogHost:
         return answer.path
 
     def message(self, title: str, text: str, error: bool = False) -> None:
-        """Show a message and wait until it is closed."""
-        self.ask(MessageRequest(title=title, text=text, error=error))
+        """Show a message and wait until it is closed (its words made inert: they may quote the backup)."""
+        self.ask(MessageRequest(title=clean(title), text=clean_lines(text), error=error))
 
     def open_status(
         self, state_dir: Path, backup_path: Path | None, *, detach: bool = False

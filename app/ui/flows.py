@@ -1,4 +1,4 @@
-"""The tray's two conversations with the user: Restore… and Choose backup folder…
+"""The tray's conversations with the user: Restore…, Choose backup folder… and Adopt backup folder…
 
 Each runs on a flow thread of the tray (never on the tray's main thread), opens dialogs through
 ``app.ui.dialogs`` (child processes), and returns a :class:`Outcome` the tray turns into a message
@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from app import config, paths
+from app.backup import adopt as adopting
 from app.backup import restore as rs
 from app.backup.catalog import SessionRow
+from app.backup.ownership import Identity
 from app.errors import BackupError
 from app.platform import drivefs
 
@@ -185,3 +187,23 @@ def choose_folder(
             new,
         )
     return Outcome(True, "Backup folder chosen", f"Backups go to {new.machine_dir}."), new
+
+
+def adopt(settings: config.Settings, dialogs: Dialogs, state_dir: Path, identity: Identity) -> Outcome:
+    """Whose the folder is → confirmation (Cancel the default) → this install's (app.backup.adopt)."""
+    assert settings.machine_dir is not None
+    machine_dir = settings.machine_dir
+    try:
+        plan = adopting.plan(machine_dir, state_dir)
+    except BackupError as exc:
+        return Outcome(False, "Cannot adopt the backup folder", str(exc), error=True)
+    if not plan.needed:
+        return Outcome(False, "Nothing to adopt", plan.text())
+    if not dialogs.confirm("Adopt this backup folder?", plan.text().replace("\n", "\n\n"), "Adopt it"):
+        return Outcome(False, "Backup folder not adopted", "Nothing was changed.")
+    try:
+        adopting.adopt(machine_dir, state_dir, identity)
+    except BackupError as exc:
+        return Outcome(False, "Adopt failed", str(exc), error=True)
+    logger.info("adopted %s from the tray", machine_dir)
+    return Outcome(True, "Backup folder adopted", f"{machine_dir} is this install's backup folder now.")

@@ -20,6 +20,7 @@ from functools import partial
 
 from app import assets
 from app.errors import FailureKind
+from app.safe_text import clean, clean_lines
 from app.service.retry import EpisodeEvent, Persisting, Recovered
 from app.ui.icons import State, ico_path
 from app.ui.presenter import APP_TITLE
@@ -68,6 +69,10 @@ def episode_note(event: EpisodeEvent) -> Note:
         return Note("Google Drive is holding a file", f"Google Drive is holding {held}; retrying.", bad)
     if kind is FailureKind.GUARD:
         return Note("Backup held back: most sessions vanished", FailureKind.GUARD.sentence, bad)
+    if kind is FailureKind.FOREIGN:  # the message names adopt (the menu's Adopt backup folder…)
+        return Note("This backup folder belongs to another install", event.message or kind.sentence, bad)
+    if kind is FailureKind.DAMAGED:  # the message names repair
+        return Note("The backup's index is damaged", event.message or kind.sentence, bad)
     if kind is FailureKind.DEST_MISSING:
         return Note("Backup folder not reachable", kind.sentence, bad)
     if kind is FailureKind.SOURCE_MISSING:
@@ -142,7 +147,9 @@ class DesktopNotifier:
         self.notify(episode_note(event))
 
     def notify(self, note: Note) -> None:
-        """Queue a notification (any thread; never blocks)."""
+        """Queue a notification (any thread; never blocks). Its words are made inert first: an error
+        may quote a file name or a machine name from the backup folder."""
+        note = Note(clean(note.title), clean_lines(note.body), note.state)
         logger.warning("notification: %s — %s", note.title, note.body)
         if self._enabled:
             self._queue.put(note)

@@ -12,6 +12,7 @@ from datetime import datetime
 from app.backup.progress import Progress
 from app.backup.result import Outcome
 from app.errors import FailureKind
+from app.safe_text import LINE_LIMIT, clean
 from app.service.status import ServiceState, Status
 from app.ui.icons import State
 from app.words import size, span
@@ -25,7 +26,15 @@ _FAILURE_WORDS = {
     FailureKind.DEST_MISSING: "Backup folder not reachable",
     FailureKind.SOURCE_MISSING: "opencode's data not found",
     FailureKind.GUARD: "Most sessions vanished — backup held back",
+    FailureKind.FOREIGN: "Backup folder belongs to another install",
+    FailureKind.DAMAGED: "Backup index damaged",
     FailureKind.FATAL: "Backup failed",
+}
+
+# what a failed icon's tooltip says to do, where Sync now is not it
+_WHAT_NEXT = {
+    FailureKind.FOREIGN: "Adopt backup folder… if it is this computer's",
+    FailureKind.DAMAGED: "run opencode-backup repair",
 }
 
 
@@ -88,7 +97,11 @@ def icon_state(
 
 def _resting(status: Status) -> State:
     if status.last_outcome is Outcome.FAILED and status.failing_since:
-        return State.RETRYING if status.last_kind is not FailureKind.GUARD else State.FAILED
+        return (
+            State.FAILED
+            if status.last_kind is not None and status.last_kind.needs_a_person
+            else State.RETRYING
+        )
     if (
         status.pending
         or status.last_backup is None
@@ -109,7 +122,14 @@ def _backed_up(status: Status, now: datetime) -> str:
 def tooltip(
     status: Status | None, configured: bool, show_syncing: bool, now: datetime, problem: str | None = None
 ) -> str:
-    """One or two lines for the icon's tooltip, e.g. 'Backed up 2 min ago · 1,812 sessions'."""
+    """One line for the icon's tooltip, e.g. 'Backed up 2 min ago · 1,812 sessions' (made inert: a
+    problem quotes a folder)."""
+    return clean(_tooltip(status, configured, show_syncing, now, problem), LINE_LIMIT)
+
+
+def _tooltip(
+    status: Status | None, configured: bool, show_syncing: bool, now: datetime, problem: str | None
+) -> str:
     if problem:
         return f"Cannot back up: {problem}"
     if not configured:
@@ -133,7 +153,8 @@ def tooltip(
         retry = until(status.next_retry, now)
         return f"{failure_words(status.last_kind)} — retrying" + (f" {retry}" if retry else "")
     if state is State.FAILED:
-        return f"{failure_words(status.last_kind)} — click Sync now to try again"
+        then = _WHAT_NEXT.get(status.last_kind or FailureKind.FATAL, "click Sync now to try again")
+        return f"{failure_words(status.last_kind)} — {then}"
     if status.state is ServiceState.NO_DATA_YET and not status.pending:
         return NO_DATA_YET
     if state is State.CHANGES_PENDING:
@@ -150,7 +171,12 @@ class Row:
 
 
 def status_rows(status: Status | None, now: datetime, backup_path: str | None) -> list[Row]:
-    """The status window's fields, in order."""
+    """The status window's fields, in order; each value made inert (the last error quotes the backup
+    folder's file names)."""
+    return [Row(r.label, clean(r.value, LINE_LIMIT)) for r in _rows(status, now, backup_path)]
+
+
+def _rows(status: Status | None, now: datetime, backup_path: str | None) -> list[Row]:
     rows = [Row("Backup folder", backup_path or "not chosen yet")]
     if status is None or status.state is ServiceState.STOPPED:
         rows.append(Row("Service", "not running"))

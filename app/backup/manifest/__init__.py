@@ -41,7 +41,14 @@ from app.backup.manifest.model import (
     session_shard_of,
     shard_of,
 )
-from app.backup.manifest.read import load, load_shard, load_shard_text, load_storage_index, passes_checks
+from app.backup.manifest.read import (
+    load,
+    load_shard,
+    load_shard_text,
+    load_storage_index,
+    passes_checks,
+    session_passes_checks,
+)
 from app.backup.manifest.shard_text import ShardText
 from app.backup.manifest.write import ManifestStore, save
 
@@ -64,6 +71,7 @@ __all__ = [
     "passes_checks",
     "safe_name",
     "save",
+    "session_passes_checks",
     "session_path",
     "session_shard_of",
     "shard_of",

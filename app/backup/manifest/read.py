@@ -343,6 +343,16 @@ def _checked_entries(man: Manifest, shard: str, ref: ShardRef, text: str) -> dic
     return out
 
 
+def session_passes_checks(sid: str, entry: SessionEntry) -> bool:
+    """Whether :func:`load` would accept ``entry`` for session ``sid`` (a repair indexes only what it can
+    read back)."""
+    try:
+        _session_entry(sid, vars(entry), SHARD_DIR)
+    except BackupDamaged:
+        return False
+    return True
+
+
 def passes_checks(shard: str, rel: str, entry: FileEntry) -> bool:
     """Whether :func:`load_shard` would accept ``rel`` with ``entry`` in ``storage-<shard>`` (a sync checks
     what it adds to a checked shard, so the shard it writes counts as checked too)."""

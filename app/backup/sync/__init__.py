@@ -26,14 +26,14 @@ from pathlib import Path
 from app.backup import intent
 from app.backup import manifest as mf
 from app.backup.destination import Destination, prepare_destination, sweep_stale_temp
-from app.backup.ownership import LEASE_SECONDS, claim_folder, install_id, release_lease, take_lease
+from app.backup.ownership import LEASE_SECONDS, Identity, install_id, no_identity, take_lease, writing
 from app.backup.progress import Sink, Throttled, nowhere
 from app.backup.result import Outcome, SyncResult
 from app.backup.state import record_result, sync_lock
 from app.backup.sync.apply import apply
 from app.backup.sync.plan import Planner
 from app.backup.sync.record import Retention, record
-from app.errors import BackupDamaged, FailureKind, SyncFailed, TransferError
+from app.errors import REPAIR_HINT, BackupDamaged, FailureKind, SyncFailed, TransferError
 from app.opencode.locate import Source, locate
 from app.opencode.session_file import RowTextCache
 from app.transfer.base import Engine
@@ -85,6 +85,7 @@ class SyncContext:
     clock: Clock = utc_now
     cancel: threading.Event = field(default_factory=threading.Event)
     progress: Sink = nowhere  # how far a long sync has got (throttled); the service shows it
+    identity: Identity = no_identity  # this computer and account: tells a reinstall from another computer
 
     @property
     def machine_dir(self) -> Path:
@@ -106,8 +107,8 @@ def run_sync(ctx: SyncContext, options: SyncOptions | None = None) -> SyncResult
             result = _sync(ctx, options, result, t0)
     except (SyncFailed, TransferError) as exc:
         result = _failed(result, exc.kind, str(exc), exc.path)
-    except BackupDamaged as exc:
-        result = _failed(result, FailureKind.FATAL, str(exc))
+    except BackupDamaged as exc:  # the index (or a file it names) cannot be used: a person must repair it
+        result = _failed(result, FailureKind.DAMAGED, f"{exc}; {REPAIR_HINT}")
     except OSError as exc:
         where = _relative(exc.filename, ctx.machine_dir)
         message = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
@@ -138,12 +139,8 @@ def _sync(ctx: SyncContext, options: SyncOptions, result: SyncResult, t0: float)
         return replace(result, outcome=Outcome.NOTHING_YET, note=note)
     dest = prepare_destination(ctx.backup_path, ctx.machine)
     me = install_id(ctx.state_dir)
-    claim_folder(dest.machine_dir, ctx.machine, me)
-    take_lease(dest.machine_dir, me, result.started)
-    try:
+    with writing(dest.machine_dir, ctx.machine, me, ctx.identity, result.started):
         return _write(ctx, options, result, t0=t0, dest=dest, source=source, me=me)
-    finally:
-        release_lease(dest.machine_dir, me)
 
 
 def _write(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import threading
 from dataclasses import dataclass
 from functools import partial
@@ -27,7 +26,7 @@ from app.backup.destination import Destination
 from app.backup.progress import Report, Step, unreported
 from app.backup.sync.plan import Plan
 from app.errors import FailureKind, SyncFailed
-from app.fsutil import PRIVATE_FILE, fsync_path, make_private_dirs, over_leftover, sha256_file, write_back
+from app.fsutil import fsync_path, keep_copy, make_private_dirs, over_leftover, sha256_file, write_back
 from app.transfer.base import CopyJob, Engine
 from app.transfer.classify import BENIGN_REASONS
 
@@ -181,24 +180,9 @@ def _link_staged(staging: Path, machine_dir: Path, rels: list[str], cancel: thre
 
 def _keep_old(machine_dir: Path, rel: str, stamp: str) -> None:
     """Keep the current content of ``rel`` in versions/<stamp>/ without ever removing ``rel`` itself."""
-    src = machine_dir / rel
     target = machine_dir / guard.VERSIONS / stamp / rel
     make_private_dirs(target.parent)
-    try:
-        over_leftover(target, partial(os.link, src, target, follow_symlinks=False))
-        return
-    except OSError:
-        pass  # a file system without hard links (some cloud drives, FAT): copy it
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), PRIVATE_FILE)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out, 1 << 20)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    keep_copy(machine_dir / rel, target)
 
 
 def _move_to_versions(machine_dir: Path, rel: str, stamp: str) -> None:

@@ -24,16 +24,17 @@ from typing import Protocol
 from app import config, paths, wiring
 from app.backup import restore as rs
 from app.backup.catalog import session_rows
+from app.backup.ownership import Identity
 from app.errors import BackupError
-from app.opencode import agent_config
 from app.opencode.locate import restore_target
-from app.platform import autostart, desktop
+from app.platform import autostart, desktop, machine_id
 from app.service.events import Pause, RestoreNow, Resume, SyncNow
 from app.service.runtime import Runtime
 from app.service.status import Status
 from app.ui import flows, presenter
 from app.ui.icons import State
 from app.ui.notify import Note
+from app.ui.tray.agent_switch import AgentTools, OpencodeConfigSwitch
 from app.ui.tray.model import (
     Action,
     FlowEnded,
@@ -43,6 +44,8 @@ from app.ui.tray.model import (
     StatusChanged,
     Stop,
     UiEvent,
+    adoptable,
+    menu_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -67,34 +70,6 @@ class Notify(Protocol):
     def notify(self, note: Note) -> None: ...
 
 
-class AgentTools(Protocol):
-    """The agent tools' entry in opencode's config (app.opencode.agent_config)."""
-
-    def enabled(self) -> bool: ...
-
-    def switch(self, on: bool) -> None: ...
-
-
-class OpencodeConfigSwitch:
-    """The real :class:`AgentTools`: this install's MCP server in opencode's global config."""
-
-    def __init__(self, config_dir: Path | None = None) -> None:
-        self.config_dir = config_dir or paths.opencode_config_dir()
-
-    def folders(self) -> list[Path]:
-        second = paths.opencode2_config_dir()
-        return [self.config_dir] if second is None else [self.config_dir, second]
-
-    def enabled(self) -> bool:
-        try:
-            return agent_config.apply("status", self.folders(), agent_config.mcp_command()).state.enabled
-        except BackupError:
-            return False
-
-    def switch(self, on: bool) -> None:
-        agent_config.apply("enable" if on else "disable", self.folders(), agent_config.mcp_command())
-
-
 @dataclass
 class Parts:
     """Everything the tray talks to; tests replace what they need."""
@@ -109,6 +84,7 @@ class Parts:
     wall: Callable[[], datetime] = lambda: datetime.now(UTC)
     state_dir: Path = field(default_factory=paths.app_state_dir)
     log_file: Path = field(default_factory=lambda: paths.app_log_dir() / LOG_NAME)
+    identity: Identity = field(default_factory=lambda: machine_id.account_once(paths.current_platform()))
 
 
 class TrayApp:
@@ -190,7 +166,7 @@ class TrayApp:
         if isinstance(event, StatusChanged):
             old, self._status = self._status, event.status
             self._delay.update(event.status, self.parts.clock())
-            if old is None or event.status is None or old.paused != event.status.paused:
+            if old is None or event.status is None or menu_of(old) != menu_of(event.status):
                 self.refresh(menu=True)
         elif isinstance(event, Menu):
             self._act(event.action)
@@ -225,6 +201,8 @@ class TrayApp:
             self._start_flow("restore", self._restore_flow)
         elif action is Action.CHOOSE_FOLDER:
             self._start_flow("choose-folder", self._folder_flow)
+        elif action is Action.ADOPT:
+            self._start_flow("adopt", self._adopt_flow)
         elif action is Action.QUIT:
             logger.info("quit from the tray menu")
             self.stop_ui()
@@ -328,6 +306,7 @@ class TrayApp:
             autostart_supported=parts.autostart.supported,
             autostart_enabled=autostart_on,
             agent_tools_enabled=parts.agent_tools.enabled(),
+            adoptable=self.configured and adoptable(self._status),
         )
 
     # ------------------------------------------------------------------ dialog flows (a flow thread)
@@ -376,6 +355,14 @@ class TrayApp:
             self.post(FolderChosen(new))
         if outcome.done or outcome.error:
             self._tell(outcome)
+
+    def _adopt_flow(self, s: config.Settings | None, rt: Runtime | None) -> None:
+        if s is None or s.machine_dir is None:
+            return
+        outcome = flows.adopt(s, self.parts.dialogs, self.parts.state_dir, self.parts.identity)
+        if outcome.done and rt is not None:
+            rt.service.post(SyncNow())  # the failed service waits for a change or this
+        self._tell(outcome)
 
     def _tell(self, outcome: flows.Outcome) -> None:
         if not self._stopping:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from app import config, paths
 from app.errors import BackupError
+from app.safe_text import log_formatter
 from app.ui import dialogs
 from app.ui.icons import State, render
 from app.ui.notify import notifier_for
@@ -104,7 +105,7 @@ def _log_to_file(debug: bool) -> None:
     folder = paths.app_log_dir()
     folder.mkdir(parents=True, exist_ok=True)
     handler = RotatingFileHandler(folder / LOG_NAME, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(log_formatter())
     logging.getLogger().addHandler(handler)
     logging.getLogger("app").setLevel(logging.DEBUG if debug else logging.INFO)
     for other in logging.getLogger().handlers:

@@ -12,6 +12,8 @@ import enum
 from dataclasses import dataclass
 
 from app import config
+from app.backup.result import Outcome as Result
+from app.errors import FailureKind
 from app.service.status import Status
 from app.ui.flows import Outcome
 
@@ -19,6 +21,7 @@ from app.ui.flows import Outcome
 class Action(enum.Enum):
     """What a menu item asks for."""
 
+    ADOPT = "Adopt backup folder…"
     SYNC_NOW = "Sync now"
     STATUS = "Status…"
     RESTORE = "Restore…"
@@ -80,6 +83,7 @@ class MenuView:
     autostart_supported: bool = False
     autostart_enabled: bool = False
     agent_tools_enabled: bool = False
+    adoptable: bool = False  # backups fail because the folder is another install's: offer to adopt it
 
 
 @dataclass(frozen=True)
@@ -96,10 +100,13 @@ SEPARATOR = None
 
 def menu_items(v: MenuView) -> tuple[MenuItem | None, ...]:
     """The menu for ``v``, top to bottom; None is a separator. With no backup folder yet, Choose backup
-    folder… comes first and is the default; otherwise Status… is."""
+    folder… comes first and is the default; otherwise Status… is. While backups fail because the
+    folder is another install's, Adopt backup folder… comes first."""
     out: list[MenuItem | None] = []
     if not v.configured:
         out += [MenuItem(Action.CHOOSE_FOLDER, Action.CHOOSE_FOLDER.value, default=True), SEPARATOR]
+    elif v.adoptable:  # what the failure notification points at
+        out += [MenuItem(Action.ADOPT, Action.ADOPT.value, enabled=not v.busy), SEPARATOR]
     out += [
         MenuItem(Action.SYNC_NOW, Action.SYNC_NOW.value, enabled=v.running),
         MenuItem(Action.STATUS, Action.STATUS.value, default=v.configured),
@@ -123,3 +130,17 @@ def menu_items(v: MenuView) -> tuple[MenuItem | None, ...]:
         MenuItem(Action.QUIT, Action.QUIT.value),
     ]
     return tuple(out)
+
+
+def adoptable(status: Status | None) -> bool:
+    """The last backup failed because the folder is another install's: the menu offers to adopt it."""
+    return (
+        status is not None
+        and status.last_outcome is Result.FAILED
+        and status.last_kind is FailureKind.FOREIGN
+    )
+
+
+def menu_of(status: Status) -> tuple[bool, bool]:
+    """What of a Status the menu shows (a change of it rebuilds the menu; other changes do not)."""
+    return status.paused, adoptable(status)
