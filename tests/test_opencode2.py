@@ -421,3 +421,21 @@ def test_a_full_replace_waits_for_opencode2_to_quit(upgraded: World, tmp_path: P
     finally:
         holder.kill()
         holder.communicate()
+
+
+def test_repair_rebuilds_an_index_of_2_0_sessions_in_their_store(
+    upgraded: World, templates: Templates
+) -> None:
+    upgraded.cli("sync")
+    (upgraded.machine / "manifest.json").write_text("{ torn")
+    assert upgraded.cli("sync", check=False).returncode == 1
+    upgraded.cli("repair", "--yes")
+    listed = json.loads(upgraded.cli("list", "--json").stdout)
+    assert sorted(r["id"] for r in listed) == sorted(templates.upgraded.sessions)
+    assert upgraded.cli("verify").returncode == 0
+    from app.backup import manifest as mf
+
+    stores = mf.load(upgraded.machine, "m1").stores()
+    assert stores[templates.upgraded.native[0]] == "v2" and stores[templates.upgraded.late_v1[0]] == "v1"
+    result = json.loads(upgraded.cli("sync", "--json").stdout)
+    assert result["outcome"] == "ok" and result["sessions_removed"] == 0
