@@ -5,21 +5,23 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import importlib
 import os
 import shutil
 import stat
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from app.host import HOST
+
 T = TypeVar("T")
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
-_POSIX = sys.platform != "win32"
+_POSIX = HOST.posix
 # macOS fcntl commands: fsync there leaves the data in the drive's own cache, which may write it in any
 # order (a laptop whose battery dies is a power cut)
 F_FULLFSYNC = 51  # flush the drive's cache: what was written is on the disk
@@ -30,11 +32,9 @@ def flush(fd: int, *, commit: bool = False) -> None:
     """fsync ``fd``. On macOS each flush is a barrier (what was written before it reaches the disk
     first: a commit never lands before the data it names) and a ``commit`` flushes the drive's cache;
     where the file system refuses either command, fsync."""
-    if sys.platform == "darwin":
-        import fcntl  # noqa: PLC0415 - macOS only
-
-        flush_darwin(fd, commit, fcntl.fcntl)
-    else:  # a platform branch: mypy checks each platform's code as reachable
+    if HOST.flush == "barrier":
+        flush_darwin(fd, commit, importlib.import_module("fcntl").fcntl)  # POSIX only; loaded where used
+    else:
         os.fsync(fd)
 
 
@@ -194,7 +194,7 @@ def _sha256(path: Path) -> tuple[str, bool]:
 
 def fsync_path(path: Path, *, commit: bool = False) -> None:
     """:func:`flush` a file by its name (never through a symlink); Windows needs it opened for writing."""
-    flags = (os.O_RDWR | getattr(os, "O_BINARY", 0)) if sys.platform == "win32" else os.O_RDONLY
+    flags = (os.O_RDWR | getattr(os, "O_BINARY", 0)) if HOST.fsync_needs_write else os.O_RDONLY
     fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
     try:
         flush(fd, commit=commit)
@@ -222,10 +222,7 @@ def sync_filesystem(path: Path) -> bool:
     """Write back every cached change of the file system that holds ``path`` in one call (Linux's
     ``syncfs``): what thousands of fsyncs would do, without a journal commit each. False where there is
     no such call or it failed; then each file must be fsynced."""
-    if sys.platform.startswith("linux"):
-        return _syncfs(path)
-    else:  # a platform branch: mypy checks each platform's code as reachable
-        return False
+    return _syncfs(path) if HOST.syncfs else False
 
 
 def _syncfs(path: Path) -> bool:

@@ -1,15 +1,13 @@
 """Where things are: opencode's data and config folders, this app's own folders, Google Drive.
 
-Nothing here creates, writes or caches anything; every function only computes or looks.
-Here ``sys.platform`` is read in :func:`current_platform` only; everything else takes ``platform`` and
-the environment as arguments so tests can play Windows or macOS on Linux. (Other concerns read it in their
-own one place: the transfer engine's factory and runner, autostart's factory, the running-opencode probe.)
+Nothing here creates, writes or caches anything; every function only computes or looks. The system is
+asked of :mod:`app.host` once, in :func:`current_platform`; everything else takes ``platform`` and the
+environment as arguments so tests can play Windows or macOS on Linux.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 from platformdirs import user_data_path, user_log_path, user_state_path
 
 from app import APP_NAME
+from app.host import HOST
 
 DEST_FOLDER = "opencode-sessions"
 CONFIG_FILE_NAME = "session-backup.json"
@@ -51,8 +50,8 @@ MY_DRIVE_NAMES: tuple[str, ...] = (
 
 
 def current_platform() -> str:
-    """The running platform as ``sys.platform`` spells it; the one place this package reads it."""
-    return sys.platform
+    """The running platform as ``sys.platform`` spells it (:data:`app.host.HOST`)."""
+    return HOST.platform
 
 
 def home_dir(env: Mapping[str, str], platform: str) -> Path:

@@ -9,10 +9,11 @@
     config     app.config, app.config_values
     adapters   app.opencode.*, app.transfer.*, app.platform.*
     base       app, app.errors, app.fsutil, app.jsonc, app.jsonc_edit, app.codec, app.paths, app.words,
-               app.assets, app.safe_text
+               app.assets, app.safe_text, app.host
 
 A module imports only from its own layer or below; the two faces never import each other; and no set of
-modules imports itself round in a circle. Run alone: ``python -m pytest tests/test_layers.py``.
+modules imports itself round in a circle. The system's name (``sys.platform``) is read in ``app.host`` only:
+everything else asks it what the system can do. Run alone: ``python -m pytest tests/test_layers.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("app", "app.errors", "app.fsutil", "app.jsonc", "app.jsonc_edit", "app.codec", "app.paths",
-              "app.words", "app.assets", "app.safe_text")),
+              "app.words", "app.assets", "app.safe_text", "app.host")),
     ("adapters", ("app.opencode", "app.transfer", "app.platform")),
     ("config", ("app.config", "app.config_values")),
     ("engine", ("app.backup",)),
@@ -137,3 +138,19 @@ def test_no_import_cycle() -> None:
 def test_no_module_is_over_400_lines() -> None:
     long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > 400}
     assert not long, long
+
+
+def test_the_system_is_named_in_app_host_only() -> None:
+    """``sys.platform`` read anywhere but ``app/host.py`` is a decision that escaped the one place that makes
+    it (and that tests replace)."""
+    reads = []
+    for name, path in modules().items():
+        if name == "app.host":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr == "platform":
+                if isinstance(node.value, ast.Name) and node.value.id == "sys":
+                    reads.append(f"{name}:{node.lineno}")
+            elif isinstance(node, ast.ImportFrom) and node.module == "sys":
+                reads += [f"{name}:{node.lineno}" for a in node.names if a.name == "platform"]
+    assert not reads, "sys.platform read outside app.host:\n" + "\n".join(reads)

@@ -18,6 +18,7 @@ from app import config, paths, wiring
 from app.cli.common import ALL, add_settings_flags, error, load_settings, require_destination
 from app.cli.parser import COMMANDS
 from app.errors import BackupError, ConfigError
+from app.host import HOST
 from app.safe_text import log_formatter
 from app.service import control
 from app.service.events import Quit
@@ -84,9 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
 def no_desktop() -> str | None:
     """Why no tray icon can be shown here, in words (None: there may be a desktop)."""
-    if sys.platform.startswith("linux") or sys.platform.startswith("freebsd"):
-        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-            return "no desktop to show the tray icon on (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+    if HOST.desktop_from_env and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        return "no desktop to show the tray icon on (neither DISPLAY nor WAYLAND_DISPLAY is set)"
     return None
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from app import jsonc, jsonc_edit
 from app.errors import BackupError, ConfigError
 from app.fsutil import atomic_write_bytes
+from app.host import HOST
 from app.platform.autostart import launch_command
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def mcp_command() -> list[str]:
         frozen=bool(getattr(sys, "frozen", False)),
         executable=sys.executable,
         which=lambda name, folder: shutil.which(name, path=folder),
-        windows=sys.platform == "win32",  # the console executable, never the windowed tray one
+        windows=HOST.windows,  # the console executable, never the windowed tray one
         args=MCP_ARGS,
     )
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from pathlib import Path
 
 import psutil
+
+from app.host import HOST
 
 
 def db_files(db: Path) -> tuple[Path, ...]:
@@ -23,10 +24,7 @@ def db_files(db: Path) -> tuple[Path, ...]:
 
 def users_of(db: Path) -> tuple[list[str], str]:
     """(descriptions of other processes holding ``db`` open, how that was found out)."""
-    if sys.platform == "win32":
-        return _exclusive_open(db)
-    else:
-        return _open_files(db)
+    return _exclusive_open(db) if HOST.who_has_a_file == "exclusive-open" else _open_files(db)
 
 
 def _open_files(db: Path) -> tuple[list[str], str]:
@@ -42,23 +40,22 @@ def _open_files(db: Path) -> tuple[list[str], str]:
     return found, "another process has the database files open"
 
 
-if sys.platform == "win32":  # pragma: no cover - Windows only
-    import ctypes
-    from ctypes import wintypes
+_SHARING_VIOLATION = 32
 
-    _SHARING_VIOLATION = 32
 
-    def _exclusive_open(db: Path) -> tuple[list[str], str]:
-        """Open ``db`` with no sharing: refused (ERROR_SHARING_VIOLATION) while it is open elsewhere."""
-        kernel32 = ctypes.windll.kernel32
-        kernel32.CreateFileW.restype = wintypes.HANDLE
-        generic_read, open_existing = 0x80000000, 3
-        handle = kernel32.CreateFileW(str(db), generic_read, 0, None, open_existing, 0, None)
-        if handle == wintypes.HANDLE(-1).value:
-            if ctypes.GetLastError() == _SHARING_VIOLATION:
-                return [
-                    "a process holding opencode.db open"
-                ], "the database cannot be opened alone (it is open)"
-            return [], "exclusive-open probe"
-        kernel32.CloseHandle(handle)
-        return [], "the database file could be opened alone (nothing holds it open)"
+def _exclusive_open(db: Path) -> tuple[list[str], str]:  # pragma: no cover - Windows only
+    """Open ``db`` with no sharing: refused (ERROR_SHARING_VIOLATION) while it is open elsewhere. The
+    Windows calls are looked up where they run (ctypes has them only there)."""
+    import ctypes  # noqa: PLC0415 - Windows only
+    from ctypes import wintypes  # noqa: PLC0415
+
+    kernel32 = getattr(ctypes, "windll").kernel32  # noqa: B009
+    kernel32.CreateFileW.restype = wintypes.HANDLE
+    generic_read, open_existing = 0x80000000, 3
+    handle = kernel32.CreateFileW(str(db), generic_read, 0, None, open_existing, 0, None)
+    if handle == wintypes.HANDLE(-1).value:
+        if getattr(ctypes, "GetLastError")() == _SHARING_VIOLATION:  # noqa: B009
+            return ["a process holding opencode.db open"], "the database cannot be opened alone (it is open)"
+        return [], "exclusive-open probe"
+    kernel32.CloseHandle(handle)
+    return [], "the database file could be opened alone (nothing holds it open)"

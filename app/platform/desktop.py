@@ -5,22 +5,23 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
+
+from app.host import HOST
 
 logger = logging.getLogger(__name__)
 
 
 def open_path(path: Path) -> None:
     """Open ``path`` in the file manager or default application; never blocks, never raises."""
-    if sys.platform == "win32":
+    if HOST.opener == "startfile":
         try:
-            os.startfile(path)
+            getattr(os, "startfile")(path)  # Windows only  # noqa: B009 - absent elsewhere, for mypy too
         except OSError as exc:
             logger.error("cannot open %s: %s", path, exc)
     else:
-        _run_opener("open" if sys.platform == "darwin" else "xdg-open", path)
+        _run_opener(HOST.opener, path)
 
 
 def _run_opener(opener: str, path: Path) -> None:

@@ -10,7 +10,6 @@ import ctypes
 import gc
 import logging
 import queue
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from app.backup.restore import Plan, RestoreRequest, RestoreResult
 from app.backup.result import SyncResult
 from app.backup.sync import SyncOptions
 from app.errors import BackupError, FailureKind
+from app.host import HOST
 from app.service.events import Event, JobDone, Progressed, RestoreDone
 
 logger = logging.getLogger(__name__)
@@ -133,6 +133,6 @@ def release_memory() -> None:
     returns them. Other platforms only get the garbage collection.
     """
     gc.collect()
-    if sys.platform.startswith("linux"):
+    if HOST.trims_heap:
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).malloc_trim(0)

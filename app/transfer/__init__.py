@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 from typing import TYPE_CHECKING
 
 from app.errors import ConfigError
+from app.host import HOST
 from app.transfer.base import CopyJob, CopyResult, Engine
 from app.transfer.classify import BENIGN_REASONS, CANCELLED, CHANGED, NOT_REGULAR, VANISHED
 
@@ -49,7 +49,7 @@ def make_engine(name: str = "auto", *, runner: Runner | None = None) -> Engine:
         raise ValueError(f"unknown transfer engine {name!r}; expected one of {', '.join(ENGINE_NAMES)}")
     if name == "native":
         return _native()
-    on_windows = sys.platform == "win32"
+    on_windows = HOST.engine == "robocopy"
     if name == "robocopy" or (name == "auto" and on_windows):
         robocopy = shutil.which("robocopy") if on_windows else None
         if robocopy:

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -116,15 +115,12 @@ def _bound_to_us(argv: Sequence[str], style: ProcessStyle) -> list[str]:
     return list(argv)
 
 
-if sys.platform == "win32":  # only so that each platform's type check sees its own calls; the style decides
-
-    def _signal_group(pid: int, *, kill: bool) -> None:
-        raise OSError(f"no process group to signal on Windows (pid {pid}, kill {kill})")
-
-else:
-
-    def _signal_group(pid: int, *, kill: bool) -> None:
-        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+def _signal_group(pid: int, *, kill: bool) -> None:
+    """Signal a child's process group (POSIX; the style never asks it of a Windows child)."""
+    killpg = getattr(os, "killpg", None)  # POSIX only
+    if killpg is None:
+        raise OSError(f"no process group to signal here (pid {pid}, kill {kill})")
+    killpg(pid, getattr(signal, "SIGKILL") if kill else signal.SIGTERM)  # noqa: B009 - POSIX only
 
 
 def _ask_to_stop(proc: subprocess.Popen[bytes]) -> None:

@@ -21,6 +21,7 @@ import app
 from app.backup.catalog import SessionRow
 from app.codec import CodecError
 from app.errors import BackupError
+from app.host import CREATE_NO_WINDOW, HOST
 from app.safe_text import clean, clean_lines
 from app.ui.dialog.protocol import (
     Answer,
@@ -215,9 +216,8 @@ class DialogHost:
         return _answer(kind, request.answer, proc.returncode, out, err)
 
     def _spawn(self, kind: str, stdout: int, stderr: int | None) -> subprocess.Popen[bytes]:
-        flags = 0
-        if sys.platform == "win32":
-            flags = subprocess.CREATE_NO_WINDOW  # no console flashing up when the tray runs under python.exe
+        # no console flashing up when the tray runs under python.exe
+        flags = CREATE_NO_WINDOW if HOST.windows else 0
         try:
             return subprocess.Popen(
                 self._command(kind),
