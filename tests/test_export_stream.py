@@ -84,10 +84,10 @@ def test_a_session_exported_again_from_its_kept_row_texts_equals_a_fresh_export(
     conn = f.create_db(db)
     f.add_session(conn, "ses_a", messages=40)
     f.add_session(conn, "ses_b")
-    cache = RowTextCache(4 << 20)  # what a sync context keeps between syncs
+    cache = s.ExportCache()  # what a sync context keeps between syncs
 
     def export_both(sid: str) -> tuple[bytes, bytes]:
-        with s.Reader(db, cache) as reader, s.Reader(db, RowTextCache(8 << 20)) as another_process:
+        with s.Reader(db, cache) as reader, s.Reader(db, s.ExportCache()) as another_process:
             info = reader.info(sid)
             assert info is not None
             kept = reader.export(info, "fp", hot=True)
@@ -118,7 +118,7 @@ def test_a_session_exported_again_from_its_kept_row_texts_equals_a_fresh_export(
     conn.execute("ALTER TABLE message RENAME COLUMN note TO remark")  # the same values under a new name
     kept, fresh = export_both("ses_a")
     assert kept == fresh and b'"remark":"n"' in kept
-    cache = RowTextCache(2000)  # smaller than the session: nothing of it is kept
+    cache = s.ExportCache(RowTextCache(2000))  # smaller than the session: nothing of it is kept
     conn.execute(f"UPDATE part SET data = '{{}}' WHERE rowid = ({last_part})")
     same()
     same("ses_b")

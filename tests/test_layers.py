@@ -13,7 +13,9 @@
 
 A module imports only from its own layer or below; the two faces never import each other; and no set of
 modules imports itself round in a circle. The system's name (``sys.platform``) is read in ``app.host`` only:
-everything else asks it what the system can do. Run alone: ``python -m pytest tests/test_layers.py``.
+everything else asks it what the system can do. A module touches only its own private names (``_name``):
+another module's private function, field or cache is reached through something public, or moved to where
+it is used. Run alone: ``python -m pytest tests/test_layers.py``.
 """
 
 from __future__ import annotations
@@ -154,3 +156,41 @@ def test_the_system_is_named_in_app_host_only() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module == "sys":
                 reads += [f"{name}:{node.lineno}" for a in node.names if a.name == "platform"]
     assert not reads, "sys.platform read outside app.host:\n" + "\n".join(reads)
+
+
+def _own_private_names(tree: ast.Module) -> set[str]:
+    """The private names a module defines: its functions, classes and globals, and its classes' fields
+    (class-level annotations and ``self._x`` assignments)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("self", "cls")
+        ):
+            names.add(node.attr)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def test_no_module_reaches_into_another_modules_private_names() -> None:
+    """``x._name`` or ``from m import _name`` where ``_name`` is defined by another module of the package
+    and not by this one: a cache or helper reached from outside its owner."""
+    trees = {name: ast.parse(path.read_text(encoding="utf-8")) for name, path in modules().items()}
+    owned = {name: _own_private_names(tree) for name, tree in trees.items()}
+    anyones = set().union(*owned.values())
+    reaching = []
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in anyones and node.attr not in owned[name]:
+                if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                    reaching.append(f"{name}:{node.lineno} .{node.attr}")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("app"):
+                reaching += [f"{name}:{node.lineno} {a.name}" for a in node.names if a.name in anyones]
+    assert not reaching, "private names of other modules:\n" + "\n".join(sorted(reaching))

@@ -9,14 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from app.backup.manifest import ShardText, load, load_shard, load_shard_text, passes_checks, save, write
+from app.backup.manifest import (
+    ManifestCache,
+    ManifestStore,
+    ShardText,
+    load,
+    load_shard,
+    load_shard_text,
+    passes_checks,
+    save,
+    write,
+)
 from app.backup.manifest.model import (
     SESSION_SHARDS,
     SHARD_DIR,
     FileEntry,
     Manifest,
     SessionEntry,
-    _compact,
+    encoded_entry,
     session_path,
     session_shard_of,
     shard_of,
@@ -28,7 +38,7 @@ from app.errors import BackupDamaged
 def from_scratch(man: Manifest) -> dict[str, str]:
     parts: dict[str, list[str]] = {f"sessions-{i:02x}": [] for i in range(SESSION_SHARDS)}
     for sid in sorted(man.sessions):
-        parts[session_shard_of(sid)].append(_compact(sid) + ":" + _compact(vars(man.sessions[sid])))
+        parts[session_shard_of(sid)].append(encoded_entry(sid, man.sessions[sid]))
     return {name: "{" + ",".join(p) + "}" for name, p in parts.items()}
 
 
@@ -36,36 +46,32 @@ def entry(n: int) -> SessionEntry:
     return SessionEntry(f"sessions/p/s{n}.json", "p", "title", "/dir", n, str(n), n, "0" * 64)
 
 
-def test_incremental_shard_texts_equal_a_rebuild_through_adds_changes_and_removals() -> None:
+def test_incremental_shard_texts_and_marks_equal_a_rebuild_through_adds_changes_and_removals() -> None:
+    """The cache builds again only what the changes it is told of touch; whatever the mix of changes,
+    and also when it is told it does not know (None), it equals a build from scratch."""
     rng = random.Random(13)
     man = Manifest(machine="m")
     man.sessions.update({f"ses_{i}": entry(i) for i in range(300)})
+    cache = ManifestCache()
     for step in range(600):
         if step % 3:  # the texts and the marks are kept from the changes noted, not from a scan
-            assert man.session_shard_texts() == from_scratch(man), step
+            assert cache.shard_texts(man) == from_scratch(man), step
         else:
-            assert man.marks() == {sid: e.mark for sid, e in man.sessions.items()}, step
-        sid = f"ses_{rng.randrange(400)}"
+            assert cache.marks(man) == {sid: e.mark for sid, e in man.sessions.items()}, step
+        sid, other = f"ses_{rng.randrange(400)}", f"ses_{rng.randrange(400, 800)}"
         roll = rng.random()
-        if roll < 0.2:
+        if roll < 0.3:
             man.sessions.pop(sid, None)
-        elif roll < 0.3 and sid in man.sessions:
-            del man.sessions[sid]
-        elif roll < 0.5:
-            man.sessions[sid] = entry(rng.randrange(10**6))
         elif roll < 0.6:
-            man.sessions.update({sid: entry(step), f"ses_{rng.randrange(400)}": entry(step + 1)})
-        elif roll < 0.65:
-            man.sessions.setdefault(sid, entry(step))
-        elif roll < 0.7:
-            man.sessions |= {sid: entry(step + 2)}
-        elif roll < 0.72 and man.sessions:
-            man.sessions.popitem()
-        elif roll < 0.73:
+            man.sessions[sid] = entry(rng.randrange(10**6))
+        elif roll < 0.62:
             man.sessions.clear()
+            cache.note(None)  # not told which: everything is looked at
+            continue
         else:  # one lost and one new in the same sync: the count stays the same
             man.sessions.pop(sid, None)
-            man.sessions[f"ses_{rng.randrange(400, 800)}"] = entry(step)
+            man.sessions[other] = entry(step)
+        cache.note({sid, other})
 
 
 def test_a_checked_storage_shard_is_read_back_unchecked_and_a_changed_one_in_full(tmp_path: Path) -> None:
@@ -76,18 +82,19 @@ def test_a_checked_storage_shard_is_read_back_unchecked_and_a_changed_one_in_ful
     rel = "storage/message/ses_1/msg_1.json"
     shard = shard_of(rel)
     entries = {rel: FileEntry(3, "a" * 64, 5)}
-    save(machine_dir, man, {shard: entries}, checked={shard})
+    cache = ManifestCache()
+    save(machine_dir, man, {shard: entries}, checked={shard}, cache=cache)
     ref = man.shards[f"storage-{shard}"]
-    assert (f"storage-{shard}", ref.sha256) in man._checked
-    assert load_shard(machine_dir, man, shard) == entries
+    assert (f"storage-{shard}", ref.sha256) in cache.checked
+    assert load_shard(machine_dir, man, shard, cache.checked) == entries
     fresh = load(machine_dir, "m")  # another process: checks every entry, then remembers the digest
-    assert not fresh._checked
-    assert load_shard(machine_dir, fresh, shard) == entries
-    assert (f"storage-{shard}", ref.sha256) in fresh._checked
+    theirs: set[tuple[str, str]] = set()
+    assert load_shard(machine_dir, fresh, shard, theirs) == entries
+    assert (f"storage-{shard}", ref.sha256) in theirs
     path = machine_dir / SHARD_DIR / ref.file
     path.write_bytes(path.read_bytes().replace(b"ses_1", b"ses_2"))  # same size, other bytes
     with pytest.raises(BackupDamaged, match="does not match"):
-        load_shard(machine_dir, man, shard)
+        load_shard(machine_dir, man, shard, cache.checked)
 
 
 def test_a_shard_given_an_entry_the_reader_would_refuse_is_not_remembered_as_checked(tmp_path: Path) -> None:
@@ -98,8 +105,9 @@ def test_a_shard_given_an_entry_the_reader_would_refuse_is_not_remembered_as_che
     assert not passes_checks("00" if shard_of(bad) != "00" else "01", bad, FileEntry(1, "b" * 64, 0))
     good = "storage/message/ses_1/msg_2.json"
     assert passes_checks(shard_of(good), good, FileEntry(1, "b" * 64, 0))
-    save(machine_dir, man, {shard_of(bad): {bad: FileEntry(1, "b" * 64, 0)}}, checked=())
-    assert not man._checked
+    cache = ManifestCache()
+    save(machine_dir, man, {shard_of(bad): {bad: FileEntry(1, "b" * 64, 0)}}, checked=(), cache=cache)
+    assert not cache.checked
     with pytest.raises(BackupDamaged):
         load_shard(machine_dir, man, shard_of(bad))
 
@@ -167,12 +175,14 @@ def test_changes_ride_in_the_manifest_delta_and_fold_into_the_shards_when_it_gro
     rng = random.Random(5)
     machine_dir = tmp_path / "m"
     man = Manifest(machine="m")
+    cache = ManifestCache(committed={}, base={})  # a new backup: nothing committed yet
     storage: dict[str, dict[str, FileEntry]] = {}  # what the writer holds, by shard
     folds = 0
     for step in range(120):
         changed: dict[str, ShardText] = {}
         for _ in range(rng.randrange(4)):
             sid = f"ses_{rng.randrange(60)}"
+            cache.note({sid})
             if rng.random() < 0.25:
                 man.sessions.pop(sid, None)
             else:
@@ -180,7 +190,7 @@ def test_changes_ride_in_the_manifest_delta_and_fold_into_the_shards_when_it_gro
         for _ in range(rng.randrange(4)):
             rel = f"storage/message/ses_{rng.randrange(9)}/msg_{rng.randrange(40)}.json"
             shard = shard_of(rel)
-            text = changed.setdefault(shard, load_shard_text(machine_dir, man, shard))
+            text = changed.setdefault(shard, load_shard_text(machine_dir, man, shard, cache.checked))
             if rng.random() < 0.25:
                 text.pop(rel, None)
                 storage.get(shard, {}).pop(rel, None)
@@ -188,7 +198,7 @@ def test_changes_ride_in_the_manifest_delta_and_fold_into_the_shards_when_it_gro
                 text[rel] = storage.setdefault(shard, {})[rel] = FileEntry(rng.randrange(99), "c" * 64, step)
         shard_dir = machine_dir / SHARD_DIR
         before = set(shard_dir.iterdir()) if shard_dir.exists() else set()
-        save(machine_dir, man, changed, checked=set(changed))
+        save(machine_dir, man, changed, checked=set(changed), cache=cache)
         head = json.loads((machine_dir / "manifest.json").read_text())
         now = set(shard_dir.iterdir()) if shard_dir.exists() else set()
         if head["delta"] == {"sessions": {}, "storage": {}}:
@@ -250,10 +260,11 @@ def test_a_format_2_manifest_is_read_and_the_next_save_writes_format_3(
     assert head.pop("delta") == {"sessions": {}, "storage": {}}
     head["format"] = "opencode-session-backup-manifest/2"
     path.write_text(json.dumps(head))
-    old = load(machine_dir, "m")
+    store = ManifestStore()
+    old = store.load(machine_dir, "m")
     assert old.sessions == man.sessions
     old.sessions["ses_0"] = own("ses_0", 99)
-    save(machine_dir, old)
+    store.save(machine_dir, old, {"ses_0"})
     head = json.loads(path.read_text())
     assert head["format"].endswith("/3") and list(head["delta"]["sessions"]) == ["ses_0"]
     assert load(machine_dir, "m").sessions == old.sessions
@@ -267,16 +278,17 @@ def test_shards_a_fold_wrote_are_read_back_without_the_per_entry_checks(
     monkeypatch.setattr(write, "MAX_DELTA_BYTES", 1 << 20)
     machine_dir = tmp_path / "m"
     man = Manifest(machine="m")
+    cache = ManifestCache()
     rels = [f"storage/message/ses_1/msg_{i}.json" for i in range(200)]
     for rel in rels:  # one save per file: the delta gathers them all
-        text = load_shard_text(machine_dir, man, shard_of(rel))
+        text = load_shard_text(machine_dir, man, shard_of(rel), cache.checked)
         text[rel] = FileEntry(1, "d" * 64, 0)
-        save(machine_dir, man, {shard_of(rel): text}, checked={shard_of(rel)})
+        save(machine_dir, man, {shard_of(rel): text}, checked={shard_of(rel)}, cache=cache)
     assert not man.shards and man.storage_delta
     monkeypatch.setattr(write, "MAX_DELTA_BYTES", 0)
-    save(machine_dir, man)  # folds every shard, none of them touched by this save
+    save(machine_dir, man, cache=cache)  # folds every shard, none of them touched by this save
     assert not man.storage_delta and len(man.shards) == len({shard_of(r) for r in rels})
-    assert all((name, ref.sha256) in man._checked for name, ref in man.shards.items())
+    assert all((name, ref.sha256) in cache.checked for name, ref in man.shards.items())
     assert load(machine_dir, "m").storage_delta == {}
 
 

@@ -79,17 +79,23 @@ def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
             continue  # a folder removed while we walk
 
 
-def plan(data_dir: Path, machine_dir: Path, dirty: Iterable[str] | None, man: mf.Manifest) -> StoragePlan:
+def plan(
+    data_dir: Path,
+    machine_dir: Path,
+    dirty: Iterable[str] | None,
+    man: mf.Manifest,
+    checked: set[tuple[str, str]] | None = None,
+) -> StoragePlan:
     """Compare the source tree (all of it, or only ``dirty`` paths) with the destination's index
-    (``man`` names its shards)."""
+    (``man`` names its shards; ``checked``: the shard bytes its store saw pass every check)."""
     root = data_dir / "storage"
     if dirty is None and man.storage_files == 0 and not root.is_dir():
         return StoragePlan(full=True)  # no legacy tree on either side: nothing to read
     if dirty is None:
-        return _plan_full(data_dir, machine_dir, root, man)
+        return _plan_full(data_dir, machine_dir, root, man, checked)
     paths = sorted({p for p in dirty if p.startswith(PREFIX) and _safe(p)})
     shards = {mf.shard_of(p) for p in paths}
-    result = StoragePlan(index={s: mf.load_shard_text(machine_dir, man, s) for s in shards})
+    result = StoragePlan(index={s: mf.load_shard_text(machine_dir, man, s, checked) for s in shards})
     for rel in paths:
         if is_secret(rel):
             if rel in result.index[mf.shard_of(rel)]:
@@ -108,7 +114,9 @@ def plan(data_dir: Path, machine_dir: Path, dirty: Iterable[str] | None, man: mf
     return result
 
 
-def _plan_full(data_dir: Path, machine_dir: Path, root: Path, man: mf.Manifest) -> StoragePlan:
+def _plan_full(
+    data_dir: Path, machine_dir: Path, root: Path, man: mf.Manifest, checked: set[tuple[str, str]] | None
+) -> StoragePlan:
     """Walk the whole tree, then compare it with the index one shard at a time.
 
     Memory holds the walked (path, size, mtime) triples plus one shard, not the whole index:
@@ -121,7 +129,7 @@ def _plan_full(data_dir: Path, machine_dir: Path, root: Path, man: mf.Manifest) 
                 walked.setdefault(mf.shard_of(rel), {})[rel] = (st.st_size, st.st_mtime_ns)
     result = StoragePlan(full=True)
     for shard in mf.all_shards():
-        entries = mf.load_shard(machine_dir, man, shard)
+        entries = mf.load_shard(machine_dir, man, shard, checked)
         files = walked.pop(shard, {})
         result.index[shard] = entries
         for rel, (size, mtime_ns) in files.items():

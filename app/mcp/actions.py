@@ -98,7 +98,7 @@ def _changed_since_backup(settings: config.Settings, machine_dir: Path) -> int |
     """Sessions added, changed or deleted in opencode since the last backup (None: cannot tell)."""
     try:
         man = mf.load(machine_dir, settings.machine_name)
-        backed = man.marks()
+        backed = mf.marks(man)
         live: dict[str, str] = {}
         for db in locate(settings.source, settings.opencode_db).databases:
             with Reader(db) as reader:

@@ -18,7 +18,7 @@ import io
 import os
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -42,6 +42,7 @@ from app.opencode.store import BATCH, V1, Store, named_values
 # a reply that streams after the session row was last touched must still be noticed.
 HOT_WINDOW_MS = 24 * 3600 * 1000
 SESSION_FORMAT = V1.format  # a 1.x session's file; a 2.0 one's is stores.V2.format
+ROW_TEXT_CHARS = 4 << 20  # the row texts kept for the hot sessions' next exports: ~4 MB of text
 
 
 @dataclass(frozen=True)
@@ -66,21 +67,32 @@ def open_readonly(db: Path, *, busy_timeout_s: float = 10.0) -> sqlite3.Connecti
     return conn
 
 
-class Reader:
-    """A consistent read view of one opencode database; use as a context manager. ``row_texts``: where the
-    row texts of hot sessions are kept between exports (the sync's, so a warm service re-encodes only new
-    rows); None keeps none."""
+@dataclass
+class ExportCache:
+    """What the exporter keeps between the syncs of one sync context (a warm service): the row texts of
+    the hot sessions' last exports (only new and changed rows are encoded again), and each database's
+    schema, introspected again only when the file was replaced or its schema changed (SQLite bumps the
+    schema cookie with every change of it; introspecting ~20 tables took 0.5 ms of every warm sync)."""
 
-    def __init__(self, db: Path, row_texts: RowTextCache | None = None) -> None:
+    row_texts: RowTextCache = field(default_factory=lambda: RowTextCache(ROW_TEXT_CHARS))
+    # database path -> ((st_dev, st_ino, schema cookie), its schema, per store root whether it streams)
+    schemas: dict[str, tuple[tuple[int, int, int], Schema, dict[str, bool]]] = field(default_factory=dict)
+
+
+class Reader:
+    """A consistent read view of one opencode database; use as a context manager. ``cache``: what the
+    sync context keeps between exports (None: nothing is kept)."""
+
+    def __init__(self, db: Path, cache: ExportCache | None = None) -> None:
         self.db = db
-        self.row_texts = row_texts
+        self.cache = cache
         self.conn = open_readonly(db)
         try:
             self.conn.execute("BEGIN")
             # The first read fixes the snapshot for the rest of the transaction.
             self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
             self.schema: Schema
-            self.schema, self._streamable = _schema_of(db, self.conn)
+            self.schema, self._streamable = _schema_of(db, self.conn, cache)
             self.schema_version = schema_version(self.conn)
             self.stores = stores.stores_in(self.schema)
         except BaseException:
@@ -249,7 +261,7 @@ class Reader:
         sink.put(ENCODER.encode(doc)[:-1] + ',"rows":{')
         key = (str(self.db), info.id)
         # the sessions a chat keeps changing are exported again and again: their rows' texts are kept
-        cache = self.row_texts if hot else None
+        cache = self.cache.row_texts if hot and self.cache is not None else None
         texts = cache.take(key, self.schema) if cache is not None else None
         self._write_closure(store, info.id, Tables(sink, texts))
         sink.put("}}")
@@ -320,23 +332,20 @@ def _info(r: tuple[Any, ...], store: Store) -> SessionInfo:
     return SessionInfo(r[0], r[1], r[2] or "", r[3] or "", int(r[4] or 0), store.tag)
 
 
-# database path -> ((st_dev, st_ino, schema cookie), its schema, per store root whether it streams): read
-# again only when the file was replaced or its schema changed (SQLite bumps the cookie with every change of
-# the schema). Introspecting ~20 tables took 0.5 ms of every warm sync
-_SCHEMAS: dict[str, tuple[tuple[int, int, int], Schema, dict[str, bool]]] = {}
-
-
-def _schema_of(db: Path, conn: sqlite3.Connection) -> tuple[Schema, dict[str, bool]]:
+def _schema_of(
+    db: Path, conn: sqlite3.Connection, cache: ExportCache | None
+) -> tuple[Schema, dict[str, bool]]:
     """The schema of ``conn``'s database (in its read transaction) and, per store, whether its rows can
-    stream."""
+    stream; from ``cache`` while the file and its schema cookie are the same."""
     st = os.stat(db)
     key = (st.st_dev, st.st_ino, int(conn.execute("PRAGMA schema_version").fetchone()[0]))
-    hit = _SCHEMAS.get(str(db))
+    hit = cache.schemas.get(str(db)) if cache is not None else None
     if hit is not None and hit[0] == key:
         return hit[1], hit[2]
     schema = read_schema(conn)
     streamable = {s.root: children_form_a_tree(schema, s) for s in stores.stores_in(schema)}
-    _SCHEMAS[str(db)] = (key, schema, streamable)
+    if cache is not None:
+        cache.schemas[str(db)] = (key, schema, streamable)
     return schema, streamable
 
 

@@ -26,6 +26,7 @@ a format 1 count that does not match its shards (what a crash between its writes
 instead of refused.
 """
 
+from app.backup.manifest.cache import ManifestCache
 from app.backup.manifest.model import (
     MANIFEST,
     MANIFEST_FORMAT,
@@ -36,6 +37,7 @@ from app.backup.manifest.model import (
     SessionEntry,
     ShardRef,
     all_shards,
+    marks,
     safe_name,
     session_path,
     session_shard_of,
@@ -50,7 +52,8 @@ from app.backup.manifest.read import (
     session_passes_checks,
 )
 from app.backup.manifest.shard_text import ShardText
-from app.backup.manifest.write import ManifestStore, save
+from app.backup.manifest.store import ManifestStore
+from app.backup.manifest.write import save
 
 __all__ = [
     "MANIFEST",
@@ -59,6 +62,7 @@ __all__ = [
     "SHARD_DIR",
     "FileEntry",
     "Manifest",
+    "ManifestCache",
     "ManifestStore",
     "SessionEntry",
     "ShardRef",
@@ -68,6 +72,7 @@ __all__ = [
     "load_shard",
     "load_shard_text",
     "load_storage_index",
+    "marks",
     "passes_checks",
     "safe_name",
     "save",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from app.backup import untrusted as u
+from app.backup.manifest.cache import ManifestCache
 from app.backup.manifest.model import (
     MANIFEST,
     MANIFEST_FORMAT,
@@ -48,14 +49,15 @@ MAX_MANIFEST_BYTES = 8 << 20  # 1,800 sessions and 100,000 legacy files need ~40
 MAX_SHARD_BYTES = 64 << 20
 
 
-def load(machine_dir: Path, machine: str) -> Manifest:
-    """Read the manifest and its session shards, or an empty one when there is none yet.
+def load(machine_dir: Path, machine: str, cache: ManifestCache | None = None) -> Manifest:
+    """Read the manifest and its session shards, or an empty one when there is none yet; ``cache`` gets
+    the shards' texts and entries as committed (its owner saves faster with them).
 
     Anything damaged or hostile raises BackupDamaged (one line). A shard that vanished because a sync
     committed a newer manifest meanwhile is read again from that newer manifest."""
     for attempt in range(3):
         try:
-            return _load(machine_dir, machine)
+            return _load(machine_dir, machine, cache if cache is not None else ManifestCache())
         except _ShardGone:
             if attempt == 2:
                 raise BackupDamaged(f"{MANIFEST} names shards that are missing (still syncing?)") from None
@@ -66,8 +68,9 @@ class _ShardGone(Exception):
     pass
 
 
-def _load(machine_dir: Path, machine: str) -> Manifest:
+def _load(machine_dir: Path, machine: str, cache: ManifestCache) -> Manifest:
     path = machine_dir / MANIFEST
+    cache.committed, cache.base = {}, {}
     try:
         path.lstat()
     except FileNotFoundError:
@@ -94,8 +97,8 @@ def _load(machine_dir: Path, machine: str) -> Manifest:
     for name, ref in man.shards.items():
         if name.startswith("sessions-"):
             text = _read_shard(machine_dir, name, ref)
-            man._texts[name] = text
-            base = man._base[name] = {}
+            cache.committed[name] = text
+            base = cache.base[name] = {}
             for sid, raw in u.obj(u.parse_json(text.encode(), ref.file), ref.file).items():
                 base[sid] = man.sessions[sid] = _session_entry(sid, raw, f"{SHARD_DIR}/{ref.file}")
                 if session_shard_of(sid) != name:
@@ -270,18 +273,22 @@ def _v1_path(project_id: str, sid: str) -> str:
     return f"sessions/{old(project_id)}/{old(sid)}.json"
 
 
-def load_shard(machine_dir: Path, man: Manifest, shard: str) -> dict[str, FileEntry]:
-    """The entries of ``storage-<shard>`` (``{}`` when the manifest names none)."""
+def load_shard(
+    machine_dir: Path, man: Manifest, shard: str, checked: set[tuple[str, str]] | None = None
+) -> dict[str, FileEntry]:
+    """The entries of ``storage-<shard>`` (``{}`` when the manifest names none). ``checked``: the (shard,
+    sha256) of shard bytes that passed every check before (its owner's, see ``cache.ManifestCache``)."""
+    checked = set() if checked is None else checked
     name = f"storage-{shard}"
     ref = man.shards.get(name)
     entries: dict[str, FileEntry] = {}
     if ref is not None:
         text = _storage_text(machine_dir, name, ref)
-        if ref.sha256 is not None and (name, ref.sha256) in man._checked:
+        if ref.sha256 is not None and (name, ref.sha256) in checked:
             # bytes with this very hash passed every check before (_read_shard hashed what it read)
             entries = {rel: FileEntry(v[0], v[1], v[2]) for rel, v in json.loads(text).items()}
         else:
-            entries = _checked_entries(man, shard, ref, text)
+            entries = _checked_entries(checked, shard, ref, text)
     for rel, entry in man.storage_delta.get(shard, {}).items():
         if entry is None:
             entries.pop(rel, None)
@@ -290,18 +297,21 @@ def load_shard(machine_dir: Path, man: Manifest, shard: str) -> dict[str, FileEn
     return entries
 
 
-def load_shard_text(machine_dir: Path, man: Manifest, shard: str) -> ShardText:
+def load_shard_text(
+    machine_dir: Path, man: Manifest, shard: str, checked: set[tuple[str, str]] | None = None
+) -> ShardText:
     """:func:`load_shard` for a sync that changes a few entries: the shard as its checked, canonical
     text (a shard of another form is checked and re-encoded)."""
+    checked = set() if checked is None else checked
     name = f"storage-{shard}"
     ref = man.shards.get(name)
     if ref is None:
         text = "{}"
     else:
         text = _storage_text(machine_dir, name, ref)
-        if ref.sha256 is None or (name, ref.sha256) not in man._checked:
-            entries = _checked_entries(man, shard, ref, text)
-            text = text if (name, ref.sha256) in man._checked else canonical(entries)
+        if ref.sha256 is None or (name, ref.sha256) not in checked:
+            entries = _checked_entries(checked, shard, ref, text)
+            text = text if (name, ref.sha256) in checked else canonical(entries)
     return ShardText(text, man.storage_delta.get(shard, {}))
 
 
@@ -312,9 +322,11 @@ def _storage_text(machine_dir: Path, name: str, ref: ShardRef) -> str:
         raise BackupDamaged(f"{SHARD_DIR}/{ref.file} is missing (a sync is committing; try again)") from None
 
 
-def _checked_entries(man: Manifest, shard: str, ref: ShardRef, text: str) -> dict[str, FileEntry]:
+def _checked_entries(
+    checked: set[tuple[str, str]], shard: str, ref: ShardRef, text: str
+) -> dict[str, FileEntry]:
     """Every entry of a storage shard's text, each checked; a text that passes and is canonical is
-    remembered as checked (by name and hash: read again, it is not checked again)."""
+    remembered in ``checked`` (by name and hash: read again, it is not checked again)."""
     name = f"storage-{shard}"
     where = f"{SHARD_DIR}/{ref.file}"
     doc = u.obj(u.parse_json(text.encode(), where), where)
@@ -339,7 +351,7 @@ def _checked_entries(man: Manifest, shard: str, ref: ShardRef, text: str) -> dic
         else:
             out[rel] = _storage_entry(where, rel, value)
     if ref.sha256 is not None and canonical(out) == text:
-        man._checked.add((name, ref.sha256))
+        checked.add((name, ref.sha256))
     return out
 
 
@@ -379,4 +391,5 @@ def load_storage_index(
     machine_dir: Path, man: Manifest, shards: Iterable[str] | None = None
 ) -> dict[str, dict[str, FileEntry]]:
     """Shard -> {relpath: entry} for the given shards (all when None)."""
-    return {s: load_shard(machine_dir, man, s) for s in (all_shards() if shards is None else shards)}
+    checked: set[tuple[str, str]] = set()
+    return {s: load_shard(machine_dir, man, s, checked) for s in (all_shards() if shards is None else shards)}

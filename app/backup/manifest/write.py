@@ -1,6 +1,6 @@
 """Writing the manifest: the changes in ``manifest.json``'s delta, or (when it grew past its size) the
 changed shards under new names; then ``manifest.json`` (the commit); then the shards no longer named are
-removed. And the per-process cache of the parsed manifest."""
+removed."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from app.backup.manifest.cache import ManifestCache
 from app.backup.manifest.model import (
     MANIFEST,
     MAX_DELTA_BYTES,
@@ -22,7 +23,7 @@ from app.backup.manifest.model import (
     SessionEntry,
     ShardRef,
 )
-from app.backup.manifest.read import load, load_shard_text
+from app.backup.manifest.read import load_shard_text
 from app.backup.manifest.shard_text import ShardText, canonical
 from app.errors import BackupDamaged
 from app.fsutil import atomic_write_bytes, write_back
@@ -35,6 +36,7 @@ def save(
     man: Manifest,
     storage: Mapping[str, Mapping[str, FileEntry]] | None = None,
     checked: Collection[str] = (),
+    cache: ManifestCache | None = None,
 ) -> None:
     """Commit ``man`` (and the changed ``storage`` shards, by shard): replace ``manifest.json`` (the
     commit), then remove shards neither it nor the replaced manifest names.
@@ -43,13 +45,14 @@ def save(
     whatever it touched; once the delta passes MAX_DELTA_BYTES it is folded: each shard it touches is
     written under a new name and flushed before the commit. A storage shard given as a full mapping (a full
     walk) or with an entry ``load_shard`` would refuse (not in ``checked``) is written at once; ``checked``
-    shards that are written count as checked when read back by this process."""
+    shards that are written count as checked when read back by this process. ``cache``: what the store
+    keeps of this manifest (see :mod:`.cache`); without one (a manifest loaded and changed by hand) every
+    session shard that changed is written and the delta holds storage changes only."""
+    cache = cache if cache is not None else ManifestCache()
     previous = dict(man.shards)
     storage = storage or {}
-    texts = man.session_shard_texts()
-    dirty = [
-        n for n, t in texts.items() if man._texts.get(n, "{}") != t or (n not in man.shards and t != "{}")
-    ]
+    texts = cache.shard_texts(man)
+    dirty = _dirty_shards(man, cache, texts)
     kept = dict(man.storage_delta)  # storage shard -> changes the manifest keeps
     now: dict[str, str] = {}  # storage shard -> text written as its shard file by this save
     for shard, entries in storage.items():
@@ -58,53 +61,91 @@ def save(
         else:
             now[shard] = entries.text() if isinstance(entries, ShardText) else canonical(entries)
             kept.pop(shard, None)
-    sessions = _session_changes(man, dirty)
-    delta = _delta_json(sessions, kept)
+    sessions = _session_changes(man, cache, dirty) if cache.base is not None else None
+    delta = _delta_json(sessions or {}, kept)
     checked = set(checked)
-    if len(delta) > MAX_DELTA_BYTES:  # fold: every changed shard is written, the delta starts empty
-        checked |= kept.keys()  # a checked text with changes that passed the checks (or were read by them)
-        for shard in kept:
-            if shard in storage:
-                now[shard] = storage[shard].text()  # type: ignore[attr-defined]  # a ShardText (kept)
-                continue
-            try:
-                now[shard] = load_shard_text(machine_dir, man, shard).text()
-            except BackupDamaged as exc:  # its changes stay in the delta; verify names the damage
-                logger.warning("not folding the index changes of storage-%s: %s", shard, exc)
-        kept = {shard: changes for shard, changes in kept.items() if shard not in now}
+    if sessions is None or len(delta) > MAX_DELTA_BYTES:  # fold: every changed shard written, no delta
+        if len(delta) > MAX_DELTA_BYTES:
+            checked |= (
+                kept.keys()
+            )  # a checked text with changes that passed the checks (or were read by them)
+            now |= _folded(machine_dir, man, kept, storage, cache.checked)
+            kept = {shard: changes for shard, changes in kept.items() if shard not in now}
         delta = _delta_json({}, kept)
     else:
         dirty = []
     written: list[Path] = []
     for name in dirty:
         _put_shard(machine_dir, man, name, texts[name], written)
-        man._texts[name] = texts[name]
-        man._base[name] = {sid: man.sessions[sid] for sid in man._members[name]}
+        cache.wrote(name, texts[name], {sid: man.sessions[sid] for sid in cache.members(name)})
     for shard, text in now.items():
         ref = _put_shard(machine_dir, man, f"storage-{shard}", text, written)
         if ref is not None and ref.sha256 is not None and shard in checked:
-            man._checked.add((f"storage-{shard}", ref.sha256))
+            cache.checked.add((f"storage-{shard}", ref.sha256))
     write_back(machine_dir, written)  # the shards are on disk before the manifest that names them
     man.storage_delta = {shard: changes for shard, changes in kept.items() if changes}
-    atomic_write_bytes(machine_dir / MANIFEST, man.head_json(delta), commit=True)
+    atomic_write_bytes(machine_dir / MANIFEST, man.head_json(delta, cache.ref_lines), commit=True)
+    _retire(machine_dir, man, previous, cache)
+
+
+def _dirty_shards(man: Manifest, cache: ManifestCache, texts: Mapping[str, str]) -> list[str]:
+    """The session shards whose text is not the committed one's (known from the cache, else by hash)."""
+    if cache.committed is not None:
+        committed = cache.committed
+        return [
+            n for n, t in texts.items() if committed.get(n, "{}") != t or (n not in man.shards and t != "{}")
+        ]
+    dirty = []
+    for name, text in texts.items():
+        ref = man.shards.get(name)
+        if ref is None:
+            if text != "{}":
+                dirty.append(name)
+        elif text == "{}" or ref.sha256 != hashlib.sha256(text.encode()).hexdigest():
+            dirty.append(name)
+    return dirty
+
+
+def _folded(
+    machine_dir: Path,
+    man: Manifest,
+    kept: Mapping[str, Mapping[str, FileEntry | None]],
+    storage: Mapping[str, Mapping[str, FileEntry]],
+    checked: set[tuple[str, str]],
+) -> dict[str, str]:
+    """The texts of the storage shards whose changes the delta kept, with those changes in."""
+    out: dict[str, str] = {}
+    for shard in kept:
+        if shard in storage:
+            out[shard] = storage[shard].text()  # type: ignore[attr-defined]  # a ShardText (kept)
+            continue
+        try:
+            out[shard] = load_shard_text(machine_dir, man, shard, checked).text()
+        except BackupDamaged as exc:  # its changes stay in the delta; verify names the damage
+            logger.warning("not folding the index changes of storage-%s: %s", shard, exc)
+    return out
+
+
+def _retire(machine_dir: Path, man: Manifest, previous: Mapping[str, ShardRef], cache: ManifestCache) -> None:
+    """After the commit: remove the shard files neither the new manifest nor the replaced one names."""
     named = {r.file for r in man.shards.values()}
     keep = named | {r.file for r in previous.values()}
-    if man._swept:  # only what the last save stopped naming: listing manifest.d/ took 0.3 ms a sync
-        for name in man._retired - keep:
+    if cache.swept:  # only what the last save stopped naming: listing manifest.d/ took 0.3 ms a sync
+        for name in cache.retired - keep:
             with contextlib.suppress(OSError):
                 os.unlink(machine_dir / SHARD_DIR / name)
     else:  # the first save of a loaded manifest: also what a failed or crashed sync left
         _sweep(machine_dir, keep)
-        man._swept = True
-    man._retired = keep - named
+        cache.swept = True
+    cache.retired = keep - named
 
 
-def _session_changes(man: Manifest, dirty: list[str]) -> dict[str, SessionEntry | None]:
+def _session_changes(man: Manifest, cache: ManifestCache, dirty: list[str]) -> dict[str, SessionEntry | None]:
     """The sessions of the ``dirty`` shards whose entry differs from the shard file's (None: gone)."""
     out: dict[str, SessionEntry | None] = {}
     for name in dirty:
-        base = man._base.get(name, {})
-        members = man._members[name]
+        base = (cache.base or {}).get(name, {})
+        members = cache.members(name)
         for sid in members:
             entry = man.sessions[sid]
             if base.get(sid) != entry:
@@ -158,45 +199,3 @@ def _put_shard(
     written.append(path)
     man.shards[name] = ref
     return ref
-
-
-class ManifestStore:
-    """Loads and saves one destination's manifest, keeping the parsed copy between syncs of one process.
-
-    ``load`` hands the manifest over to the caller (a sync mutates it); only ``save`` (or ``give_back``
-    for one that was only read) returns it, so a sync that fails half-way never leaves a half-updated
-    manifest in the cache.
-    """
-
-    def __init__(self) -> None:
-        self._cached: tuple[Path, tuple[int, int, int], Manifest] | None = None
-
-    def load(self, machine_dir: Path, machine: str) -> Manifest:
-        path = machine_dir / MANIFEST
-        cached, self._cached = self._cached, None
-        if cached is not None and cached[0] == path and cached[1] == _signature(path):
-            return cached[2]
-        return load(machine_dir, machine)
-
-    def give_back(self, machine_dir: Path, manifest: Manifest) -> None:
-        """Return a manifest that was only read (not changed) to the cache."""
-        path = machine_dir / MANIFEST
-        self._cached = (path, _signature(path), manifest)
-
-    def save(
-        self,
-        machine_dir: Path,
-        manifest: Manifest,
-        storage: Mapping[str, Mapping[str, FileEntry]] | None = None,
-        checked: Collection[str] = (),
-    ) -> None:
-        save(machine_dir, manifest, storage, checked)
-        self.give_back(machine_dir, manifest)
-
-
-def _signature(path: Path) -> tuple[int, int, int]:
-    try:
-        st = path.stat()
-    except OSError:
-        return (0, 0, 0)
-    return (st.st_mtime_ns, st.st_size, st.st_ino)

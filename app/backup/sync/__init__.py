@@ -35,7 +35,7 @@ from app.backup.sync.plan import Planner
 from app.backup.sync.record import Retention, record
 from app.errors import REPAIR_HINT, BackupDamaged, FailureKind, SyncFailed, TransferError
 from app.opencode.locate import Source, locate
-from app.opencode.session_file import RowTextCache
+from app.opencode.sessions import ExportCache
 from app.transfer.base import Engine
 from app.transfer.classify import kind_for_oserror
 
@@ -48,7 +48,6 @@ Clock = Callable[[], datetime]
 # The lease is taken for LEASE_SECONDS when the sync starts; a plan that took a good part of that renews
 # it before the destination changes (an incremental sync does not write it twice: 0.2 ms of 17)
 LEASE_RENEW_AFTER = timedelta(seconds=LEASE_SECONDS / 5)
-ROW_TEXT_CHARS = 4 << 20
 
 
 def utc_now() -> datetime:
@@ -79,9 +78,9 @@ class SyncContext:
     keep_snapshots: int = 7
     keep_versions_days: int = 30
     manifests: mf.ManifestStore = field(default_factory=mf.ManifestStore)
-    # the row texts of the sessions in use, kept for their next export (a warm service re-encodes only the
-    # rows a reply added or changed): ~4 MB of text at most
-    row_texts: RowTextCache = field(default_factory=lambda: RowTextCache(ROW_TEXT_CHARS))
+    # what the exporter keeps between syncs: the row texts of the sessions in use (a warm service re-encodes
+    # only the rows a reply added or changed) and each database's schema
+    exporter: ExportCache = field(default_factory=ExportCache)
     clock: Clock = utc_now
     cancel: threading.Event = field(default_factory=threading.Event)
     progress: Sink = nowhere  # how far a long sync has got (throttled); the service shows it
@@ -181,7 +180,8 @@ def _write(
         started=result.started,
         cancel=ctx.cancel,
         report=progress.report,
-        row_texts=ctx.row_texts,
+        exporter=ctx.exporter,
+        cache=ctx.manifests.cache(dest.machine_dir),
     )
     plan = planner.plan(man, dest.machine_dir)
     if ctx.clock() - result.started > LEASE_RENEW_AFTER:

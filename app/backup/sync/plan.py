@@ -17,8 +17,7 @@ from app.backup.progress import Report, Step, unreported
 from app.errors import FailureKind, SyncFailed
 from app.fsutil import atomic_writer, make_private_dirs, sha256_file
 from app.opencode.locate import Source, database_label
-from app.opencode.session_file import RowTextCache
-from app.opencode.sessions import HOT_WINDOW_MS, Reader
+from app.opencode.sessions import HOT_WINDOW_MS, ExportCache, Reader
 from app.opencode.snapshot import (
     SNAPSHOT_SUFFIX,
     SnapshotCancelled,
@@ -76,12 +75,13 @@ class Planner:
     started: datetime
     cancel: threading.Event = field(default_factory=threading.Event)
     report: Report = unreported
-    row_texts: RowTextCache | None = None  # the row texts of hot sessions, kept between syncs
+    exporter: ExportCache | None = None  # what the exporter keeps between syncs
+    cache: mf.ManifestCache = field(default_factory=mf.ManifestCache)  # the manifest store's
 
     def plan(self, man: mf.Manifest, machine_dir: Path) -> Plan:
         _clear_files(self.staging / "sessions")  # what a failed sync staged
         make_private_dirs(self.staging)
-        readers = [Reader(db, self.row_texts) for db in self.source.databases]
+        readers = [Reader(db, self.exporter) for db in self.source.databases]
         try:
             backed_up = man.stores()  # 2.0 deleted the 2.0 sessions only 1.x rows are left of
             found = [(reader, reader.live(backed_up)) for reader in readers]
@@ -91,7 +91,7 @@ class Planner:
             lost = tuple(sid for sid in man.sessions if sid not in live)
             if self.dirty is None and (self.source.storage is not None or man.storage_files):
                 self.report(Step.LEGACY, 0, None)
-            storage = legacy.plan(self.source.data_dir, machine_dir, self.dirty, man)
+            storage = legacy.plan(self.source.data_dir, machine_dir, self.dirty, man, self.cache.checked)
             if not self.allow_deletions:
                 verdict = guard.check_source(
                     len(man.sessions),
@@ -152,7 +152,7 @@ class Planner:
         # the sessions to look at: changed since their export, or recent enough that a reply may still be
         # streaming in. Found with set operations: the cold, untouched ones are most of 1,800 and a Python
         # loop over them all took 1.3 ms of a 15 ms sync
-        changed = live.items() - man.marks().items()
+        changed = live.items() - self.cache.marks(man).items()
         hot: set[str] = set()
         for reader, current in found:
             hot |= reader.hot(current, now_ms - HOT_WINDOW_MS)

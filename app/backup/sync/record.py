@@ -32,6 +32,15 @@ class Retention:
     keep_versions_days: int
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What a sync changed in the manifest: the ids of the sessions whose entries it changed, and the
+    storage shards it touched (their entries as they are now)."""
+
+    sessions: frozenset[str]
+    storage: dict[str, MutableMapping[str, mf.FileEntry]]
+
+
 def record(
     plan: Plan,
     applied: Applied,
@@ -45,32 +54,51 @@ def record(
 ) -> SyncResult:
     """Commit the manifest for what ``applied`` says is there; returns the sync's result (its ``finished``
     and duration, from ``t0`` on the monotonic clock, are those of the commit, as the manifest and
-    sync.log record them)."""
-    machine_dir = dest.machine_dir
+    sync.log record them). The steps, in the order they happen; only the commit and those after it touch
+    the backup folder."""
+    changes = _update_entries(plan, applied, man)
+    pruned = _prune_snapshots(man, retention.keep_snapshots)
+    result = _result(plan, applied, result, t0)
+    full_thinning = _update_head(man, plan, result)
+    checked = changes.storage.keys() - plan.storage.unchecked
+    store.save(dest.machine_dir, man, changes.sessions, changes.storage, checked)  # the commit
+    _clean_up(plan, applied, dest.machine_dir, pruned)
+    _thin(dest.machine_dir, man, plan, applied, store, retention=retention, full=full_thinning)
+    dest.append_log(plan.started, result)
+    return result
+
+
+def _update_entries(plan: Plan, applied: Applied, man: mf.Manifest) -> Changes:
+    """The manifest's entries for what is there now: sessions lost, refreshed and exported, the snapshots
+    taken, the schema; the storage shards' changes."""
     present = applied.present
     for sid in plan.lost:
         del man.sessions[sid]
     man.sessions.update(plan.refreshed)
     exported = {sid: e for sid, e in plan.exported.items() if e.path in present}
     man.sessions.update(exported)
-    snapshot = None
     for rel, entry in plan.snapshots.items():
         if rel in present:
             man.files[rel] = entry
-            snapshot = rel
-    pruned = _prune_snapshots(man, retention.keep_snapshots)
-    storage_shards = _storage_changes(plan, applied, man)
     if plan.opencode_schema:
         man.opencode_schema = plan.opencode_schema
+    sessions = frozenset((*plan.lost, *plan.refreshed, *exported))
+    return Changes(sessions, _storage_changes(plan, applied, man))
+
+
+def _result(plan: Plan, applied: Applied, result: SyncResult, t0: float) -> SyncResult:
+    """The sync's result: its counts, its failure or warnings, and its end (now, the commit's time)."""
+    present = applied.present
     sizes = {**plan.staged, **plan.storage_copies}
+    snapshots = [rel for rel in plan.snapshots if rel in present]
     result = replace(
         result,
         sessions_total=plan.sessions_total,
-        sessions_exported=len(exported),
+        sessions_exported=sum(1 for e in plan.exported.values() if e.path in present),
         sessions_removed=len(plan.lost),
         storage_copied=sum(1 for rel in plan.storage.copy if rel in present),
         storage_removed=len(plan.storage.delete),
-        snapshot=snapshot,
+        snapshot=snapshots[-1] if snapshots else None,
         skipped=tuple(plan.storage.skipped_junk),
         warnings=applied.warnings,
         bytes_copied=sum(sizes[rel][0] for rel in applied.copied if rel in sizes),
@@ -84,17 +112,23 @@ def record(
     elif result.skipped or result.warnings:
         result = replace(result, outcome=Outcome.WARNING)
     elapsed = time.monotonic() - t0
-    result = replace(
-        result, finished=result.started + timedelta(seconds=elapsed), duration_s=round(elapsed, 3)
-    )
+    return replace(result, finished=result.started + timedelta(seconds=elapsed), duration_s=round(elapsed, 3))
+
+
+def _update_head(man: mf.Manifest, plan: Plan, result: SyncResult) -> bool:
+    """The manifest's summary: version, time, last result; whether a full thinning of versions/ is due
+    (it is then recorded as done: it runs right after the commit)."""
     man.app_version = __version__
     man.updated = plan.started.isoformat(timespec="seconds")
     man.last_result = codec.to_json(result)
     full_thinning = _due(man.last_full_thinning, plan.started, timedelta(hours=6))
     if full_thinning:
         man.last_full_thinning = plan.started.isoformat(timespec="seconds")
-    checked = storage_shards.keys() - plan.storage.unchecked
-    store.save(machine_dir, man, storage_shards, checked)  # the commit
+    return full_thinning
+
+
+def _clean_up(plan: Plan, applied: Applied, machine_dir: Path, pruned: list[str]) -> None:
+    """After the commit: the intent goes, the snapshots retention dropped, the staged files now in place."""
     intent.clear(machine_dir)
     for rel in pruned:
         with contextlib.suppress(FileNotFoundError):
@@ -103,9 +137,6 @@ def record(
         if rel.startswith(("sessions/", "snapshots/")):
             with contextlib.suppress(FileNotFoundError):
                 (plan.staging / rel).unlink()
-    _thin(machine_dir, man, plan, applied, retention=retention, full=full_thinning)
-    dest.append_log(plan.started, result)
-    return result
 
 
 def _storage_changes(
@@ -149,7 +180,14 @@ def _prune_snapshots(man: mf.Manifest, keep: int) -> list[str]:
 
 
 def _thin(
-    machine_dir: Path, man: mf.Manifest, plan: Plan, applied: Applied, *, retention: Retention, full: bool
+    machine_dir: Path,
+    man: mf.Manifest,
+    plan: Plan,
+    applied: Applied,
+    store: mf.ManifestStore,
+    *,
+    retention: Retention,
+    full: bool,
 ) -> None:
     def live_size(rel: str) -> int | None:
         # a session file is named after its session: no map of all 1,800 paths for the few touched
@@ -161,11 +199,11 @@ def _thin(
         except OSError:
             return None
 
-    man._unthinned.update((*applied.versioned, *applied.removed))
-    last = man._thinned_at
-    if not full and last is not None and timedelta(0) <= plan.started - last < THIN_AT_MOST_EVERY:
+    versioned = (*applied.versioned, *applied.removed)
+    every = THIN_AT_MOST_EVERY.total_seconds()
+    touched = store.cache(machine_dir).thinning(versioned, plan.started, every=every, full=full)
+    if touched is None:
         return  # a version kept a minute longer costs nothing; a thinning each sync cost ~0.6 ms of 12
-    touched, man._unthinned, man._thinned_at = man._unthinned, set(), plan.started
     guard.thin_versions(
         machine_dir, plan.started, retention.keep_versions_days, live_size, None if full else touched
     )
