@@ -8,7 +8,7 @@ offers. A session deleted in opencode and then synced away lives on in ``version
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,21 +38,21 @@ class SessionRow:
 
 
 def live_session_ids(
-    source: Path, opencode_db: Path | None, backed_up: Mapping[str, str] | None = None
+    source: Path, opencode_db: Path | None, backed_up: Callable[[str], str | None] | None = None
 ) -> set[str]:
     """The ids of the sessions opencode shows now, in any of its database(s) and stores (``backed_up``:
     session id -> the store tag the backup holds it from)."""
     live: set[str] = set()
     for db in locate(source, opencode_db).databases:
         with Reader(db) as reader:
-            live.update(reader.live(backed_up or {}).marks)
+            live.update(reader.live(backed_up).marks)
     return live
 
 
 def session_rows(machine_dir: Path, machine: str, source: Path, opencode_db: Path | None) -> list[SessionRow]:
     """Every backed-up session of ``machine_dir``, newest first."""
     man = mf.load(machine_dir, machine)
-    live = live_session_ids(source, opencode_db, man.stores())
+    live = live_session_ids(source, opencode_db, man.store_of)
     rows = [
         SessionRow(
             sid,

@@ -102,7 +102,7 @@ def _changed_since_backup(settings: config.Settings, machine_dir: Path) -> int |
         live: dict[str, str] = {}
         for db in locate(settings.source, settings.opencode_db).databases:
             with Reader(db) as reader:
-                live.update(reader.live(man.stores()).marks)
+                live.update(reader.live(man.store_of).marks)
     except (BackupError, sqlite3.Error, OSError) as exc:
         logger.info("cannot count the changes waiting: %s", exc)
         return None

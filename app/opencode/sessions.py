@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -114,11 +114,11 @@ class Reader:
         finally:
             self.conn.close()
 
-    def live(self, backed_up: Mapping[str, str] | None = None) -> stores.Live:
+    def live(self, backed_up: Callable[[str], str | None] | None = None) -> stores.Live:
         """Every session opencode shows, with its mark and store (a few ms even on multi-GB databases).
-        ``backed_up``: session id -> the tag of the store the backup holds it from (2.0 deleted the 2.0
+        ``backed_up``: the tag of the store the backup holds a session from (2.0 deleted the 2.0
         sessions that only 1.x rows are left of)."""
-        return stores.live(self.conn, self.schema, backed_up or {})
+        return stores.live(self.conn, self.schema, backed_up or _nothing)
 
     def hot(self, current: stores.Live, since_ms: int) -> set[str]:
         """The sessions of ``current`` updated since ``since_ms`` (in the store each lives in)."""
@@ -132,7 +132,7 @@ class Reader:
             )
         return out
 
-    def sessions(self, backed_up: Mapping[str, str] | None = None) -> dict[str, SessionInfo]:
+    def sessions(self, backed_up: Callable[[str], str | None] | None = None) -> dict[str, SessionInfo]:
         """Every session opencode shows, with its listing fields."""
         current = self.live(backed_up)
         out: dict[str, SessionInfo] = {}
@@ -316,6 +316,10 @@ class Reader:
                 rows = _noting(rows, fk.table, sources)
             if tables.write(fk.table, rows, self.schema.primary_keys.get(fk.table, ())):
                 self._write_children(store, fk.table, below, tables, depth + 1, named=named)
+
+
+def _nothing(session_id: str) -> str | None:
+    return None
 
 
 def _noting(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.opencode.schema import Schema
@@ -45,9 +45,9 @@ def stores_in(schema: Schema) -> tuple[Store, ...]:
     return tuple(s for s in STORES if s.present(schema))
 
 
-def live(conn: sqlite3.Connection, schema: Schema, backed_up: Mapping[str, str]) -> Live:
+def live(conn: sqlite3.Connection, schema: Schema, backed_up: Callable[[str], str | None]) -> Live:
     """Every session opencode shows, each in the store it lives in (see the module's docstring).
-    ``backed_up``: session id -> the tag of the store the backup holds it from."""
+    ``backed_up``: the tag of the store the backup holds a session from (None: it does not)."""
     marks: dict[str, str] = {}
     in_v2: frozenset[str] = frozenset()
     if V2.present(schema):
@@ -63,8 +63,9 @@ def live(conn: sqlite3.Connection, schema: Schema, backed_up: Mapping[str, str])
                 sql += " AND time_created >= ?"
                 params = (started,)
         only_v1 = dict(conn.execute(sql, params))
-        for sid in [sid for sid in only_v1 if backed_up.get(sid) == V2.tag]:
-            del only_v1[sid]
+        if V2.present(schema):  # asked of the few sessions only the 1.x tables hold, not of all 1,800
+            for sid in [sid for sid in only_v1 if backed_up(sid) == V2.tag]:
+                del only_v1[sid]
         marks.update(only_v1)
     return Live(marks, in_v2)
 

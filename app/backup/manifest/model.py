@@ -142,6 +142,11 @@ class Manifest:
         """Session id -> the tag of the opencode store it was backed up from."""
         return {sid: e.store for sid, e in self.sessions.items()}
 
+    def store_of(self, session_id: str) -> str | None:
+        """The tag of the opencode store ``session_id`` was backed up from (None: not backed up)."""
+        entry = self.sessions.get(session_id)
+        return entry.store if entry is not None else None
+
 
 def marks(man: Manifest) -> dict[str, str]:
     """Session id -> the mark of its fingerprint (:attr:`SessionEntry.mark`), computed afresh (a sync asks

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -79,14 +80,14 @@ def _plan_sessions(req: RestoreRequest, files: dict[str, list[Path]], reader: Re
     return Plan(mode, req.db, tuple(items), notes=tuple(dict.fromkeys(notes)))
 
 
-def _backed_up_stores(machine_dir: Path) -> dict[str, str]:
-    """Session id -> the store tag the manifest records (2.0 deleted the 2.0 sessions only 1.x rows are
-    left of); empty when the manifest cannot be read (the restore reads the session files themselves)."""
+def _backed_up_stores(machine_dir: Path) -> Callable[[str], str | None]:
+    """The store tag the manifest records for a session (2.0 deleted the 2.0 sessions only 1.x rows are
+    left of); none when the manifest cannot be read (the restore reads the session files themselves)."""
     try:
-        return mf.load(machine_dir, machine_dir.name).stores()
+        return mf.load(machine_dir, machine_dir.name).store_of
     except BackupError as exc:
         logger.info("restore: the manifest is not readable (%s); telling stores apart without it", exc)
-        return {}
+        return lambda session_id: None
 
 
 def resolve_id(arg: str, files: dict[str, list[Path]]) -> str:

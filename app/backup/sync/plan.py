@@ -83,8 +83,8 @@ class Planner:
         make_private_dirs(self.staging)
         readers = [Reader(db, self.exporter) for db in self.source.databases]
         try:
-            backed_up = man.stores()  # 2.0 deleted the 2.0 sessions only 1.x rows are left of
-            found = [(reader, reader.live(backed_up)) for reader in readers]
+            # 2.0 deleted the 2.0 sessions only 1.x rows are left of
+            found = [(reader, reader.live(man.store_of)) for reader in readers]
             live: dict[str, str] = {}  # session id -> mark, from the first database that has it
             for _reader, current in reversed(found):
                 live.update(current.marks)
