@@ -52,6 +52,25 @@ class Applied:
     failure: Failure | None
 
 
+@dataclass(frozen=True)
+class _Todo:
+    """What the destination lacks: the staged and the storage/ files to copy, those of them whose old
+    content goes to versions/ first, the files to move there, and what is already in place."""
+
+    staged: list[str]
+    storage: list[str]
+    replaced: list[str]
+    removes: list[str]
+    present: set[str]
+
+
+@dataclass
+class _Copied:
+    copied: set[str]
+    warnings: list[str]
+    failure: Failure | None = None
+
+
 def apply(
     plan: Plan,
     dest: Destination,
@@ -62,72 +81,88 @@ def apply(
     report: Report = unreported,
 ) -> Applied:
     """``interrupted``: the intent an earlier sync left (its changes are still uncommitted, so the new
-    intent covers them too until this sync commits)."""
+    intent covers them too until this sync commits). The steps, in the order they happen."""
     machine_dir = dest.machine_dir
+    todo = _look(plan, machine_dir)
+    _write_intent(plan, machine_dir, interrupted)
+    for rel in todo.replaced:
+        _keep_old(machine_dir, rel, plan.stamp)
+    # already there, from a sync killed after its copy: its data may still be only in the cache
+    _sync_data(machine_dir, tuple(sorted(todo.present)))
+    done = _copy(plan, todo, machine_dir, engine, cancel=cancel, report=report)
+    for rel in todo.removes:
+        _move_to_versions(machine_dir, rel, plan.stamp)
+    purged = [rel for rel in plan.storage.purge if _purge(machine_dir, rel)]
+    return Applied(
+        present=frozenset(todo.present | done.copied),
+        copied=frozenset(done.copied),
+        versioned=tuple(todo.replaced),
+        removed=tuple(todo.removes),
+        purged=tuple(purged),
+        warnings=tuple(done.warnings),
+        failure=done.failure,
+    )
+
+
+def _look(plan: Plan, machine_dir: Path) -> _Todo:
+    """Check every path this sync touches (a regular file, no symlink on the way) and see what is there."""
     staged, storage = plan.staged, plan.storage_copies
     there = {rel: u.regular_file(machine_dir, rel) for rel in (*staged, *storage)}  # what is in place now
     todo_staged = [rel for rel, want in staged.items() if not _holds(there[rel], want)]
     todo_storage = [rel for rel, want in storage.items() if not _holds(there[rel], want)]
     removes = [rel for rel in plan.removes if u.regular_file(machine_dir, rel) is not None]
     replaced = [rel for rel in (*todo_staged, *todo_storage) if there[rel] is not None]
-    # every planned file, copied now or by the interrupted sync: until the commit none matches the manifest
+    present = (set(staged) - set(todo_staged)) | (set(storage) - set(todo_storage))
+    return _Todo(todo_staged, todo_storage, replaced, removes, present)
+
+
+def _write_intent(plan: Plan, machine_dir: Path, interrupted: intent.Intent | None) -> None:
+    """Before the first change: every file this sync may write (and those an interrupted one may have
+    written: until the commit none matches the manifest) and every file it removes."""
     writes = dict(interrupted.writes) if interrupted else {}
-    for rel, content in (staged | storage).items():
+    for rel, content in (plan.staged | plan.storage_copies).items():
         writes[rel] = (*(c for c in writes.get(rel, ()) if c != content), content)[-intent.MAX_CANDIDATES :]
     gone = {*(interrupted.removes if interrupted else ()), *plan.removes}
     if writes or gone:
         intent.write(machine_dir, intent.Intent(plan.stamp, writes, tuple(sorted(gone))))
-    for rel in replaced:
-        _keep_old(machine_dir, rel, plan.stamp)
-    present = (set(staged) - set(todo_staged)) | (set(storage) - set(todo_storage))
-    # already there, from a sync killed after its copy: its data may still be only in the cache
-    _sync_data(machine_dir, tuple(sorted(present)))
-    copied: set[str] = set()
-    warnings: list[str] = []
-    failure: Failure | None = None
-    total = len(todo_staged) + len(todo_storage)
+
+
+def _copy(
+    plan: Plan, todo: _Todo, machine_dir: Path, engine: Engine, *, cancel: threading.Event, report: Report
+) -> _Copied:
+    """Put the missing files in place: our staged files linked where they can be, the rest by the engine,
+    each copy checked against the size and digest the manifest will record and made durable."""
+    done = _Copied(set(), [])
+    total = len(todo.staged) + len(todo.storage)
     for src_root, planned, wanted in (
-        (plan.staging, todo_staged, staged),
-        (plan.source, todo_storage, storage),
+        (plan.staging, todo.staged, plan.staged),
+        (plan.source, todo.storage, plan.storage_copies),
     ):
         if not planned:
             continue
-        report(Step.COPYING, len(copied), total)
+        report(Step.COPYING, len(done.copied), total)
         if cancel.is_set():
             raise SyncFailed("the sync was cancelled", FailureKind.FATAL)
         linked = set()  # our own staged files, where they can be linked; never opencode's storage/
         if src_root == plan.staging:
             linked = _link_staged(src_root, machine_dir, sorted(planned), cancel)
-        copied.update(linked)
+        done.copied.update(linked)
         paths = tuple(sorted(p for p in planned if p not in linked))
         if not paths:
             continue
-        # the engine checks each copy against the size and digest the manifest will record for it
         res = engine.copy(CopyJob(src_root, machine_dir, paths, {p: wanted[p] for p in paths}), cancel)
         if not res.synced:
             _sync_data(machine_dir, res.copied)
-        copied.update(res.copied)
+        done.copied.update(res.copied)
         # without a kind, failed entries are benign (a source file vanished or is not a regular file)
-        warnings += [f"not copied: {p} ({why})" for p, why in sorted(res.failed.items())]
-        if res.kind is not None and failure is None:
+        done.warnings += [f"not copied: {p} ({why})" for p, why in sorted(res.failed.items())]
+        if res.kind is not None and done.failure is None:
             held = next((p for p, why in res.failed.items() if why not in BENIGN_REASONS), None)
             detail = res.detail or "; ".join(f"{p}: {w}" for p, w in res.failed.items())
-            failure = (res.kind, detail, held)
+            done.failure = (res.kind, detail, held)
     if total:
         report(Step.COPYING, total, total)
-    present |= copied
-    for rel in removes:
-        _move_to_versions(machine_dir, rel, plan.stamp)
-    purged = [rel for rel in plan.storage.purge if _purge(machine_dir, rel)]
-    return Applied(
-        present=frozenset(present),
-        copied=frozenset(copied),
-        versioned=tuple(replaced),
-        removed=tuple(removes),
-        purged=tuple(purged),
-        warnings=tuple(warnings),
-        failure=failure,
-    )
+    return done
 
 
 def _holds(path: Path | None, want: tuple[int, str]) -> bool:
