@@ -1,5 +1,5 @@
-"""Helpers shared by the tests that back up a small opencode and then damage, heal or read the backup: a
-sync context of one install, and the real command line on one machine folder."""
+"""What the tests that back up an opencode share: the one factory of a sync context (:func:`sync_context`),
+one test's opencode and backup folders (:class:`Env`), and the real command line on one machine folder."""
 
 from __future__ import annotations
 
@@ -7,22 +7,31 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app import paths
 from app.backup.sync import SyncContext
 from app.transfer import make_engine
+from app.transfer.base import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 TAKES_SOURCE = ("sync", "status", "list", "restore")  # the commands that read opencode's data folder
 
 
 def sync_context(
-    backup: Path, machine: str, source: Path, state: Path | None = None, **kw: Any
+    backup: Path,
+    machine: str,
+    source: Path,
+    state: Path | None = None,
+    *,
+    engine: str | Engine = "native",
+    **kw: Any,
 ) -> SyncContext:
-    """A sync into ``backup/machine`` with the native engine; ``state``: the install's own state folder
-    (its own install id; default: this test's app state folder, the command line's)."""
+    """A sync of opencode's data folder ``source`` into ``backup/machine``; ``state``: the install's own
+    state folder (its own install id; default: this test's app state folder, the command line's); its
+    staging folder is inside. ``kw``: any other field of the context."""
     state = paths.app_state_dir() if state is None else state
     return SyncContext(
         backup_path=backup,
@@ -31,9 +40,52 @@ def sync_context(
         opencode_db=None,
         staging_dir=state / "staging",
         state_dir=state,
-        engine=make_engine("native"),
+        engine=make_engine(engine) if isinstance(engine, str) else engine,
         **kw,
     )
+
+
+@dataclass(frozen=True)
+class Env:
+    """One test's opencode and backup, under ``tmp``: opencode's data folder and database, the backup
+    path, the machine folder in it, and a folder of this install's own (``app``)."""
+
+    tmp: Path
+    machine_name: str = "laptop"
+    backup: Path | None = None  # the backup path, when not tmp/backup
+
+    @property
+    def data(self) -> Path:
+        return self.tmp / "opencode"
+
+    @property
+    def db(self) -> Path:
+        return self.data / "opencode.db"
+
+    @property
+    def dest(self) -> Path:
+        return self.tmp / "backup" if self.backup is None else self.backup
+
+    @property
+    def machine(self) -> Path:
+        return self.dest / self.machine_name
+
+    @property
+    def app(self) -> Path:
+        return self.tmp / "app"
+
+    def context(self, state: Path | None = None, **kw: Any) -> SyncContext:
+        """:func:`sync_context` of this opencode into this backup (``state``: default ``app/state``)."""
+        return sync_context(
+            self.dest, self.machine_name, self.data, self.app / "state" if state is None else state, **kw
+        )
+
+
+def make_env(tmp: Path, machine: str = "laptop") -> Env:
+    """An :class:`Env` whose opencode data folder exists (empty)."""
+    env = Env(tmp, machine)
+    env.data.mkdir(parents=True, exist_ok=True)
+    return env
 
 
 def run_cli(

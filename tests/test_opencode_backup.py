@@ -13,7 +13,7 @@ from app.backup.result import Outcome
 from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.backup.verify import verify
 from app.opencode.snapshot import decompress
-from app.transfer import make_engine
+from tests.backups import sync_context
 from tests.peer.opencode import OpencodePeer
 
 pytestmark = pytest.mark.opencode
@@ -25,15 +25,7 @@ def sessions(opencode_peer: OpencodePeer) -> list[str]:
 
 
 def ctx_for(peer: OpencodePeer, dest: Path, engine: str) -> SyncContext:
-    return SyncContext(
-        backup_path=dest,
-        machine="m1",
-        source=peer.data_dir,
-        opencode_db=None,
-        staging_dir=dest.parent / f"staging-{engine}",
-        state_dir=dest.parent / f"state-{engine}",
-        engine=make_engine(engine),
-    )
+    return sync_context(dest, "m1", peer.data_dir, dest.parent / f"state-{engine}", engine=engine)
 
 
 def live_counts(peer: OpencodePeer, sid: str) -> dict[str, int]:

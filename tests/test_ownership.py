@@ -30,7 +30,7 @@ from app.ui import flows, presenter
 from app.ui.notify import episode_note
 from app.ui.tray.model import Action, MenuView, adoptable, menu_items
 from tests import dbfactory as f
-from tests.backups import run_cli, sync_context
+from tests.backups import Env, run_cli
 from tests.files import tree
 
 MACHINE = "m1"
@@ -39,25 +39,20 @@ THERE = "0f0e0d0c0b0a09080706050403020100/alice"  # another computer, same user 
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, Path]:
-    data = tmp_path / "opencode"
-    conn = f.create_db(data / "opencode.db")
+def env(tmp_path: Path) -> Env:
+    env = Env(tmp_path, MACHINE)
+    conn = f.create_db(env.db)
     f.add_session(conn, "ses_a")
     conn.close()
-    return {
-        "data": data,
-        "dest": tmp_path / "backup",
-        "tmp": tmp_path,
-        "machine": tmp_path / "backup" / MACHINE,
-    }
+    return env
 
 
-def ctx(env: dict[str, Path], install: str, identity: str | None) -> SyncContext:
+def ctx(env: Env, install: str, identity: str | None) -> SyncContext:
     """A sync of an install with its own state folder (its own install id) on computer ``identity``."""
-    return sync_context(env["dest"], MACHINE, env["data"], env["tmp"] / install, identity=lambda: identity)
+    return env.context(env.tmp / install, identity=lambda: identity)
 
 
-def cli(env: dict[str, Path], *args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(env: Env, *args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The command line; ``home``: another user folder (its own state folder and install id)."""
     moved = None
     if home is not None:
@@ -66,7 +61,7 @@ def cli(env: dict[str, Path], *args: str, home: Path | None = None) -> subproces
             "XDG_STATE_HOME": str(home / "state"),
             "XDG_DATA_HOME": str(home / "data"),
         }
-    return run_cli(env["dest"], MACHINE, env["data"], *args, env=moved)
+    return run_cli(env.dest, MACHINE, env.data, *args, env=moved)
 
 
 # ---------------------------------------------------------------------------------------- the lease
@@ -80,65 +75,65 @@ def plant_lease(machine: Path, until: str) -> None:
     ["9999-12-31T23:59:59+00:00", "9999-12-31T23:59:59-14:00", "in 20 minutes", "not a time"],
 )
 def test_a_lease_from_the_future_or_damaged_is_taken_over_with_one_warning_line(
-    env: dict[str, Path], caplog: pytest.LogCaptureFixture, until: str
+    env: Env, caplog: pytest.LogCaptureFixture, until: str
 ) -> None:
     assert run_sync(ctx(env, "a", HERE)).ok
     if until == "in 20 minutes":  # more than one lease (15 min) ahead: a clock far off, or damage
         until = (datetime.now(UTC) + timedelta(minutes=20)).isoformat()
-    plant_lease(env["machine"], until)
+    plant_lease(env.machine, until)
     caplog.set_level(logging.WARNING)
     result = run_sync(ctx(env, "a", HERE))
     assert result.ok, result.error
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "taking over the writer lease" in warnings[0].getMessage()
-    assert not (env["machine"] / ownership.LEASE).exists()  # released after the sync
+    assert not (env.machine / ownership.LEASE).exists()  # released after the sync
 
 
 def test_a_lease_that_is_a_folder_is_set_aside_and_taken_over_on_the_command_line(
-    env: dict[str, Path],
+    env: Env,
 ) -> None:
     assert cli(env, "sync").returncode == 0
-    (env["machine"] / ownership.LEASE).mkdir()
-    (env["machine"] / ownership.LEASE / "kept").write_text("whatever it held")
+    (env.machine / ownership.LEASE).mkdir()
+    (env.machine / ownership.LEASE / "kept").write_text("whatever it held")
     done = cli(env, "sync")
     assert done.returncode == 0, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "taking over the writer lease" in lines[0] and "set aside" in lines[0], lines
-    kept = list((env["machine"] / "damaged").glob("*/writer.lease/kept"))
+    kept = list((env.machine / "damaged").glob("*/writer.lease/kept"))
     assert [p.read_text() for p in kept] == ["whatever it held"]  # moved, never deleted
     assert cli(env, "sync").returncode == 0 and cli(env, "sync").stderr == ""  # one warning, once
 
 
-def test_a_lease_within_its_length_still_holds_off_a_second_writer(env: dict[str, Path]) -> None:
+def test_a_lease_within_its_length_still_holds_off_a_second_writer(env: Env) -> None:
     assert run_sync(ctx(env, "a", HERE)).ok
-    plant_lease(env["machine"], (datetime.now(UTC) + timedelta(minutes=14)).isoformat())
+    plant_lease(env.machine, (datetime.now(UTC) + timedelta(minutes=14)).isoformat())
     held = run_sync(ctx(env, "a", HERE))
     assert held.kind is FailureKind.LOCKED and "until" in (held.error or "")
 
 
 # ---------------------------------------------------------------------------------------- a reinstall
 def test_a_reinstall_on_the_same_computer_carries_on_and_another_computer_is_still_refused(
-    env: dict[str, Path], caplog: pytest.LogCaptureFixture
+    env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert run_sync(ctx(env, "first-install", HERE)).ok
-    owner = (env["machine"] / ownership.OWNER).read_text()
+    owner = (env.machine / ownership.OWNER).read_text()
     assert "3d1219c7" not in owner and "alice" not in owner  # only a salted hash of the identity
     caplog.set_level(logging.WARNING)
     again = run_sync(ctx(env, "after-a-reinstall", HERE))  # a new install id, the same computer
     assert again.ok, again.error
     assert [r.getMessage() for r in caplog.records if "install id changed" in r.getMessage()]
-    before = tree(env["dest"])
+    before = tree(env.dest)
     other = run_sync(ctx(env, "laptop-2", THERE))  # another computer with the same machineName
     assert other.outcome is Outcome.FAILED and other.kind is FailureKind.FOREIGN
     assert "two computers use the machineName 'm1'" in (other.error or "") and "opencode-backup adopt" in (
         other.error or ""
     )
-    assert tree(env["dest"]) == before
+    assert tree(env.dest) == before
     assert run_sync(ctx(env, "unknown-computer", None)).kind is FailureKind.FOREIGN  # cannot tell: refuse
 
 
 def test_a_wiped_state_folder_on_this_very_computer_is_not_locked_out_on_the_command_line(
-    env: dict[str, Path], tmp_path: Path
+    env: Env, tmp_path: Path
 ) -> None:
     """The issue's reproduction, through the real command and this computer's real identity."""
     if machine_id.this_account(paths.current_platform(), machine_id.system_readers()) is None:
@@ -152,20 +147,20 @@ def test_a_wiped_state_folder_on_this_very_computer_is_not_locked_out_on_the_com
 
 
 def test_a_folder_claimed_before_hashes_were_kept_gains_one_at_its_owners_next_sync(
-    env: dict[str, Path],
+    env: Env,
 ) -> None:
     assert run_sync(ctx(env, "a", None)).ok  # no identity then
-    assert "computer" not in json.loads((env["machine"] / ownership.OWNER).read_text())
+    assert "computer" not in json.loads((env.machine / ownership.OWNER).read_text())
     assert run_sync(ctx(env, "a", HERE)).ok
     assert run_sync(ctx(env, "reinstalled", HERE)).ok
 
 
 def test_two_installs_starting_together_never_see_owner_json_half_written(
-    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first install is held just after it opened its file, before it wrote a byte (where the old
     code left an empty owner.json for the second to read); the second must see no owner or a whole one."""
-    machine = env["machine"]
+    machine = env.machine
     machine.mkdir(parents=True)
     first_opened, second_done = threading.Event(), threading.Event()
     real_fdopen = os.fdopen
@@ -206,16 +201,16 @@ def foreign_owner(machine: Path) -> None:
 
 
 def test_adopt_without_a_terminal_or_yes_does_nothing_and_with_yes_makes_the_folder_this_installs(
-    env: dict[str, Path],
+    env: Env,
 ) -> None:
-    foreign_owner(env["machine"])
+    foreign_owner(env.machine)
     refused = cli(env, "sync")
     assert refused.returncode == 1 and "opencode-backup adopt" in refused.stderr
-    before = tree(env["dest"])
+    before = tree(env.dest)
     asked = cli(env, "adopt")
     lines = asked.stderr.strip().splitlines()
     assert asked.returncode == 2 and len(lines) == 1 and "--yes" in lines[0], asked.stderr
-    assert tree(env["dest"]) == before
+    assert tree(env.dest) == before
     done = cli(env, "adopt", "--yes")
     assert done.returncode == 0 and "adopted" in done.stdout, done.stderr
     assert cli(env, "sync").returncode == 0
@@ -223,9 +218,9 @@ def test_adopt_without_a_terminal_or_yes_does_nothing_and_with_yes_makes_the_fol
     assert again.returncode == 0 and "nothing to adopt" in again.stdout
 
 
-def test_adopt_mends_a_damaged_owner_json(env: dict[str, Path]) -> None:
-    env["machine"].mkdir(parents=True)
-    (env["machine"] / ownership.OWNER).write_text('{"format": "opencode-session-backup-owner/1", "inst')
+def test_adopt_mends_a_damaged_owner_json(env: Env) -> None:
+    env.machine.mkdir(parents=True)
+    (env.machine / ownership.OWNER).write_text('{"format": "opencode-session-backup-owner/1", "inst')
     refused = cli(env, "sync")
     assert refused.returncode == 1 and "damaged" in refused.stderr and "adopt" in refused.stderr
     done = cli(env, "adopt", "--yes")
@@ -233,8 +228,8 @@ def test_adopt_mends_a_damaged_owner_json(env: dict[str, Path]) -> None:
     assert cli(env, "sync").returncode == 0
 
 
-def test_the_tray_offers_adopt_from_the_failure_and_adopts_on_confirmation(env: dict[str, Path]) -> None:
-    foreign_owner(env["machine"])
+def test_the_tray_offers_adopt_from_the_failure_and_adopts_on_confirmation(env: Env) -> None:
+    foreign_owner(env.machine)
     failed = run_sync(ctx(env, "me", HERE))
     note = episode_note(
         FailingSince(datetime.now(UTC), failed.kind or FailureKind.FATAL, failed.error or "", 1)
@@ -254,11 +249,11 @@ def test_the_tray_offers_adopt_from_the_failure_and_adopts_on_confirmation(env: 
             self.asked = text
             return self.ok
 
-    settings = type("S", (), {"machine_dir": env["machine"]})()
+    settings = type("S", (), {"machine_dir": env.machine})()
     no = Confirm(False)
-    assert not flows.adopt(settings, no, env["tmp"] / "me", lambda: HERE).done  # type: ignore[arg-type]
+    assert not flows.adopt(settings, no, env.tmp / "me", lambda: HERE).done  # type: ignore[arg-type]
     assert "old-box" in no.asked and run_sync(ctx(env, "me", HERE)).kind is FailureKind.FOREIGN
-    outcome = flows.adopt(settings, Confirm(True), env["tmp"] / "me", lambda: HERE)  # type: ignore[arg-type]
+    outcome = flows.adopt(settings, Confirm(True), env.tmp / "me", lambda: HERE)  # type: ignore[arg-type]
     assert outcome.done, outcome
     assert run_sync(ctx(env, "me", HERE)).ok
     assert run_sync(ctx(env, "reinstalled", HERE)).ok  # adopted with this computer's hash

@@ -28,33 +28,32 @@ from app.service.status import ServiceState, Status
 from app.ui import presenter
 from app.ui.notify import episode_note
 from tests import dbfactory as f
-from tests.backups import run_cli, sync_context
+from tests.backups import Env, run_cli
 
 MACHINE = "box"
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, Path]:
-    data = tmp_path / "opencode"
-    conn = f.create_db(data / "opencode.db")
+def env(tmp_path: Path) -> Env:
+    env = Env(tmp_path, MACHINE)
+    conn = f.create_db(env.db)
     for i in range(4):
         f.add_session(conn, f"ses_{i}", messages=2, parts=1)
     conn.close()
-    storage = data / "storage" / "message" / "ses_0"
+    storage = env.data / "storage" / "message" / "ses_0"
     storage.mkdir(parents=True)
     for i in range(3):
         (storage / f"msg_{i}.json").write_text(json.dumps({"id": i}))
-    e = {"data": data, "dest": tmp_path / "backup", "tmp": tmp_path, "machine": tmp_path / "backup" / MACHINE}
-    assert run_sync(ctx_for(e), SyncOptions(snapshot=True)).ok
-    return e
+    assert run_sync(ctx_for(env), SyncOptions(snapshot=True)).ok
+    return env
 
 
-def ctx_for(env: dict[str, Path]) -> SyncContext:
-    return sync_context(env["dest"], MACHINE, env["data"], paths.app_state_dir())
+def ctx_for(env: Env) -> SyncContext:
+    return env.context(paths.app_state_dir())
 
 
-def cli(env: dict[str, Path], *args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(env["dest"], MACHINE, env["data"], *args)
+def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(env.dest, MACHINE, env.data, *args)
 
 
 def listing(root: Path) -> dict[str, bytes | str]:
@@ -76,8 +75,8 @@ def damage_the_manifest(machine: Path) -> None:
     path.write_bytes(path.read_bytes()[:100])  # torn: what a cloud client's half-synced copy looks like
 
 
-def test_a_damaged_manifest_is_repaired_and_backups_go_on(env: dict[str, Path]) -> None:
-    machine = env["machine"]
+def test_a_damaged_manifest_is_repaired_and_backups_go_on(env: Env) -> None:
+    machine = env.machine
     damage_the_manifest(machine)
     failed = run_sync(ctx_for(env))
     assert failed.outcome is Outcome.FAILED and failed.kind is FailureKind.DAMAGED
@@ -94,11 +93,11 @@ def test_a_damaged_manifest_is_repaired_and_backups_go_on(env: dict[str, Path]) 
     done = cli(env, "repair", "--yes")
     assert done.returncode == 0, done.stderr
     assert "repaired" in done.stdout and "4 session(s), 1 snapshot(s), 3 legacy file(s)" in done.stdout
-    report = verify(machine, MACHINE, env["tmp"] / "v")
+    report = verify(machine, MACHINE, env.tmp / "v")
     assert report.ok and report.checked == 8, report.problems
     kept = list((machine / "damaged").glob(f"*/{mf.MANIFEST}"))
     assert len(kept) == 1 and len(kept[0].read_bytes()) == 100  # the index it replaced, kept
-    conn = f.connect(env["data"] / "opencode.db")
+    conn = f.connect(env.data / "opencode.db")
     f.add_message(conn, "ses_2", "after the repair")
     conn.close()
     assert run_sync(ctx_for(env)).ok
@@ -107,8 +106,8 @@ def test_a_damaged_manifest_is_repaired_and_backups_go_on(env: dict[str, Path]) 
     assert "repair" not in cli(env, "verify").stdout  # healthy: nothing to suggest
 
 
-def test_files_that_fail_their_checks_are_set_aside_never_deleted(env: dict[str, Path]) -> None:
-    machine = env["machine"]
+def test_files_that_fail_their_checks_are_set_aside_never_deleted(env: Env) -> None:
+    machine = env.machine
     man = mf.load(machine, MACHINE)
     sessions = {sid: machine / e.path for sid, e in man.sessions.items()}
     sessions["ses_0"].write_text('{"format": "opencode-session-backup/1", "session_id": "ses_0", "ro')
@@ -142,7 +141,7 @@ def test_files_that_fail_their_checks_are_set_aside_never_deleted(env: dict[str,
             assert after.get(rel, after.get(f"{stamp}/{rel}")) == content, rel
     assert after[f"{stamp}/sessions/evil"] == "/etc"
     assert after[f"{stamp}/storage/message/fifo"] == "a pipe"
-    report = verify(machine, MACHINE, env["tmp"] / "v")
+    report = verify(machine, MACHINE, env.tmp / "v")
     assert report.ok, report.problems
     assert set(mf.load(machine, MACHINE).sessions) == {"ses_2"}
     restored = cli(env, "restore", "--missing", "--dry-run")  # a restore reads this folder again
@@ -151,32 +150,32 @@ def test_files_that_fail_their_checks_are_set_aside_never_deleted(env: dict[str,
     assert set(mf.load(machine, MACHINE).sessions) == {f"ses_{i}" for i in range(4)}
 
 
-def test_a_healthy_backup_has_nothing_to_repair_and_is_left_as_it_is(env: dict[str, Path]) -> None:
-    before = listing(env["machine"])
+def test_a_healthy_backup_has_nothing_to_repair_and_is_left_as_it_is(env: Env) -> None:
+    before = listing(env.machine)
     done = cli(env, "repair", "--yes")
     assert done.returncode == 0 and "nothing to repair" in done.stdout
-    assert listing(env["machine"]) == before
+    assert listing(env.machine) == before
 
 
-def test_an_index_that_lists_a_missing_file_is_repaired_and_verify_says_so(env: dict[str, Path]) -> None:
-    machine = env["machine"]
+def test_an_index_that_lists_a_missing_file_is_repaired_and_verify_says_so(env: Env) -> None:
+    machine = env.machine
     gone = machine / mf.load(machine, MACHINE).sessions["ses_1"].path
     gone.unlink()
-    report = verify(machine, MACHINE, env["tmp"] / "v")
+    report = verify(machine, MACHINE, env.tmp / "v")
     assert not report.ok and report.repair_helps
-    plan = repair.plan(machine, MACHINE, env["tmp"] / "w", datetime.now(UTC))
+    plan = repair.plan(machine, MACHINE, env.tmp / "w", datetime.now(UTC))
     assert plan.needed and any("missing or set aside" in c for c in plan.changes), plan.changes
     repair.apply(plan, MACHINE, paths.app_state_dir(), datetime.now(UTC))
-    assert verify(machine, MACHINE, env["tmp"] / "v").ok
+    assert verify(machine, MACHINE, env.tmp / "v").ok
     assert run_sync(ctx_for(env)).ok and gone.exists()  # opencode still has it: backed up again
 
 
 def test_a_file_that_changes_between_the_plan_and_the_repair_stops_it_before_anything_changes(
-    env: dict[str, Path],
+    env: Env,
 ) -> None:
-    machine = env["machine"]
+    machine = env.machine
     damage_the_manifest(machine)
-    plan = repair.plan(machine, MACHINE, env["tmp"] / "w", datetime.now(UTC))
+    plan = repair.plan(machine, MACHINE, env.tmp / "w", datetime.now(UTC))
     legacy = machine / "storage" / "message" / "ses_0" / "msg_1.json"
     legacy.write_text('{"id": 1, "rewritten": "by the cloud client"}')
     before = listing(machine)
@@ -185,22 +184,22 @@ def test_a_file_that_changes_between_the_plan_and_the_repair_stops_it_before_any
     assert listing(machine) == before
 
 
-def test_a_missing_manifest_with_files_present_is_rebuilt(env: dict[str, Path]) -> None:
-    machine = env["machine"]
+def test_a_missing_manifest_with_files_present_is_rebuilt(env: Env) -> None:
+    machine = env.machine
     (machine / mf.MANIFEST).unlink()
-    report = verify(machine, MACHINE, env["tmp"] / "v")
+    report = verify(machine, MACHINE, env.tmp / "v")
     assert report.repair_helps
     done = cli(env, "repair", "--yes")
     assert done.returncode == 0 and "4 session(s)" in done.stdout, done.stderr
-    assert verify(machine, MACHINE, env["tmp"] / "v").ok
+    assert verify(machine, MACHINE, env.tmp / "v").ok
 
 
 def test_a_snapshot_too_big_for_this_computers_free_space_stops_the_repair_and_is_not_set_aside(
-    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A sound snapshot must not be set aside because this disk is full: the repair stops, asks for room."""
-    damage_the_manifest(env["machine"])
-    room = shutil.disk_usage(env["tmp"])._replace(free=br.FREE_MARGIN + 1000)  # less than one snapshot
+    damage_the_manifest(env.machine)
+    room = shutil.disk_usage(env.tmp)._replace(free=br.FREE_MARGIN + 1000)  # less than one snapshot
     monkeypatch.setattr(br.shutil, "disk_usage", lambda _p: room)
     with pytest.raises(BackupError, match="free some disk space"):
-        repair.plan(env["machine"], MACHINE, env["tmp"] / "w", datetime.now(UTC))
+        repair.plan(env.machine, MACHINE, env.tmp / "w", datetime.now(UTC))

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from app.backup import restore as rs
-from app.backup.sync import SyncContext, run_sync
+from app.backup.sync import run_sync
 from app.opencode import importer
-from app.transfer import make_engine
 from tests import dbfactory as f
+from tests.backups import sync_context
 
 
 def backed_up(tmp_path: Path, sessions: int) -> Path:
@@ -23,15 +23,7 @@ def backed_up(tmp_path: Path, sessions: int) -> Path:
     for i in range(sessions):
         f.add_session(conn, f"ses_{i:03d}", messages=3, parts=2)
     conn.close()
-    ctx = SyncContext(
-        backup_path=tmp_path / "backup",
-        machine="laptop",
-        source=data,
-        opencode_db=None,
-        staging_dir=tmp_path / "app" / "staging",
-        state_dir=tmp_path / "app" / "state",
-        engine=make_engine("native"),
-    )
+    ctx = sync_context(tmp_path / "backup", "laptop", data, tmp_path / "app" / "state")
     assert run_sync(ctx).ok
     return tmp_path / "backup" / "laptop"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from app.backup.sync import SyncContext, SyncOptions, run_sync
-from app.transfer import make_engine
+from app.backup.sync import SyncOptions, run_sync
+from tests.backups import sync_context
 from tests.peer.opencode import OpencodePeer
 
 pytestmark = pytest.mark.opencode
@@ -26,15 +26,7 @@ def sessions(opencode_peer: OpencodePeer) -> list[str]:
 
 
 def backup(peer: OpencodePeer, dest: Path, machine: str = "m1", snapshot: bool = False) -> None:
-    ctx = SyncContext(
-        backup_path=dest,
-        machine=machine,
-        source=peer.data_dir,
-        opencode_db=None,
-        staging_dir=dest.parent / f"staging-{machine}",
-        state_dir=dest.parent / f"state-{machine}",
-        engine=make_engine("native"),
-    )
+    ctx = sync_context(dest, machine, peer.data_dir, dest.parent / f"state-{machine}")
     result = run_sync(ctx, SyncOptions(snapshot=snapshot, allow_deletions=True))
     assert result.ok, result.error
 

@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,8 +29,8 @@ from app.service.runtime import Runtime
 from app.service.service import Service, Timing
 from app.service.status import ServiceState, Status, StatusFile, read_status
 from app.service.worker import Job, Worker
-from app.transfer import make_engine
 from tests import dbfactory as f
+from tests.backups import Env
 
 FAST = Timing(delay=0.2, interval=0.6, backoff=Backoff(0.2, 0.4), grace=Grace(seconds=1.5, failures=1000))
 
@@ -51,28 +52,21 @@ class Recorder:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, Path]:
-    data = tmp_path / "opencode"
-    conn = f.create_db(data / "opencode.db")
+def env(tmp_path: Path) -> Env:
+    env = Env(tmp_path)
+    conn = f.create_db(env.db)
     f.add_session(conn, "ses_a")
     conn.close()
-    return {"data": data, "db": data / "opencode.db", "dest": tmp_path / "backup"}
+    return env
 
 
-def make_ctx(env: dict[str, Path]) -> SyncContext:
-    return SyncContext(
-        backup_path=env["dest"],
-        machine="laptop",
-        source=env["data"],
-        opencode_db=None,
-        staging_dir=paths.app_data_dir() / "staging" / "laptop",
-        state_dir=paths.app_state_dir(),
-        engine=make_engine("rsync"),
-    )
+def make_ctx(env: Env) -> SyncContext:
+    """As the app wires it (this user's state folder), with real rsync."""
+    return env.context(paths.app_state_dir(), engine="rsync")
 
 
 @pytest.fixture
-def service(env: dict[str, Path]) -> Iterator[tuple[Runtime, Recorder]]:
+def service(env: Env) -> Iterator[tuple[Runtime, Recorder]]:
     """A running service, holding the instance lock as ``run`` does."""
     lock = control.InstanceLock(paths.app_state_dir())
     assert lock.acquire()
@@ -89,11 +83,11 @@ def service(env: dict[str, Path]) -> Iterator[tuple[Runtime, Recorder]]:
         lock.release()
 
 
-def session_file(env: dict[str, Path]) -> Path:
-    return env["dest"] / "laptop" / "sessions" / "proj1" / "ses_a.json"
+def session_file(env: Env) -> Path:
+    return env.dest / "laptop" / "sessions" / "proj1" / "ses_a.json"
 
 
-def backup_text(env: dict[str, Path]) -> str:
+def backup_text(env: Env) -> str:
     """The session's backup file ('' while a sync swaps it)."""
     try:
         return session_file(env).read_text()
@@ -101,25 +95,25 @@ def backup_text(env: dict[str, Path]) -> str:
         return ""
 
 
-def add_message(env: dict[str, Path], text: str) -> None:
-    conn = sqlite3.connect(env["db"], isolation_level=None)
+def add_message(env: Env, text: str) -> None:
+    conn = sqlite3.connect(env.db, isolation_level=None)
     try:
         f.add_message(conn, "ses_a", text)
     finally:
         conn.close()
 
 
-def cli(capsys: pytest.CaptureFixture[str], env: dict[str, Path], *argv: str) -> tuple[int, str, str]:
+def cli(capsys: pytest.CaptureFixture[str], env: Env, *argv: str) -> tuple[int, str, str]:
     """Run a command; the settings flags go where they apply (the service commands take none)."""
     capsys.readouterr()
-    flags = ["--backup-path", str(env["dest"]), "--source", str(env["data"]), "--machine-name", "laptop"]
+    flags = ["--backup-path", str(env.dest), "--source", str(env.data), "--machine-name", "laptop"]
     rc = main([*argv] if argv[0] in ("pause", "resume", "sync-now") else [*flags, *argv])
     out, err = capsys.readouterr()
     return rc, out, err
 
 
 def test_a_change_is_backed_up_and_status_shows_the_live_service(
-    service: tuple[Runtime, Recorder], env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    service: tuple[Runtime, Recorder], env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rt, _ = service
     add_message(env, "first change")
@@ -133,7 +127,7 @@ def test_a_change_is_backed_up_and_status_shows_the_live_service(
 
 
 def test_pause_resume_and_sync_reach_the_running_service(
-    service: tuple[Runtime, Recorder], env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    service: tuple[Runtime, Recorder], env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rt, _ = service
     rc, out, _ = cli(capsys, env, "pause")
@@ -156,7 +150,7 @@ def test_pause_resume_and_sync_reach_the_running_service(
 
 
 def test_a_second_run_says_one_line_and_exits_1(
-    service: tuple[Runtime, Recorder], env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    service: tuple[Runtime, Recorder], env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rc, out, err = cli(capsys, env, "run", "--headless")
     assert rc == 1 and out == ""
@@ -164,7 +158,7 @@ def test_a_second_run_says_one_line_and_exits_1(
 
 
 def test_commands_without_a_service_say_so_and_status_falls_back_to_the_manifest(
-    env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rc, _, err = cli(capsys, env, "pause")
     assert rc == 1 and "no backup service is running" in err
@@ -176,7 +170,7 @@ def test_commands_without_a_service_say_so_and_status_falls_back_to_the_manifest
 
 
 def test_an_unwritable_destination_retries_alerts_once_and_recovers(
-    service: tuple[Runtime, Recorder], env: dict[str, Path]
+    service: tuple[Runtime, Recorder], env: Env
 ) -> None:
     rt, rec = service
     target = session_file(env)
@@ -230,8 +224,7 @@ def test_before_opencode_ever_ran_the_service_waits_calmly_and_backs_up_the_firs
 ) -> None:
     """A user installs the backup before using opencode: no failure, no notification, no retry timer;
     the first session opencode saves is in the backup within the usual delay."""
-    env = {"data": tmp_path / "share" / "opencode", "dest": tmp_path / "backup"}
-    env["db"] = env["data"] / "opencode.db"
+    env = Env(tmp_path)  # opencode's data folder does not exist yet
     rec = Recorder()
     rt = Runtime(make_ctx(env), timing=FAST, notifier=rec, control_poll=0.05)
     rt.start()
@@ -242,7 +235,7 @@ def test_before_opencode_ever_ran_the_service_waits_calmly_and_backs_up_the_firs
         assert st.last_backup is None and st.last_error is None
         time.sleep(FAST.grace.seconds + 0.5)  # longer than any failure would take to be announced
         assert rec.events == [] and rt.status.state is ServiceState.NO_DATA_YET
-        conn = f.create_db(env["db"])  # opencode's first start: mkdir -p, then the database
+        conn = f.create_db(env.db)  # opencode's first start: mkdir -p, then the database
         f.add_session(conn, "ses_a")
         conn.close()
         wait_until(lambda: session_file(env).is_file(), what="the first session in the backup")
@@ -253,7 +246,7 @@ def test_before_opencode_ever_ran_the_service_waits_calmly_and_backs_up_the_firs
 
 
 def test_data_that_was_backed_up_and_is_gone_is_a_failure_that_names_the_folder(
-    env: dict[str, Path],
+    env: Env,
 ) -> None:
     rec = Recorder()
     rt = Runtime(make_ctx(env), timing=FAST, notifier=rec, control_poll=0.05)
@@ -261,12 +254,12 @@ def test_data_that_was_backed_up_and_is_gone_is_a_failure_that_names_the_folder(
     try:
         wait_until(lambda: rt.status.last_backup is not None, what="the first backup")
         for name in ("opencode.db", "opencode.db-wal", "opencode.db-shm"):
-            (env["data"] / name).unlink(missing_ok=True)
-        env["data"].rmdir()
+            (env.data / name).unlink(missing_ok=True)
+        env.data.rmdir()
         wait_until(lambda: bool(rec.events), timeout=15, what="the failure alert")
         alert = rec.events[0]
         assert isinstance(alert, FailingSince) and alert.kind is FailureKind.SOURCE_MISSING
-        assert str(env["data"]) in alert.message
+        assert str(env.data) in alert.message
         assert rt.status.state in (ServiceState.RETRYING, ServiceState.SYNCING)
     finally:
         assert rt.stop()
@@ -274,16 +267,16 @@ def test_data_that_was_backed_up_and_is_gone_is_a_failure_that_names_the_folder(
 
 def test_a_command_for_another_backup_does_its_own_work_and_reports_only_that(
     service: tuple[Runtime, Recorder],
-    env: dict[str, Path],
+    env: Env,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    """The running service backs up to env["dest"]; a sync named for another folder must go there."""
+    """The running service backs up to env.dest; a sync named for another folder must go there."""
     rt, _ = service
     other = tmp_path / "elsewhere"
     syncs = rt.status.syncs
     capsys.readouterr()
-    args = ["--backup-path", str(other), "--source", str(env["data"]), "--machine-name", "m2"]
+    args = ["--backup-path", str(other), "--source", str(env.data), "--machine-name", "m2"]
     assert main(["sync", *args]) == 0
     assert capsys.readouterr().out.startswith("ok: ")
     assert (other / "m2" / "sessions" / "proj1" / "ses_a.json").is_file()
@@ -295,10 +288,10 @@ def test_a_command_for_another_backup_does_its_own_work_and_reports_only_that(
 
 
 def test_status_works_while_the_backup_drive_is_unplugged_and_the_service_retries(
-    env: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+    env: Env, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     drive = tmp_path / "GoogleDrive"
-    env = {**env, "dest": drive / "opencode-sessions"}
+    env = replace(env, backup=drive / "opencode-sessions")
     lock = control.InstanceLock(paths.app_state_dir())
     assert lock.acquire()
     rt = Runtime(make_ctx(env), timing=FAST, notifier=Recorder(), control_poll=0.05)
@@ -307,7 +300,7 @@ def test_status_works_while_the_backup_drive_is_unplugged_and_the_service_retrie
         wait_until(lambda: rt.status.state is ServiceState.RETRYING, what="retrying")
         for argv in (["status"], ["status", "--json"]):
             capsys.readouterr()
-            assert main([*argv, "--backup-path", str(env["dest"]), "--source", str(env["data"]),
+            assert main([*argv, "--backup-path", str(env.dest), "--source", str(env.data),
                          "--machine-name", "laptop"]) == 0  # fmt: skip
             out = capsys.readouterr().out
             assert "not reachable" in out or '"backup_reachable": false' in out, out
@@ -318,9 +311,9 @@ def test_status_works_while_the_backup_drive_is_unplugged_and_the_service_retrie
 
 
 def test_a_first_sync_shows_how_far_it_has_got_in_the_status_and_the_status_file(
-    env: dict[str, Path],
+    env: Env,
 ) -> None:
-    conn = sqlite3.connect(env["db"], isolation_level=None)
+    conn = sqlite3.connect(env.db, isolation_level=None)
     for i in range(30):
         f.add_session(conn, f"ses_{i:02d}")
     conn.close()
@@ -351,7 +344,7 @@ def test_a_first_sync_shows_how_far_it_has_got_in_the_status_and_the_status_file
 
 
 def test_a_sync_asked_of_the_service_shows_the_services_progress_while_the_caller_waits(
-    env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`opencode-backup sync` with a service running: the waiting command sees how far the service's
     sync has got, and so does `status` (the sync goes on only once the caller has seen it, so nothing
@@ -374,8 +367,8 @@ def test_a_sync_asked_of_the_service_shows_the_services_progress_while_the_calle
         reply=lambda rid, result: control.write_reply(state_dir, rid, result),
         listeners=[StatusFile(state_dir)],
         startup_sync=False,
-        source=str(env["data"]),
-        destination=str(env["dest"] / "laptop"),
+        source=str(env.data),
+        destination=str(env.dest / "laptop"),
     )
     worker = Worker(long_sync, svc.post, cancel)
     inbox = control.ControlThread(state_dir, svc.post, 0.05)

@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from app import paths
-from app.backup.sync import SyncContext
 from app.service.runtime import Runtime
 from app.service.status import ServiceState, Status
-from app.transfer import make_engine
+from tests.backups import sync_context
 from tests.peer.opencode import OpencodePeer
 
 pytestmark = [pytest.mark.opencode, pytest.mark.slow]
@@ -86,15 +85,7 @@ def test_two_minutes_of_real_opencode_writes_are_all_backed_up_within_35_s(
 ) -> None:
     peer = make_opencode_peer()
     dest = tmp_path / "backup"
-    ctx = SyncContext(
-        backup_path=dest,
-        machine="laptop",
-        source=peer.data_dir,
-        opencode_db=None,
-        staging_dir=paths.app_data_dir() / "staging" / "laptop",
-        state_dir=paths.app_state_dir(),
-        engine=make_engine("auto"),
-    )
+    ctx = sync_context(dest, "laptop", peer.data_dir, paths.app_state_dir(), engine="auto")
     sync_starts: list[float] = []
     last_state = [ServiceState.STARTING]
 

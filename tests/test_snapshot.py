@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 from app.backup.progress import Progress, Step
-from app.backup.sync import SyncContext, SyncOptions, run_sync
+from app.backup.sync import SyncOptions, run_sync
 from app.opencode.snapshot import decompress, take_snapshot
-from app.transfer import make_engine
 from tests import dbfactory as f
+from tests.backups import sync_context
 
 
 def test_a_secret_opencode_deleted_long_ago_does_not_survive_in_free_space(tmp_path: Path) -> None:
@@ -60,16 +60,8 @@ def test_a_cancel_during_the_export_stops_the_snapshot_beside_it_and_leaves_noth
             once.append(p)
             cancel.set()  # the snapshot's helper thread is running (or done) by now
 
-    ctx = SyncContext(
-        backup_path=tmp_path / "backup",
-        machine="laptop",
-        source=data,
-        opencode_db=None,
-        staging_dir=tmp_path / "app" / "staging",
-        state_dir=tmp_path / "app" / "state",
-        engine=make_engine("native"),
-        cancel=cancel,
-        progress=progress,
+    ctx = sync_context(
+        tmp_path / "backup", "laptop", data, tmp_path / "app" / "state", cancel=cancel, progress=progress
     )
     result = run_sync(ctx, SyncOptions(snapshot=True))
     assert not result.ok and "cancelled" in (result.error or "")
