@@ -92,7 +92,7 @@ def test_startup_runs_one_full_sync_at_once() -> None:
 def test_a_burst_becomes_one_sync_with_every_changed_path_after_the_delay() -> None:
     h = Harness()
     h.at(0, Changed(paths=("storage/message/s/a.json",)))
-    h.at(2, Changed(db=True), Changed(paths=("storage/part/m/p.json",)))
+    h.at(2, Changed(), Changed(paths=("storage/part/m/p.json",)))
     assert h.state is ServiceState.WAITING and h.status.pending == 3 and not h.jobs
     h.at(4.9)
     assert not h.jobs
@@ -105,9 +105,9 @@ def test_a_burst_becomes_one_sync_with_every_changed_path_after_the_delay() -> N
 
 def test_a_change_during_a_sync_leads_to_another_sync_30_s_after_the_first_started() -> None:
     h = Harness()
-    h.at(0, Changed(db=True))
+    h.at(0, Changed())
     h.at(5)
-    h.at(6, Changed(db=True))
+    h.at(6, Changed())
     h.finish(8)
     assert h.state is ServiceState.WAITING and len(h.jobs) == 1
     h.at(34.9)
@@ -118,7 +118,7 @@ def test_a_change_during_a_sync_leads_to_another_sync_30_s_after_the_first_start
 
 def test_sync_now_bypasses_the_interval_and_answers_the_caller() -> None:
     h = Harness()
-    h.at(0, Changed(db=True))
+    h.at(0, Changed())
     h.at(5)
     h.finish(6)
     h.at(7, SyncNow(request_id="r1"))
@@ -129,7 +129,7 @@ def test_sync_now_bypasses_the_interval_and_answers_the_caller() -> None:
 
 def test_pause_holds_changes_and_resume_syncs_them() -> None:
     h = Harness()
-    h.at(0, Pause(), Changed(db=True))
+    h.at(0, Pause(), Changed())
     h.at(100)
     assert not h.jobs and h.state is ServiceState.PAUSED and h.status.pending == 1
     h.at(101, Resume())
@@ -138,7 +138,7 @@ def test_pause_holds_changes_and_resume_syncs_them() -> None:
 
 def test_a_locked_destination_is_retried_with_doubling_backoff_and_alerted_once() -> None:
     h = Harness()
-    h.at(0, Changed(db=True))
+    h.at(0, Changed())
     h.at(5)
     h.finish(6, "failed", "locked")
     assert h.state is ServiceState.RETRYING and h.status.next_retry == T0 + timedelta(seconds=11)
@@ -169,7 +169,7 @@ def test_a_locked_destination_is_retried_with_doubling_backoff_and_alerted_once(
 
 def test_an_unreachable_folder_gets_one_alert_and_no_follow_up_however_long_it_lasts() -> None:
     h = Harness()
-    h.at(0, Changed(db=True))
+    h.at(0, Changed())
     h.at(5)
     t = 5.0
     for _ in range(12):
@@ -181,7 +181,7 @@ def test_an_unreachable_folder_gets_one_alert_and_no_follow_up_however_long_it_l
 
 def test_a_tripped_guard_alerts_at_once() -> None:
     h = Harness()
-    h.at(0, Changed(db=True))
+    h.at(0, Changed())
     h.at(5)
     h.finish(6, "failed", "guard")
     assert h.state is ServiceState.FAILED and [(type(a), a.kind) for a in h.alerts] == [
@@ -191,7 +191,7 @@ def test_a_tripped_guard_alerts_at_once() -> None:
 
 def test_a_single_short_failure_is_never_alerted() -> None:
     h = Harness()
-    h.at(0, Changed(db=True))
+    h.at(0, Changed())
     h.at(5)
     h.finish(6, "failed", "dest_missing")
     h.at(11)
@@ -201,7 +201,7 @@ def test_a_single_short_failure_is_never_alerted() -> None:
 
 def test_a_long_failure_is_alerted_after_the_grace_period_even_without_a_second_attempt() -> None:
     h = Harness(grace=Grace(seconds=120, failures=99))
-    h.at(0, Changed(db=True))
+    h.at(0, Changed())
     h.at(5)
     h.finish(6, "failed", "fatal")
     assert h.state is ServiceState.FAILED and not h.alerts
@@ -213,12 +213,12 @@ def test_a_long_failure_is_alerted_after_the_grace_period_even_without_a_second_
 
 def test_guard_failure_waits_for_a_change_or_a_manual_sync() -> None:
     h = Harness()
-    h.at(0, Changed(db=True))
+    h.at(0, Changed())
     h.at(5)
     h.finish(6, "failed", "guard")
     h.at(10_000)
     assert len(h.jobs) == 1 and h.state is ServiceState.FAILED and h.status.next_retry is None
-    h.at(10_001, Changed(db=True))
+    h.at(10_001, Changed())
     h.at(10_006)
     assert len(h.jobs) == 2
     h.finish(10_007, "failed", "fatal")
@@ -268,12 +268,12 @@ def test_a_restore_waits_for_the_running_sync_runs_on_the_worker_and_is_backed_u
     assert h.state is ServiceState.SYNCING
     plan, req = _plan()
     ask = RestoreNow(plan, req)
-    h.at(1, ask, Changed(db=True))
+    h.at(1, ask, Changed())
     assert h.state is ServiceState.RESTORING and len(h.jobs) == 1  # the sync is left to finish
     h.finish(2)
     job = h.jobs[-1]
     assert isinstance(job, RestoreJob) and job.plan is plan and not ask.done.done()
-    h.at(40, Changed(db=True))  # the restore writes opencode's database: no sync meanwhile
+    h.at(40, Changed())  # the restore writes opencode's database: no sync meanwhile
     assert h.jobs[-1] is job and h.state is ServiceState.RESTORING
     h.at(41, RestoreDone(RestoreResult(restored=[("ses_a", 12)]), job.job_id))
     assert ask.done.result().restored == [("ses_a", 12)]

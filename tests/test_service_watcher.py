@@ -19,9 +19,9 @@ DATA = Path("/d/opencode")
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("/d/opencode/opencode.db", Changed(db=True)),
-        ("/d/opencode/opencode.db-wal", Changed(db=True)),
-        ("/d/opencode/opencode-beta.db", Changed(db=True)),
+        ("/d/opencode/opencode.db", Changed()),
+        ("/d/opencode/opencode.db-wal", Changed()),
+        ("/d/opencode/opencode-beta.db", Changed()),
         ("/d/opencode/storage/message/s/m.json", Changed(paths=("storage/message/s/m.json",))),
         ("/d/opencode/opencode.db-shm", None),  # readers touch it, opencode's data is not in it
         ("/d/opencode/log/2026.log", None),
@@ -77,7 +77,7 @@ def test_database_writes_and_storage_files_are_reported_and_noise_is_not(tmp_pat
         (data / "auth.json").write_text("{}")
         assert not [e for e in c.drain() if e != Changed(appeared=True)]
         (data / "opencode.db-wal").write_bytes(b"x")
-        c.wait_for(lambda e: e == Changed(db=True))
+        c.wait_for(lambda e: e == Changed())
         (data / "storage" / "message" / "ses_a" / "m1.json").write_text("{}")
         c.wait_for(lambda e: e == Changed(paths=("storage/message/ses_a/m1.json",)))
     finally:
@@ -95,7 +95,7 @@ def test_a_data_dir_that_does_not_exist_yet_is_watched_from_its_parent(tmp_path:
         c.wait_for(lambda e: isinstance(e, Changed) and e.appeared)
         time.sleep(0.3)
         (data / "opencode.db").write_bytes(b"x")
-        c.wait_for(lambda e: e == Changed(db=True))
+        c.wait_for(lambda e: e == Changed())
         (data / "storage" / "session").mkdir(parents=True)
         (data / "storage" / "session" / "s.json").write_text("{}")  # before storage/ is watched, maybe
         # storage/ appearing asks for a full walk: what was written before its watch is found at once
@@ -183,7 +183,7 @@ def test_a_data_dir_made_with_its_parents_in_one_go_is_armed_before_appeared_is_
             data.mkdir(parents=True)
             c.wait_for(lambda e: isinstance(e, Changed) and e.appeared)
             (data / "opencode.db").write_bytes(b"x")
-            c.wait_for(lambda e: e == Changed(db=True), timeout=5.0)
+            c.wait_for(lambda e: e == Changed(), timeout=5.0)
         finally:
             w.stop()
 
@@ -212,7 +212,7 @@ def test_a_watch_whose_reader_died_is_started_again_and_a_full_walk_asked_for(tm
         c.wait_for(lambda e: e == Changed(appeared=True))
         assert w.healthy()
         (data / "opencode.db-wal").write_bytes(b"x")  # heard again
-        c.wait_for(lambda e: e == Changed(db=True))
+        c.wait_for(lambda e: e == Changed())
     finally:
         w.stop()
     assert w._supervisor is not None and not w._supervisor.is_alive()

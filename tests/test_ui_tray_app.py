@@ -28,6 +28,7 @@ from app.ui import flows
 from app.ui.icons import State
 from app.ui.notify import Note
 from app.ui.tray.app import Parts, TrayApp, restore_on
+from app.ui.tray.face import Face, NoFace
 from app.ui.tray.model import Action, FlowEnded, FolderChosen, Menu, MenuView, StatusChanged, menu_items
 from app.wiring import context_for
 from tests import dbfactory as f
@@ -176,7 +177,9 @@ def settings_for(tmp_path: Path) -> config.Settings:
     return config.load({"backupPath": str(tmp_path / "backup"), "machineName": "laptop"})
 
 
-def make_app(tmp_path: Path, dialogs: Dialogs | None = None, **changes: Any) -> tuple[TrayApp, Parts]:
+def make_app(
+    tmp_path: Path, dialogs: Dialogs | None = None, face: Face | None = None, **changes: Any
+) -> tuple[TrayApp, Parts]:
     given: dict[str, Any] = {
         "dialogs": dialogs or Dialogs(),
         "notifier": Notes(),
@@ -190,14 +193,18 @@ def make_app(tmp_path: Path, dialogs: Dialogs | None = None, **changes: Any) -> 
         "log_file": tmp_path / "log" / "opencode-backup.log",
     }
     p = Parts(**{**given, **changes})
-    return TrayApp(settings_for(tmp_path), None, p), p
+    return TrayApp(settings_for(tmp_path), None, p, face), p
 
 
 # ---------------------------------------------------------------------------------------- actions
 def test_menu_actions_reach_the_service_and_the_switches(tmp_path: Path) -> None:
-    app, _ = make_app(tmp_path)
     stopped: list[bool] = []
-    app.stop_ui = lambda: stopped.append(True)
+
+    class Stopping(NoFace):
+        def stop(self) -> None:
+            stopped.append(True)
+
+    app, _ = make_app(tmp_path, face=Stopping())
     app.begin()
     runtime = app._runtime
     assert isinstance(runtime, FakeRuntime) and runtime.running and app.menu.running

@@ -17,11 +17,10 @@ from app.backup.result import SyncResult
 @dataclass(frozen=True)
 class Changed:
     """Something changed in opencode's data dir. ``paths``: changed files under ``storage/``,
-    relative to the data dir with ``/`` separators; ``db``: the database (or its WAL) changed;
-    ``appeared``: the data dir itself just appeared (or re-appeared)."""
+    relative to the data dir with ``/`` separators; ``appeared``: the data dir itself just appeared (or
+    re-appeared). Neither: the database (or its WAL) changed."""
 
     paths: tuple[str, ...] = ()
-    db: bool = False
     appeared: bool = False
 
 

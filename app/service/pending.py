@@ -11,7 +11,6 @@ class RunningSync:
 
     job_id: int
     paths: frozenset[str]
-    db: bool
     full: bool
     requests: tuple[str, ...]
 
@@ -21,11 +20,11 @@ class Pending:
     """Changes not yet handed to a sync."""
 
     paths: set[str] = field(default_factory=set)
-    db: bool = False
+    database: bool = False  # the database changed since the last sync that backed it up
     full: bool = False
     snapshot: bool = False
     allow_deletions: bool = False
     requests: list[str] = field(default_factory=list)
 
     def count(self) -> int:
-        return len(self.paths) + int(self.db or self.full)
+        return len(self.paths) + int(self.database or self.full)

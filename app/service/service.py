@@ -175,7 +175,7 @@ class Service:
         p = self._pending
         if isinstance(event, Changed):
             p.paths.update(event.paths)
-            p.db = p.db or event.db
+            p.database = p.database or not (event.paths or event.appeared)
             p.full = p.full or event.appeared
             self._deb.changed(now)
         elif isinstance(event, SyncNow):
@@ -232,10 +232,10 @@ class Service:
             if recovered is not None:
                 self._notify(recovered)
             return
-        # nothing of a failed sync counts as backed up: its changes are pending again
+        # nothing of a failed sync counts as backed up: its changes are pending again, the database too
         p = self._pending
         p.paths |= job.paths
-        p.db, p.full = p.db or job.db, p.full or job.full
+        p.database, p.full = True, p.full or job.full
         if self._quitting:
             return
         kind = result.kind or FailureKind.FATAL
@@ -255,7 +255,7 @@ class Service:
         if not self._restores.finish(event):
             return
         self._progress = None
-        self._pending.db = True  # back up what it restored (a user's pause still holds)
+        self._pending.database = True  # back up what it restored (a user's pause still holds)
         if not self._paused:
             self._deb.force()
 
@@ -288,7 +288,7 @@ class Service:
             allow_deletions=p.allow_deletions,
             dirty=None if p.full else tuple(sorted(p.paths)),
         )
-        job = RunningSync(self._next_id, frozenset(p.paths), p.db, p.full, tuple(p.requests))
+        job = RunningSync(self._next_id, frozenset(p.paths), p.full, tuple(p.requests))
         self._next_id += 1
         self._pending = Pending()
         self._running = job

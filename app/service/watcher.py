@@ -72,7 +72,7 @@ def classify(data_dir: Path, path: str) -> Changed | None:
     if parts[0] == STORAGE:
         return Changed(paths=(rel.as_posix(),)) if len(parts) > 1 else Changed(appeared=True)
     if len(parts) == 1 and _is_database(parts[0]):
-        return Changed(db=True)
+        return Changed()
     return None
 
 
@@ -210,7 +210,7 @@ class Watcher:
             # SQLite makes an empty WAL whenever anyone opens the database (we do too); data comes as writes
             return
         if self._extra_db is not None and path in (str(self._extra_db), f"{self._extra_db}-wal"):
-            self._post(Changed(db=True))
+            self._post(Changed())
             return
         changed = classify(self.data_dir, path)
         if changed is not None:

@@ -35,6 +35,7 @@ from app.ui import flows, presenter
 from app.ui.icons import State
 from app.ui.notify import Note
 from app.ui.tray.agent_switch import AgentTools, OpencodeConfigSwitch
+from app.ui.tray.face import Face, NoFace
 from app.ui.tray.model import (
     Action,
     FlowEnded,
@@ -88,14 +89,13 @@ class Parts:
 
 
 class TrayApp:
-    """``show(state, tooltip)``, ``menu_changed()`` and ``stop_ui()`` are set by the pystray binding;
-    they are called on the tray's thread."""
+    """The tray's logic; ``face`` shows it (its calls come on the tray's thread)."""
 
-    def __init__(self, settings: config.Settings | None, problem: str | None, parts: Parts) -> None:
+    def __init__(
+        self, settings: config.Settings | None, problem: str | None, parts: Parts, face: Face | None = None
+    ) -> None:
         self.parts = parts
-        self.show: Callable[[State, str], None] = lambda _s, _t: None
-        self.menu_changed: Callable[[], None] = lambda: None
-        self.stop_ui: Callable[[], None] = lambda: None
+        self.face: Face = face if face is not None else NoFace()
         self.menu = MenuView()  # published for pystray's thread: replaced whole, never changed
         # the tray thread's own state
         self._settings = settings
@@ -151,6 +151,10 @@ class TrayApp:
             except Exception:
                 logger.exception("tray: %s failed", event)
             self.refresh()
+
+    def stop_ui(self) -> None:
+        """End the face's loop (any thread: a signal, Quit)."""
+        self.face.stop()
 
     def begin(self) -> None:
         """Say why backups cannot start, if so, and start the service when a folder is set."""
@@ -280,14 +284,14 @@ class TrayApp:
         if view != self._shown or now - self._shown_at >= REFRESH_SECONDS:
             self._shown, self._shown_at = view, now
             try:
-                self.show(*view)
+                self.face.show(*view)
             except Exception:
                 logger.exception("could not update the tray icon")
         if menu:
             new = self._menu_view()
             if new != self.menu:
                 self.menu = new
-                self.menu_changed()
+                self.face.menu_changed()
 
     def _menu_view(self) -> MenuView:
         s, parts = self._settings, self.parts

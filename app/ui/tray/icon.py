@@ -28,56 +28,70 @@ def image(state: State) -> Image.Image:
 
 
 class TrayIcon:
-    """Binds a TrayApp to a pystray Icon (main thread). ``pystray`` is the imported module."""
+    """The tray's face: a pystray Icon on the main thread, made by :meth:`run` for the TrayApp it shows.
+    ``pystray`` is the imported module."""
 
-    def __init__(self, app: TrayApp, pystray: Any) -> None:
+    def __init__(self, pystray: Any) -> None:
         self._ps = pystray
-        self.app = app
-        state, tip = app.view()
-        self._state = state
-        self.icon = pystray.Icon("opencode-session-backup", image(state), tip, menu=pystray.Menu(self._items))
+        self._app: TrayApp | None = None
+        self._state: State | None = None
+        self.icon: Any = None  # pystray's Icon, once run() made it
         self._failed = False
-        app.show = self._show
-        app.menu_changed = self._menu_changed
-        app.stop_ui = self.icon.stop
 
-    def _show(self, state: State, tip: str) -> None:
+    def show(self, state: State, tooltip: str) -> None:
+        if self.icon is None:
+            return
         if state is not self._state:  # the tooltip's "2 min ago" changes alone most of the time
             self._state = state
             self.icon.icon = image(state)
-        if tip != self.icon.title:  # a long sync's progress rewrites it a few times a second at most
-            self.icon.title = tip
-        logger.debug("tray shows %s: %s", state.value, tip)
+        if tooltip != self.icon.title:  # a long sync's progress rewrites it a few times a second at most
+            self.icon.title = tooltip
+        logger.debug("tray shows %s: %s", state.value, tooltip)
 
-    def _menu_changed(self) -> None:
+    def menu_changed(self) -> None:
+        if self.icon is None:
+            return
         try:
             self.icon.update_menu()
         except Exception:
             logger.debug("menu update failed", exc_info=True)
 
+    def stop(self) -> None:
+        if self.icon is not None:
+            self.icon.stop()
+
     def _items(self) -> list[Any]:
         """pystray's items for the menu the tray published last (pystray's thread)."""
+        if self._app is None:
+            return []
         return [
-            self._item(i) if i is not None else self._ps.Menu.SEPARATOR for i in menu_items(self.app.menu)
+            self._item(i) if i is not None else self._ps.Menu.SEPARATOR for i in menu_items(self._app.menu)
         ]
 
     def _item(self, item: MenuItem) -> Any:
+        app = self._app
+
         def post(_icon: Any, _item: Any) -> None:
-            self.app.post(Menu(item.action))
+            if app is not None:
+                app.post(Menu(item.action))
 
         checked = None if item.checked is None else (lambda _i, on=item.checked: on)
         ps_item = self._ps.MenuItem
         return ps_item(item.label, post, enabled=item.enabled, checked=checked, default=item.default)
 
-    def run(self) -> None:
-        """pystray's loop (main thread); the tray starts once the loop runs."""
+    def run(self, app: TrayApp) -> None:
+        """Make the icon for ``app`` and run pystray's loop (main thread); the tray starts once it runs."""
+        self._app = app
+        self._state, tip = app.view()
+        menu = self._ps.Menu(self._items)
+        self.icon = self._ps.Icon("opencode-session-backup", image(self._state), tip, menu=menu)
 
         def setup(icon: Any) -> None:
             if self._failed:
                 return
             icon.visible = True
             logger.info("tray icon shown (pystray backend %s)", type(icon).__module__)
-            self.app.start()
+            app.start()
 
         try:
             self.icon.run(setup=setup)

@@ -40,10 +40,10 @@ def run_tray(settings: config.Settings | None, problem: str | None = None) -> in
     if not pystray.Icon.HAS_MENU:  # pystray's xorg fallback: an icon nobody could quit or use
         raise TrayFailed(f"the tray backend {pystray.Icon.__module__} has no menu; {_gtk_hint()}")
     _log_to_file(settings.debug if settings is not None else False)
-    tray: TrayIcon | None = None
+    tray: TrayIcon | None = None  # made below; the notifier may be asked before
 
     def pystray_send(title: str, body: str, _icon: str) -> None:
-        if tray is None or not tray.icon.HAS_NOTIFICATION:
+        if tray is None or tray.icon is None or not tray.icon.HAS_NOTIFICATION:
             raise NotImplementedError("pystray cannot notify with this backend")
         tray.icon.notify(body, title)
 
@@ -51,12 +51,12 @@ def run_tray(settings: config.Settings | None, problem: str | None = None) -> in
     notifier = notifier_for(
         paths.current_platform(), fallback=pystray_send, png_file=icon_file, enabled=enabled
     )
-    app = TrayApp(settings, problem, Parts(dialogs=dialogs.DialogHost(), notifier=notifier))
+    tray = TrayIcon(pystray)
+    app = TrayApp(settings, problem, Parts(dialogs=dialogs.DialogHost(), notifier=notifier), face=tray)
     old = {s: signal.signal(s, lambda signum, _frame: _on_signal(app, signum)) for s in _SIGNALS}
     notifier.start()
     try:
-        tray = TrayIcon(app, pystray)
-        tray.run()
+        tray.run(app)
     except Exception as exc:
         # the traceback goes to the log file only (INFO); the terminal gets the one line the CLI prints
         logger.info("the tray icon failed", exc_info=True)

@@ -15,7 +15,6 @@ from app import config
 from app.backup.result import Outcome as Result
 from app.errors import FailureKind
 from app.service.status import Status
-from app.ui.flows import Outcome
 
 
 class Action(enum.Enum):
@@ -57,9 +56,7 @@ class FolderChosen:
 
 @dataclass(frozen=True)
 class FlowEnded:
-    """A dialog flow ended; ``notify`` is the notification its outcome deserves (None: none)."""
-
-    notify: Outcome | None = None
+    """A dialog flow ended."""
 
 
 @dataclass(frozen=True)
