@@ -37,8 +37,9 @@ CLI_NAME = "opencode-backup"  # also the login entry's and the .desktop file's c
 TRAY_NAME = "opencode-backup-tray"  # Windows: the windowed one (app.platform.autostart.GUI_SCRIPT_NAME)
 APP_TITLE = "opencode session backup"
 BUNDLE_ID = f"com.github.{NAME}"  # the LaunchAgent's label too (app.platform.autostart_mac.LABEL)
-APP_ICON = ROOT / "app" / "assets" / "icons" / "up-to-date"  # + ".ico" / "-64.png" (app.assets.APP_ICON)
-ICNS_SIZES = (16, 32, 64, 128, 256, 512, 1024)
+ASSETS = ROOT / "assets"  # the artwork's one home: the icons (package data) and the Linux launcher
+APP_ICON = ASSETS / "icons" / "up-to-date"  # + ".ico" / ".icns" / "-64.png" (app.assets.APP_ICON)
+DESKTOP_FILE = ASSETS / f"{NAME}.desktop"
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def app_modules() -> tuple[str, ...]:
     for path in sorted((ROOT / "app").rglob("*.py")):
         parts = path.relative_to(ROOT).with_suffix("").parts
         names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    return tuple(n for n in names if not n.endswith(".__main__"))
+    # and the package the icons ship as (its folder is the top-level assets/icons, see setup.py)
+    return (*(n for n in names if not n.endswith(".__main__")), "app.assets.icons")
 
 
 _HIDDEN = {
@@ -170,13 +172,12 @@ _SYSTEM_LIBRARIES_LINUX = (
 _SYSTEM_LIBRARIES = {"linux": _SYSTEM_LIBRARIES_LINUX, "win32": (), "darwin": ()}
 
 
-def plan(os_name: str, icns: Path | None = None) -> Plan:
-    """The recipe for ``os_name`` (``sys.platform``: linux, win32 or darwin); ``icns`` is the app
-    bundle's icon, drawn by :func:`write_icns` (macOS only)."""
+def plan(os_name: str) -> Plan:
+    """The recipe for ``os_name`` (``sys.platform``: linux, win32 or darwin)."""
     key = "linux" if os_name.startswith("linux") else os_name
     if key not in _HIDDEN:
         raise SystemExit(f"dist: no installed build for {os_name}")
-    icons = (str(APP_ICON.parent), "app/assets/icons")
+    icons = (str(APP_ICON.parent), "app/assets/icons")  # the package data's place in the bundle
     executables: tuple[Executable, ...]
     if key == "win32":
         executables = (Executable(TRAY_NAME, console=False), Executable(CLI_NAME, console=True))
@@ -184,9 +185,7 @@ def plan(os_name: str, icns: Path | None = None) -> Plan:
         executables = (Executable(CLI_NAME, console=False),)
     else:
         executables = (Executable(CLI_NAME, console=True),)
-    icon = {"win32": APP_ICON.with_suffix(".ico"), "darwin": icns}.get(key)
-    if key == "darwin" and icns is None:
-        raise SystemExit("dist: the macOS app needs its .icns icon")
+    icon = {"win32": APP_ICON.with_suffix(".ico"), "darwin": APP_ICON.with_suffix(".icns")}.get(key)
     return Plan(
         platform=key,
         executables=executables,
@@ -237,36 +236,15 @@ def release_name(version: str, tag: str) -> str:
 
 
 def desktop_file() -> str:
-    """The Linux launcher (``~/.local/share/applications``); starts the tray from the command on PATH."""
-    return (
-        "[Desktop Entry]\n"
-        "Type=Application\n"
-        "Version=1.0\n"
-        f"Name={APP_TITLE}\n"
-        "Comment=Back up opencode sessions continuously (tray icon)\n"
-        f"Exec={CLI_NAME} run\n"
-        f"Icon={NAME}\n"
-        "Terminal=false\n"
-        "Categories=Utility;Archiving;\n"
-        "StartupNotify=false\n"
-    )
-
-
-def write_icns(path: Path) -> Path:
-    """The macOS app icon: the "up to date" glyph drawn at every size an .icns holds."""
-    from app.ui.icons import State, render  # noqa: PLC0415 - only the macOS build draws it
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames = [render(State.UP_TO_DATE, size) for size in ICNS_SIZES]
-    frames[-1].save(path, format="ICNS", append_images=frames[:-1])
-    return path
+    """The Linux launcher (``~/.local/share/applications``, from ``assets/``); starts the tray from the
+    command on PATH."""
+    return DESKTOP_FILE.read_text(encoding="utf-8")
 
 
 def spec_arguments(argv: Sequence[str]) -> argparse.Namespace:
     """What build/dist.py passes the spec after ``--`` (the spec runs inside PyInstaller)."""
     parser = argparse.ArgumentParser(prog="opencode-backup.spec")
     parser.add_argument("--platform", default=sys.platform)
-    parser.add_argument("--icns", type=Path, default=None)
     return parser.parse_args(argv)
 
 
@@ -275,13 +253,12 @@ def _run(argv: list[str]) -> None:
     subprocess.run(argv, check=True, cwd=ROOT)
 
 
-def _pyinstaller(work: Path, os_name: str, icns: Path | None) -> Path:
+def _pyinstaller(work: Path, os_name: str) -> Path:
     """Run PyInstaller on the spec; returns its output folder."""
     out = work / "pyinstaller-dist"
     argv = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN"]
     argv += ["--distpath", str(out), "--workpath", str(work / "pyinstaller"), str(SPEC)]
     argv += ["--", "--platform", os_name]
-    argv += ["--icns", str(icns)] if icns is not None else []
     shutil.rmtree(out, ignore_errors=True)
     _run(argv)
     return out
@@ -320,10 +297,9 @@ def _macos(built: Path, out: Path, name: str) -> list[Path]:
 
 def build(out: Path, work: Path, os_name: str, machine: str) -> list[Path]:
     """Build for ``os_name`` (this OS: PyInstaller builds for the one it runs on) into ``out``."""
-    key = plan(os_name, work / f"{NAME}.icns").platform
+    key = plan(os_name).platform
     name = release_name(project_version(), platform_tag(key, machine))
-    icns = write_icns(work / f"{NAME}.icns") if key == "darwin" else None
-    built = _pyinstaller(work, key, icns)
+    built = _pyinstaller(work, key)
     out.mkdir(parents=True, exist_ok=True)
     arrange = {"linux": _linux, "win32": _windows, "darwin": _macos}[key]
     return arrange(built, out, name)

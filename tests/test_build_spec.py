@@ -5,6 +5,7 @@ macOS and Linux. (tests/test_dist.py builds and runs the real Linux one.)"""
 from __future__ import annotations
 
 import importlib.machinery
+import importlib.util
 import plistlib
 import subprocess
 import sys
@@ -79,8 +80,7 @@ def run_spec(platform: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         assert folder == "folder"
         rec.bundle = kw
 
-    icns = tmp_path / "app.icns"
-    monkeypatch.setattr(sys, "argv", [str(SPEC), "--platform", platform, "--icns", str(icns)])
+    monkeypatch.setattr(sys, "argv", [str(SPEC), "--platform", platform])
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.delitem(sys.modules, "dist", raising=False)
     namespace = {
@@ -92,10 +92,7 @@ def run_spec(platform: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         "BUNDLE": bundle,
     }
     exec(compile(SPEC.read_text(), str(SPEC), "exec"), namespace)
-    module = sys.modules["dist"]
-    if platform == "darwin":
-        module.write_icns(icns)
-    return rec, module
+    return rec, sys.modules["dist"]
 
 
 @pytest.fixture
@@ -130,6 +127,7 @@ def test_macos_gets_a_menu_bar_app_with_its_icns_icon(spec: Any, tmp_path: Path)
     assert rec.bundle["bundle_identifier"] == autostart_mac.LABEL  # the login agent's label, too
     plistlib.dumps(plist)  # every value is one a plist can hold
     icns = Path(rec.bundle["icon"])
+    assert icns == assets.icon_dir() / assets.icns_name(assets.APP_ICON)  # assets/ is the artwork's home
     with Image.open(icns) as image:
         assert image.format == "ICNS" and image.size == (1024, 1024)
         image.load()
@@ -178,7 +176,10 @@ def test_every_declared_module_exists(spec: Any) -> None:
 
 
 def module_exists(name: str) -> bool:
-    """True when ``name`` can be found, without importing it or its packages (pystray's needs a display)."""
+    """True when ``name`` can be found, without importing it or its packages (pystray's needs a display);
+    the app's own through the import system (its icons' package is mapped onto assets/ by setup.py)."""
+    if name.split(".", maxsplit=1)[0] == "app":
+        return importlib.util.find_spec(name) is not None
     parts = name.split(".")
     spec = importlib.machinery.PathFinder.find_spec(parts[0])
     for i in range(1, len(parts)):

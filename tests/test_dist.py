@@ -113,6 +113,7 @@ def test_the_download_holds_the_program_its_launcher_and_icon(built: Built) -> N
     )
     assert valid.returncode == 0 and valid.stdout == "", valid.stdout + valid.stderr
     assert "Exec=opencode-backup run\n" in launcher.read_text()
+    assert launcher.read_text() == (ROOT / "assets" / "opencode-session-backup.desktop").read_text()
     assert (built.folder / "opencode-session-backup.png").read_bytes() == assets.app_icon_png().read_bytes()
 
 
@@ -232,7 +233,7 @@ def test_the_wheel_and_sdist_ship_the_icons_and_both_commands(built: Built, tmp_
     sdist = built.out / f"opencode_session_backup-{built.version}.tar.gz"
     icon_names = {p.name for p in assets.icon_dir().iterdir()}
     with tarfile.open(sdist) as tar:
-        assert {Path(n).name for n in tar.getnames() if "/app/assets/icons/" in n} == icon_names
+        assert {Path(n).name for n in tar.getnames() if "/assets/icons/" in n} == icon_names
     with zipfile.ZipFile(wheel) as whl:
         assert {Path(n).name for n in whl.namelist() if n.startswith("app/assets/icons/")} == icon_names
     target = tmp_path / "installed"

@@ -42,11 +42,15 @@ def _structure(image: Image.Image) -> list[int]:
 
 
 def test_committed_files_match_the_generator() -> None:
-    """app/assets/icons holds exactly what ``python -m app.ui.icons --write`` draws now (pixel for pixel)."""
+    """assets/icons holds exactly what ``python -m app.ui.icons --write`` draws now (pixel for pixel), and
+    the empty ``__init__.py`` that makes it the package ``app.assets.icons`` in every install."""
     folder = assets.icon_dir()
-    assert folder == ROOT / "app" / "assets" / "icons"  # the checkout's files, not an installed copy
+    assert folder == ROOT / "assets" / "icons"  # the checkout's files, not an installed copy
     expected = {icons.png_path(folder, s, n).name for s in State for n in PNG_SIZES}
-    expected |= {icons.ico_path(folder, s).name for s in State}
+    expected |= {icons.ico_path(folder, s).name for s in State} | {
+        icons.icns_path(folder).name,
+        "__init__.py",
+    }
     assert {p.name for p in folder.iterdir()} == expected
     for state in State:
         for size in PNG_SIZES:
@@ -153,7 +157,7 @@ def test_importing_icons_needs_pillow_only() -> None:
 def test_write_command_regenerates_into_a_folder(tmp_path: Path) -> None:
     out = tmp_path / "icons"
     assert icons.main(["--write", str(out)]) == 0
-    assert len(list(out.iterdir())) == len(State) * (len(PNG_SIZES) + 1)
+    assert len(list(out.iterdir())) == len(State) * (len(PNG_SIZES) + 1) + 1  # and the macOS app icon
     assert icons.main([]) == 2
 
 

@@ -1,7 +1,9 @@
-"""Files shipped inside the package: the tray icons in ``icons/`` (``python -m app.ui.icons --write``).
+"""The artwork shipped inside the package: the icons, whose home is the top-level ``assets/icons/``
+(``python -m app.ui.icons --write`` draws them), shipped as the package ``app.assets.icons``.
 
 They are package data, so a source checkout, a wheel (``pipx install``), an sdist and an installed build all
-carry them and find them the same way, through :mod:`importlib.resources`. This module sits below the faces
+carry them and find them the same way, through :mod:`importlib.resources` (the folder holds an empty
+``__init__.py`` so that the files are one package's, in every install). This module sits below the faces
 (``app.ui``) and the adapters (``app.platform``), so a login entry can name an icon file without importing
 the drawing code. It imports nothing of the app and does nothing at import time.
 """
@@ -19,7 +21,7 @@ APP_ICON_SIZE = 64
 def icon_dir() -> Path:
     """The folder of icon files. A real folder in every way this app is installed (never a zip), so a
     desktop entry may name a file in it by its absolute path."""
-    return Path(str(resources.files(__name__).joinpath("icons")))
+    return Path(str(resources.files(f"{__name__}.icons")))
 
 
 def png_name(name: str, size: int) -> str:
@@ -30,6 +32,11 @@ def png_name(name: str, size: int) -> str:
 def ico_name(name: str) -> str:
     """The file name of icon ``name``'s multi-size Windows icon."""
     return f"{name}.ico"
+
+
+def icns_name(name: str) -> str:
+    """The file name of icon ``name`` as a macOS app icon."""
+    return f"{name}.icns"
 
 
 def app_icon_png() -> Path:

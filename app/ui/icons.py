@@ -6,8 +6,9 @@ syncing = blue circle with two circular arrows; retrying = amber triangle with "
 octagon with an X; paused = grey rounded square with two bars; not configured = pale circle with "?".
 Each glyph has a near-black outline around a mid-to-light fill, so it reads on light and dark panels.
 
-``python -m app.ui.icons --write`` regenerates ``app/assets/icons/`` (package data, see :mod:`app.assets`;
-the tests check the committed files match).
+``python -m app.ui.icons --write`` regenerates the top-level ``assets/icons/`` (shipped as the package data
+``app.assets.icons``, see :mod:`app.assets`; the tests check the committed files match): each state's PNGs
+and Windows icon, and the macOS app icon.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 PNG_SIZES: tuple[int, ...] = (16, 22, 32, 64)
 ICO_SIZES: tuple[int, ...] = (16, 24, 32, 48, 64, 256)
+ICNS_SIZES: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024)  # every size an .icns holds
 
 _CANVAS = 1024  # drawn at up to 16x the target size (at least this), then LANCZOS-downsampled
 _INK = (24, 24, 24, 255)  # outline and dark symbols
@@ -177,8 +179,14 @@ def ico_path(directory: Path, state: State) -> Path:
     return directory / assets.ico_name(state.value)
 
 
+def icns_path(directory: Path) -> Path:
+    """Where :func:`write_assets` puts the macOS app icon (the app's own icon's glyph)."""
+    return directory / assets.icns_name(assets.APP_ICON)
+
+
 def write_assets(directory: Path) -> list[Path]:
-    """Write every state's PNGs (:data:`PNG_SIZES`) and ICO (:data:`ICO_SIZES`) into ``directory``.
+    """Write every state's PNGs (:data:`PNG_SIZES`) and ICO (:data:`ICO_SIZES`) into ``directory``, and the
+    app's own icon as a macOS .icns (:data:`ICNS_SIZES`).
 
     Files carry no metadata or timestamps, so the same Pillow writes the same bytes. Returns the paths.
     """
@@ -193,6 +201,9 @@ def write_assets(directory: Path) -> list[Path]:
         path = ico_path(directory, state)
         frames[-1].save(path, format="ICO", sizes=[(s, s) for s in ICO_SIZES], append_images=frames[:-1])
         written.append(path)
+    frames = [render(State(assets.APP_ICON), size) for size in ICNS_SIZES]
+    frames[-1].save(icns_path(directory), format="ICNS", append_images=frames[:-1])
+    written.append(icns_path(directory))
     logger.info("wrote %d icon files to %s", len(written), directory)
     return written
 
@@ -200,7 +211,7 @@ def write_assets(directory: Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m app.ui.icons --write [DIR]``: regenerate the icon files (default: the package's own)."""
     parser = argparse.ArgumentParser(prog="python -m app.ui.icons", description=main.__doc__)
-    parser.add_argument("--write", action="store_true", help="write the PNG and ICO files")
+    parser.add_argument("--write", action="store_true", help="write the PNG, ICO and ICNS files")
     parser.add_argument("dir", nargs="?", type=Path, default=None, help="target folder")
     args = parser.parse_args(argv)
     if not args.write:
