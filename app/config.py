@@ -156,6 +156,16 @@ def load(
     return settings
 
 
+def destination_problem(settings: Settings) -> str | None:
+    """Why ``settings``' backup folder cannot be used, in the words every command uses (None: it can, or
+    it is only not there yet: a drive not mounted)."""
+    try:
+        validate_destination(settings, allow_unmounted=True)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
 def validate_destination(settings: Settings, *, allow_unmounted: bool = False) -> None:
     """Raise ConfigError unless backup_path can hold backups: outside opencode's data folder (and
     not containing it, symlinks resolved), a folder or creatable in an existing parent, writable.

@@ -32,6 +32,7 @@ class BackupStatus:
     configured: bool
     backup_reachable: bool
     backup_damaged: str | None
+    backup_problem: str | None  # why the backup folder cannot be used, as config and every command say
     sessions_backed_up: int | None
     storage_files: int
     snapshots: int
@@ -68,6 +69,7 @@ def gather(settings: config.Settings) -> BackupStatus:
         configured=settings.backup_path is not None,
         backup_reachable=reachable,
         backup_damaged=damaged,
+        backup_problem=config.destination_problem(settings),
         sessions_backed_up=len(man.sessions) if man else None,
         storage_files=man.storage_files if man else 0,
         snapshots=len(man.snapshots()) if man else 0,

@@ -78,6 +78,27 @@ def test_bad_configuration_exits_2_with_one_line_and_writes_nothing(
     assert snapshot_tree(world["tmp"]) == before
 
 
+@pytest.mark.parametrize(
+    "case", ["inside the data dir", "data dir inside destination", "destination is a file"]
+)
+def test_config_and_status_name_the_problem_sync_refuses_with_in_the_same_words(
+    world: dict[str, Path], case: str
+) -> None:
+    """A backup folder that cannot be used: ``sync`` refuses it in one line (exit 2); ``config`` shows the
+    settings and the same line (exit 2, as for every other wrong setting); ``status`` says it too, never
+    "not mounted"."""
+    flags = next(f for c, f, _t, _n in BAD if c == case)
+    args = [a.format(**{k: str(v) for k, v in world.items()}) for a in flags]
+    refused = run_cli("sync", *args).stderr.strip().removeprefix("opencode-backup: ")
+    shown = run_cli("config", *args)
+    assert shown.returncode == 2 and shown.stdout.strip().splitlines()[-1] == f"error: {refused}"
+    assert json.loads(run_cli("config", "--json", *args).stdout)["backupPathProblem"] == refused
+    status = run_cli("status", *args)
+    assert status.returncode == 0 and f"cannot be used: {refused}" in status.stdout
+    assert "not mounted" not in status.stdout
+    assert json.loads(run_cli("status", "--json", *args).stdout)["backup_problem"] == refused
+
+
 def test_unknown_command_and_flag_are_usage_errors(world: dict[str, Path]) -> None:
     for args in (["frobnicate"], ["sync", "--no-such-flag"]):
         proc = run_cli(*args)

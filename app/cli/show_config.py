@@ -8,7 +8,6 @@ from typing import Any
 from app import config
 from app.cli.common import ALL, add_json_flag, add_settings_flags, emit, load_settings
 from app.cli.parser import COMMANDS
-from app.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -24,16 +23,16 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Every setting, then (exit 2) why the backup folder cannot be used, as every other command says it;
+    a folder that is only not there yet (a drive not mounted) is not a wrong setting."""
     settings = load_settings(args, check=False)
     rows = config.describe(settings)
     width = max(len(k) for k, _v, _o in rows)
     lines = [f"{k:<{width}}  {v}  ({o})" for k, v, o in rows]
     data = config.as_json(settings)
-    try:
-        config.validate_destination(settings, allow_unmounted=True)
-        data["backupPathProblem"] = None
-    except ConfigError as exc:  # shown, not fatal: this command is how the user finds out
-        lines.append(f"note: {exc}")
-        data["backupPathProblem"] = str(exc)
+    problem = config.destination_problem(settings)
+    data["backupPathProblem"] = problem
+    if problem is not None:  # shown with the settings (this command is how the user finds out), and wrong
+        lines.append(f"error: {problem}")
     emit(args, data, "\n".join(lines))
-    return 0
+    return 2 if problem is not None else 0

@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
 def text(r: BackupStatus, now: datetime) -> str:
     """The human report: aligned rows in words, as ``config`` prints its settings."""
     folder = r.machine_dir or "-"
-    if not r.backup_reachable:
+    if r.backup_problem:
+        folder += f" (cannot be used: {r.backup_problem})"
+    elif not r.backup_reachable:
         folder += " (not reachable: not mounted, or not created yet)"
     rows = [("backup folder", folder)]
     if r.backup_damaged:
