@@ -104,11 +104,9 @@ def load(
 ) -> Settings:
     """Build the effective Settings; raise ConfigError (one line) on any bad value. Writes nothing.
 
-    ``flags`` uses the file's camelCase keys plus ``configFile``; None values are ignored, unknown
-    keys are a programming error (ValueError). ``env`` defaults to ``os.environ``, ``platform`` to
-    ``sys.platform``, ``hostname`` to ``socket.gethostname()``. With ``check_destination`` the
-    backup folder is checked too (see :func:`validate_destination`).
-    """
+    ``flags`` uses the file's camelCase keys plus ``configFile``; None values are ignored, unknown keys are
+    a programming error (ValueError). ``env`` defaults to ``os.environ``, ``platform`` to this system's,
+    ``hostname`` to ``socket.gethostname()``. ``check_destination``: check the backup folder too."""
     env = os.environ if env is None else env
     platform = platform or paths.current_platform()
     home = paths.home_dir(env, platform)
@@ -157,8 +155,7 @@ def load(
 
 
 def destination_problem(settings: Settings) -> str | None:
-    """Why ``settings``' backup folder cannot be used, in the words every command uses (None: it can, or
-    it is only not there yet: a drive not mounted)."""
+    """Why the backup folder cannot be used, in every command's words (None: it can, or is only not there)."""
     try:
         validate_destination(settings, allow_unmounted=True)
     except ConfigError as exc:

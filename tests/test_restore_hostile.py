@@ -21,6 +21,7 @@ from app.errors import BackupDamaged
 from app.opencode.snapshot import decompress
 from app.paths import app_data_dir
 from tests import dbfactory as f
+from tests.backups import Env
 from tests.test_restore import MACHINE, backup, env, restore, session_path  # noqa: F401
 
 
@@ -38,73 +39,73 @@ def db_digest(db: Path) -> str:
 
 
 @pytest.fixture
-def prepared(env: dict[str, Path]) -> dict[str, Path]:  # noqa: F811
-    conn = f.create_db(env["db"])
+def prepared(env: Env) -> Env:  # noqa: F811
+    conn = f.create_db(env.db)
     f.add_session(conn, "ses_a", messages=2, parts=2, todos=2)
     f.add_session(conn, "ses_b")
     conn.close()
     backup(env, snapshot=True)
-    f.delete_session(env["db"], "ses_a")
+    f.delete_session(env.db, "ses_a")
     return env
 
 
-def _doc(e: dict[str, Path]) -> dict[str, Any]:
+def _doc(e: Env) -> dict[str, Any]:
     return json.loads(session_path(e, "ses_a").read_bytes())  # type: ignore[no-any-return]
 
 
-def _write(e: dict[str, Path], doc: object) -> None:
+def _write(e: Env, doc: object) -> None:
     session_path(e, "ses_a").write_text(json.dumps(doc))
 
 
-def truncated(e: dict[str, Path]) -> None:
+def truncated(e: Env) -> None:
     p = session_path(e, "ses_a")
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
 
 
-def unknown_format(e: dict[str, Path]) -> None:
+def unknown_format(e: Env) -> None:
     _write(e, {**_doc(e), "format": "opencode-session-backup/99"})
 
 
-def foreign_rows(e: dict[str, Path]) -> None:
+def foreign_rows(e: Env) -> None:
     doc = _doc(e)
     doc["rows"]["message"][0]["session_id"] = "ses_b"
     _write(e, doc)
 
 
-def path_trick_in_id(e: dict[str, Path]) -> None:
+def path_trick_in_id(e: Env) -> None:
     _write(e, {**_doc(e), "session_id": "../../etc/passwd"})
 
 
-def secret_table(e: dict[str, Path]) -> None:
+def secret_table(e: Env) -> None:
     doc = _doc(e)
     doc["rows"]["account"] = [{"id": "evil", "access_token": "x"}]
     _write(e, doc)
 
 
-def symlink_in_sessions(e: dict[str, Path]) -> None:
+def symlink_in_sessions(e: Env) -> None:
     os.symlink(session_path(e, "ses_b"), session_path(e, "ses_a").with_name("ses_c.json"))
 
 
-def symlink_anywhere(e: dict[str, Path]) -> None:
-    (e["dest"] / MACHINE / "versions").mkdir(exist_ok=True)
-    os.symlink("/etc", e["dest"] / MACHINE / "versions" / "etc")
+def symlink_anywhere(e: Env) -> None:
+    (e.dest / MACHINE / "versions").mkdir(exist_ok=True)
+    os.symlink("/etc", e.dest / MACHINE / "versions" / "etc")
 
 
-def machine_dir_is_a_symlink(e: dict[str, Path]) -> None:
-    real = e["dest"] / "real"
-    (e["dest"] / MACHINE).rename(real)
-    os.symlink(real, e["dest"] / MACHINE)
+def machine_dir_is_a_symlink(e: Env) -> None:
+    real = e.dest / "real"
+    (e.dest / MACHINE).rename(real)
+    os.symlink(real, e.dest / MACHINE)
 
 
-def part_into_another_session(e: dict[str, Path]) -> None:
+def part_into_another_session(e: Env) -> None:
     """A part of this session's file attached to ses_b's message: it would show up in ses_b."""
     doc = _doc(e)
     doc["rows"]["part"][0]["message_id"] = "ses_b_msg0000"
     _write(e, doc)
 
 
-def table_outside_the_session(table: str, row: dict[str, Any]) -> Callable[[dict[str, Path]], None]:
-    def damage(e: dict[str, Path]) -> None:
+def table_outside_the_session(table: str, row: dict[str, Any]) -> Callable[[Env], None]:
+    def damage(e: Env) -> None:
         doc = _doc(e)
         doc["rows"][table] = [row]
         _write(e, doc)
@@ -112,7 +113,7 @@ def table_outside_the_session(table: str, row: dict[str, Any]) -> Callable[[dict
     return damage
 
 
-def message_of_another_session(e: dict[str, Path]) -> None:
+def message_of_another_session(e: Env) -> None:
     """A message row (and its parts) reusing ses_b's message id: skipped as present, its parts join it."""
     doc = _doc(e)
     old = doc["rows"]["message"][0]["id"]
@@ -123,11 +124,11 @@ def message_of_another_session(e: dict[str, Path]) -> None:
     _write(e, doc)
 
 
-def oversized(e: dict[str, Path]) -> None:
+def oversized(e: Env) -> None:
     br.MAX_SESSION_BYTES = 200  # restored by the test's monkeypatch
 
 
-CASES: dict[str, tuple[Callable[[dict[str, Path]], None], str]] = {
+CASES: dict[str, tuple[Callable[[Env], None], str]] = {
     "truncated json": (truncated, "ses_a.json: not valid JSON"),
     "unknown format": (unknown_format, "unknown format 'opencode-session-backup/99'"),
     "rows of another session": (foreign_rows, "a row of message belongs to another session ('ses_b')"),
@@ -163,7 +164,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Path]], None], str]] = {
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("mode", [("ses_a",), ("--missing",)])
 def test_a_hostile_backup_is_refused_and_the_database_is_untouched(
-    prepared: dict[str, Path],
+    prepared: Env,
     case: str,
     mode: tuple[str, ...],
     monkeypatch: pytest.MonkeyPatch,
@@ -172,22 +173,22 @@ def test_a_hostile_backup_is_refused_and_the_database_is_untouched(
     monkeypatch.setattr(br, "MAX_SESSION_BYTES", br.MAX_SESSION_BYTES)
     damage, message = CASES[case]
     damage(prepared)
-    before = db_digest(prepared["db"])
+    before = db_digest(prepared.db)
     assert restore(prepared, *mode, "--yes") == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("opencode-backup: ") and message in err, err
-    assert db_digest(prepared["db"]) == before
+    assert db_digest(prepared.db) == before
     assert not (app_data_dir() / "before-restore").exists()
 
 
-def _corrupt_snapshot(e: dict[str, Path], garbage: bool) -> None:
+def _corrupt_snapshot(e: Env, garbage: bool) -> None:
     import zstandard
 
-    snap = next((e["dest"] / MACHINE / "snapshots").glob("*.db.zst"))
+    snap = next((e.dest / MACHINE / "snapshots").glob("*.db.zst"))
     if garbage:
         snap.write_bytes(b"\x28\xb5\x2f\xfd" + b"\x00" * 64)
         return
-    plain = e["app"] / "plain.db"
+    plain = e.app / "plain.db"
     decompress(snap, plain)
     data = bytearray(plain.read_bytes())
     for page in range(1, len(data) // 4096):  # keep the header page, scramble the b-tree pages
@@ -197,14 +198,14 @@ def _corrupt_snapshot(e: dict[str, Path], garbage: bool) -> None:
 
 @pytest.mark.parametrize("garbage", [False, True], ids=["integrity_check fails", "not zstd"])
 def test_a_damaged_snapshot_is_refused_before_anything_changes(
-    prepared: dict[str, Path], garbage: bool, capsys: pytest.CaptureFixture[str]
+    prepared: Env, garbage: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _corrupt_snapshot(prepared, garbage)
-    before = db_digest(prepared["db"])
+    before = db_digest(prepared.db)
     assert restore(prepared, "--all", "--replace", "--yes") == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "refusing snapshot opencode-" in err, err
-    assert db_digest(prepared["db"]) == before
+    assert db_digest(prepared.db) == before
     assert not (app_data_dir() / "before-restore").exists()
 
 
@@ -301,14 +302,14 @@ def test_deeply_nested_junk_is_refused_not_a_crash() -> None:
 # ---------------------------------------------------------------- a hostile snapshot (full replace)
 
 
-def _tamper_snapshot(e: dict[str, Path], sql: str) -> None:
+def _tamper_snapshot(e: Env, sql: str) -> None:
     """Run ``sql`` inside the newest snapshot (decompressed, changed, compressed back)."""
     import sqlite3
 
     import zstandard
 
-    snap = sorted((e["dest"] / MACHINE / "snapshots").glob("*.db.zst"))[-1]
-    plain = e["app"] / "tamper.db"
+    snap = sorted((e.dest / MACHINE / "snapshots").glob("*.db.zst"))[-1]
+    plain = e.app / "tamper.db"
     decompress(snap, plain)
     conn = sqlite3.connect(plain, isolation_level=None)
     conn.executescript(sql)
@@ -317,7 +318,7 @@ def _tamper_snapshot(e: dict[str, Path], sql: str) -> None:
     data = zstandard.ZstdCompressor().compress(plain.read_bytes())
     snap.write_bytes(data)
     # a careful attacker also makes the manifest agree (its hash, and the size the database expands to)
-    machine = e["dest"] / MACHINE
+    machine = e.dest / MACHINE
     man = mf.load(machine, MACHINE)
     rel = f"snapshots/{snap.name}"
     man.files[rel] = mf.FileEntry(len(data), hashlib.sha256(data).hexdigest(), raw_size=plain.stat().st_size)
@@ -326,18 +327,18 @@ def _tamper_snapshot(e: dict[str, Path], sql: str) -> None:
 
 
 def test_a_hostile_snapshot_brings_no_sql_and_no_login_into_opencode(
-    env: dict[str, Path],  # noqa: F811
+    env: Env,  # noqa: F811
 ) -> None:
     import sqlite3
 
-    conn = f.create_db(env["db"])
+    conn = f.create_db(env.db)
     f.add_session(conn, "ses_a")
-    tokens = f.plant_secrets(conn, "ses_a", env["data"])
+    tokens = f.plant_secrets(conn, "ses_a", env.data)
     conn.execute("INSERT INTO account_state VALUES (1, 'acc1', NULL)")
     conn.close()
     backup(env, snapshot=True)
     schema_before = sorted(
-        sqlite3.connect(f"file:{env['db']}?mode=ro", uri=True).execute(
+        sqlite3.connect(f"file:{env.db}?mode=ro", uri=True).execute(
             "SELECT type, name, sql FROM sqlite_master"
         )
     )
@@ -358,7 +359,7 @@ def test_a_hostile_snapshot_brings_no_sql_and_no_login_into_opencode(
         """,
     )
     assert restore(env, "--all", "--replace", "--yes") == 0
-    conn = sqlite3.connect(env["db"], isolation_level=None)
+    conn = sqlite3.connect(env.db, isolation_level=None)
     try:
         assert sorted(conn.execute("SELECT type, name, sql FROM sqlite_master")) == schema_before
         assert conn.execute("SELECT id FROM account").fetchall() == [("acc1",)]
@@ -372,6 +373,6 @@ def test_a_hostile_snapshot_brings_no_sql_and_no_login_into_opencode(
         conn.close()
     backup(env)
     leaked = [
-        p for p in (env["dest"] / MACHINE).rglob("*") if p.is_file() and tokens[4].encode() in p.read_bytes()
+        p for p in (env.dest / MACHINE).rglob("*") if p.is_file() and tokens[4].encode() in p.read_bytes()
     ]
     assert leaked == []
