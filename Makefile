@@ -13,7 +13,7 @@ run: system-deps-run setup-app
 setup-app: $(VENV)/.installed-app
 setup: $(VENV)/.installed-dev
 
-$(VENV)/.installed-app: pyproject.toml
+$(VENV)/.installed-app: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[tray]'
