@@ -24,13 +24,18 @@ from types import MappingProxyType
 from app import jsonc, paths
 from app.config_values import (
     BY_KEY,
+    ENV_CONFIG,
+    ENV_DB,
+    ENV_DEBUG,
+    ENV_ENCRYPTION,
+    ENV_PATH,
     FIELDS,
     FLAG,
     Raw,
     convert,
     default_machine_name,
+    env_layer,
     expand_home,
-    parse_bool_text,
     sanitize_machine_name,
     show,
     where,
@@ -42,6 +47,10 @@ from app.transfer import ENGINE_NAMES as ENGINES
 
 __all__ = [
     "ENGINES",
+    "ENV_CONFIG",
+    "ENV_DEBUG",
+    "ENV_ENCRYPTION",
+    "ENV_PATH",
     "FLAG_KEYS",
     "Settings",
     "as_json",
@@ -49,9 +58,9 @@ __all__ = [
     "describe",
     "load",
     "not_configured_message",
-    "parse_bool_text",
     "sanitize_machine_name",
     "save_backup_path",
+    "save_settings",
     "validate_destination",
 ]
 
@@ -59,10 +68,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT = "default"
 LEGACY_KEY = "session-backup"
-ENV_PATH = "OPENCODE_BACKUP_PATH"
-ENV_DEBUG = "OPENCODE_BACKUP_DEBUG"
-ENV_CONFIG = "OPENCODE_BACKUP_CONFIG"
-ENV_DB = "OPENCODE_DB"
 _EXTRA_KEYS = {"opencode_db": "opencodeDb", "config_file": "configFile"}
 FLAG_KEYS = frozenset({*BY_KEY, "configFile"})
 
@@ -82,6 +87,7 @@ class Settings:
     keep_snapshots: int
     keep_versions_days: int
     notifications: bool
+    encryption: bool  # the backup's files are encrypted (age) to this install's recipients
     source: Path  # opencode's data folder, symlinks resolved
     opencode_db: Path | None  # from OPENCODE_DB; None: find it in source
     config_file: Path  # the session-backup.json that was (or would have been) read
@@ -119,7 +125,7 @@ def load(
     config_file, file_origin = _config_file(given, env, home, config_dir)
     layers = [
         [Raw(k, v, FLAG, text=True) for k, v in given.items() if k in BY_KEY],
-        _env_layer(env),
+        env_layer(env),
         _file_layer(config_file, explicit=file_origin != DEFAULT),
         *_legacy_layers(config_dir),
     ]
@@ -251,20 +257,6 @@ def _config_file(
     return path, origin
 
 
-def _env_layer(env: Mapping[str, str]) -> list[Raw]:
-    layer = []
-    if env.get(ENV_PATH):
-        layer.append(Raw("backupPath", env[ENV_PATH], f"env {ENV_PATH}"))
-    if ENV_DEBUG in env:
-        value = parse_bool_text(env[ENV_DEBUG])
-        if value is None:
-            raise ConfigError(
-                f'{ENV_DEBUG} must be "true", "1", "false", "0" or empty, got {show(env[ENV_DEBUG])}'
-            )
-        layer.append(Raw("debug", value, f"env {ENV_DEBUG}"))
-    return layer
-
-
 def _file_layer(path: Path, *, explicit: bool) -> list[Raw]:
     text = _read_text(path)
     if text is None:
@@ -381,16 +373,23 @@ def _text(value: object) -> str:
 
 
 def save_backup_path(folder: Path, env: Mapping[str, str] | None = None) -> Settings:
-    """Check ``folder`` as a backup folder, then set ``backupPath`` in our own settings file (keeping
-    its other keys) and return the settings now in effect. Raises ConfigError and writes nothing when
-    the folder is unusable or the file cannot be parsed. Comments in a hand-written file are lost."""
+    """Check ``folder`` as a backup folder, then set ``backupPath`` (see :func:`save_settings`)."""
     folder = Path(os.path.abspath(folder))
     load({"backupPath": str(folder)}, env)  # every check the command line makes, before writing
-    current = load(env=env, check_destination=False)
-    path = current.config_file
+    return save_settings({"backupPath": str(folder)}, env)
+
+
+def save_settings(changes: Mapping[str, object], env: Mapping[str, str] | None = None) -> Settings:
+    """Set ``changes`` (file keys) in our own settings file, keeping its other keys (not comments); the
+    settings now in effect. Each value is checked first; ConfigError and nothing written when one is wrong
+    or the file cannot be parsed."""
+    path = load(env=env, check_destination=False).config_file
+    home = paths.home_dir(os.environ if env is None else env, paths.current_platform())
+    for key, value in changes.items():
+        convert(Raw(key, value, f"file {path}"), home)
     text = _read_text(path)
     obj = _parse_object(path, text) if text is not None else {}
-    obj["backupPath"] = str(folder)
+    obj.update(changes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())

@@ -12,6 +12,7 @@ import math
 import os
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,12 @@ from app.transfer import ENGINE_NAMES as ENGINES
 logger = logging.getLogger(__name__)
 
 FLAG = "flag"
+ENV_PATH = "OPENCODE_BACKUP_PATH"
+ENV_DEBUG = "OPENCODE_BACKUP_DEBUG"
+ENV_ENCRYPTION = "OPENCODE_BACKUP_ENCRYPTION"
+ENV_CONFIG = "OPENCODE_BACKUP_CONFIG"
+ENV_DB = "OPENCODE_DB"
+_ENV_BOOLS = {ENV_DEBUG: "debug", ENV_ENCRYPTION: "encryption"}
 _WINDOWS_RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 )
@@ -49,6 +56,7 @@ FIELDS: tuple[Field, ...] = (
     Field("keepSnapshots", "keep_snapshots", "count", 7, minimum=1, maximum=10_000),
     Field("keepVersionsDays", "keep_versions_days", "count", 30, maximum=36_600),  # a century
     Field("notifications", "notifications", "bool", True),
+    Field("encryption", "encryption", "bool", False),
     Field("source", "source", "path"),
 )
 BY_KEY = {f.key: f for f in FIELDS}
@@ -153,6 +161,20 @@ def default_machine_name(hostname: str | None = None) -> str:
         logger.warning("The hostname %r gives no usable folder name; using 'machine'", hostname)
         return "machine"
     return name
+
+
+def env_layer(env: Mapping[str, str]) -> list[Raw]:
+    """The settings the environment gives (``OPENCODE_BACKUP_*``); ConfigError for a bad switch."""
+    layer = []
+    if env.get(ENV_PATH):
+        layer.append(Raw("backupPath", env[ENV_PATH], f"env {ENV_PATH}"))
+    for name, key in _ENV_BOOLS.items():
+        if name in env:
+            value = parse_bool_text(env[name])
+            if value is None:
+                raise ConfigError(f'{name} must be "true", "1", "false", "0" or empty, got {show(env[name])}')
+            layer.append(Raw(key, value, f"env {name}"))
+    return layer
 
 
 def parse_bool_text(text: str) -> bool | None:

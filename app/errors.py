@@ -3,6 +3,7 @@
     BackupError                  base; ``str(e)`` is one line a user can act on
     ├── ConfigError              bad settings or flags            -> exit 2, nothing written
     ├── UsageError               bad command-line use             -> exit 2
+    │     └── KeyMissing         the backup is encrypted and this install has no key -> exit 2
     ├── SyncFailed               a sync could not complete        -> exit 1; ``kind`` says why
     │     kinds: LOCKED, DEST_MISSING, SOURCE_MISSING, GUARD, FOREIGN, DAMAGED, FATAL
     ├── TransferError            an engine failed (carries a kind) -> wrapped in SyncFailed
@@ -75,6 +76,13 @@ class ConfigError(BackupError):
 
 class UsageError(BackupError):
     """The command line is wrong."""
+
+
+class KeyMissing(UsageError):
+    """The backup is encrypted and this install holds no key to open it (``encryption unlock``)."""
+
+
+UNLOCK_HINT = "run 'opencode-backup encryption unlock' with the recovery key"
 
 
 class TransferError(BackupError):

@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from platformdirs import user_data_path, user_log_path, user_state_path
+from platformdirs import user_config_path, user_data_path, user_log_path, user_state_path
 
 from app import APP_NAME
 from app.host import HOST
@@ -116,6 +116,12 @@ def default_config_file(env: Mapping[str, str] | None = None, platform: str | No
 def app_data_dir() -> Path:
     """This app's own data folder (staging lives here). Not created."""
     return user_data_path(APP_NAME, appauthor=False)
+
+
+def app_config_dir() -> Path:
+    """This app's own config folder, where its keys are (not opencode's config folder, which people keep
+    in dotfile repositories). Not created."""
+    return user_config_path(APP_NAME, appauthor=False)
 
 
 def app_state_dir() -> Path:

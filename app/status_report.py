@@ -49,6 +49,7 @@ class BackupStatus:
     next_retry: datetime | None = None
     failing_since: datetime | None = None
     progress: Progress | None = None  # how far the service's running backup or restore has got
+    encryption: str = "off"  # "encrypted (age)", "re-encrypting (age)" or "off", as the backup folder says
 
 
 def gather(settings: config.Settings) -> BackupStatus:
@@ -79,6 +80,7 @@ def gather(settings: config.Settings) -> BackupStatus:
         last_result=attempt.outcome if attempt else None,
         last_error=(attempt.error or None) if attempt and not attempt.ok else None,
         service="not running",
+        encryption=_encryption(man),
     )
     live = client.live_status(paths.app_state_dir())
     if live is None:
@@ -86,6 +88,14 @@ def gather(settings: config.Settings) -> BackupStatus:
     if not client.same_backup(live, settings.source, machine_dir):
         return replace(report, service=f"running for another backup ({live.destination or '?'})")
     return _with_live(report, live)
+
+
+def _encryption(man: mf.Manifest | None) -> str:
+    if man is None or (not man.encryption.recipients and man.encryption.rekey_to is None):
+        return "off"
+    if man.encryption.rekey_to is not None:
+        return "re-encrypting (age)" if man.encryption.rekey_to else "decrypting"
+    return "encrypted (age)"
 
 
 def _results(
@@ -99,8 +109,9 @@ def _results(
         return mine[0], mine[1]
     if man is None or not man.last_result:
         return None, None
+    public = {k: v for k, v in man.last_result.items() if k != "private"}  # sealed in an encrypted folder
     try:
-        recorded = codec.from_json(SyncResult, man.last_result)
+        recorded = codec.from_json(SyncResult, public)
     except codec.CodecError:
         return None, None  # written by an older version
     return recorded, recorded if recorded.backed_up else None

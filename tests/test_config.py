@@ -172,10 +172,12 @@ def test_every_file_key_is_read_and_overridden_by_flags(env: Env, tmp_path: Path
             "keepSnapshots": 3,
             "keepVersionsDays": 0,
             "notifications": False,
+            "encryption": True,
             "source": str(tmp_path / "src"),
         },
     )
     s = load(env)
+    assert s.encryption is True
     assert (s.backup_path, s.debug, s.machine_name, s.engine) == (tmp_path / "b", True, "desk", "rsync")
     assert (s.sync_delay_seconds, s.min_interval_seconds, s.snapshot_every_hours) == (1, 2.5, 6)
     assert (s.keep_snapshots, s.keep_versions_days, s.notifications) == (3, 0, False)
@@ -442,6 +444,11 @@ BAD: list[tuple[str, Setup, str]] = [
         _env(OPENCODE_BACKUP_DEBUG="yes"),
         'OPENCODE_BACKUP_DEBUG must be "true", "1", "false", "0"',
     ),
+    (
+        "env encryption",
+        _env(OPENCODE_BACKUP_ENCRYPTION="on"),
+        'OPENCODE_BACKUP_ENCRYPTION must be "true", "1", "false", "0"',
+    ),
     ("missing named config", _missing_config, "nope.json does not exist (from env OPENCODE_BACKUP_CONFIG)"),
     ("bad value under a good flag", _with_flags(_file({"keepSnapshots": 0}), keepSnapshots=5), "at least 1"),
 ]
@@ -511,6 +518,29 @@ def test_env_debug_parsing(env: Env, text: str, expected: bool | None) -> None:
     else:
         s = load(env)
         assert s.debug is expected and s.origins["debug"] == "env OPENCODE_BACKUP_DEBUG"
+
+
+def test_encryption_env_overrides_the_file(env: Env) -> None:
+    write(settings_file(env), {"encryption": True})
+    assert load(env).encryption is True and load(env).origins["encryption"].startswith("file ")
+    s = load({**env, "OPENCODE_BACKUP_ENCRYPTION": "0"})
+    assert s.encryption is False and s.origins["encryption"] == "env OPENCODE_BACKUP_ENCRYPTION"
+
+
+def test_save_settings_keeps_other_keys_and_refuses_a_bad_value(env: Env, tmp_path: Path) -> None:
+    from app.config import save_settings
+
+    write(settings_file(env), {"backupPath": str(tmp_path / "d"), "keepSnapshots": 3})
+    assert save_settings({"encryption": True}, env).encryption is True
+    assert json.loads(settings_file(env).read_text()) == {
+        "backupPath": str(tmp_path / "d"),
+        "keepSnapshots": 3,
+        "encryption": True,
+    }
+    before = settings_file(env).read_bytes()
+    with pytest.raises(ConfigError, match="encryption must be true or false"):
+        save_settings({"encryption": "yes"}, env)
+    assert settings_file(env).read_bytes() == before
 
 
 def test_empty_backup_path_env_means_unset(env: Env, tmp_path: Path) -> None:

@@ -3,11 +3,11 @@
     entry      app.entry, app.__main__
     cli        app.cli.*                                   the command line
     faces      app.ui.*, app.mcp.*                         tray and dialogs; the agent tools
-    wiring     app.wiring, app.status_report               settings -> the objects that do the work
+    wiring     app.wiring, app.status_report, app.encryption   settings -> the objects that do the work
     service    app.service.*                               the live service without a face
     engine     app.backup.*                                sync, restore, verify, the destination
     config     app.config, app.config_values
-    adapters   app.opencode.*, app.transfer.*, app.platform.*
+    adapters   app.opencode.*, app.transfer.*, app.platform.*, app.crypt.*
     base       app, app.errors, app.fsutil, app.jsonc, app.jsonc_edit, app.codec, app.paths, app.words,
                app.assets, app.safe_text, app.host
 
@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("app", "app.errors", "app.fsutil", "app.jsonc", "app.jsonc_edit", "app.codec", "app.paths",
               "app.words", "app.assets", "app.safe_text", "app.host")),
-    ("adapters", ("app.opencode", "app.transfer", "app.platform")),
+    ("adapters", ("app.opencode", "app.transfer", "app.platform", "app.crypt")),
     ("config", ("app.config", "app.config_values")),
     ("engine", ("app.backup",)),
     ("service", ("app.service",)),
-    ("wiring", ("app.wiring", "app.status_report")),
+    ("wiring", ("app.wiring", "app.status_report", "app.encryption")),
     ("faces", ("app.ui", "app.mcp")),
     ("cli", ("app.cli",)),
     ("entry", ("app.entry", "app.__main__")),

@@ -139,14 +139,26 @@ def test_a_sync_that_moves_a_file_while_the_restore_is_planned_does_not_fail_the
     assert dump(env.db) == two_sessions["all"]
 
 
-def test_a_damaged_file_is_not_looked_at_again(env: Env, two_sessions: dict[str, Any]) -> None:
+def test_a_damaged_file_fails_its_own_session_and_is_not_looked_at_again(
+    env: Env, two_sessions: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     f.delete_session(env.db, "ses_a")
+    f.delete_session(env.db, "ses_b")
     session_path(env, "ses_a").write_text("{not json")
     pauses: list[float] = []
     req = rs.RestoreRequest(env.dest / MACHINE, env.db, env.app, missing=True)
-    with pytest.raises(BackupDamaged, match="not valid JSON"):
-        rs.make_plan(req, sleep=pauses.append)
+    plan = rs.make_plan(req, sleep=pauses.append)
     assert pauses == []
+    assert [(i.session_id, i.action) for i in plan.items] == [
+        ("ses_a", rs.Action.FAIL),
+        ("ses_b", rs.Action.ADD),
+    ]
+    assert "not valid JSON" in plan.items[0].reason
+    capsys.readouterr()
+    assert restore(env, "--missing", "--yes") == 1  # the sound session is restored; the other is named
+    out = capsys.readouterr()
+    assert "ses_a" in out.out + out.err and "not valid JSON" in out.out + out.err
+    assert [r[0] for r in dump(env.db)["session"]] == ["ses_b"]
 
 
 def test_missing_restores_only_absent_sessions_with_their_projects(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.backup import manifest as mf
 from app.backup import restore
+from app.crypt.seal import PLAIN, Seal
 from app.errors import BackupError
 from app.opencode.locate import locate
 from app.opencode.sessions import Reader
@@ -49,16 +50,20 @@ def live_session_ids(
     return live
 
 
-def session_rows(machine_dir: Path, machine: str, source: Path, opencode_db: Path | None) -> list[SessionRow]:
-    """Every backed-up session of ``machine_dir``, newest first."""
+def session_rows(
+    machine_dir: Path, machine: str, source: Path, opencode_db: Path | None, seal: Seal = PLAIN
+) -> list[SessionRow]:
+    """Every backed-up session of ``machine_dir``, newest first. In an encrypted folder the titles and
+    folders are opened with ``seal`` (shown as "(encrypted)" without a key)."""
     man = mf.load(machine_dir, machine)
     live = live_session_ids(source, opencode_db, man.store_of)
+    seal = seal.for_folder(man.encryption.sealed)
     rows = [
         SessionRow(
             sid,
-            e.title,
+            seal.readable_text(e.title, f"the title of {sid}"),
             e.project_id,
-            e.directory,
+            seal.readable_text(e.directory, f"the folder of {sid}"),
             _time(e.time_updated),
             e.size,
             sid in live,
@@ -70,7 +75,7 @@ def session_rows(machine_dir: Path, machine: str, source: Path, opencode_db: Pat
         if sid in man.sessions:
             continue
         try:
-            doc = restore.newest_doc(sid, files)
+            doc = restore.newest_doc(sid, files, seal)
         except BackupError as exc:
             logger.warning("skipping an unreadable old copy of %s: %s", sid, exc)
             continue

@@ -27,8 +27,9 @@ class Destination:
     backup_path: Path
     machine_dir: Path
 
-    def append_log(self, when: datetime, result: SyncResult) -> None:
-        """Append one line to sync.log, rotating it past 1 MiB (sync.log.1 … .3)."""
+    def append_log(self, when: datetime, result: SyncResult, *, private: bool = False) -> None:
+        """Append one line to sync.log, rotating it past 1 MiB (sync.log.1 … .3). ``private``: the
+        folder is encrypted; a failure is said by its kind, not by a message that may name a file."""
         log = self.machine_dir / LOG_NAME
         with contextlib.suppress(FileNotFoundError):
             if log.stat().st_size > LOG_MAX_BYTES:
@@ -37,7 +38,8 @@ class Destination:
                     if older.exists():
                         os.replace(older, log.with_name(f"{LOG_NAME}.{i + 1}"))
                 os.replace(log, log.with_name(f"{LOG_NAME}.1"))
-        line = f"{when.isoformat(timespec='seconds')} {result.outcome.value.upper():7} {result.summary()}\n"
+        summary = result.kind.sentence if private and result.kind is not None else result.summary()
+        line = f"{when.isoformat(timespec='seconds')} {result.outcome.value.upper():7} {summary}\n"
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(line)

@@ -49,6 +49,7 @@ class StoragePlan:
     touched_shards: set[str] = field(default_factory=set)
     unchecked: set[str] = field(default_factory=set)  # shards given an entry load_shard would refuse
     full: bool = False
+    sealed: bool = False  # the copies are encrypted (see plan)
     untouched_files: int = 0
     untouched_bytes: int = 0
 
@@ -85,17 +86,22 @@ def plan(
     dirty: Iterable[str] | None,
     man: mf.Manifest,
     checked: set[tuple[str, str]] | None = None,
+    *,
+    sealed: bool = False,
 ) -> StoragePlan:
     """Compare the source tree (all of it, or only ``dirty`` paths) with the destination's index
-    (``man`` names its shards; ``checked``: the shard bytes its store saw pass every check)."""
+    (``man`` names its shards; ``checked``: the shard bytes its store saw pass every check). ``sealed``:
+    the copies are encrypted, so the index records their encrypted size (age pads its header at random):
+    a file is taken as unchanged by its mtime alone."""
     root = data_dir / "storage"
     if dirty is None and man.storage_files == 0 and not root.is_dir():
         return StoragePlan(full=True)  # no legacy tree on either side: nothing to read
     if dirty is None:
-        return _plan_full(data_dir, machine_dir, root, man, checked)
+        return _plan_full(data_dir, machine_dir, root, man, checked, sealed=sealed)
     paths = sorted({p for p in dirty if p.startswith(PREFIX) and _safe(p)})
     shards = {mf.shard_of(p) for p in paths}
     result = StoragePlan(index={s: mf.load_shard_text(machine_dir, man, s, checked) for s in shards})
+    result.sealed = sealed
     for rel in paths:
         if is_secret(rel):
             if rel in result.index[mf.shard_of(rel)]:
@@ -115,7 +121,13 @@ def plan(
 
 
 def _plan_full(
-    data_dir: Path, machine_dir: Path, root: Path, man: mf.Manifest, checked: set[tuple[str, str]] | None
+    data_dir: Path,
+    machine_dir: Path,
+    root: Path,
+    man: mf.Manifest,
+    checked: set[tuple[str, str]] | None,
+    *,
+    sealed: bool,
 ) -> StoragePlan:
     """Walk the whole tree, then compare it with the index one shard at a time.
 
@@ -127,7 +139,7 @@ def _plan_full(
         for rel, st in walk(root):
             if not is_secret(rel):
                 walked.setdefault(mf.shard_of(rel), {})[rel] = (st.st_size, st.st_mtime_ns)
-    result = StoragePlan(full=True)
+    result = StoragePlan(full=True, sealed=sealed)
     for shard in mf.all_shards():
         entries = mf.load_shard(machine_dir, man, shard, checked)
         files = walked.pop(shard, {})
@@ -149,7 +161,7 @@ def _plan_full(
 def _consider(result: StoragePlan, data_dir: Path, rel: str, size: int, mtime_ns: int) -> None:
     shard = mf.shard_of(rel)
     known = result.index[shard].get(rel)
-    if known is not None and known.size == size and known.mtime_ns == mtime_ns:
+    if known is not None and known.mtime_ns == mtime_ns and (result.sealed or known.size == size):
         return
     try:
         digest = sha256_unless_junk(data_dir / rel, junk_json=rel.endswith(".json"))

@@ -27,6 +27,7 @@ class Step(enum.Enum):
     COPYING = "copying to the backup folder"
     RESTORING = "restoring sessions"
     VERIFYING = "checking the backup"
+    ENCRYPTING = "re-encrypting the backup"
 
 
 _UNITS = {
@@ -34,6 +35,7 @@ _UNITS = {
     Step.RESTORING: "sessions",
     Step.VERIFYING: "files",
     Step.COPYING: "files",
+    Step.ENCRYPTING: "files",
 }
 
 

@@ -36,6 +36,7 @@ from app.backup.ownership import Identity
 from app.backup.progress import Sink, nowhere
 from app.backup.repair_scan import Inventory, take_stock
 from app.backup.state import PERSON_WAIT, sync_lock
+from app.crypt.seal import PLAIN, Seal
 from app.errors import BackupDamaged, BackupError
 from app.fsutil import keep_copy, make_private_dirs
 
@@ -53,6 +54,7 @@ class RepairPlan:
     was: str | None
     changes: tuple[str, ...]
     opencode_schema: str | None
+    encryption: mf.Encryption = mf.PLAIN  # the new index's record (see Inventory.encryption)
 
     @property
     def needed(self) -> bool:
@@ -100,11 +102,18 @@ class RepairPlan:
 
 
 def plan(
-    machine_dir: Path, machine: str, work_dir: Path, now: datetime, progress: Sink = nowhere
+    machine_dir: Path,
+    machine: str,
+    work_dir: Path,
+    now: datetime,
+    progress: Sink = nowhere,
+    *,
+    seal: Seal = PLAIN,
 ) -> RepairPlan:
     """Take stock of ``machine_dir`` and compare it with the index in force. Writes only into
-    ``work_dir`` (a snapshot is decompressed there to be checked)."""
-    stock = take_stock(machine_dir, work_dir, progress)
+    ``work_dir`` (a snapshot is decompressed there to be checked). ``seal``: this install's keys and
+    what it encrypts to (an encrypted folder is repaired only where they open its files)."""
+    stock = take_stock(machine_dir, work_dir, progress, seal)
     new = _index(stock)
     schema = None
     try:
@@ -112,11 +121,15 @@ def plan(
         old = _index_of(machine_dir, man)
         schema = man.opencode_schema
     except BackupDamaged as exc:
-        return RepairPlan(machine_dir, stamp(now), stock, f"damaged ({exc})", (), schema)
+        return RepairPlan(
+            machine_dir, stamp(now), stock, f"damaged ({exc})", (), schema, stock.encryption(seal)
+        )
     if not (machine_dir / mf.MANIFEST).exists():
         was = "missing (no manifest.json)" if new or stock.aside else None
-        return RepairPlan(machine_dir, stamp(now), stock, was, (), schema)
-    return RepairPlan(machine_dir, stamp(now), stock, None, _changes(old, new), schema)
+        return RepairPlan(machine_dir, stamp(now), stock, was, (), schema, stock.encryption(seal))
+    return RepairPlan(
+        machine_dir, stamp(now), stock, None, _changes(old, new), schema, stock.encryption(seal)
+    )
 
 
 def _index(stock: Inventory) -> Index:
@@ -179,6 +192,7 @@ def apply(
             files=dict(stock.snapshots),
             storage_files=stock.storage_files,
             storage_bytes=stock.storage_bytes,
+            encryption=p.encryption,
         )
         mf.save(machine_dir, man, stock.storage, checked=stock.storage.keys())  # the commit
         intent.clear(machine_dir)

@@ -23,6 +23,8 @@ from app.backup import untrusted as u
 from app.backup.aside import DAMAGED
 from app.backup.ownership import LEASE, OWNER
 from app.backup.progress import Sink, Step, Throttled, nowhere
+from app.crypt.age import MAGIC
+from app.crypt.seal import PLAIN, Seal
 from app.errors import BackupDamaged, BackupError
 from app.fsutil import sha256_file
 from app.opencode.snapshot import parse_snapshot_name
@@ -49,6 +51,14 @@ class Inventory:
     storage: dict[str, dict[str, mf.FileEntry]] = field(default_factory=dict)  # shard -> rel -> entry
     aside: list[Aside] = field(default_factory=list)
     seen: dict[str, Seen] = field(default_factory=dict)
+    sealed: int = 0  # files found encrypted
+
+    def encryption(self, seal: Seal) -> mf.Encryption:
+        """The record a new index gives the folder: none for plain files written by a plain install;
+        else a re-encryption to what this install writes (the next sync converts whatever is not)."""
+        if not self.sealed and not seal.on:
+            return mf.PLAIN
+        return mf.Encryption((), rekey_to=seal.recipients)
 
     @property
     def storage_files(self) -> int:
@@ -59,8 +69,10 @@ class Inventory:
         return sum(e.size for entries in self.storage.values() for e in entries.values())
 
 
-def take_stock(machine_dir: Path, work_dir: Path, progress: Sink = nowhere) -> Inventory:
-    """Walk ``machine_dir`` and check every file a sync writes (see the module's docstring)."""
+def take_stock(machine_dir: Path, work_dir: Path, progress: Sink = nowhere, seal: Seal = PLAIN) -> Inventory:
+    """Walk ``machine_dir`` and check every file a sync writes (see the module's docstring); encrypted
+    ones are decrypted with ``seal`` to be checked (KeyMissing, before anything is set aside, when this
+    install has no key), and the titles the index lists are sealed with it."""
     found = Inventory()
     files: list[tuple[str, os.stat_result]] = []
     for rel, st in _walk(machine_dir, found):
@@ -72,14 +84,15 @@ def take_stock(machine_dir: Path, work_dir: Path, progress: Sink = nowhere) -> I
     for done, (rel, st) in enumerate(sorted(files)):
         tell.report(Step.VERIFYING, done, len(files), nbytes)
         nbytes += st.st_size
+        found.sealed += _is_sealed(machine_dir / rel)
         try:
             if rel.startswith("sessions/"):
-                entry = _session(machine_dir, rel)
+                entry = _session(machine_dir, rel, seal)
                 if entry is None:
                     continue
                 _newest(found, copies, entry, rel)
             elif rel.startswith("snapshots/"):
-                _snapshot(machine_dir, rel, work_dir, found)
+                _snapshot(machine_dir, rel, work_dir, found, seal)
             else:
                 _storage(machine_dir, rel, st, found)
         except BackupDamaged as exc:
@@ -123,7 +136,15 @@ def _walk(machine_dir: Path, found: Inventory) -> Iterator[tuple[str, os.stat_re
                 found.aside.append(Aside(rel, "not a regular file (a device, a pipe or a socket)"))
 
 
-def _session(machine_dir: Path, rel: str) -> mf.SessionEntry | None:
+def _is_sealed(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def _session(machine_dir: Path, rel: str, seal: Seal) -> mf.SessionEntry | None:
     """The index entry of a session file (None: not a session file's name); BackupDamaged when it
     fails a restore's checks or cannot be indexed where it is."""
     parts = rel.split("/")
@@ -133,14 +154,16 @@ def _session(machine_dir: Path, rel: str) -> mf.SessionEntry | None:
     sid = name.removesuffix(".json")
     if not u.ID.match(sid):
         raise BackupDamaged(f"not a session file's name: {u.short(name)}")
-    doc = br.read_session(machine_dir / rel, sid)
+    doc = br.read_session(machine_dir / rel, sid, seal=seal)
     session = doc.session_row
     directory = session.get("directory")
     entry = mf.SessionEntry(
         path=rel,
         project_id=doc.project_id,
-        title=doc.title.replace("\x00", "")[:20_000],  # a display field: never what keeps it out
-        directory=directory.replace("\x00", "")[:8192] if isinstance(directory, str) else "",
+        title=seal.seal_text(
+            doc.title.replace("\x00", "")[:20_000]
+        ),  # a display field: never what keeps it out
+        directory=seal.seal_text(directory.replace("\x00", "")[:8192] if isinstance(directory, str) else ""),
         time_updated=doc.time_updated,
         fingerprint=str(doc.time_updated),  # a cold session's; a sync exports a hot one again
         size=doc.size,
@@ -170,14 +193,14 @@ def _newest(
         found.aside.append(Aside(rel, f"an older copy of session {sid} (the newer one is {old[1]})"))
 
 
-def _snapshot(machine_dir: Path, rel: str, work_dir: Path, found: Inventory) -> None:
+def _snapshot(machine_dir: Path, rel: str, work_dir: Path, found: Inventory, seal: Seal) -> None:
     name = rel.removeprefix("snapshots/")
     parsed = parse_snapshot_name(name)
     if parsed is None or "/" in name:
         return  # a temp file, or nothing a sync writes
     path = machine_dir / rel
     try:
-        with br.checked_snapshot(br.SnapshotRef(path, *parsed), work_dir) as db:
+        with br.checked_snapshot(br.SnapshotRef(path, *parsed), work_dir, seal=seal) as db:
             raw_size = db.stat().st_size
     except br.NoRoomToCheck as exc:  # this computer's disk, not the snapshot, is what stops the check
         raise BackupError(

@@ -7,6 +7,7 @@ not have are never touched. Runs on the caller's thread.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -18,6 +19,7 @@ from typing import Any
 from app.backup import backup_reader as br
 from app.backup import guard
 from app.backup.legacy import walk
+from app.crypt.seal import PLAIN, Seal
 from app.errors import BackupDamaged
 from app.fsutil import atomic_writer, make_private_dirs, sha256_file
 
@@ -38,8 +40,9 @@ class LegacyPlan:
         return {"mode": "legacy", "add": self.add, "replace": self.replace, "bytes": self.bytes}
 
 
-def plan_legacy(machine_dir: Path, data_dir: Path) -> LegacyPlan:
-    """Compare the backup's storage/ with opencode's; refuses symlinks and oversized files. Writes nothing."""
+def plan_legacy(machine_dir: Path, data_dir: Path, seal: Seal = PLAIN) -> LegacyPlan:
+    """Compare the backup's storage/ with opencode's (the backup's files decrypted with ``seal`` where
+    they are encrypted); refuses symlinks and oversized files. Writes nothing."""
     root = machine_dir / "storage"
     plan = LegacyPlan()
     if not root.is_dir():
@@ -57,14 +60,28 @@ def plan_legacy(machine_dir: Path, data_dir: Path) -> LegacyPlan:
             continue
         if not target.is_file() or target.is_symlink():
             raise BackupDamaged(f"refusing to write {target}: it is not a regular file")
-        if tst.st_size != st.st_size or sha256_file(target) != sha256_file(root / rel[len("storage/") :]):
+        if _differs(seal, root / rel[len("storage/") :], st.st_size, target, tst.st_size):
             plan.replace.append(rel)
             plan.bytes += st.st_size
     return plan
 
 
+def _differs(seal: Seal, backed_up: Path, size: int, target: Path, target_size: int) -> bool:
+    """Whether opencode's file differs from the backup's content (decrypted when it is encrypted)."""
+    data = br.opened(seal, br.read_bytes_capped(backed_up, MAX_LEGACY_FILE_BYTES), backed_up)
+    if len(data) == size and size != target_size:
+        return True  # a plain copy of another size: no need to hash opencode's file
+    return len(data) != target_size or hashlib.sha256(data).hexdigest() != sha256_file(target)
+
+
 def apply_legacy(
-    plan: LegacyPlan, machine_dir: Path, data_dir: Path, aside_root: Path, now: datetime
+    plan: LegacyPlan,
+    machine_dir: Path,
+    data_dir: Path,
+    aside_root: Path,
+    now: datetime,
+    *,
+    seal: Seal = PLAIN,
 ) -> Path | None:
     """Copy changed files aside (returns that folder, or None), then add and replace from the backup."""
     aside: Path | None = None
@@ -76,7 +93,7 @@ def apply_legacy(
             shutil.copy2(data_dir / rel, dst)
     for rel in (*plan.add, *plan.replace):
         src = machine_dir / rel
-        data = br.read_bytes_capped(src, MAX_LEGACY_FILE_BYTES)
+        data = br.opened(seal, br.read_bytes_capped(src, MAX_LEGACY_FILE_BYTES), src)
         target = data_dir / rel
         with atomic_writer(target) as fh:
             fh.write(data)

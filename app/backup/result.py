@@ -37,6 +37,8 @@ class SyncResult:
     snapshot: str | None = None
     bytes_copied: int = 0
     versions_made: int = 0
+    rekeyed: int = 0  # files re-encrypted for a change of keys (encryption turned on or off)
+    encrypted: bool = False  # what it wrote is encrypted (age)
     skipped: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     kind: FailureKind | None = None
@@ -81,5 +83,7 @@ class SyncResult:
             bits.append(f"snapshot {self.snapshot}")
         if self.skipped:
             bits.append(f"{len(self.skipped)} damaged file(s) not copied")
+        if self.rekeyed:
+            bits.append(f"{self.rekeyed} file(s) re-encrypted")
         bits.append(f"{self.bytes_copied:,} bytes in {self.duration_s:.2f}s")
         return ", ".join(bits)

@@ -17,13 +17,26 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from app.errors import BackupDamaged, BackupMoved
+from app.crypt.age import CryptError, NoKey
+from app.crypt.seal import Seal
+from app.errors import UNLOCK_HINT, BackupDamaged, BackupMoved, KeyMissing
 
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")  # session and project ids
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_FILE_BYTES = 1 << 50  # a size any real file stays below (1 PiB)
 MAX_INT = (1 << 63) - 1
 _BAD_COMPONENT = re.compile(r"[\x00-\x1f\\:*?\"<>|]")  # control characters and what Windows refuses
+
+
+def opened(seal: Seal, data: bytes, path: Path) -> bytes:
+    """The content of a file of the backup (``data``: its bytes), decrypted when it is encrypted; a plain
+    one where the folder is wholly encrypted is refused. KeyMissing when there is no key at all."""
+    try:
+        return seal.open(data, path.name)
+    except NoKey as exc:
+        raise KeyMissing(f"{exc}; {UNLOCK_HINT}") from None
+    except CryptError as exc:
+        raise BackupDamaged(f"refusing {exc}") from None
 
 
 def short(value: object) -> str:

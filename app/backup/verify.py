@@ -1,6 +1,9 @@
 """``opencode-backup verify``: every file matches its manifest hash, every session file is a valid session
 file, every snapshot passes ``PRAGMA integrity_check``. Reads the destination only.
 
+In an encrypted folder the manifest's digests are those of the encrypted bytes, so every file is checked
+without a key; with one, each session file and snapshot is also decrypted and checked as a restore would.
+
 A sync interrupted between its first change and its commit leaves an intent (see :mod:`app.backup.intent`);
 a file that holds the content the intent names, or a removal it names, is not damage: verify says a sync
 was interrupted and that the next one completes it.
@@ -14,9 +17,18 @@ from pathlib import Path
 from app.backup import intent as it
 from app.backup import manifest as mf
 from app.backup import untrusted as u
-from app.backup.backup_reader import SnapshotRef, checked_snapshot, read_session
+from app.backup.backup_reader import (
+    MAX_SESSION_BYTES,
+    SnapshotRef,
+    checked_snapshot,
+    opened,
+    read_bytes_capped,
+    read_session,
+)
 from app.backup.progress import Sink, Step, Throttled, nowhere
-from app.errors import BackupDamaged
+from app.crypt.age import MAGIC, is_sealed
+from app.crypt.seal import PLAIN, Seal
+from app.errors import BackupDamaged, KeyMissing
 from app.fsutil import sha256_file
 from app.opencode.snapshot import parse_snapshot_name
 
@@ -36,8 +48,11 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(machine_dir: Path, machine: str, work_dir: Path, progress: Sink = nowhere) -> VerifyReport:
-    """Check the whole backup of one machine; problems are listed, one line each."""
+def verify(
+    machine_dir: Path, machine: str, work_dir: Path, progress: Sink = nowhere, seal: Seal = PLAIN
+) -> VerifyReport:
+    """Check the whole backup of one machine; problems are listed, one line each. ``seal``: this
+    install's keys (without one an encrypted file's content is not looked into)."""
     report = VerifyReport()
     tell = Throttled(progress)
     try:
@@ -51,7 +66,7 @@ def verify(machine_dir: Path, machine: str, work_dir: Path, progress: Sink = now
         report.problems.append(f"no backup here yet: {machine_dir / mf.MANIFEST} is missing")
         report.repair_helps = any((machine_dir / d).exists() for d in ("sessions", "snapshots", "storage"))
         return report
-    check = _Checker(machine_dir, report, pending)
+    check = _Checker(machine_dir, report, pending, seal.for_folder(man.encryption.sealed))
     total = len(man.sessions) + len(man.files) + man.storage_files
     nbytes = 0  # of the files read so far
     for sid, entry in sorted(man.sessions.items()):
@@ -74,9 +89,15 @@ def verify(machine_dir: Path, machine: str, work_dir: Path, progress: Sink = now
         for rel, fentry in sorted(entries.items()):
             tell.report(Step.VERIFYING, report.checked, max(total, report.checked), nbytes)
             nbytes += fentry.size
-            check.file(rel, fentry.size, fentry.sha256)
+            if check.file(rel, fentry.size, fentry.sha256):
+                check.legacy(rel)
     tell.report(Step.VERIFYING, report.checked, report.checked, nbytes)
     report.repair_helps = not report.ok  # a missing, changed or damaged file: re-indexed or set aside
+    if check.locked:
+        report.notes.append(
+            f"{check.locked} encrypted file(s) checked against their digests only: this install has no key "
+            "to look inside (opencode-backup encryption unlock)"
+        )
     if pending is not None and check.interrupted:
         report.notes.append(
             f"a sync started at {pending.stamp} was interrupted: {check.interrupted} file(s) already hold "
@@ -86,11 +107,15 @@ def verify(machine_dir: Path, machine: str, work_dir: Path, progress: Sink = now
 
 
 class _Checker:
-    def __init__(self, machine_dir: Path, report: VerifyReport, pending: it.Intent | None) -> None:
+    def __init__(
+        self, machine_dir: Path, report: VerifyReport, pending: it.Intent | None, seal: Seal
+    ) -> None:
         self.machine_dir = machine_dir
         self.report = report
         self.pending = pending
+        self.seal = seal
         self.interrupted = 0
+        self.locked = 0  # encrypted files whose content could not be looked into (no key)
 
     def file(self, rel: str, size: int, digest: str) -> bool:
         """True when ``rel`` holds what the manifest records; an interrupted sync's state counts as fine
@@ -119,9 +144,24 @@ class _Checker:
 
     def session(self, rel: str, sid: str) -> None:
         try:
-            read_session(self.machine_dir / rel, sid)
+            read_session(self.machine_dir / rel, sid, seal=self.seal)
+        except KeyMissing:
+            self.locked += 1
         except BackupDamaged as exc:
             self.report.problems.append(str(exc))
+
+    def legacy(self, rel: str) -> None:
+        """An encrypted legacy file opens (age checks every chunk); a plain one is taken as it is."""
+        path = self.machine_dir / rel
+        try:
+            with open(path, "rb") as fh:
+                if not is_sealed(fh.read(len(MAGIC))) and not self.seal.strict:
+                    return
+            opened(self.seal, read_bytes_capped(path, MAX_SESSION_BYTES), path)
+        except KeyMissing:
+            self.locked += 1
+        except BackupDamaged as exc:
+            self.report.problems.append(f"{rel}: {exc}")
 
     def snapshot(self, rel: str, work_dir: Path, raw_size: int) -> None:
         """Decompress (size-capped) into a temp file and run integrity_check, as restore does."""
@@ -129,7 +169,9 @@ class _Checker:
         parsed = parse_snapshot_name(path.name)
         ref = SnapshotRef(path, *(parsed or ("?", "?")))
         try:
-            with checked_snapshot(ref, work_dir, raw_size=raw_size or None):
+            with checked_snapshot(ref, work_dir, raw_size=raw_size or None, seal=self.seal):
                 pass
+        except KeyMissing:
+            self.locked += 1
         except BackupDamaged as exc:
             self.report.problems.append(str(exc).removeprefix("refusing snapshot "))

@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("verify", "check every backup file against the manifest"),
     "repair": ("repair", "rebuild a damaged backup index from the files present, setting bad files aside"),
     "adopt": ("adopt", "make this machine's backup folder this install's, after a reinstall"),
+    "encryption": (
+        "encryption",
+        "backups only you can read (age): enable, disable, status, add-recipient, unlock, export-key",
+    ),
     "config": ("show_config", "the effective settings and where each came from"),
     "pause": ("control", "ask the running service to stop backing up for now"),
     "resume": ("control", "ask the running service to back up again"),

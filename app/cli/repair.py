@@ -11,7 +11,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from app import paths
+from app import paths, wiring
 from app.backup import repair
 from app.cli.common import add_json_flag, add_settings_flags, confirm, emit, say
 from app.cli.mending import machine_folder, tell_service
@@ -41,7 +41,12 @@ def run(args: argparse.Namespace) -> int:
     settings, machine_dir = machine_folder(args)
     with shown(args.json) as progress:
         plan = repair.plan(
-            machine_dir, settings.machine_name, paths.app_data_dir() / "verify", datetime.now(UTC), progress
+            machine_dir,
+            settings.machine_name,
+            paths.app_data_dir() / "verify",
+            datetime.now(UTC),
+            progress,
+            seal=wiring.seal_for(settings),
         )
     if not plan.needed or args.dry_run:
         emit(args, {"plan": plan.to_json(), "repaired": False}, plan.text())

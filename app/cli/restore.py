@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app import paths
+from app import paths, wiring
 from app.backup import backup_reader as br
 from app.backup import restore as rs
 from app.backup import restore_legacy as rl
@@ -89,6 +89,7 @@ def _restore(args: argparse.Namespace) -> int:
         ids=tuple(args.session_ids),
         missing=args.missing,
         replace_all=args.all,
+        seal=wiring.keys(),
     )
     plan = rs.make_plan(req)
     if not plan.items and not plan.snapshot:
@@ -117,7 +118,7 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _legacy(args: argparse.Namespace, machine_dir: Path, data_dir: Path, work_dir: Path) -> int:
-    plan = rl.plan_legacy(machine_dir, data_dir)
+    plan = rl.plan_legacy(machine_dir, data_dir, wiring.keys())
     text = (
         f"legacy storage/: {len(plan.add)} file(s) to add, {len(plan.replace)} to replace "
         f"({size(plan.bytes)}) into {data_dir / 'storage'}"
@@ -131,7 +132,9 @@ def _legacy(args: argparse.Namespace, machine_dir: Path, data_dir: Path, work_di
     if not args.yes and not _confirm(text):
         print("restore cancelled; nothing was changed", file=sys.stderr)
         return 1
-    aside = rl.apply_legacy(plan, machine_dir, data_dir, work_dir / rs.SAFETY_DIR, datetime.now(UTC))
+    aside = rl.apply_legacy(
+        plan, machine_dir, data_dir, work_dir / rs.SAFETY_DIR, datetime.now(UTC), seal=wiring.keys()
+    )
     done = f"restored {len(plan.add) + len(plan.replace)} file(s) into {data_dir / 'storage'}"
     if aside is not None:
         done = f"files it replaced were copied to {aside}\n" + done

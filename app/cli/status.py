@@ -60,6 +60,8 @@ def text(r: BackupStatus, now: datetime) -> str:
         rows.append(("sessions backed up", f"{held} ({', '.join(extra)})"))
     elif r.backup_reachable and not r.backup_damaged:
         rows.append(("sessions backed up", "none yet"))
+    if r.encryption != "off":
+        rows.append(("encryption", r.encryption))
     rows.append(("last backup", when(r.last_backup, now)))
     if r.last_attempt is not None and r.last_attempt != r.last_backup:
         result = r.last_result.value if r.last_result else "?"

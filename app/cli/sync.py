@@ -6,8 +6,9 @@ import argparse
 from dataclasses import replace
 from typing import Any
 
-from app import paths, wiring
-from app.backup.result import Outcome
+from app import config, paths, wiring
+from app.backup.progress import Sink
+from app.backup.result import Outcome, SyncResult
 from app.backup.sync import SyncOptions, run_sync
 from app.cli.common import (
     ALL,
@@ -44,19 +45,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
-    machine_dir = require_destination(settings)
-    state_dir = paths.app_state_dir()
-    live = client.live_status(state_dir)
-    result = None
     with shown(args.json) as progress:
-        if live is not None and client.same_backup(live, settings.source, machine_dir):
-            # the running service owns this backup: ask it for this sync instead of racing it for the lock
-            result = client.sync_via_service(
-                state_dir, args.snapshot, args.allow_deletions, progress=progress
-            )
-        if result is None:
-            options = SyncOptions(snapshot=args.snapshot, allow_deletions=args.allow_deletions)
-            result = run_sync(replace(wiring.context_for(settings), progress=progress), options)
+        result = backup_now(settings, progress, snapshot=args.snapshot, allow_deletions=args.allow_deletions)
     if result.outcome is Outcome.FAILED:
         if args.json:
             emit(args, result, "")
@@ -69,3 +59,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         emit(args, result, f"{result.outcome.value}: {result.summary()}")
     return 0
+
+
+def backup_now(
+    settings: config.Settings, progress: Sink, *, snapshot: bool = False, allow_deletions: bool = False
+) -> SyncResult:
+    """One sync of ``settings``' backup now: by the running service when it backs up this folder (instead
+    of racing it for the lock), else here."""
+    machine_dir = require_destination(settings)
+    state_dir = paths.app_state_dir()
+    live = client.live_status(state_dir)
+    if live is not None and client.same_backup(live, settings.source, machine_dir):
+        result = client.sync_via_service(state_dir, snapshot, allow_deletions, progress=progress)
+        if result is not None:
+            return result
+    options = SyncOptions(snapshot=snapshot, allow_deletions=allow_deletions)
+    return run_sync(replace(wiring.context_for(settings), progress=progress), options)

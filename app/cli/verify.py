@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from app import paths
+from app import paths, wiring
 from app.backup.verify import verify
 from app.cli.common import add_json_flag, add_settings_flags, emit, load_settings, require_backup
 from app.cli.parser import COMMANDS
@@ -29,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args, check=False)
     machine_dir = require_backup(settings)
     with shown(args.json) as progress:
-        report = verify(machine_dir, settings.machine_name, paths.app_data_dir() / "verify", progress)
+        report = verify(
+            machine_dir, settings.machine_name, paths.app_data_dir() / "verify", progress, wiring.keys()
+        )
     verdict = "OK" if report.ok else "FAILED"
     summary = f"{verdict}: {report.checked} files checked, {len(report.problems)} problem(s)"
     if report.repair_helps:

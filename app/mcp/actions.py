@@ -154,13 +154,15 @@ def _restore(
     ids = tuple(sessions)
     if not ids:
         ctx.progress("looking for sessions opencode does not have")
-        rows = catalog.session_rows(machine_dir, settings.machine_name, settings.source, settings.opencode_db)
+        rows = catalog.session_rows(
+            machine_dir, settings.machine_name, settings.source, settings.opencode_db, wiring.keys()
+        )
         ids = tuple(r.id for r in rows if not r.in_opencode)
         if not ids:
             return ToolResult(wording.nothing_missing_text(len(rows), sessions))
     work_dir = paths.app_data_dir()
     db = restore_target(settings.source, settings.opencode_db)
-    req = rs.RestoreRequest(machine_dir=machine_dir, db=db, work_dir=work_dir, ids=ids)
+    req = rs.RestoreRequest(machine_dir=machine_dir, db=db, work_dir=work_dir, ids=ids, seal=wiring.keys())
     ctx.progress("checking the backup")
     plan = rs.make_plan(req)
     if not plan.actionable and not plan.items:

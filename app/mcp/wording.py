@@ -36,6 +36,7 @@ def status_text(r: BackupStatus, changed: int | None, now: datetime) -> str:
         f"Size: {size(r.backup_bytes)} ({', '.join(extra)})",
         f"Last backup: {when(r.last_backup, now)}",
         f"Last result: {_last_result(r, now)}",
+        f"Encryption: {r.encryption}",
     ]
     if r.service_pid:
         lines.append(

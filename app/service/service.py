@@ -382,6 +382,7 @@ class Service:
             source=self._where[0],
             destination=self._where[1],
             progress=None if final else self._progress,
+            encrypted=last.encrypted if last else None,
         )
         if status == self._status:
             return

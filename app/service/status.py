@@ -75,6 +75,7 @@ class Status:
     source: str | None = None
     destination: str | None = None
     progress: Progress | None = None
+    encrypted: bool | None = None  # the last sync wrote encrypted files (None: no sync yet)
 
 
 def status_path(state_dir: Path) -> Path:

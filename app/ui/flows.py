@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from app import config, paths
+from app import config, paths, wiring
 from app.backup import adopt as adopting
 from app.backup import restore as rs
 from app.backup.catalog import SessionRow
@@ -126,6 +126,7 @@ def restore(
         work_dir=work_dir,
         ids=() if replace_all else tuple(picked),
         replace_all=replace_all,
+        seal=wiring.keys(),
     )
     try:
         plan = rs.make_plan(req)

@@ -164,6 +164,9 @@ def _tooltip(
     return last or "Up to date"
 
 
+ENCRYPTED = "Encrypted (age)"
+
+
 @dataclass(frozen=True)
 class Row:
     label: str
@@ -197,6 +200,8 @@ def _rows(status: Status | None, now: datetime, backup_path: str | None) -> list
     if status.failing_since:
         rows.append(Row("Failing since", ago(status.failing_since, now)))
     rows.append(Row("Last error", status.last_error or "none"))
+    if status.encrypted is not None:
+        rows.append(Row("Encryption", ENCRYPTED if status.encrypted else "off"))
     rows.append(Row("Service", f"running (pid {status.pid or os.getpid()})"))
     return rows
 

@@ -27,11 +27,14 @@ instead of refused.
 """
 
 from app.backup.manifest.cache import ManifestCache
+from app.backup.manifest.entries import passes_checks, session_passes_checks
 from app.backup.manifest.model import (
     MANIFEST,
     MANIFEST_FORMAT,
+    PLAIN,
     SESSION_SHARDS,
     SHARD_DIR,
+    Encryption,
     FileEntry,
     Manifest,
     SessionEntry,
@@ -48,8 +51,6 @@ from app.backup.manifest.read import (
     load_shard,
     load_shard_text,
     load_storage_index,
-    passes_checks,
-    session_passes_checks,
 )
 from app.backup.manifest.shard_text import ShardText
 from app.backup.manifest.store import ManifestStore
@@ -58,8 +59,10 @@ from app.backup.manifest.write import save
 __all__ = [
     "MANIFEST",
     "MANIFEST_FORMAT",
+    "PLAIN",
     "SESSION_SHARDS",
     "SHARD_DIR",
+    "Encryption",
     "FileEntry",
     "Manifest",
     "ManifestCache",

@@ -11,6 +11,9 @@ from typing import Any
 from app.opencode.snapshot import parse_snapshot_name
 
 MANIFEST_FORMAT = "opencode-session-backup-manifest/3"
+# format 3 with "encryption": what an encrypted folder's manifest is (an older build refuses it, rather than
+# writing plain files into it)
+SEALED_FORMAT = "opencode-session-backup-manifest/4"
 V2_FORMAT = "opencode-session-backup-manifest/2"  # no delta: read, never written
 V1_FORMAT = "opencode-session-backup-manifest/1"
 MANIFEST = "manifest.json"
@@ -62,6 +65,39 @@ class ShardRef:
     sha256: str | None = None
 
 
+@dataclass(frozen=True)
+class Encryption:
+    """What the folder's files are encrypted to (age public keys; none: plain files), as the last commit
+    left it. ``rekey_to``: a re-encryption under way, to these keys (empty: to plain files), which has
+    done every file up to ``done`` in its order; until it ends a folder holds files of both kinds. A public
+    record for people and other machines: a sync encrypts to this install's own list, never to this one."""
+
+    recipients: tuple[str, ...] = ()
+    rekey_to: tuple[str, ...] | None = None
+    done: str = ""
+
+    @property
+    def sealed(self) -> bool:
+        """Every file is encrypted: a plain one where one is expected is refused."""
+        return bool(self.recipients) and self.rekey_to is None
+
+    @property
+    def target(self) -> tuple[str, ...]:
+        """What the folder is (or is becoming) encrypted to."""
+        return self.recipients if self.rekey_to is None else self.rekey_to
+
+    def as_json(self) -> dict[str, Any] | None:
+        if not self.recipients and self.rekey_to is None:
+            return None
+        doc: dict[str, Any] = {"scheme": "age", "recipients": list(self.recipients)}
+        if self.rekey_to is not None:
+            doc["rekey"] = {"to": list(self.rekey_to), "done": self.done}
+        return doc
+
+
+PLAIN = Encryption()
+
+
 @dataclass
 class Manifest:
     """The destination's manifest in memory: sessions, snapshots and summary (storage/ shards on demand).
@@ -78,6 +114,7 @@ class Manifest:
     storage_bytes: int = 0
     last_result: dict[str, Any] = field(default_factory=dict)
     last_full_thinning: str = ""
+    encryption: Encryption = PLAIN
     shards: dict[str, ShardRef] = field(default_factory=dict)  # as committed (loaded or last saved)
     # storage shard -> {relpath: entry, or None for removed}: the committed changes not yet in that shard
     storage_delta: dict[str, dict[str, FileEntry | None]] = field(default_factory=dict)
@@ -105,8 +142,9 @@ class Manifest:
         ``delta``: the JSON of the changes not yet folded into them (see ``write.save``). ``ref_lines``:
         shard name -> (its ref, its line) as formatted before; brought up to date here (a sync formats
         only the refs it changed)."""
+        sealing = self.encryption.as_json()
         doc = {
-            "format": MANIFEST_FORMAT,
+            "format": MANIFEST_FORMAT if sealing is None else SEALED_FORMAT,
             "machine": self.machine,
             "app_version": self.app_version,
             "opencode_schema": self.opencode_schema,
@@ -120,6 +158,7 @@ class Manifest:
             "storage_bytes": self.storage_bytes,
             "last_result": self.last_result,
             "last_full_thinning": self.last_full_thinning,
+            **({} if sealing is None else {"encryption": sealing}),
             "delta": _Raw(delta),
             "shards": {},
         }

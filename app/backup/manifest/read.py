@@ -19,9 +19,17 @@ from typing import Any
 
 from app.backup import untrusted as u
 from app.backup.manifest.cache import ManifestCache
+from app.backup.manifest.entries import (
+    encryption_record,
+    session_entry,
+    snapshot_entries,
+    storage_entry,
+)
 from app.backup.manifest.model import (
     MANIFEST,
     MANIFEST_FORMAT,
+    PLAIN,
+    SEALED_FORMAT,
     SHARD_DIR,
     SHARD_FILE,
     SHARD_NAME,
@@ -29,19 +37,13 @@ from app.backup.manifest.model import (
     V2_FORMAT,
     FileEntry,
     Manifest,
-    SessionEntry,
     ShardRef,
     all_shards,
-    session_path,
     session_shard_of,
     shard_of,
 )
 from app.backup.manifest.shard_text import ShardText, canonical
 from app.errors import BackupDamaged, BackupMoved
-from app.opencode.snapshot import parse_snapshot_name
-from app.opencode.stores import BY_TAG
-
-STORE_TAGS = frozenset(BY_TAG)
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ def _load(machine_dir: Path, machine: str, cache: ManifestCache) -> Manifest:
         raise BackupDamaged(f"cannot read {MANIFEST}: {exc.strerror or exc}") from None
     doc = u.obj(u.parse_json(u.read_capped(path, MAX_MANIFEST_BYTES, MANIFEST), MANIFEST), MANIFEST)
     fmt = doc.get("format")
-    if fmt not in (MANIFEST_FORMAT, V2_FORMAT, V1_FORMAT):
+    if fmt not in (SEALED_FORMAT, MANIFEST_FORMAT, V2_FORMAT, V1_FORMAT):
         raise BackupDamaged(f"{MANIFEST}: not a manifest of this format ({u.short(fmt)})")
     man = Manifest(
         machine=u.text(doc.get("machine", machine), f"{MANIFEST} machine", 200),
@@ -87,11 +89,12 @@ def _load(machine_dir: Path, machine: str, cache: ManifestCache) -> Manifest:
         opencode_schema=u.text(doc.get("opencode_schema"), f"{MANIFEST} opencode_schema", 200, optional=True)
         or None,
         updated=u.text(doc.get("updated", ""), f"{MANIFEST} updated", 100),
-        files=_files(doc.get("files", {})),
+        files=snapshot_entries(doc.get("files", {})),
         storage_files=u.integer(doc.get("storage_files", 0), f"{MANIFEST} storage_files"),
         storage_bytes=u.integer(doc.get("storage_bytes", 0), f"{MANIFEST} storage_bytes"),
         last_result=u.obj(doc.get("last_result", {}), f"{MANIFEST} last_result"),
         last_full_thinning=u.text(doc.get("last_full_thinning", ""), f"{MANIFEST} last_full_thinning", 100),
+        encryption=encryption_record(doc.get("encryption")) if fmt == SEALED_FORMAT else PLAIN,
     )
     man.shards = _shard_refs(machine_dir, doc) if fmt != V1_FORMAT else _v1_refs(machine_dir)
     for name, ref in man.shards.items():
@@ -100,12 +103,12 @@ def _load(machine_dir: Path, machine: str, cache: ManifestCache) -> Manifest:
             cache.committed[name] = text
             base = cache.base[name] = {}
             for sid, raw in u.obj(u.parse_json(text.encode(), ref.file), ref.file).items():
-                base[sid] = man.sessions[sid] = _session_entry(sid, raw, f"{SHARD_DIR}/{ref.file}")
+                base[sid] = man.sessions[sid] = session_entry(sid, raw, f"{SHARD_DIR}/{ref.file}")
                 if session_shard_of(sid) != name:
                     raise BackupDamaged(
                         f"{SHARD_DIR}/{ref.file} lists session {u.short(sid)} of another shard"
                     )
-    if fmt == MANIFEST_FORMAT:
+    if fmt in (MANIFEST_FORMAT, SEALED_FORMAT):
         _apply_delta(man, u.obj(doc.get("delta", {}), f"{MANIFEST} delta"))
     expected = u.integer(doc.get("session_count", len(man.sessions)), f"{MANIFEST} session_count")
     if expected != len(man.sessions):
@@ -130,27 +133,11 @@ def _apply_delta(man: Manifest, delta: dict[str, Any]) -> None:
                 raise BackupDamaged(f"{where}: not a session id: {u.short(sid)}")
             man.sessions.pop(sid, None)
         else:
-            man.sessions[sid] = _session_entry(sid, raw, where)
+            man.sessions[sid] = session_entry(sid, raw, where)
     for rel, raw in u.obj(delta.get("storage", {}), where).items():
         u.relpath(rel, where, "storage")
-        entry = None if raw is None else _storage_entry(where, rel, raw)
+        entry = None if raw is None else storage_entry(where, rel, raw)
         man.storage_delta.setdefault(shard_of(rel), {})[rel] = entry
-
-
-def _files(raw: object) -> dict[str, FileEntry]:
-    out = {}
-    for rel, value in u.obj(raw, f"{MANIFEST} files").items():
-        where = f"{MANIFEST} files"
-        u.relpath(rel, where, "snapshots")
-        if parse_snapshot_name(rel.removeprefix("snapshots/")) is None or rel.count("/") != 1:
-            raise BackupDamaged(f"{where}: not a snapshot name: {u.short(rel)}")
-        entry = u.obj(value, f"{where} {rel}")
-        out[rel] = FileEntry(
-            size=u.integer(entry.get("size"), f"{where} {rel} size", high=u.MAX_FILE_BYTES),
-            sha256=u.digest(entry.get("sha256"), f"{where} {rel}"),
-            raw_size=u.integer(entry.get("raw_size", 0), f"{where} {rel} raw_size", high=u.MAX_FILE_BYTES),
-        )
-    return out
 
 
 def _shard_refs(machine_dir: Path, doc: dict[str, Any]) -> dict[str, ShardRef]:
@@ -197,80 +184,6 @@ def _read_shard(machine_dir: Path, name: str, ref: ShardRef) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise BackupDamaged(f"{SHARD_DIR}/{ref.file} is damaged: not UTF-8") from None
-
-
-def _session_entry(sid: str, raw: object, where: str) -> SessionEntry:
-    if not u.ID.match(sid):
-        raise BackupDamaged(f"{where}: not a session id: {u.short(sid)}")
-    entry = _plain_entry(raw)
-    if entry is None:  # something does not fit: the checks one by one, to say what
-        e = u.obj(raw, f"{where} {sid}")
-        entry = SessionEntry(
-            path=u.relpath(e.get("path"), where, "sessions"),
-            project_id=u.text(e.get("project_id"), f"{where} {sid} project_id", 200),
-            title=u.text(e.get("title", ""), f"{where} {sid} title", 20_000),
-            directory=u.text(e.get("directory", ""), f"{where} {sid} directory", 8192),
-            time_updated=u.integer(e.get("time_updated", 0), f"{where} {sid} time_updated", high=1 << 53),
-            fingerprint=u.text(e.get("fingerprint", ""), f"{where} {sid} fingerprint", 400),
-            size=u.integer(e.get("size"), f"{where} {sid} size", high=u.MAX_FILE_BYTES),
-            sha256=u.digest(e.get("sha256"), f"{where} {sid}"),
-            database=u.text(e.get("database", "opencode.db"), f"{where} {sid} database", 200),
-            store=_store(e.get("store", "v1"), f"{where} {sid}"),
-        )
-    else:
-        u.relpath(entry.path, where, "sessions")
-    project = entry.project_id
-    if entry.path != session_path(project, sid) and entry.path != _v1_path(project, sid):
-        raise BackupDamaged(f"{where}: session {sid} points at {u.short(entry.path)}, not its own file")
-    return entry
-
-
-def _plain_entry(raw: object) -> SessionEntry | None:
-    """The entry when every field passes the checks of :func:`_session_entry` (its path aside), else None.
-    One pass without building a message per field: ``status`` reads 1,800 of these (54 ms before)."""
-    if type(raw) is not dict:
-        return None
-    e = raw
-    path, project, title = e.get("path"), e.get("project_id"), e.get("title", "")
-    directory, fingerprint, database = (
-        e.get("directory", ""),
-        e.get("fingerprint", ""),
-        e.get("database", "opencode.db"),
-    )
-    time_updated, size, sha = e.get("time_updated", 0), e.get("size"), e.get("sha256")
-    store = e.get("store", "v1")
-    texts = ((project, 200), (title, 20_000), (directory, 8192), (fingerprint, 400), (database, 200))
-    if not (
-        type(path) is str
-        and type(project) is str
-        and all(type(t) is str and len(t) <= limit and "\x00" not in t for t, limit in texts)
-        and type(time_updated) is int
-        and 0 <= time_updated <= 1 << 53
-        and type(size) is int
-        and 0 <= size <= u.MAX_FILE_BYTES
-        and type(sha) is str
-        and u.SHA256.match(sha)
-        and store in STORE_TAGS
-    ):
-        return None
-    return SessionEntry(
-        path, project, title, directory, time_updated, fingerprint, size, sha, database, store
-    )
-
-
-def _store(value: object, where: str) -> str:
-    if value not in STORE_TAGS:
-        raise BackupDamaged(f"{where}: unknown opencode store {u.short(value)} (written by a newer app?)")
-    return str(value)
-
-
-def _v1_path(project_id: str, sid: str) -> str:
-    """Format 1's name for a session file (ids are plain, so it equals today's for every real id)."""
-
-    def old(name: str) -> str:
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".") or "_"
-
-    return f"sessions/{old(project_id)}/{old(sid)}.json"
 
 
 def load_shard(
@@ -349,42 +262,10 @@ def _checked_entries(
         ):
             out[rel] = FileEntry(size, digest, mtime)
         else:
-            out[rel] = _storage_entry(where, rel, value)
+            out[rel] = storage_entry(where, rel, value)
     if ref.sha256 is not None and canonical(out) == text:
         checked.add((name, ref.sha256))
     return out
-
-
-def session_passes_checks(sid: str, entry: SessionEntry) -> bool:
-    """Whether :func:`load` would accept ``entry`` for session ``sid`` (a repair indexes only what it can
-    read back)."""
-    try:
-        _session_entry(sid, vars(entry), SHARD_DIR)
-    except BackupDamaged:
-        return False
-    return True
-
-
-def passes_checks(shard: str, rel: str, entry: FileEntry) -> bool:
-    """Whether :func:`load_shard` would accept ``rel`` with ``entry`` in ``storage-<shard>`` (a sync checks
-    what it adds to a checked shard, so the shard it writes counts as checked too)."""
-    try:
-        u.relpath(rel, SHARD_DIR, "storage")
-        _storage_entry(SHARD_DIR, rel, [entry.size, entry.sha256, entry.mtime_ns])
-    except BackupDamaged:
-        return False
-    return shard_of(rel) == shard
-
-
-def _storage_entry(where: str, rel: str, value: object) -> FileEntry:
-    """A ``[size, sha256, mtime]`` entry, checked; BackupDamaged naming what is wrong."""
-    if not isinstance(value, list) or len(value) != 3:
-        raise BackupDamaged(f"{where} is damaged: the entry of {u.short(rel)} is not [size, sha256, mtime]")
-    return FileEntry(
-        size=u.integer(value[0], f"{where} size", high=u.MAX_FILE_BYTES),
-        sha256=u.digest(value[1], where),
-        mtime_ns=u.integer(value[2], f"{where} mtime", low=-u.MAX_INT, high=u.MAX_INT),
-    )
 
 
 def load_storage_index(

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from app.backup import backup_reader as br
+from app.backup import manifest as mf
 from app.backup.progress import Sink, nowhere
 from app.backup.restore import full, sessions
 from app.backup.restore.model import (
@@ -30,7 +32,7 @@ from app.backup.restore.model import (
 )
 from app.backup.restore.safety import SAFETY_DIR, safety_copy
 from app.backup.restore.sessions import newest_doc, versioned_files
-from app.errors import BackupMoved
+from app.errors import BackupError, BackupMoved
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +78,19 @@ def make_plan(req: RestoreRequest, sleep: Callable[[float], None] = time.sleep) 
 
 def _plan(req: RestoreRequest) -> Plan:
     br.check_tree(req.machine_dir)
+    req = replace(req, seal=req.seal.for_folder(_sealed(req)))
     files = br.session_files(req.machine_dir)
     if req.replace_all:
-        return full.plan_full(req, files)
-    return sessions.plan_sessions(req, files)
+        return replace(full.plan_full(req, files), seal=req.seal)
+    return replace(sessions.plan_sessions(req, files), seal=req.seal)
+
+
+def _sealed(req: RestoreRequest) -> bool:
+    """Whether the manifest says every file of the folder is encrypted (a plain one is then refused)."""
+    try:
+        return mf.load(req.machine_dir, req.machine_dir.name).encryption.sealed
+    except BackupError:
+        return False  # the files themselves say whether they are encrypted
 
 
 def apply_plan(
@@ -87,6 +98,7 @@ def apply_plan(
 ) -> RestoreResult:
     """Take the safety copy, then change opencode's database as planned."""
     now = (clock or (lambda: datetime.now(UTC)))()
+    req = replace(req, seal=plan.seal)
     result = RestoreResult(notes=list(plan.notes))
     result.failed.extend((i.session_id, i.reason) for i in plan.items if i.action is Action.FAIL)
     if plan.mode is Mode.ALL:

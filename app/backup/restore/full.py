@@ -27,7 +27,7 @@ from app.backup.progress import Sink, Step, Throttled, nowhere
 from app.backup.restore import model as rs
 from app.backup.restore import sessions
 from app.backup.restore.safety import SAFETY_DIR, safety_copy
-from app.errors import BackupDamaged
+from app.errors import BackupDamaged, BackupMoved
 from app.fsutil import PRIVATE_FILE, make_private_dirs
 from app.opencode import importer, rebuild, running
 from app.opencode.schema import Schema, quote, read_schema
@@ -73,7 +73,7 @@ def plan_full(req: rs.RestoreRequest, files: dict[str, list[Path]]) -> rs.Plan:
     with sqlite3.connect(req.db.resolve().as_uri() + "?mode=ro", uri=True) as current:
         live = importer.live_schema(current)  # what the rebuilt database will be (its schema is the live one)
     with br.checked_snapshot(
-        ref, req.work_dir / WORK, raw_size=_recorded_raw_size(req.machine_dir, ref)
+        ref, req.work_dir / WORK, raw_size=_recorded_raw_size(req.machine_dir, ref), seal=req.seal
     ) as snap:
         conn = _open_snapshot(snap)
         try:
@@ -88,7 +88,13 @@ def plan_full(req: rs.RestoreRequest, files: dict[str, list[Path]]) -> rs.Plan:
                     "its sessions are from opencode 1.x: they are converted for opencode 2.0 as it does"
                 )
             for sid in sorted(files):
-                doc = sessions.newest_doc(sid, files[sid])
+                try:
+                    doc = sessions.newest_doc(sid, files[sid], req.seal)
+                except BackupMoved:
+                    raise
+                except BackupDamaged as exc:  # fails its own session only
+                    items.append(sessions.unreadable(sid, files[sid][0], exc))
+                    continue
                 if sid in in_snapshot and _same_in_snapshot(conn, snap_schema, doc, in_snapshot[sid]):
                     continue
                 action = rs.Action.REPLACE if sid in in_snapshot else rs.Action.ADD
@@ -147,7 +153,10 @@ def apply_full(
     refuse_if_running(req.db)
     work = req.work_dir / WORK
     raw = _recorded_raw_size(req.machine_dir, plan.snapshot)
-    with br.checked_snapshot(plan.snapshot, work, raw_size=raw) as snap, _private_temp_db(work) as rebuilt:
+    with (
+        br.checked_snapshot(plan.snapshot, work, raw_size=raw, seal=req.seal) as snap,
+        _private_temp_db(work) as rebuilt,
+    ):
         conn = importer.open_writable(rebuilt, uri=True)  # uri: ATTACH takes read-only URIs
         try:
             _rebuild(conn, req.db, snap, plan.snapshot.path.name)
@@ -158,7 +167,7 @@ def apply_full(
                 tell.report(Step.RESTORING, done, len(plan.actionable), nbytes)
                 nbytes += item.bytes
                 try:
-                    doc = sessions.reread(item)
+                    doc = sessions.reread(item, req.seal)
                     mapped = importer.map_session(live, item.session_id, doc.rows, doc.store)
                     added = importer.apply_session(conn, live, mapped, replace=True)
                 except (BackupDamaged, importer.SessionNotMappable, sqlite3.Error) as exc:

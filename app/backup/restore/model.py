@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.backup import backup_reader as br
+from app.crypt.seal import PLAIN, Seal
 from app.errors import BackupError, UsageError
 
 
@@ -34,6 +35,7 @@ class RestoreRequest:
     ids: tuple[str, ...] = ()
     missing: bool = False
     replace_all: bool = False
+    seal: Seal = PLAIN  # this install's keys, for an encrypted backup
 
 
 class Action(enum.Enum):
@@ -73,6 +75,7 @@ class Plan:
     items: tuple[PlanItem, ...]
     snapshot: br.SnapshotRef | None = None
     notes: tuple[str, ...] = ()
+    seal: Seal = PLAIN  # the request's, for this folder (strict when the manifest says it is encrypted)
 
     @functools.cached_property
     def actionable(self) -> tuple[PlanItem, ...]:

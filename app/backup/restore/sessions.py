@@ -29,7 +29,8 @@ from app.backup.restore.model import (
     RestoreResult,
 )
 from app.backup.restore.safety import SAFETY_DIR, safety_copy
-from app.errors import BackupDamaged, BackupError, UsageError
+from app.crypt.seal import PLAIN, Seal
+from app.errors import BackupDamaged, BackupError, BackupMoved, UsageError
 from app.fsutil import fsync_path
 from app.opencode import importer
 from app.opencode.sessions import Reader
@@ -74,7 +75,13 @@ def _plan_sessions(req: RestoreRequest, files: dict[str, list[Path]], reader: Re
     live = importer.live_schema(reader.conn)
     items: list[PlanItem] = []
     for sid in dict.fromkeys(chosen):
-        doc = newest_doc(sid, files[sid])
+        try:
+            doc = newest_doc(sid, files[sid], req.seal)
+        except BackupMoved:
+            raise  # a sync moved it: the whole plan is made again
+        except BackupDamaged as exc:  # fails its own session only
+            items.append(unreadable(sid, files[sid][0], exc))
+            continue
         action = Action.REPLACE if sid in live_ids and req.ids else Action.ADD
         items.append(plan_item(live, doc, action, notes, reader.conn))
     return Plan(mode, req.db, tuple(items), notes=tuple(dict.fromkeys(notes)))
@@ -114,10 +121,15 @@ def versioned_files(machine_dir: Path) -> dict[str, list[Path]]:
     return found
 
 
-def newest_doc(sid: str, paths: list[Path]) -> br.SessionDoc:
+def newest_doc(sid: str, paths: list[Path], seal: Seal = PLAIN) -> br.SessionDoc:
     """The validated session file of ``sid`` (when a session moved project, the newest copy)."""
-    docs = [br.read_session(p, sid) for p in paths]
+    docs = [br.read_session(p, sid, seal=seal) for p in paths]
     return max(docs, key=lambda d: d.time_updated)
+
+
+def unreadable(sid: str, path: Path, exc: BackupDamaged) -> PlanItem:
+    """The plan line of a session whose file cannot be read: it is not restored, and says why."""
+    return PlanItem(sid, "", Action.FAIL, 0, 0, path, "", f"cannot be read: {exc}")
 
 
 def plan_item(
@@ -142,15 +154,15 @@ def plan_item(
     return PlanItem(doc.session_id, doc.title, action, doc.row_count, doc.size, doc.path, doc.sha256, reason)
 
 
-def reread(item: PlanItem) -> br.SessionDoc:
+def reread(item: PlanItem, seal: Seal = PLAIN) -> br.SessionDoc:
     """Read a planned session file again and make sure it did not change since it was validated."""
-    doc = read_again(item.path, item.session_id, item.sha256)
+    doc = read_again(item.path, item.session_id, item.sha256, seal)
     if doc is None:
         raise BackupDamaged(f"{item.path.name} changed while restoring; run the restore again")
     return doc
 
 
-def read_again(path: Path, expected_id: str, sha256: str) -> br.SessionDoc | None:
+def read_again(path: Path, expected_id: str, sha256: str, seal: Seal = PLAIN) -> br.SessionDoc | None:
     """The session file ``br.read_session`` validated before, read again: None when its bytes changed
     since (their sha256 is not ``sha256``). The same bytes give the same document, so the checks are not
     run twice: only the parse and the blobs' decoding (a restore of 1,800 sessions spent 2.5 s checking
@@ -158,7 +170,7 @@ def read_again(path: Path, expected_id: str, sha256: str) -> br.SessionDoc | Non
     data = br.read_bytes_capped(path, br.MAX_SESSION_BYTES)
     if hashlib.sha256(data).hexdigest() != sha256:
         return None
-    doc = json.loads(data)
+    doc = json.loads(br.opened(seal, data, path))
     store = BY_FORMAT[doc["format"]]
     rows: dict[str, list[br.Row]] = doc["rows"]
     for table_rows in rows.values():
@@ -199,7 +211,7 @@ def apply_sessions(
             tell.report(Step.RESTORING, done, len(todo), nbytes)
             nbytes += item.bytes
             try:
-                doc = reread(item)
+                doc = reread(item, req.seal)
                 mapped = importer.map_session(live, item.session_id, doc.rows, doc.store)
                 added = importer.apply_session(conn, live, mapped, replace=item.action is Action.REPLACE)
             except (BackupError, importer.SessionNotMappable, sqlite3.Error) as exc:

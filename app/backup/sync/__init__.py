@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from app.backup import intent
+from app.backup import intent, rekey
 from app.backup import manifest as mf
 from app.backup.destination import Destination, prepare_destination, sweep_stale_temp
 from app.backup.ownership import LEASE_SECONDS, Identity, install_id, no_identity, take_lease, writing
@@ -33,7 +33,9 @@ from app.backup.state import record_result, sync_lock
 from app.backup.sync.apply import apply
 from app.backup.sync.plan import Planner
 from app.backup.sync.record import Retention, record
-from app.errors import REPAIR_HINT, BackupDamaged, FailureKind, SyncFailed, TransferError
+from app.crypt.age import CryptError
+from app.crypt.seal import PLAIN, SealSource
+from app.errors import REPAIR_HINT, UNLOCK_HINT, BackupDamaged, FailureKind, SyncFailed, TransferError
 from app.opencode.locate import Source, locate
 from app.opencode.sessions import ExportCache
 from app.transfer.base import Engine
@@ -85,6 +87,8 @@ class SyncContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     progress: Sink = nowhere  # how far a long sync has got (throttled); the service shows it
     identity: Identity = no_identity  # this computer and account: tells a reinstall from another computer
+    # what the files written now are encrypted to, and the keys to open older ones (asked at each sync)
+    seal: SealSource = PLAIN
 
     @property
     def machine_dir(self) -> Path:
@@ -103,7 +107,7 @@ def run_sync(ctx: SyncContext, options: SyncOptions | None = None) -> SyncResult
     result = SyncResult(Outcome.OK, started, destination=str(ctx.machine_dir))
     try:
         with sync_lock(ctx.state_dir):
-            result = _sync(ctx, options, result, t0)
+            result = _sync(replace(ctx, seal=ctx.seal.current()), options, result, t0)
     except (SyncFailed, TransferError) as exc:
         result = _failed(result, exc.kind, str(exc), exc.path)
     except BackupDamaged as exc:  # the index (or a file it names) cannot be used: a person must repair it
@@ -155,6 +159,10 @@ def _write(
     man = ctx.manifests.load(dest.machine_dir, ctx.machine)
     progress = Throttled(ctx.progress)
     interrupted = _interrupted(dest)
+    if interrupted is not None and interrupted.stamp == rekey.STAMP:  # a re-encryption was cut short
+        rekeyed = _rekey(ctx, man, dest, progress, interrupted.writes)
+        man, interrupted = ctx.manifests.load(dest.machine_dir, ctx.machine), None
+        result = replace(result, rekeyed=rekeyed.files, warnings=rekeyed.left)
     if interrupted is not None and options.dirty is not None:
         options = replace(options, dirty=None)  # finish what an interrupted sync began: look at everything
     if options.dirty is None:
@@ -182,6 +190,7 @@ def _write(
         report=progress.report,
         exporter=ctx.exporter,
         cache=ctx.manifests.cache(dest.machine_dir),
+        seal=ctx.seal.current(),
     )
     plan = planner.plan(man, dest.machine_dir)
     if ctx.clock() - result.started > LEASE_RENEW_AFTER:
@@ -189,7 +198,37 @@ def _write(
     applied = apply(plan, dest, ctx.engine, ctx.cancel, interrupted=interrupted, report=progress.report)
     retention = Retention(ctx.keep_snapshots, ctx.keep_versions_days)
     # a copy that failed (a locked file) is a failed result, after its progress was committed
-    return record(plan, applied, man, dest, ctx.manifests, retention=retention, result=result, t0=t0)
+    result = record(plan, applied, man, dest, ctx.manifests, retention=retention, result=result, t0=t0)
+    if result.backed_up and rekey.due(man, ctx.seal.current()):  # the rest of the folder, to the new keys
+        rekeyed = _rekey(ctx, man, dest, progress, {})
+        result = replace(
+            result, rekeyed=result.rekeyed + rekeyed.files, warnings=(*result.warnings, *rekeyed.left)
+        )
+        if rekeyed.left:
+            result = replace(result, outcome=Outcome.WARNING)
+    return result
+
+
+def _rekey(
+    ctx: SyncContext,
+    man: mf.Manifest,
+    dest: Destination,
+    progress: Throttled,
+    pending: dict[str, tuple[tuple[int, str], ...]],
+) -> rekey.Rekeyed:
+    """Re-encrypt the folder for this install's keys (CryptError: it cannot open what is there)."""
+    try:
+        return rekey.rekey(
+            dest.machine_dir,
+            man,
+            ctx.manifests,
+            ctx.seal.current(),
+            cancel=ctx.cancel,
+            report=progress.report,
+            pending=pending,
+        )
+    except CryptError as exc:
+        raise SyncFailed(f"cannot re-encrypt the backup: {exc}; {UNLOCK_HINT}", FailureKind.FATAL) from None
 
 
 def _interrupted(dest: Destination) -> intent.Intent | None:

@@ -136,7 +136,7 @@ def _copy(
     total = len(todo.staged) + len(todo.storage)
     for src_root, planned, wanted in (
         (plan.staging, todo.staged, plan.staged),
-        (plan.source, todo.storage, plan.storage_copies),
+        (plan.storage_root, todo.storage, plan.storage_copies),
     ):
         if not planned:
             continue

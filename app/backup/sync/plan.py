@@ -5,6 +5,8 @@ here, so a tripped guard or a cancel leaves the backup untouched. Runs on the wo
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import os
 import threading
 from dataclasses import dataclass, field
@@ -14,6 +16,8 @@ from pathlib import Path
 from app.backup import guard, legacy
 from app.backup import manifest as mf
 from app.backup.progress import Report, Step, unreported
+from app.crypt import age
+from app.crypt.seal import PLAIN, Seal, seal_file
 from app.errors import FailureKind, SyncFailed
 from app.fsutil import atomic_writer, make_private_dirs, sha256_file
 from app.opencode.locate import Source, database_label
@@ -48,6 +52,13 @@ class Plan:
     opencode_schema: str | None
     staging: Path
     source: Path
+    sealed_to: tuple[str, ...] = ()  # the recipients the staged files are encrypted to (none: plain)
+
+    @property
+    def storage_root(self) -> Path:
+        """Where the storage/ copies come from: opencode's tree, or the staging folder where they were
+        encrypted first."""
+        return self.staging if self.sealed_to else self.source
 
     @property
     def staged(self) -> dict[str, tuple[int, str]]:
@@ -77,9 +88,11 @@ class Planner:
     report: Report = unreported
     exporter: ExportCache | None = None  # what the exporter keeps between syncs
     cache: mf.ManifestCache = field(default_factory=mf.ManifestCache)  # the manifest store's
+    seal: Seal = PLAIN
 
     def plan(self, man: mf.Manifest, machine_dir: Path) -> Plan:
         _clear_files(self.staging / "sessions")  # what a failed sync staged
+        _clear_files(self.staging / "storage")
         make_private_dirs(self.staging)
         readers = [Reader(db, self.exporter) for db in self.source.databases]
         try:
@@ -91,7 +104,9 @@ class Planner:
             lost = tuple(sid for sid in man.sessions if sid not in live)
             if self.dirty is None and (self.source.storage is not None or man.storage_files):
                 self.report(Step.LEGACY, 0, None)
-            storage = legacy.plan(self.source.data_dir, machine_dir, self.dirty, man, self.cache.checked)
+            storage = legacy.plan(
+                self.source.data_dir, machine_dir, self.dirty, man, self.cache.checked, sealed=self.seal.on
+            )
             if not self.allow_deletions:
                 verdict = guard.check_source(
                     len(man.sessions),
@@ -103,7 +118,7 @@ class Planner:
                 if verdict.tripped:
                     raise SyncFailed(verdict.reason, FailureKind.GUARD)
             reused, due = self._snapshots(man, readers)
-            beside = _Snapshots(due, self.staging / "work", self.cancel)
+            beside = _Snapshots(due, self.staging / "work", self.cancel, self.seal)
             try:
                 exported, refreshed = self._export(man, live, found)
             except BaseException:
@@ -116,6 +131,8 @@ class Planner:
             for reader in readers:
                 reader.close()
         self.check_cancel()
+        if self.seal.on:
+            self._seal_storage(storage)
         moved = [
             man.sessions[sid].path
             for sid, entry in exported.items()
@@ -135,6 +152,7 @@ class Planner:
             opencode_schema=readers[0].schema_version if readers else man.opencode_schema,
             staging=self.staging,
             source=self.source.data_dir,
+            sealed_to=self.seal.recipients,
         )
 
     def check_cancel(self) -> None:
@@ -179,13 +197,20 @@ class Planner:
                 continue
             rel = mf.session_path(info.project_id, sid)
             with atomic_writer(self.staging / rel, fsync=False) as out:  # written as it is read
-                size, digest = reader.write_export(info, fingerprint, out, hot=sid in hot)
+                if self.seal.on:  # encrypted whole: a session file is at most tens of MB
+                    plain = io.BytesIO()
+                    reader.write_export(info, fingerprint, plain, hot=sid in hot)
+                    sealed = self.seal.seal(plain.getvalue())
+                    out.write(sealed)
+                    size, digest = len(sealed), hashlib.sha256(sealed).hexdigest()
+                else:
+                    size, digest = reader.write_export(info, fingerprint, out, hot=sid in hot)
             exported += size
             entry = mf.SessionEntry(
                 rel,
                 info.project_id,
-                info.title,
-                info.directory,
+                self.seal.seal_text(info.title),
+                self.seal.seal_text(info.directory),
                 info.time_updated,
                 fingerprint,
                 size,
@@ -201,6 +226,19 @@ class Planner:
         self.report(Step.SESSIONS, len(live), len(live), exported)
         return staged, refreshed
 
+    def _seal_storage(self, storage: legacy.StoragePlan) -> None:
+        """Encrypt the storage/ files to copy into the staging folder: the copy engine takes them from
+        there, and the manifest records the encrypted bytes. A file gone meanwhile is not copied."""
+        for rel in list(storage.copy):
+            self.check_cancel()
+            try:
+                with atomic_writer(self.staging / rel, fsync=False) as out:
+                    size, digest = seal_file(self.seal, self.source.data_dir / rel, out)
+            except (FileNotFoundError, NotADirectoryError):
+                storage.copy.remove(rel)
+                continue
+            storage.pending[rel] = mf.FileEntry(size, digest, storage.pending[rel].mtime_ns)
+
     def _snapshots(
         self, man: mf.Manifest, readers: list[Reader]
     ) -> tuple[dict[str, mf.FileEntry], list[tuple[Path, Path]]]:
@@ -212,6 +250,9 @@ class Planner:
         for reader in readers:
             label = database_label(reader.db)
             pending = sorted(p for p in snap_dir.glob("*" + SNAPSHOT_SUFFIX) if _label_of(p.name) == label)
+            for stale in [p for p in pending if _is_sealed(p) != self.seal.on]:  # encryption was switched
+                stale.unlink()
+                pending.remove(stale)
             if pending:
                 reused.update(
                     {f"snapshots/{p.name}": mf.FileEntry(p.stat().st_size, sha256_file(p)) for p in pending}
@@ -232,8 +273,11 @@ class _Snapshots:
     the bench database (808 MB, 2 cores): export 7.4 s then snapshot 9.0 s one after the other; side by
     side both are done in 9.1 s. Nothing is started when none is due; :meth:`result` always joins."""
 
-    def __init__(self, due: list[tuple[Path, Path]], work_dir: Path, cancel: threading.Event) -> None:
+    def __init__(
+        self, due: list[tuple[Path, Path]], work_dir: Path, cancel: threading.Event, seal: Seal = PLAIN
+    ) -> None:
         self._due = due
+        self._seal = seal
         self._work_dir = work_dir
         self._cancel = cancel
         self._stopped = threading.Event()
@@ -251,9 +295,11 @@ class _Snapshots:
         try:
             for db, out in self._due:
                 snap = take_snapshot(db, out, self._work_dir, self._cancelled)
-                self._taken[f"snapshots/{out.name}"] = mf.FileEntry(
-                    snap.size, snap.sha256, raw_size=snap.raw_size
-                )
+                size, digest = snap.size, snap.sha256
+                if self._seal.on:  # compressed, then encrypted (encrypted bytes do not compress)
+                    with atomic_writer(out, fsync=False) as sealed:
+                        size, digest = seal_file(self._seal, out, sealed)
+                self._taken[f"snapshots/{out.name}"] = mf.FileEntry(size, digest, raw_size=snap.raw_size)
         except BaseException as exc:  # handed to the planner's thread by result()
             self._error = exc
 
@@ -288,6 +334,11 @@ def _clear_files(folder: Path) -> None:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
+
+
+def _is_sealed(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return age.is_sealed(fh.read(len(age.MAGIC)))
 
 
 def _label_of(name: str) -> str | None:

@@ -8,11 +8,13 @@ staged files, thinning of ``versions/``) happens after the commit. Runs on the w
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from app import __version__, codec
 from app.backup import guard, intent
@@ -21,7 +23,10 @@ from app.backup.destination import Destination
 from app.backup.result import Outcome, SyncResult
 from app.backup.sync.apply import Applied
 from app.backup.sync.plan import Plan
+from app.crypt import age
 
+# what a result says of the user's files and folders (sealed in an encrypted folder's manifest)
+PRIVATE_RESULT = ("error", "warnings", "skipped", "destination", "locked_path", "note")
 # the versions a warm service made are thinned at most this often (all of them since, together)
 THIN_AT_MOST_EVERY = timedelta(seconds=60)
 
@@ -64,7 +69,7 @@ def record(
     store.save(dest.machine_dir, man, changes.sessions, changes.storage, checked)  # the commit
     _clean_up(plan, applied, dest.machine_dir, pruned)
     _thin(dest.machine_dir, man, plan, applied, store, retention=retention, full=full_thinning)
-    dest.append_log(plan.started, result)
+    dest.append_log(plan.started, result, private=bool(plan.sealed_to))
     return result
 
 
@@ -103,6 +108,7 @@ def _result(plan: Plan, applied: Applied, result: SyncResult, t0: float) -> Sync
         warnings=applied.warnings,
         bytes_copied=sum(sizes[rel][0] for rel in applied.copied if rel in sizes),
         versions_made=len(applied.versioned) + len(applied.removed),
+        encrypted=bool(plan.sealed_to),
     )
     if applied.failure is not None:
         kind, message, path = applied.failure
@@ -120,11 +126,34 @@ def _update_head(man: mf.Manifest, plan: Plan, result: SyncResult) -> bool:
     (it is then recorded as done: it runs right after the commit)."""
     man.app_version = __version__
     man.updated = plan.started.isoformat(timespec="seconds")
-    man.last_result = codec.to_json(result)
+    man.last_result = _public(codec.to_json(result), plan.sealed_to)
+    man.encryption = _encryption(man, plan.sealed_to)
     full_thinning = _due(man.last_full_thinning, plan.started, timedelta(hours=6))
     if full_thinning:
         man.last_full_thinning = plan.started.isoformat(timespec="seconds")
     return full_thinning
+
+
+def _public(result: dict[str, Any], sealed_to: tuple[str, ...]) -> dict[str, Any]:
+    """The last result as the manifest shows it: in an encrypted folder, what could name the user's files
+    or folders (the error, the warnings, the destination's path) is sealed into ``private``."""
+    if not sealed_to:
+        return result
+    private = {k: result.pop(k) for k in PRIVATE_RESULT if k in result}
+    result["private"] = age.seal_text(json.dumps(private), sealed_to)
+    return result
+
+
+def _encryption(man: mf.Manifest, sealed_to: tuple[str, ...]) -> mf.Encryption:
+    """The folder's encryption record once this sync's files are in: a re-encryption begins when it
+    wrote files of another kind than the folder's (the rekey then converts the rest); a folder that held
+    nothing is simply of the new kind."""
+    now = man.encryption
+    if now.target == sealed_to:
+        return now
+    if not man.sessions and not man.files and not man.storage_files and now.rekey_to is None:
+        return mf.Encryption(sealed_to)
+    return mf.Encryption(now.recipients, rekey_to=sealed_to)
 
 
 def _clean_up(plan: Plan, applied: Applied, machine_dir: Path, pruned: list[str]) -> None:
@@ -133,8 +162,9 @@ def _clean_up(plan: Plan, applied: Applied, machine_dir: Path, pruned: list[str]
     for rel in pruned:
         with contextlib.suppress(FileNotFoundError):
             (machine_dir / rel).unlink()
+    staged = ("sessions/", "snapshots/", "storage/") if plan.sealed_to else ("sessions/", "snapshots/")
     for rel in applied.present:
-        if rel.startswith(("sessions/", "snapshots/")):
+        if rel.startswith(staged):
             with contextlib.suppress(FileNotFoundError):
                 (plan.staging / rel).unlink()
 

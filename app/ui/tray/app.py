@@ -341,7 +341,7 @@ class TrayApp:
         if s is None or s.machine_dir is None:
             return
         try:
-            rows = session_rows(s.machine_dir, s.machine_name, s.source, s.opencode_db)
+            rows = session_rows(s.machine_dir, s.machine_name, s.source, s.opencode_db, wiring.keys())
         except BackupError as exc:
             self._tell(flows.Outcome(False, "Cannot read the backup", str(exc), error=True))
             return

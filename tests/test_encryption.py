@@ -1,0 +1,214 @@
+"""Encryption of the backup folder (age): what a sync writes, what readers accept, and the re-encryption
+of a folder in place when encryption is turned on, off or given another recipient. Real files, real
+age (pyrage); real opencode lives in tests/test_encryption_opencode.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.backup import backup_reader as br
+from app.backup import manifest as mf
+from app.backup import restore as rs
+from app.backup import verify as vf
+from app.backup.result import Outcome
+from app.backup.sync import SyncOptions, run_sync
+from app.crypt import age
+from app.crypt.seal import Seal
+from app.errors import BackupDamaged, KeyMissing
+from tests import dbfactory as f
+from tests.backups import Env, make_env
+
+SECRET_TITLE = "Quarterly numbers for Zanzibar Holdings"
+SECRET_DIR = "/home/alice/clients/zanzibar-holdings"
+SECRET_TEXT = "the password is hunter2-zanzibar"
+
+
+@pytest.fixture
+def keys() -> tuple[str, str]:
+    return age.new_identity()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    env = make_env(tmp_path)
+    conn = f.create_db(env.db)
+    f.add_project(conn, "proj1", SECRET_DIR)
+    f.add_session(conn, "ses_a", title=SECRET_TITLE, messages=3, parts=2)
+    conn.execute("UPDATE session SET directory = ? WHERE id = 'ses_a'", (SECRET_DIR,))
+    conn.commit()
+    f.add_message(conn, "ses_a", SECRET_TEXT)
+    f.add_session(conn, "ses_b", project="proj2", messages=2)
+    conn.close()
+    legacy = env.data / "storage" / "session" / "info" / "proj1"
+    legacy.mkdir(parents=True)
+    (legacy / "ses_old.json").write_text(json.dumps({"id": "ses_old", "title": SECRET_TITLE}))
+    return env
+
+
+def sealed(keys: tuple[str, str]) -> Seal:
+    secret, public = keys
+    return Seal([public], lambda: [secret])
+
+
+def sync(env: Env, seal: Seal, **kw: Any) -> Any:
+    result = run_sync(env.context(seal=seal), SyncOptions(**kw))
+    assert result.outcome in (Outcome.OK, Outcome.WARNING), result.error
+    return result
+
+
+def every_file(machine: Path) -> dict[str, bytes]:
+    return {p.relative_to(machine).as_posix(): p.read_bytes() for p in machine.rglob("*") if p.is_file()}
+
+
+def assert_nothing_in_clear(machine: Path) -> None:
+    for rel, data in every_file(machine).items():
+        for word in (SECRET_TITLE, SECRET_DIR, SECRET_TEXT, "zanzibar", "Zanzibar"):
+            assert word.encode() not in data, (rel, word)
+
+
+def data_files(machine: Path) -> dict[str, bytes]:
+    """The files a sync writes for the data (not the index, the log, the ownership records)."""
+    return {
+        rel: data
+        for rel, data in every_file(machine).items()
+        if rel.startswith(("sessions/", "snapshots/", "storage/", "versions/"))
+    }
+
+
+def test_an_encrypted_sync_writes_nothing_a_reader_without_the_key_can_read(env: Env, keys: Any) -> None:
+    sync(env, sealed(keys), snapshot=True)
+    files = data_files(env.machine)
+    assert {rel.split("/")[0] for rel in files} == {"sessions", "snapshots", "storage"}
+    assert all(age.is_sealed(data) for data in files.values())
+    assert_nothing_in_clear(env.machine)
+    man = mf.load(env.machine, "laptop")
+    assert man.encryption == mf.Encryption((keys[1],))  # a new folder is of the new kind at once
+    assert all(e.title.startswith("age:") and e.directory.startswith("age:") for e in man.sessions.values())
+
+
+def test_the_manifest_digests_are_of_the_encrypted_bytes_so_verify_needs_no_key(env: Env, keys: Any) -> None:
+    sync(env, sealed(keys), snapshot=True)
+    without = vf.verify(env.machine, "laptop", env.app / "verify")
+    assert without.ok and any("digests only" in n for n in without.notes)
+    with_key = vf.verify(env.machine, "laptop", env.app / "verify", seal=sealed(keys))
+    assert with_key.ok and not with_key.notes
+
+
+def test_a_session_restores_from_an_encrypted_backup_and_not_without_the_key(env: Env, keys: Any) -> None:
+    sync(env, sealed(keys))
+    f.delete_session(env.db, "ses_a")
+    req = rs.RestoreRequest(env.machine, env.db, env.app, ids=("ses_a",))
+    with pytest.raises(KeyMissing, match="encryption unlock"):
+        rs.make_plan(req)
+    plan = rs.make_plan(rs.RestoreRequest(env.machine, env.db, env.app, ids=("ses_a",), seal=sealed(keys)))
+    assert [(i.session_id, i.title) for i in plan.items] == [("ses_a", SECRET_TITLE)]
+    result = rs.apply_plan(
+        plan, rs.RestoreRequest(env.machine, env.db, env.app, ids=("ses_a",), seal=sealed(keys))
+    )
+    assert result.ok
+    with sqlite3.connect(env.db) as conn:
+        assert conn.execute("SELECT title FROM session WHERE id = 'ses_a'").fetchone() == (SECRET_TITLE,)
+
+
+def test_hostile_files_are_one_line_refusals(env: Env, keys: Any) -> None:
+    sync(env, sealed(keys))
+    path = env.machine / mf.load(env.machine, "laptop").sessions["ses_a"].path
+    good = path.read_bytes()
+    other = age.new_identity()
+    cases = {
+        "truncated": good[: len(good) // 2],
+        "another recipient": age.encrypt(age.decrypt(good, [keys[0]], "x"), [other[1]]),
+        "plain where an encrypted one belongs": json.dumps({"format": "x"}).encode(),
+        "not age at all": b"age-encryption.org/v1\n-> garbage\n",
+    }
+    seal = sealed(keys).for_folder(True)
+    for why, data in cases.items():
+        with pytest.raises(BackupDamaged) as caught:
+            br.parse_session(data, path, "ses_a", seal=seal)
+        assert "\n" not in str(caught.value), why
+
+
+def test_restore_missing_restores_every_sound_session_and_names_the_one_it_cannot_read(
+    env: Env, keys: Any
+) -> None:
+    sync(env, sealed(keys))
+    man = mf.load(env.machine, "laptop")
+    damaged = env.machine / man.sessions["ses_a"].path
+    damaged.write_bytes(damaged.read_bytes()[:-20])  # the last chunk's tag is cut: age refuses it
+    f.delete_session(env.db, "ses_a")
+    f.delete_session(env.db, "ses_b")
+    req = rs.RestoreRequest(env.machine, env.db, env.app, missing=True, seal=sealed(keys))
+    plan = rs.make_plan(req)
+    result = rs.apply_plan(plan, req)
+    assert [sid for sid, _n in result.restored] == ["ses_b"]
+    assert [sid for sid, _why in result.failed] == ["ses_a"] and "decrypt" in result.failed[0][1]
+    report = vf.verify(env.machine, "laptop", env.app / "verify", seal=sealed(keys))
+    assert any(man.sessions["ses_a"].path in p for p in report.problems)
+
+
+def test_enable_on_a_plain_backup_re_encrypts_every_file_and_version_in_place(env: Env, keys: Any) -> None:
+    sync(env, Seal(), snapshot=True)
+    conn = f.connect(env.db)
+    f.add_message(conn, "ses_a", "a newer reply")  # so versions/ holds the older plain copy
+    conn.close()
+    sync(env, Seal())
+    assert any(rel.startswith("versions/") for rel in data_files(env.machine))
+    result = sync(env, sealed(keys))
+    assert result.rekeyed > 0
+    files = data_files(env.machine)
+    assert all(age.is_sealed(data) for data in files.values()), [
+        r for r, d in files.items() if not age.is_sealed(d)
+    ]
+    assert_nothing_in_clear(env.machine)
+    assert mf.load(env.machine, "laptop").encryption == mf.Encryption((keys[1],))
+    assert vf.verify(env.machine, "laptop", env.app / "verify", seal=sealed(keys)).ok
+
+
+def test_disable_brings_back_plain_files_and_a_plain_manifest(env: Env, keys: Any) -> None:
+    sync(env, sealed(keys), snapshot=True)
+    result = sync(env, Seal((), lambda: [keys[0]]))
+    assert result.rekeyed > 0
+    files = data_files(env.machine)
+    assert not any(age.is_sealed(data) for data in files.values())
+    man = mf.load(env.machine, "laptop")
+    assert man.encryption == mf.PLAIN and man.sessions["ses_a"].title == SECRET_TITLE
+    assert vf.verify(env.machine, "laptop", env.app / "verify").ok
+
+
+def test_a_new_recipient_gets_every_file(env: Env, keys: Any) -> None:
+    sync(env, sealed(keys))
+    friend = age.new_identity()
+    sync(env, Seal([keys[1], friend[1]], lambda: [keys[0]]))
+    for rel, data in data_files(env.machine).items():
+        assert age.decrypt(data, [friend[0]], rel)  # the new recipient opens every file
+
+
+def test_a_rekey_that_cannot_open_the_files_fails_the_sync_and_changes_nothing(env: Env, keys: Any) -> None:
+    sync(env, sealed(keys))
+    before = every_file(env.machine)
+    stranger = age.new_identity()
+    result = run_sync(env.context(seal=Seal([stranger[1]], lambda: [stranger[0]])))
+    assert result.outcome is Outcome.FAILED and "encryption unlock" in result.error
+    after = data_files(env.machine)
+    # the sync itself backed nothing new up; no existing file was rewritten for keys that cannot open it
+    assert {rel: d for rel, d in before.items() if rel in after} == after
+
+
+def test_the_last_result_and_log_name_no_file_of_the_user_in_an_encrypted_folder(env: Env, keys: Any) -> None:
+    sync(env, sealed(keys))
+    man = mf.load(env.machine, "laptop")
+    assert "destination" not in man.last_result and man.last_result["private"].startswith("age:")
+    assert str(env.tmp) not in (env.machine / "manifest.json").read_text()
+
+
+def test_a_plain_backup_is_untouched_by_the_encryption_code(env: Env) -> None:
+    sync(env, Seal(), snapshot=True)
+    assert not any(age.is_sealed(d) for d in data_files(env.machine).values())
+    assert json.loads((env.machine / "manifest.json").read_text())["format"].endswith("/3")
+    assert os.listdir(env.machine).count(".rekey") == 0
