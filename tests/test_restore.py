@@ -14,7 +14,6 @@ import pytest
 from app.__main__ import main
 from app.backup import restore as rs
 from app.backup.sync import SyncOptions, run_sync
-from app.errors import BackupDamaged
 from app.paths import app_data_dir
 from tests import dbfactory as f
 from tests.backups import Env, make_env
