@@ -32,10 +32,13 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "OPENCODE_BACKUP_PATH",
         "OPENCODE_BACKUP_DEBUG",
         "OPENCODE_BACKUP_CONFIG",
+        "OPENCODE_BACKUP_ENCRYPTION",
         "OPENCODE_DB",
         "OPENCODE_CONFIG_DIR",
     ):
         monkeypatch.delenv(var, raising=False)
+    # no test reaches the keyring of the person running them (tests/test_encryption_keys.py starts its own)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     return home
 
 

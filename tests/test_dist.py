@@ -151,6 +151,28 @@ def test_it_backs_up_lists_and_verifies_a_database(built: Built, tmp_path: Path)
     assert verified.returncode == 0 and verified.stdout.startswith("OK:"), verified.stdout + verified.stderr
 
 
+def test_it_encrypts_with_age_and_keeps_its_key_where_it_can(built: Built, tmp_path: Path) -> None:
+    """pyrage and keyring inside the bundle: enable encrypts the backup, the bundled app reads it back, and
+    the standard age tool opens a session file with the recovery key it wrote."""
+    conn = f.create_db(paths.opencode_data_dir() / "opencode.db")
+    f.add_session(conn, "ses_enc", title="A title to hide")
+    conn.close()
+    dest = tmp_path / "backups"
+    dest.mkdir()
+    recovery = tmp_path / "recovery.txt"
+    args = ("--backup-path", str(dest))
+    enabled = run(built, *args, "encryption", "enable", "--yes", "--recovery-file", str(recovery))
+    assert enabled.returncode == 0, enabled.stderr
+    session = next(dest.rglob("ses_enc.json"))
+    assert b"A title to hide" not in session.read_bytes()
+    listed = run(built, *args, "list")
+    assert "A title to hide" in listed.stdout, listed.stdout + listed.stderr
+    verified = run(built, *args, "verify")
+    assert verified.returncode == 0 and verified.stdout.startswith("OK:"), verified.stdout + verified.stderr
+    opened = subprocess.run(["age", "-d", "-i", str(recovery), str(session)], capture_output=True, check=True)
+    assert json.loads(opened.stdout)["title"] == "A title to hide"
+
+
 def test_programs_it_starts_get_the_users_library_path_back(built: Built, tmp_path: Path) -> None:
     """The bootloader puts the bundle's own libraries first on LD_LIBRARY_PATH; rsync (or xdg-open) started
     by the app must see the user's value, or it would load the bundle's copies of libraries it links."""

@@ -112,6 +112,7 @@ def test_a_session_restores_from_an_encrypted_backup_and_not_without_the_key(env
         plan, rs.RestoreRequest(env.machine, env.db, env.app, ids=("ses_a",), seal=sealed(keys))
     )
     assert result.ok
+    assert not (env.app / "restore-opened").exists()  # the decrypted copies the plan kept are gone
     with sqlite3.connect(env.db) as conn:
         assert conn.execute("SELECT title FROM session WHERE id = 'ses_a'").fetchone() == (SECRET_TITLE,)
 
@@ -203,7 +204,7 @@ def test_a_rekey_that_cannot_open_the_files_fails_the_sync_and_changes_nothing(e
 def test_the_last_result_and_log_name_no_file_of_the_user_in_an_encrypted_folder(env: Env, keys: Any) -> None:
     sync(env, sealed(keys))
     man = mf.load(env.machine, "laptop")
-    assert "destination" not in man.last_result and man.last_result["private"].startswith("age:")
+    assert "destination" not in man.last_result and "private" not in man.last_result  # nothing to say
     assert str(env.tmp) not in (env.machine / "manifest.json").read_text()
 
 
@@ -212,3 +213,23 @@ def test_a_plain_backup_is_untouched_by_the_encryption_code(env: Env) -> None:
     assert not any(age.is_sealed(d) for d in data_files(env.machine).values())
     assert json.loads((env.machine / "manifest.json").read_text())["format"].endswith("/3")
     assert os.listdir(env.machine).count(".rekey") == 0
+
+
+def test_a_running_service_follows_encryption_turned_on_beside_it(env: Env) -> None:
+    """The service's sync asks for its seal at each start: after ``encryption enable`` (keys kept, the
+    setting written) its next sync writes encrypted files, with no restart."""
+    from app import config, wiring
+    from app import encryption as enc
+
+    settings = config.load({"backupPath": str(env.dest), "source": str(env.data), "machineName": "laptop"})
+    seal = wiring.SettingsSeal(settings)
+    assert not seal.current().on
+    recipients, own, recovery = enc.new_keys()
+    assert own is not None and recovery is not None
+    enc.keep(recipients, own)
+    now = seal.current()
+    assert now.on and set(now.recipients) == {recipients.own, recipients.recovery}
+    assert run_sync(env.context(seal=seal)).ok
+    assert all(age.is_sealed(d) for d in data_files(env.machine).values())
+    enc.disable()
+    assert not seal.current().on

@@ -10,6 +10,7 @@ Both run on the caller's thread (the CLI's, or the service's worker).
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -78,6 +79,7 @@ def make_plan(req: RestoreRequest, sleep: Callable[[float], None] = time.sleep) 
 
 def _plan(req: RestoreRequest) -> Plan:
     br.check_tree(req.machine_dir)
+    shutil.rmtree(sessions.opened_dir(req.work_dir), ignore_errors=True)  # what an earlier plan kept
     req = replace(req, seal=req.seal.for_folder(_sealed(req)))
     files = br.session_files(req.machine_dir)
     if req.replace_all:
@@ -101,8 +103,11 @@ def apply_plan(
     req = replace(req, seal=plan.seal)
     result = RestoreResult(notes=list(plan.notes))
     result.failed.extend((i.session_id, i.reason) for i in plan.items if i.action is Action.FAIL)
-    if plan.mode is Mode.ALL:
-        full.apply_full(plan, req, now, result, progress)
-    else:
-        sessions.apply_sessions(plan, req, now, result, progress)
+    try:
+        if plan.mode is Mode.ALL:
+            full.apply_full(plan, req, now, result, progress)
+        else:
+            sessions.apply_sessions(plan, req, now, result, progress)
+    finally:
+        shutil.rmtree(sessions.opened_dir(req.work_dir), ignore_errors=True)
     return result

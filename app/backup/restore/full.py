@@ -89,7 +89,7 @@ def plan_full(req: rs.RestoreRequest, files: dict[str, list[Path]]) -> rs.Plan:
                 )
             for sid in sorted(files):
                 try:
-                    doc = sessions.newest_doc(sid, files[sid], req.seal)
+                    doc = sessions.newest_doc(sid, files[sid], req.seal, sessions.opened_dir(req.work_dir))
                 except BackupMoved:
                     raise
                 except BackupDamaged as exc:  # fails its own session only

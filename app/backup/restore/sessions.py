@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
@@ -29,14 +30,16 @@ from app.backup.restore.model import (
     RestoreResult,
 )
 from app.backup.restore.safety import SAFETY_DIR, safety_copy
+from app.crypt.age import MAGIC, is_sealed
 from app.crypt.seal import PLAIN, Seal
 from app.errors import BackupDamaged, BackupError, BackupMoved, UsageError
-from app.fsutil import fsync_path
+from app.fsutil import atomic_writer, fsync_path, make_private_dirs
 from app.opencode import importer
 from app.opencode.sessions import Reader
 from app.opencode.stores import BY_FORMAT
 
 logger = logging.getLogger(__name__)
+OPENED = "restore-opened"
 
 
 def plan_sessions(req: RestoreRequest, files: dict[str, list[Path]]) -> Plan:
@@ -76,7 +79,7 @@ def _plan_sessions(req: RestoreRequest, files: dict[str, list[Path]], reader: Re
     items: list[PlanItem] = []
     for sid in dict.fromkeys(chosen):
         try:
-            doc = newest_doc(sid, files[sid], req.seal)
+            doc = newest_doc(sid, files[sid], req.seal, opened_dir(req.work_dir))
         except BackupMoved:
             raise  # a sync moved it: the whole plan is made again
         except BackupDamaged as exc:  # fails its own session only
@@ -121,10 +124,36 @@ def versioned_files(machine_dir: Path) -> dict[str, list[Path]]:
     return found
 
 
-def newest_doc(sid: str, paths: list[Path], seal: Seal = PLAIN) -> br.SessionDoc:
-    """The validated session file of ``sid`` (when a session moved project, the newest copy)."""
-    docs = [br.read_session(p, sid, seal=seal) for p in paths]
+def newest_doc(sid: str, paths: list[Path], seal: Seal = PLAIN, opened: Path | None = None) -> br.SessionDoc:
+    """The validated session file of ``sid`` (when a session moved project, the newest copy). ``opened``:
+    a private folder where the content of an encrypted file is kept for the apply (``doc.path`` then
+    names it), so a restore decrypts each file once."""
+    docs = [_read(p, sid, seal, opened) for p in paths]
     return max(docs, key=lambda d: d.time_updated)
+
+
+def _read(path: Path, sid: str, seal: Seal, opened: Path | None) -> br.SessionDoc:
+    if opened is None or not _sealed(path):
+        return br.read_session(path, sid, seal=seal)
+    content = br.opened(seal, br.read_bytes_capped(path, br.MAX_SESSION_BYTES), path)
+    kept = opened / path.parent.name / path.name  # one per project folder: a session may sit in two
+    make_private_dirs(kept.parent)
+    with atomic_writer(kept, fsync=False) as fh:
+        fh.write(content)
+    return br.parse_session(content, kept, sid)
+
+
+def _sealed(path: Path) -> bool:
+    try:
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as fh:
+            return is_sealed(fh.read(len(MAGIC)))
+    except OSError:
+        return False  # the reader says what is wrong with it
+
+
+def opened_dir(work_dir: Path) -> Path:
+    """Where a restore keeps the decrypted session files it planned, until it is applied (private)."""
+    return work_dir / OPENED
 
 
 def unreadable(sid: str, path: Path, exc: BackupDamaged) -> PlanItem:
@@ -155,8 +184,10 @@ def plan_item(
 
 
 def reread(item: PlanItem, seal: Seal = PLAIN) -> br.SessionDoc:
-    """Read a planned session file again and make sure it did not change since it was validated."""
-    doc = read_again(item.path, item.session_id, item.sha256, seal)
+    """Read a planned session file again and make sure it did not change since it was validated (the
+    decrypted copy the plan kept, for an encrypted one)."""
+    kept = OPENED in item.path.parts
+    doc = read_again(item.path, item.session_id, item.sha256, PLAIN if kept else seal)
     if doc is None:
         raise BackupDamaged(f"{item.path.name} changed while restoring; run the restore again")
     return doc

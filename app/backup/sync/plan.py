@@ -209,8 +209,8 @@ class Planner:
             entry = mf.SessionEntry(
                 rel,
                 info.project_id,
-                self.seal.seal_text(info.title),
-                self.seal.seal_text(info.directory),
+                self.seal.seal_text(info.title, f"{sid}/title"),
+                self.seal.seal_text(info.directory, f"{sid}/directory"),
                 info.time_updated,
                 fingerprint,
                 size,

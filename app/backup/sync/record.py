@@ -61,10 +61,12 @@ def record(
     and duration, from ``t0`` on the monotonic clock, are those of the commit, as the manifest and
     sync.log record them). The steps, in the order they happen; only the commit and those after it touch
     the backup folder."""
+    encryption = _encryption(man, plan.sealed_to)  # judged on what the folder held before this sync
     changes = _update_entries(plan, applied, man)
     pruned = _prune_snapshots(man, retention.keep_snapshots)
     result = _result(plan, applied, result, t0)
     full_thinning = _update_head(man, plan, result)
+    man.encryption = encryption
     checked = changes.storage.keys() - plan.storage.unchecked
     store.save(dest.machine_dir, man, changes.sessions, changes.storage, checked)  # the commit
     _clean_up(plan, applied, dest.machine_dir, pruned)
@@ -127,7 +129,6 @@ def _update_head(man: mf.Manifest, plan: Plan, result: SyncResult) -> bool:
     man.app_version = __version__
     man.updated = plan.started.isoformat(timespec="seconds")
     man.last_result = _public(codec.to_json(result), plan.sealed_to)
-    man.encryption = _encryption(man, plan.sealed_to)
     full_thinning = _due(man.last_full_thinning, plan.started, timedelta(hours=6))
     if full_thinning:
         man.last_full_thinning = plan.started.isoformat(timespec="seconds")
@@ -139,8 +140,9 @@ def _public(result: dict[str, Any], sealed_to: tuple[str, ...]) -> dict[str, Any
     or folders (the error, the warnings, the destination's path) is sealed into ``private``."""
     if not sealed_to:
         return result
-    private = {k: result.pop(k) for k in PRIVATE_RESULT if k in result}
-    result["private"] = age.seal_text(json.dumps(private), sealed_to)
+    private = {k: v for k in PRIVATE_RESULT if (v := result.pop(k, None))}
+    if set(private) - {"destination"}:  # the destination alone is this computer's to know: not kept
+        result["private"] = age.seal_text(json.dumps(private), sealed_to)
     return result
 
 
