@@ -1,0 +1,271 @@
+"""rclone as the way to a remote backup: the remote's name, pure command builders, and one client.
+
+A backup path written ``rclone:REMOTE:PATH`` names a remote of the user's own rclone config (``rclone
+listremotes`` lists them) and a folder on it. rclone keeps the credentials and authorizes them (``rclone
+config``); this program never reads, copies or passes them: every command runs with the user's config as
+rclone finds it (``RCLONE_CONFIG`` or its default place). Commands are built by the pure ``*_argv``
+functions and run by :mod:`app.transfer.runner` (a list argv, never a shell); what rclone said is read
+from its JSON log by :mod:`app.transfer.rclone_log`. Runs on the calling thread (the worker's, or a
+command's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app import paths
+from app.errors import FailureKind, TransferError
+from app.transfer.rclone_log import Said, problem, read_log
+from app.transfer.runner import Runner, RunResult, run
+
+PREFIX = "rclone:"
+# rclone's own rule for a remote's name (fs/fspath: [\w_. -]+, not starting with '-'), in ASCII: the name is
+# also a folder name of our cache. Connection strings (":sftp,host=..:" or "remote,param=x:") are refused:
+# they put settings, maybe secrets, on a command line.
+_REMOTE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_. -]*$")
+_SLUG = re.compile(r"[^A-Za-z0-9_.-]")
+# rclone gives up on a call at the first of these instead of retrying for minutes: the service retries
+# (with backoff) and says so. Measured on 127.0.0.1: a refused connection fails in 0.09 s, a wrong password
+# in 0.19 s.
+_PATIENCE = ("--retries", "1", "--low-level-retries", "3", "--contimeout", "30s", "--timeout", "5m")
+_LOG = ("--use-json-log", "-v", "--stats", "2s", "--stats-log-level", "INFO")
+INSTALL_HINT = {
+    "linux": "install it with your package manager (Debian and Ubuntu: 'sudo apt install rclone'; Fedora: "
+    "'sudo dnf install rclone') or from https://rclone.org/install/",
+    "darwin": "install it with 'brew install rclone' or from https://rclone.org/install/",
+    "win32": "install it with 'winget install Rclone.Rclone' or from https://rclone.org/install/",
+}
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    """A folder on one of the user's rclone remotes: ``remote`` as in ``rclone listremotes`` (without its
+    colon) and ``path`` on it ('' for its root; '/' separated, no trailing '/')."""
+
+    remote: str
+    path: str = ""
+
+    def at(self, *parts: str) -> str:
+        """rclone's name of ``parts`` under this folder: ``REMOTE:PATH/part/part``."""
+        inner = "/".join(p for p in (self.path, *parts) if p)
+        return f"{self.remote}:{inner}"
+
+    @property
+    def text(self) -> str:
+        """As the user writes it in ``backupPath``."""
+        return f"{PREFIX}{self.remote}:{self.path}"
+
+    @property
+    def slug(self) -> str:
+        """A folder name for this remote folder in our cache: readable, and unique by its hash."""
+        digest = hashlib.sha256(self.text.encode()).hexdigest()[:12]
+        return f"{_SLUG.sub('-', self.remote)[:40]}-{digest}"
+
+
+class RcloneFailed(TransferError):
+    """A command failed: one line and its kind, and what rclone said it did before (``said``)."""
+
+    def __init__(self, message: str, kind: FailureKind, said: Said) -> None:
+        super().__init__(message, kind)
+        self.said = said
+
+
+def is_remote(text: str) -> bool:
+    return text.startswith(PREFIX)
+
+
+def parse_spec(text: str) -> RemoteSpec:
+    """``rclone:REMOTE:PATH`` as a RemoteSpec; ValueError (one line, the reason) when it is not one."""
+    if not is_remote(text):
+        raise ValueError(f"a remote is written {PREFIX}REMOTE:PATH")
+    remote, colon, path = text[len(PREFIX) :].partition(":")
+    if not colon:
+        raise ValueError(f"a remote is written {PREFIX}REMOTE:PATH (the colon after REMOTE is missing)")
+    if not _REMOTE.match(remote) or remote != remote.strip():
+        raise ValueError(
+            "the remote's name may hold only letters, digits, '_', '.', '-' and inner spaces, as 'rclone "
+            "listremotes' shows it (connection strings are not accepted)"
+        )
+    if any(ord(c) < 32 or c == "\x7f" for c in path):
+        raise ValueError("the path on the remote must not hold control characters")
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ValueError("the path on the remote must not hold '..'")
+    lead = "/" if path.startswith("/") else ""  # an absolute path on an sftp server
+    return RemoteSpec(remote, lead + "/".join(parts))
+
+
+def cache_dir(spec: RemoteSpec) -> Path:
+    """This remote folder's part of our cache (its mirror, its ledger, its downloads). Not created."""
+    return paths.app_cache_dir() / "remotes" / spec.slug
+
+
+@dataclass(frozen=True)
+class Options:
+    """How commands run: ``bwlimit`` as rclone takes it ('' for none: ``1M``, ``08:00,512k 19:00,off``)."""
+
+    bwlimit: str = ""
+
+    def flags(self) -> tuple[str, ...]:
+        return (*_PATIENCE, *(("--bwlimit", self.bwlimit) if self.bwlimit else ()))
+
+
+# --- the commands, pure ---------------------------------------------------------------------------
+# A list of paths goes to rclone on its stdin (--files-from-raw -: no comment or space trimming, no temp
+# file to leave behind). --no-traverse: only the listed files are looked up, never a listing of a folder
+# of 100,000 legacy files. --ignore-times: the caller decided what the remote lacks (its ledger); rclone
+# must not skip a file whose size matches (where the two sides share no hash, --checksum falls back to
+# comparing sizes, and a replaced session file can keep its size). Every upload is still checked by hash
+# where the remote has one (rclone's default).
+
+
+def upload_argv(binary: str, src: Path, dst: str, opts: Options) -> list[str]:
+    """Copy the files listed on stdin from local folder ``src`` into ``dst``."""
+    return [binary, "copy", str(src), dst, "--files-from-raw", "-", "--no-traverse", "--ignore-times",
+            *_LOG, *opts.flags()]  # fmt: skip
+
+
+def move_argv(binary: str, src: str, dst: str, opts: Options) -> list[str]:
+    """Move the files listed on stdin from ``src`` to ``dst`` on the remote (server-side where it can).
+    --ignore-times: a file already there with the same content is moved in all the same (rclone would
+    only delete the source, and its log would not say the file is in place)."""
+    return [binary, "move", src, dst, "--files-from-raw", "-", "--no-traverse", "--ignore-times", *_LOG,
+            *opts.flags()]  # fmt: skip
+
+
+def moveto_argv(binary: str, src: str, dst: str, opts: Options) -> list[str]:
+    """Move one file ``src`` to ``dst`` on the remote (--ignore-times: as for move)."""
+    return [binary, "moveto", src, dst, "--ignore-times", *_LOG, *opts.flags()]
+
+
+def delete_argv(binary: str, dst: str, opts: Options) -> list[str]:
+    """Delete the files listed on stdin under ``dst`` (each looked up by name: nothing else is touched)."""
+    return [binary, "delete", dst, "--files-from-raw", "-", *_LOG, *opts.flags()]
+
+
+def download_argv(
+    binary: str, src: str, dst: Path, opts: Options, *, listed: bool = False, filters: Sequence[str] = ()
+) -> list[str]:
+    """Copy ``src`` into local folder ``dst``: the files listed on stdin (``listed``), else everything
+    ``filters`` (rclone filter flags) let through."""
+    chosen = ("--files-from-raw", "-", "--no-traverse") if listed else tuple(filters)
+    return [binary, "copy", src, str(dst), *chosen, "--ignore-times", *_LOG, *opts.flags()]
+
+
+def list_argv(binary: str, target: str, opts: Options, *, hashes: bool = False) -> list[str]:
+    """Every file under ``target`` as JSON on stdout (with the remote's own hashes when ``hashes``)."""
+    return [binary, "lsjson", target, "-R", "--files-only", "--no-mimetype", *(["--hash"] if hashes else []),
+            "--use-json-log", *opts.flags()]  # fmt: skip
+
+
+def remotes_argv(binary: str) -> list[str]:
+    """The user's remotes and their types (``name:  type`` lines; never their settings)."""
+    return [binary, "listremotes", "--long"]
+
+
+def parse_remotes(text: str) -> dict[str, str]:
+    """``rclone listremotes --long`` as {name: type}; pure."""
+    found = {}
+    for line in text.splitlines():
+        name, colon, kind = line.partition(":")
+        if colon and name.strip():
+            found[name.strip()] = kind.strip()
+    return found
+
+
+# --- running them ---------------------------------------------------------------------------------
+
+
+def find_binary() -> str | None:
+    """The rclone program on PATH, or None."""
+    return shutil.which("rclone")
+
+
+def list_remotes(binary: str, runner: Runner = run) -> dict[str, str]:
+    """The user's remotes as {name: type} (``rclone listremotes --long``: it reads the config, connects to
+    nothing); TransferError when rclone cannot tell (a config it cannot read, say)."""
+    try:
+        result = runner(remotes_argv(binary), cancel=threading.Event(), timeout=30)
+    except OSError as exc:
+        raise TransferError(f"rclone could not be started ({binary}): {exc}", FailureKind.FATAL) from None
+    if result.returncode != 0:
+        detail = " ".join(result.stderr.split())[:300] or f"exit {result.returncode}"
+        raise TransferError(f"'rclone listremotes' failed: {detail}", FailureKind.FATAL)
+    return parse_remotes(result.stdout)
+
+
+@dataclass
+class Rclone:
+    """One rclone program and how its commands run; each call returns what rclone said, or raises
+    TransferError (one line, its kind) when it failed. ``tell``: each line of rclone's log as it comes
+    (progress of a long upload). Used on one thread at a time."""
+
+    binary: str
+    spec: RemoteSpec
+    options: Options = field(default_factory=Options)
+    runner: Runner = run
+    tell: Callable[[str], None] | None = None
+
+    def upload(self, src: Path, dst: str, rels: Sequence[str], cancel: threading.Event) -> Said:
+        return self._listed(upload_argv(self.binary, src, dst, self.options), rels, cancel)
+
+    def move(self, src: str, dst: str, rels: Sequence[str], cancel: threading.Event) -> Said:
+        return self._listed(move_argv(self.binary, src, dst, self.options), rels, cancel)
+
+    def moveto(self, src: str, dst: str, cancel: threading.Event) -> Said:
+        return self._run(moveto_argv(self.binary, src, dst, self.options), None, cancel)
+
+    def delete(self, dst: str, rels: Sequence[str], cancel: threading.Event) -> Said:
+        return self._listed(delete_argv(self.binary, dst, self.options), rels, cancel)
+
+    def download(
+        self, src: str, dst: Path, cancel: threading.Event, *, rels: Sequence[str] | None = None,
+        filters: Sequence[str] = (),
+    ) -> Said:  # fmt: skip
+        argv = download_argv(self.binary, src, dst, self.options, listed=rels is not None, filters=filters)
+        return self._run(argv, _list_bytes(rels) if rels is not None else None, cancel)
+
+    def listing(self, target: str, cancel: threading.Event, *, hashes: bool = False) -> str:
+        """``rclone lsjson`` of ``target`` (stdout, JSON); '[]' when the folder does not exist yet."""
+        result = self._call(list_argv(self.binary, target, self.options, hashes=hashes), None, cancel)
+        said = read_log(result.stderr)
+        if result.returncode == 3 or (result.returncode != 0 and said.not_found):  # 3: directory not found
+            return "[]"
+        self._check(result.returncode, said, result.cancelled)
+        return result.stdout
+
+    def _listed(self, argv: list[str], rels: Sequence[str], cancel: threading.Event) -> Said:
+        if not rels:
+            return Said()
+        return self._run(argv, _list_bytes(rels), cancel)
+
+    def _run(self, argv: list[str], data: bytes | None, cancel: threading.Event) -> Said:
+        result = self._call(argv, data, cancel)
+        said = read_log(result.stderr)
+        self._check(result.returncode, said, result.cancelled)
+        return said
+
+    def _call(self, argv: list[str], data: bytes | None, cancel: threading.Event) -> RunResult:
+        try:
+            return self.runner(argv, cancel=cancel, input=data, on_stderr=self.tell)
+        except OSError as exc:
+            raise TransferError(
+                f"rclone could not be started ({self.binary}): {exc}", FailureKind.FATAL
+            ) from None
+
+    def _check(self, returncode: int, said: Said, cancelled: bool) -> None:
+        if cancelled:
+            raise RcloneFailed("the sync was cancelled", FailureKind.FATAL, said)
+        found = problem(returncode, said, self.spec.remote, self.spec.at())
+        if found is not None:
+            raise RcloneFailed(found[1], found[0], said)
+
+
+def _list_bytes(rels: Sequence[str]) -> bytes:
+    return "".join(f"{rel}\n" for rel in rels).encode()
