@@ -83,8 +83,8 @@ class SnapshotRef:
     stamp: str
 
 
-def safe_machine_dir(backup_path: Path, machine: str) -> Path:
-    """``backup_path/machine`` after checking the name is one plain folder name and not a symlink."""
+def machine_name(machine: str) -> str:
+    """``machine`` when it is one plain folder name; UsageError when it is not."""
     if (
         not machine
         or machine in (".", "..")
@@ -92,7 +92,12 @@ def safe_machine_dir(backup_path: Path, machine: str) -> Path:
         or Path(machine).is_absolute()
     ):
         raise UsageError(f"not a machine folder name: {machine!r}")
-    machine_dir = backup_path / machine
+    return machine
+
+
+def safe_machine_dir(backup_path: Path, machine: str) -> Path:
+    """``backup_path/machine`` after checking the name is one plain folder name and not a symlink."""
+    machine_dir = backup_path / machine_name(machine)
     try:
         st = machine_dir.lstat()
     except FileNotFoundError:

@@ -44,6 +44,7 @@ class SyncResult:
     error: str = ""
     note: str = ""  # why a sync had nothing to do (NOTHING_YET)
     destination: str | None = None  # the machine folder it backed up to
+    uploaded_bytes: int = 0  # sent to an rclone remote after the local commit
 
     @classmethod
     def failure(
@@ -82,4 +83,6 @@ class SyncResult:
         if self.skipped:
             bits.append(f"{len(self.skipped)} damaged file(s) not copied")
         bits.append(f"{self.bytes_copied:,} bytes in {self.duration_s:.2f}s")
+        if self.uploaded_bytes:
+            bits.append(f"{self.uploaded_bytes:,} bytes uploaded")
         return ", ".join(bits)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import Any
 
 from app import paths, wiring
 from app.backup.result import Outcome
-from app.backup.sync import SyncOptions, run_sync
+from app.backup.sync import SyncOptions
 from app.cli.common import (
     ALL,
     add_json_flag,
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             )
         if result is None:
             options = SyncOptions(snapshot=args.snapshot, allow_deletions=args.allow_deletions)
-            result = run_sync(replace(wiring.context_for(settings), progress=progress), options)
+            result = wiring.sync_once(settings, options, progress=progress)
     if result.outcome is Outcome.FAILED:
         if args.json:
             emit(args, result, "")
