@@ -109,6 +109,14 @@ class RemoteSite:
         self.ledger(machine).record(meta={"target": None})
         self.forget_check(machine)
 
+    def has_mirror(self, machine: str) -> bool:
+        """Whether the mirror of ``machine`` can take a sync without the remote (it was filled from it, or
+        written by this install, and its ledger is this remote's): a sync then backs up locally while
+        the remote cannot be reached."""
+        if not (self.mirror / machine / mf.MANIFEST).is_file():
+            return False
+        return self.ledger(machine).meta("target") == f"{self.spec.text}/{machine}"
+
     def forget_check(self, machine: str) -> None:
         """Read the remote back at the next sync (after a failed upload, say)."""
         self._checked.pop(machine, None)

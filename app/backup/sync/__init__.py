@@ -163,13 +163,29 @@ def _sync(ctx: SyncContext, options: SyncOptions, result: SyncResult, t0: float)
     dest = prepare_destination(ctx.backup_path, ctx.machine)
     me = install_id(ctx.state_dir)
     report = Throttled(ctx.progress).report
-    if ctx.remote is not None:
-        ctx.remote.prepare(ctx.machine, me, ctx.identity, result.started, cancel=ctx.cancel, report=report)
+    unreachable = _prepare(ctx, me, result.started, report)
     with writing(dest.machine_dir, ctx.machine, me, ctx.identity, result.started):
         result = _write(ctx, options, result, t0=t0, dest=dest, source=source, me=me)
+    if unreachable is not None:  # backed up locally; the upload waits for the remote
+        return result if not result.ok else _failed(result, unreachable.kind, str(unreachable))
     if ctx.remote is not None:
         result = _upload(ctx, ctx.remote, result, report)
     return result
+
+
+def _prepare(ctx: SyncContext, me: str, now: datetime, report: Report) -> TransferError | None:
+    """A remote's mirror made ready for the sync; the remote's failure when it cannot be reached now but
+    the mirror can take a backup all the same (the sync then backs up locally)."""
+    if ctx.remote is None:
+        return None
+    try:
+        ctx.remote.prepare(ctx.machine, me, ctx.identity, now, cancel=ctx.cancel, report=report)
+    except TransferError as exc:
+        if not exc.kind.retryable or not ctx.remote.has_mirror(ctx.machine):
+            raise
+        logger.info("backing up locally: %s", exc)
+        return exc
+    return None
 
 
 def _upload(ctx: SyncContext, remote: RemoteSite, result: SyncResult, report: Report) -> SyncResult:
