@@ -37,6 +37,12 @@ def status_text(r: BackupStatus, changed: int | None, now: datetime) -> str:
         f"Last backup: {when(r.last_backup, now)}",
         f"Last result: {_last_result(r, now)}",
     ]
+    if r.remote is not None:
+        pending = " (the newest backup is on this computer only so far)" if r.upload_pending else ""
+        lines[3:4] = [
+            f"Backed up on this computer: {when(r.committed, now)}",
+            f"Uploaded to the remote {r.remote}: {when(r.uploaded, now)}{pending}",
+        ]
     if r.service_pid:
         lines.append(
             f"Syncs this session: {r.syncs_this_session} "
