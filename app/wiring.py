@@ -25,8 +25,9 @@ from app.service.service import Listener, Timing
 from app.transfer import make_engine, rclone
 
 
-def context_for(settings: config.Settings) -> SyncContext:
-    """The SyncContext of ``settings`` (ConfigError when no backup folder is set)."""
+def context_for(settings: config.Settings, *, resident: bool = False) -> SyncContext:
+    """The SyncContext of ``settings`` (ConfigError when no backup folder is set); ``resident``: a remote
+    keeps one rclone running between uploads (the live service's)."""
     if settings.backup_path is None:
         raise ConfigError(config.not_configured_message(settings))
     return SyncContext(
@@ -41,7 +42,7 @@ def context_for(settings: config.Settings) -> SyncContext:
         keep_snapshots=settings.keep_snapshots,
         keep_versions_days=settings.keep_versions_days,
         identity=machine_id.account_once(paths.current_platform()),
-        remote=site_for(settings),
+        remote=site_for(settings, resident=resident),
     )
 
 
@@ -63,7 +64,7 @@ def sync_once(
             ctx.remote.release()
 
 
-def site_for(settings: config.Settings) -> RemoteSite | None:
+def site_for(settings: config.Settings, *, resident: bool = False) -> RemoteSite | None:
     """The rclone remote of ``settings`` (None: the backup is a folder); ConfigError without rclone."""
     spec = settings.remote
     if spec is None:
@@ -72,7 +73,7 @@ def site_for(settings: config.Settings) -> RemoteSite | None:
     if binary is None:
         raise ConfigError(f"backupPath {spec.text} needs rclone, which is not installed")
     client = rclone.Rclone(binary, spec, rclone.Options(settings.upload_bandwidth_limit))
-    return RemoteSite(spec, client, rclone.cache_dir(spec), held=_held(settings))
+    return RemoteSite(spec, client, rclone.cache_dir(spec), held=_held(settings), resident=resident)
 
 
 def _held(settings: config.Settings) -> Callable[[], str | None]:
@@ -93,7 +94,7 @@ def runtime_for(
 ) -> Runtime:
     """A (not yet started) service for ``settings``, with its timing from the settings."""
     return Runtime(
-        context_for(settings),
+        context_for(settings, resident=True),
         timing=Timing(delay=settings.sync_delay_seconds, interval=settings.min_interval_seconds),
         notifier=notifier,
         listeners=listeners,

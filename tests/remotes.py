@@ -175,9 +175,13 @@ def remote_settings(data: Path, remote: Remote, machine: str = "laptop", **flags
     return config.load({"backupPath": remote.spec, "source": str(data), "machineName": machine, **flags})
 
 
-def remote_context(data: Path, remote: Remote, machine: str = "laptop", **kw: Any) -> SyncContext:
-    """The sync context the app builds for ``remote`` (``kw``: fields to replace, a clock say)."""
+def remote_context(
+    data: Path, remote: Remote, machine: str = "laptop", *, resident: bool = False, **kw: Any
+) -> SyncContext:
+    """The sync context the app builds for ``remote`` (``resident``: the live service's, with one rclone
+    kept running; ``kw``: fields to replace, a clock say). Give back what it holds with
+    ``ctx.remote.release()``."""
     from app import wiring
 
-    ctx = wiring.context_for(remote_settings(data, remote, machine))
+    ctx = wiring.context_for(remote_settings(data, remote, machine), resident=resident)
     return dataclasses.replace(ctx, **kw) if kw else ctx

@@ -48,28 +48,36 @@ DRIVER = textwrap.dedent(
     if os.environ.get("FOLD_EVERY_SAVE"):
         import app.backup.manifest.write as write
         write.MAX_DELTA_BYTES = 0
+    from app import wiring
     from app.backup.remote.ledger import Ledger
     from app.backup.remote.push import Pusher
     from app.transfer.rclone import Rclone
+    if os.environ.get("RESIDENT"):  # as the live service runs it: one rclone kept, a request a file
+        context_for = wiring.context_for
+        wiring.context_for = lambda settings, resident=False: context_for(settings, resident=True)
     pushing = [False]
-    real_push, real_call, real_record = Pusher.push, Rclone._call, Ledger.record
+    real_push, real_record = Pusher.push, Ledger.record
 
     def push(self, *args, **kwargs):
         pushing[0] = True
         return real_push(self, *args, **kwargs)
 
-    def call(self, argv, data, cancel):  # just before a command is the state just after the last boundary
-        result = real_call(self, argv, data, cancel)
-        if pushing[0]:
-            hit()
-        return result
+    def after(real):  # just before a step is the state just after the boundary before it
+        def step(self, *args, **kwargs):
+            result = real(self, *args, **kwargs)
+            if pushing[0]:
+                hit()
+            return result
+        return step
 
     def record(self, *args, **kwargs):
         real_record(self, *args, **kwargs)
         if pushing[0]:
             hit()
 
-    Pusher.push, Rclone._call, Ledger.record = push, call, record
+    Pusher.push, Ledger.record = push, record
+    for name in ("upload", "move", "moveto", "delete"):
+        setattr(Rclone, name, after(getattr(Rclone, name)))
     if os.environ.get("KILL_AFTER"):  # a kill in the middle of rclone's work, wherever it is
         threading.Timer(float(os.environ["KILL_AFTER"]), lambda: os._exit(77)).start()
     from app.cli import main
@@ -173,10 +181,12 @@ def remote_is_the_mirror(base: Path, served: Path, *, deleted: bool = True) -> N
 def test_a_kill_at_every_step_of_an_upload_leaves_a_remote_verify_passes(
     template: Path, rclone_servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The index's delta is folded at this commit: new shard files go up too (and the old ones are kept
-    for the readers of the replaced manifest)."""
+    """As the live service uploads (a resident rclone, a request a file; the steps and what the ledger
+    learns are those of a command each, so the boundaries are too). The index's delta is folded at this
+    commit: new shard files go up too (and the old ones are kept for the readers of the replaced
+    manifest)."""
     use_config(rclone_servers, template, monkeypatch)
-    fold = {"FOLD_EVERY_SAVE": "1"}
+    fold = {"FOLD_EVERY_SAVE": "1", "RESIDENT": "1"}
     world(template, rclone_servers, tmp_path / "count", "count")
     assert sync_cli(tmp_path / "count", "count", env=fold) == 0
     total = int((tmp_path / "count" / "boundaries").read_text())

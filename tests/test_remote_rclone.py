@@ -50,13 +50,15 @@ def test_what_is_not_a_remote_is_refused_with_its_reason(text: str) -> None:
 
 def test_each_command_is_a_list_with_the_file_list_on_stdin() -> None:
     opts = rclone.Options(bwlimit="1M")
-    argv = rclone.upload_argv("rclone", Path("/tmp/out"), "gdrive:p", opts)
+    argv = rclone.upload_argv("rclone", Path("/tmp/out"), "gdrive:p", opts, files=3)
     assert argv[:4] == ["rclone", "copy", "/tmp/out", "gdrive:p"]
-    for flag in ("--files-from-raw", "--no-traverse", "--ignore-times", "--use-json-log"):
+    for flag in ("--files-from-raw", "--no-traverse", "--use-json-log"):
         assert flag in argv
     assert argv[argv.index("--files-from-raw") + 1] == "-"
     assert argv[argv.index("--bwlimit") + 1] == "1M"
-    assert "--checksum" not in argv  # never trusted to skip a file: where no hash is shared it compares sizes
+    assert "--ignore-times" not in argv and "--checksum" not in argv
+    assert "--ignore-times" in rclone.upload_argv("rclone", Path("/o"), "g:p", opts, files=3, force=True)
+    assert "--no-traverse" not in rclone.upload_argv("rclone", Path("/o"), "g:p", opts, files=5000)
     assert rclone.moveto_argv("rclone", "r:a", "r:b", rclone.Options())[:4] == [
         "rclone",
         "moveto",
@@ -115,6 +117,25 @@ def test_each_failure_of_a_service_has_its_kind_and_one_line(message: str, kind:
     if "Duplicate" in message:
         assert "rclone dedupe gdrive:opencode-sessions" in line
     assert problem(0, Said(), "gdrive", "gdrive:") is None
+
+
+def test_a_file_of_the_same_size_already_there_is_replaced_all_the_same(
+    rclone_servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WebDAV shares no hash with a local file, so rclone compares sizes only: a staged file left by a cut
+    upload, of the same size, would stay, and be moved in under a manifest naming other content."""
+    use_config(rclone_servers, tmp_path, monkeypatch)
+    remote = remote_for(rclone_servers, "t-dav")
+    client = _client(remote.spec)
+    spec = parse_spec(remote.spec)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "s.json").write_text('{"v": "old"}')
+    assert client.upload(tmp_path / "a", spec.at(), ["s.json"], threading.Event()).copied == {"s.json"}
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "s.json").write_text('{"v": "new"}')  # the same size
+    said = client.upload(tmp_path / "b", spec.at(), ["s.json"], threading.Event())
+    assert said.copied == {"s.json"}
+    assert (remote.served / "s.json").read_text() == '{"v": "new"}'
 
 
 def _client(spec: str) -> rclone.Rclone:

@@ -53,7 +53,7 @@ def test_the_server_stops_mid_work_the_service_retries_and_catches_up_when_it_is
     env = make_env(tmp_path)
     conn = f.create_db(env.db)
     f.add_session(conn, "ses_a")
-    ctx = remote_context(env.data, remote)
+    ctx = remote_context(env.data, remote, resident=True)  # as runtime_for builds it
     lock = control.InstanceLock(paths.app_state_dir())
     assert lock.acquire()
     rec = Recorder()

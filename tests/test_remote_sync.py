@@ -12,6 +12,7 @@ import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +95,49 @@ def test_the_first_sync_uploads_the_backup_and_later_ones_only_what_changed(
     }
     assert not (remote.served / "laptop/manifest.d/intent.json").exists()
     checked(remote)
+
+
+def test_the_live_services_uploads_go_through_one_resident_rclone_and_survive_its_end(
+    env: Env, rclone_servers: Servers, config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm upload starts no rclone command (one request a file to the resident one); one that died is
+    started again, and where none can be, commands do the work: the remote stays a backup verify passes."""
+    remote = remote_for(rclone_servers, "t-dav")
+    sessions(env)
+    ctx = remote_context(env.data, remote, resident=True)
+    assert ctx.remote is not None and ctx.remote.client.daemon is not None
+    sync(ctx)
+    commands: list[str] = []
+    real = rc.Rclone._call
+
+    def call(self: rc.Rclone, argv: list[str], data: bytes | None, cancel: threading.Event) -> Any:
+        commands.append(argv[1])
+        return real(self, argv, data, cancel)
+
+    monkeypatch.setattr(rc.Rclone, "_call", call)
+    for i in range(3):
+        f.add_message(f.connect(env.db), "ses_1", f"reply {i}")
+        sync(ctx, DIRTY)
+    assert commands == []  # put, replace, commit and clean: all through the resident rclone
+    checked(remote)
+    daemon = ctx.remote.client.daemon
+    assert daemon is not None and daemon._proc is not None
+    first = daemon._proc
+    first.kill()  # it died (the OOM killer, say)
+    first.wait()
+    f.add_message(f.connect(env.db), "ses_1", "after its end")
+    sync(ctx, DIRTY)
+    assert commands == [] and daemon._proc is not None and daemon._proc.pid != first.pid  # started again
+    checked(remote)
+    daemon._proc.kill()
+    daemon._proc.wait()
+    daemon.binary = "/nonexistent/rclone"  # and now none can start
+    f.add_message(f.connect(env.db), "ses_1", "by commands")
+    sync(ctx, DIRTY)
+    assert commands  # commands did the work
+    checked(remote)
+    ctx.remote.release()
+    assert daemon._proc is None
 
 
 def test_legacy_files_go_up_and_come_off_with_the_index(

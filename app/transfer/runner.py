@@ -188,6 +188,40 @@ def run(
     )
 
 
+def start(
+    argv: Sequence[str],
+    *,
+    output: IO[bytes],
+    env: Mapping[str, str] | None = None,
+    style: ProcessStyle | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` (no shell) to run beside this process (a daemon: rclone's remote control), started
+    as :func:`run` starts a command (its own process group and umask 077 on Unix, bound to this process on
+    Linux, no console window on Windows); its stdout and stderr go to ``output``. ``env`` entries are added
+    to this process's environment (what must not be on a command line). Stop it with :func:`stop`."""
+    style = style_for(paths.current_platform()) if style is None else style
+    full_env = {**os.environ, **env} if env is not None else None
+    logger.debug("starting %s", list(argv))
+    return subprocess.Popen(
+        _bound_to_us(argv, style),
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        env=full_env,
+        **style.popen_options(),
+    )
+
+
+def stop(
+    proc: subprocess.Popen[bytes], *, grace: float = GRACE_SECONDS, style: ProcessStyle | None = None
+) -> None:
+    """Stop a child :func:`start` started and wait for it: a polite signal, ``grace`` seconds, then a kill
+    (at once where no signal reaches it). Nothing when it has ended already."""
+    if proc.poll() is None:
+        _stop(proc, grace, style_for(paths.current_platform()) if style is None else style)
+    proc.wait()
+
+
 def _wait(
     proc: subprocess.Popen[bytes],
     argv: Sequence[str],

@@ -37,6 +37,7 @@ from app.errors import BackupError
 from app.fsutil import atomic_write_bytes, make_private_dirs, sha256_file
 from app.transfer.rclone import Rclone, RemoteSpec
 from app.transfer.rclone_log import parse_line, stats_of
+from app.transfer.rclone_rc import Daemon
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +57,14 @@ class RemoteSite:
     cache: Path
     held: Callable[[], str | None] = lambda: None
     clock: Callable[[], float] = time.monotonic
+    resident: bool = False  # keep one rclone running for the few files of each upload (the live service)
     _ledgers: dict[str, Ledger] = field(default_factory=dict, repr=False)
     _checked: dict[str, float] = field(default_factory=dict, repr=False)
     _leased: dict[str, str] = field(default_factory=dict, repr=False)  # machine -> the install holding it
+
+    def __post_init__(self) -> None:
+        if self.resident and self.client.daemon is None:
+            self.client.daemon = Daemon(self.client.binary, self.client.options.flags())
 
     @property
     def mirror(self) -> Path:
@@ -94,6 +100,8 @@ class RemoteSite:
                 logger.info("the writer lease on %s stays until it runs out: %s", self.spec.at(machine), exc)
         self._leased.clear()
         self._checked.clear()
+        if self.client.daemon is not None:
+            self.client.daemon.close()
         self.close()
 
     def ready(self, machine: str, cancel: threading.Event) -> None:
