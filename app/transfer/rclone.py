@@ -22,9 +22,47 @@ from pathlib import Path
 
 from app import paths
 from app.errors import FailureKind, TransferError
+from app.transfer.rclone_argv import (
+    Options,
+    copy_request,
+    delete_argv,
+    delete_request,
+    download_argv,
+    list_argv,
+    list_bytes,
+    move_argv,
+    move_request,
+    moveto_argv,
+    parse_remotes,
+    remotes_argv,
+    split_target,
+    upload_argv,
+)
 from app.transfer.rclone_log import Said, problem, read_log
 from app.transfer.rclone_rc import Daemon, RcError, RcGone
 from app.transfer.runner import Runner, RunResult, run
+
+__all__ = [
+    "INSTALL_HINT",
+    "PREFIX",
+    "Options",
+    "Rclone",
+    "RcloneFailed",
+    "RemoteSpec",
+    "cache_dir",
+    "delete_argv",
+    "download_argv",
+    "find_binary",
+    "is_remote",
+    "list_argv",
+    "list_remotes",
+    "move_argv",
+    "moveto_argv",
+    "parse_remotes",
+    "parse_spec",
+    "remotes_argv",
+    "upload_argv",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +72,6 @@ PREFIX = "rclone:"
 # they put settings, maybe secrets, on a command line.
 _REMOTE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_. -]*$")
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]")
-# rclone gives up on a call at the first of these instead of retrying for minutes: the service retries
-# (with backoff) and says so. Measured on 127.0.0.1: a refused connection fails in 0.09 s, a wrong password
-# in 0.19 s.
-_PATIENCE = ("--retries", "1", "--low-level-retries", "3", "--contimeout", "30s", "--timeout", "5m")
-_LOG = ("--use-json-log", "-v", "--stats", "2s", "--stats-log-level", "INFO")
 # What goes to a resident rclone (rclone_rc.py) one request a file: a warm upload's few files. More, or
 # bigger, go to a command of their own (its parallel transfers, its progress, a cancel that stops it).
 RESIDENT_FILES = 32
@@ -114,86 +147,6 @@ def cache_dir(spec: RemoteSpec) -> Path:
     return paths.app_cache_dir() / "remotes" / spec.slug
 
 
-@dataclass(frozen=True)
-class Options:
-    """How commands run: ``bwlimit`` as rclone takes it ('' for none: ``1M``, ``08:00,512k 19:00,off``)."""
-
-    bwlimit: str = ""
-
-    def flags(self) -> tuple[str, ...]:
-        return (*_PATIENCE, *(("--bwlimit", self.bwlimit) if self.bwlimit else ()))
-
-
-# --- the commands, pure ---------------------------------------------------------------------------
-# A list of paths goes to rclone on its stdin (--files-from-raw -: no comment or space trimming, no temp
-# file to leave behind). --no-traverse for a few files: each is looked up by name, never a listing of a
-# folder of 100,000 legacy files; for many it is the other way round (a first upload of 248 files to sftp
-# on 127.0.0.1: 5.7 s with it, 0.8 s without). Every upload is checked by hash where the remote has one
-# (rclone's default). The caller decided what the remote lacks (its ledger), so a file rclone skipped
-# because one of its size (and time) was there is sent again with --ignore-times: where the two sides share
-# no hash rclone compares sizes only, and a staged session file can keep its size. Not always: it made
-# that first upload 2.4 times slower (1.9 s).
-NO_TRAVERSE_UP_TO = 100
-
-
-def upload_argv(
-    binary: str, src: Path, dst: str, opts: Options, *, files: int, force: bool = False
-) -> list[str]:
-    """Copy the ``files`` files listed on stdin from local folder ``src`` into ``dst`` (``force``: even
-    those that look the same there)."""
-    chosen = ("--no-traverse",) if files <= NO_TRAVERSE_UP_TO else ()
-    forced = ("--ignore-times",) if force else ()
-    return [binary, "copy", str(src), dst, "--files-from-raw", "-", *chosen, *forced, *_LOG, *opts.flags()]
-
-
-def move_argv(binary: str, src: str, dst: str, opts: Options) -> list[str]:
-    """Move the files listed on stdin from ``src`` to ``dst`` on the remote (server-side where it can).
-    --ignore-times: a file already there with the same content is moved in all the same (rclone would
-    only delete the source, and its log would not say the file is in place)."""
-    return [binary, "move", src, dst, "--files-from-raw", "-", "--no-traverse", "--ignore-times", *_LOG,
-            *opts.flags()]  # fmt: skip
-
-
-def moveto_argv(binary: str, src: str, dst: str, opts: Options) -> list[str]:
-    """Move one file ``src`` to ``dst`` on the remote (--ignore-times: as for move)."""
-    return [binary, "moveto", src, dst, "--ignore-times", *_LOG, *opts.flags()]
-
-
-def delete_argv(binary: str, dst: str, opts: Options) -> list[str]:
-    """Delete the files listed on stdin under ``dst`` (each looked up by name: nothing else is touched)."""
-    return [binary, "delete", dst, "--files-from-raw", "-", *_LOG, *opts.flags()]
-
-
-def download_argv(
-    binary: str, src: str, dst: Path, opts: Options, *, listed: bool = False, filters: Sequence[str] = ()
-) -> list[str]:
-    """Copy ``src`` into local folder ``dst``: the files listed on stdin (``listed``), else everything
-    ``filters`` (rclone filter flags) let through."""
-    chosen = ("--files-from-raw", "-", "--no-traverse") if listed else tuple(filters)
-    return [binary, "copy", src, str(dst), *chosen, "--ignore-times", *_LOG, *opts.flags()]
-
-
-def list_argv(binary: str, target: str, opts: Options, *, hashes: bool = False) -> list[str]:
-    """Every file under ``target`` as JSON on stdout (with the remote's own hashes when ``hashes``)."""
-    return [binary, "lsjson", target, "-R", "--files-only", "--no-mimetype", *(["--hash"] if hashes else []),
-            "--use-json-log", *opts.flags()]  # fmt: skip
-
-
-def remotes_argv(binary: str) -> list[str]:
-    """The user's remotes and their types (``name:  type`` lines; never their settings)."""
-    return [binary, "listremotes", "--long"]
-
-
-def parse_remotes(text: str) -> dict[str, str]:
-    """``rclone listremotes --long`` as {name: type}; pure."""
-    found = {}
-    for line in text.splitlines():
-        name, colon, kind = line.partition(":")
-        if colon and name.strip():
-            found[name.strip()] = kind.strip()
-    return found
-
-
 # --- running them ---------------------------------------------------------------------------------
 
 
@@ -243,7 +196,7 @@ class Rclone:
             return _merged("copied", sorted(said.copied), self._listed(argv, skipped, cancel))
 
         if self._resident(rels, src):
-            return self._each("copied", rels, cancel, lambda r: _copy(str(src), r, dst, r), command)
+            return self._each("copied", rels, cancel, lambda r: copy_request(str(src), r, dst, r), command)
         return command(rels)
 
     def move(self, src: str, dst: str, rels: Sequence[str], cancel: threading.Event) -> Said:
@@ -251,17 +204,17 @@ class Rclone:
             return self._listed(move_argv(self.binary, src, dst, self.options), rest, cancel)
 
         if self._resident(rels):
-            return self._each("moved", rels, cancel, lambda r: _move(src, r, dst, r), command)
+            return self._each("moved", rels, cancel, lambda r: move_request(src, r, dst, r), command)
         return command(rels)
 
     def moveto(self, src: str, dst: str, cancel: threading.Event) -> Said:
-        (src_fs, src_rel), (dst_fs, dst_rel) = _split(src), _split(dst)
+        (src_fs, src_rel), (dst_fs, dst_rel) = split_target(src), split_target(dst)
 
         def command(_rest: Sequence[str]) -> Said:
             return self._run(moveto_argv(self.binary, src, dst, self.options), None, cancel)
 
         if self._resident([dst_rel]):
-            request = lambda _r: _move(src_fs, src_rel, dst_fs, dst_rel)  # noqa: E731
+            request = lambda _r: move_request(src_fs, src_rel, dst_fs, dst_rel)  # noqa: E731
             return self._each("moved", [dst_rel], cancel, request, command)
         return command([dst_rel])
 
@@ -270,7 +223,7 @@ class Rclone:
             return self._listed(delete_argv(self.binary, dst, self.options), rest, cancel)
 
         if self._resident(rels):
-            request = lambda r: ("operations/deletefile", {"fs": dst, "remote": r})  # noqa: E731
+            request = lambda r: delete_request(dst, r)  # noqa: E731
             return self._each("deleted", rels, cancel, request, command)
         return command(rels)
 
@@ -282,10 +235,10 @@ class Rclone:
             argv = download_argv(
                 self.binary, src, dst, self.options, listed=rest is not None, filters=filters
             )
-            return self._run(argv, _list_bytes(rest) if rest is not None else None, cancel)
+            return self._run(argv, list_bytes(rest) if rest is not None else None, cancel)
 
         if rels is not None and self._resident(rels):
-            return self._each("copied", rels, cancel, lambda r: _copy(src, r, str(dst), r), command)
+            return self._each("copied", rels, cancel, lambda r: copy_request(src, r, str(dst), r), command)
         return command(rels)
 
     def listing(self, target: str, cancel: threading.Event, *, hashes: bool = False) -> str:
@@ -343,7 +296,7 @@ class Rclone:
     def _listed(self, argv: list[str], rels: Sequence[str], cancel: threading.Event) -> Said:
         if not rels:
             return Said()
-        return self._run(argv, _list_bytes(rels), cancel)
+        return self._run(argv, list_bytes(rels), cancel)
 
     def _run(self, argv: list[str], data: bytes | None, cancel: threading.Event) -> Said:
         result = self._call(argv, data, cancel)
@@ -381,27 +334,3 @@ def _merged(what: str, done: Sequence[str], said: Said) -> Said:
         stats=said.stats,
         not_found=said.not_found,
     )
-
-
-def _split(target: str) -> tuple[str, str]:
-    """``REMOTE:PATH/name`` as its folder and name (rclone's fs and remote of a request)."""
-    folder, slash, name = target.rpartition("/")
-    if slash:
-        return folder, name
-    remote, _colon, name = target.partition(":")
-    return f"{remote}:", name
-
-
-def _copy(src_fs: str, src: str, dst_fs: str, dst: str) -> tuple[str, dict[str, object]]:
-    """operations/copyfile, never skipping a file whose size and time match (as --ignore-times)."""
-    params = {"srcFs": src_fs, "srcRemote": src, "dstFs": dst_fs, "dstRemote": dst}
-    return "operations/copyfile", {**params, "_config": {"IgnoreTimes": True}}
-
-
-def _move(src_fs: str, src: str, dst_fs: str, dst: str) -> tuple[str, dict[str, object]]:
-    params = {"srcFs": src_fs, "srcRemote": src, "dstFs": dst_fs, "dstRemote": dst}
-    return "operations/movefile", {**params, "_config": {"IgnoreTimes": True}}
-
-
-def _list_bytes(rels: Sequence[str]) -> bytes:
-    return "".join(f"{rel}\n" for rel in rels).encode()
