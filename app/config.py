@@ -363,7 +363,7 @@ def _items(settings: Settings) -> dict[str, tuple[object, str]]:
 
 
 def _text(value: object) -> str:
-    if value is None:
+    if value is None or value == "":
         return "(not set)"
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -67,6 +67,10 @@ def test_a_remote_that_cannot_be_used_is_refused_before_anything_is_tried(
     unknown = cli("rclone:nope:x", env.data, "sync")
     assert unknown.returncode == 2
     assert "rclone has no remote named 'nope' (yours: t-dav, t-sftp)" in one_line(unknown)
+    shown = cli("rclone:nope:x", env.data, "config")
+    assert shown.returncode == 2 and "rclone:nope:x  (flag)" in shown.stdout
+    assert "error: backupPath rclone:nope:x: rclone has no remote named 'nope'" in shown.stdout
+    assert "uploadBandwidthLimit  (not set)" in cli(remote.spec, env.data, "config").stdout
     bad = cli("rclone:t-sftp,user=x:y", env.data, "sync")
     assert bad.returncode == 2 and "connection strings are not accepted" in one_line(bad)
     bin_dir = tmp_path / "no-rclone"
