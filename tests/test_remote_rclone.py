@@ -4,12 +4,16 @@ machine cannot reach (Google Drive, S3, B2), the real rclone against its own ser
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
 
 from app.errors import FailureKind
+from app.platform import process
 from app.transfer import rclone
 from app.transfer.rclone import RcloneFailed, RemoteSpec, parse_spec
 from app.transfer.rclone_log import Said, parse_line, problem, read_log
@@ -179,3 +183,31 @@ def test_the_remotes_of_the_users_config_are_listed_without_their_settings(
     binary = rclone.find_binary()
     assert binary is not None
     assert rclone.list_remotes(binary) == {"t-sftp": "sftp", "t-dav": "webdav"}
+
+
+def test_a_daemon_left_by_a_process_that_died_is_ended_and_no_other(tmp_path: Path) -> None:
+    """Windows and macOS cannot make a child die with its parent: the next start ends the leftover, found by
+    its pid and start time, and never a process that merely got its pid, nor one whose parent lives."""
+    code = (
+        "import subprocess as s, sys; print(s.Popen(['sleep', '60'], stdout=s.DEVNULL, stderr=s.DEVNULL).pid)"
+    )
+    orphan = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=20
+    )
+    pid = int(orphan.stdout)
+    pidfile = tmp_path / "rcd.pid"
+    process.note_child(pidfile, pid)
+    process.end_leftover(pidfile)
+    assert not process.pid_alive(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not pidfile.exists()
+    mine = subprocess.Popen(["sleep", "60"])  # its parent (this process) lives: not a leftover
+    try:
+        process.note_child(pidfile, mine.pid)
+        process.end_leftover(pidfile)
+        assert mine.poll() is None
+        pidfile.write_text(f"{mine.pid} 12345.0")  # another start time: another process with that pid
+        process.end_leftover(pidfile)
+        assert mine.poll() is None
+    finally:
+        mine.kill()
+        mine.wait()

@@ -25,9 +25,11 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from subprocess import Popen
 from typing import IO, Any
 
+from app.platform import process
 from app.transfer import runner
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class Daemon:
 
     binary: str
     flags: tuple[str, ...] = ()
+    pidfile: Path | None = None  # where it is noted, so a daemon left by a process that died is ended
     _proc: Popen[bytes] | None = field(default=None, repr=False)
     _log: IO[bytes] | None = field(default=None, repr=False)
     _url: str = ""
@@ -83,6 +86,9 @@ class Daemon:
         proc, self._proc = self._proc, None
         if proc is not None:
             runner.stop(proc, grace=2.0)
+            if self.pidfile is not None:
+                with contextlib.suppress(OSError):
+                    self.pidfile.unlink()
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -93,12 +99,16 @@ class Daemon:
         if self._failed:
             raise RcGone("rclone's remote control could not be started")
         self.close()
+        if self.pidfile is not None:
+            process.end_leftover(self.pidfile)
         user, password = secrets.token_hex(8), secrets.token_hex(16)
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - it lives as long as the daemon
         argv = [self.binary, "rcd", "--rc-addr", "127.0.0.1:0", "--use-json-log", *self.flags]
         env = {"RCLONE_RC_USER": user, "RCLONE_RC_PASS": password}
         try:
             self._proc = runner.start(argv, output=self._log, env=env)
+            if self.pidfile is not None:
+                process.note_child(self.pidfile, self._proc.pid)
             self._url = self._wait_for_url()
         except (OSError, RcGone) as exc:
             self._failed = True

@@ -64,7 +64,9 @@ class RemoteSite:
 
     def __post_init__(self) -> None:
         if self.resident and self.client.daemon is None:
-            self.client.daemon = Daemon(self.client.binary, self.client.options.flags())
+            make_private_dirs(self.cache)
+            pidfile = self.cache / "rcd.pid"
+            self.client.daemon = Daemon(self.client.binary, self.client.options.flags(), pidfile)
 
     @property
     def mirror(self) -> Path:
