@@ -9,14 +9,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests import dbfactory as f
-from tests.backups import ROOT, Env, make_env
+from tests.backups import Env, make_env, run_cli
 from tests.remotes import Remote, Servers, remote_for, use_config
+from tests.test_crash_points import home_env
 
 MACHINE = "laptop"
 
@@ -40,19 +40,7 @@ def remote(rclone_servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def cli(
     spec: str, data: Path, *args: str, machine: str = MACHINE, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    flags = ["--backup-path", spec, "--machine-name", machine]
-    if args[0] in ("sync", "status", "list", "restore"):
-        flags += ["--source", str(data)]
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args, *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-        check=False,
-    )
+    return run_cli(spec, machine, data, *args, env=env)
 
 
 def one_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -135,13 +123,7 @@ def test_another_machine_restores_from_the_remote_and_a_reinstall_adopts_its_fol
     f.delete_session(env.db, "ses_2")
     assert cli(remote.spec, env.data, "sync", "--allow-deletions", machine="old").returncode == 0
     new_home = tmp_path / "new-home"
-    other = {
-        "HOME": str(new_home),
-        "XDG_CACHE_HOME": str(new_home / ".cache"),
-        "XDG_STATE_HOME": str(new_home / ".local/state"),
-        "XDG_DATA_HOME": str(new_home / ".local/share"),
-        "XDG_CONFIG_HOME": str(new_home / ".config"),
-    }
+    other = home_env(new_home)
     plan = cli(remote.spec, env.data, "restore", "--missing", "--dry-run", "--from", "old", env=other)
     assert plan.returncode == 0, plan.stderr
     assert "ses_2" in plan.stdout and "dry run: nothing was changed" in plan.stdout

@@ -30,6 +30,7 @@ from app.backup.verify import verify
 from app.transfer.rclone import RemoteSpec
 from tests import dbfactory as f
 from tests.remotes import Servers, use_config
+from tests.test_crash_points import home_env
 
 ROOT = Path(__file__).resolve().parent.parent
 MACHINE = "box"
@@ -87,16 +88,6 @@ DRIVER = textwrap.dedent(
     os._exit(code)
     """
 )
-
-
-def home_env(home: Path) -> dict[str, str]:
-    return {
-        "HOME": str(home),
-        "XDG_DATA_HOME": str(home / ".local/share"),
-        "XDG_STATE_HOME": str(home / ".local/state"),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-    }
 
 
 def sync_cli(base: Path, path: str, *extra: str, k: int = 0, env: dict[str, str] | None = None) -> int:

@@ -5,8 +5,6 @@ asked are never alerted."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,33 +14,15 @@ from app import paths
 from app.backup.verify import verify
 from app.errors import FailureKind
 from app.service import control
-from app.service.retry import Backoff, EpisodeEvent, Episodes, FailingSince, Grace, Recovered
+from app.service.retry import Episodes, FailingSince, Grace, Recovered
 from app.service.runtime import Runtime
-from app.service.service import Timing
 from app.service.status import ServiceState
 from app.ui.notify import episode_note
 from app.ui.presenter import tooltip
 from tests import dbfactory as f
 from tests.backups import make_env
 from tests.remotes import Servers, remote_context, remote_for, use_config
-
-FAST = Timing(delay=0.2, interval=0.6, backoff=Backoff(0.2, 0.4), grace=Grace(seconds=1.5, failures=1000))
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[EpisodeEvent] = []
-
-    def episode(self, event: EpisodeEvent) -> None:
-        self.events.append(event)
+from tests.test_service_live import FAST, Recorder, wait_until
 
 
 def test_the_server_stops_mid_work_the_service_retries_and_catches_up_when_it_is_back(

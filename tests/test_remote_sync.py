@@ -27,6 +27,7 @@ from app.transfer import rclone as rc
 from tests import dbfactory as f
 from tests.backups import Env, make_env
 from tests.remotes import Remote, Servers, remote_context, remote_for, use_config, writes, written
+from tests.test_crash_points import home_env
 
 DIRTY = SyncOptions(dirty=("opencode.db",))
 
@@ -48,6 +49,24 @@ def sessions(env: Env, n: int = 3) -> None:
     conn.close()
 
 
+def backed_up(
+    env: Env, servers: Servers, name: str = "t-sftp", n: int = 3, **kw: Any
+) -> tuple[Remote, SyncContext]:
+    """``n`` sessions in opencode, backed up by a first sync to a folder of its own on ``name``; ``kw``:
+    as remote_context takes them."""
+    remote = remote_for(servers, name)
+    sessions(env, n)
+    ctx = remote_context(env.data, remote, **kw)
+    sync(ctx)
+    return remote, ctx
+
+
+def in_another_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on the test is another install: this HOME and its app folders (cache, state, data)."""
+    for var, value in home_env(home).items():
+        monkeypatch.setenv(var, value)
+
+
 def checked(remote: Remote, machine: str = "laptop") -> None:
     """``verify`` of the remote's machine folder, read where the server keeps it, passes."""
     report = verify(remote.served / machine, machine, remote.served.parent / "verify-work")
@@ -63,10 +82,7 @@ def sync(ctx: SyncContext, options: SyncOptions | None = None) -> None:
 def test_the_first_sync_uploads_the_backup_and_later_ones_only_what_changed(
     env: Env, rclone_servers: Servers, config_file: Path, name: str
 ) -> None:
-    remote = remote_for(rclone_servers, name)
-    sessions(env)
-    ctx = remote_context(env.data, remote)
-    sync(ctx)
+    remote, ctx = backed_up(env, rclone_servers, name)
     served = writes(remote.served)
     mirror = {p.relative_to(ctx.backup_path).as_posix() for p in ctx.backup_path.rglob("*") if p.is_file()}
     assert set(served) == (mirror - {"laptop/sync.log"}) | {"laptop/writer.lease"}
@@ -102,11 +118,8 @@ def test_the_live_services_uploads_go_through_one_resident_rclone_and_survive_it
 ) -> None:
     """A warm upload starts no rclone command (one request a file to the resident one); one that died is
     started again, and where none can be, commands do the work: the remote stays a backup verify passes."""
-    remote = remote_for(rclone_servers, "t-dav")
-    sessions(env)
-    ctx = remote_context(env.data, remote, resident=True)
+    remote, ctx = backed_up(env, rclone_servers, "t-dav", resident=True)
     assert ctx.remote is not None and ctx.remote.client.daemon is not None
-    sync(ctx)
     commands: list[str] = []
     real = rc.Rclone._call
 
@@ -169,10 +182,7 @@ def test_legacy_files_go_up_and_come_off_with_the_index(
 def test_a_purged_mirror_is_filled_from_the_remote_and_nothing_goes_up_twice(
     env: Env, rclone_servers: Servers, config_file: Path
 ) -> None:
-    remote = remote_for(rclone_servers)
-    sessions(env)
-    ctx = remote_context(env.data, remote)
-    sync(ctx)
+    remote, ctx = backed_up(env, rclone_servers)
     f.add_message(f.connect(env.db), "ses_0", "kept in versions/")
     sync(ctx, DIRTY)
     versions = {rel for rel in writes(remote.served) if "/versions/" in rel}
@@ -192,10 +202,7 @@ def test_a_purged_mirror_is_filled_from_the_remote_and_nothing_goes_up_twice(
 def test_a_lost_ledger_is_rebuilt_from_the_remote_by_hash(
     env: Env, rclone_servers: Servers, config_file: Path
 ) -> None:
-    remote = remote_for(rclone_servers)
-    sessions(env)
-    ctx = remote_context(env.data, remote)
-    sync(ctx)
+    remote, ctx = backed_up(env, rclone_servers)
     assert ctx.remote is not None
     ctx.remote.close()
     shutil.rmtree(ctx.remote.cache / "ledgers")
@@ -209,13 +216,8 @@ def test_a_lost_ledger_is_rebuilt_from_the_remote_by_hash(
 def test_a_second_install_with_the_same_machine_name_is_refused_before_downloading(
     env: Env, rclone_servers: Servers, config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    remote = remote_for(rclone_servers)
-    sessions(env)
-    sync(remote_context(env.data, remote))
-    other = tmp_path / "other-home"
-    for var, sub in (("HOME", ""), ("XDG_CACHE_HOME", ".cache"), ("XDG_STATE_HOME", ".local/state"),
-                     ("XDG_DATA_HOME", ".local/share")):  # fmt: skip
-        monkeypatch.setenv(var, str(other / sub))
+    remote, _ctx = backed_up(env, rclone_servers)
+    in_another_home(tmp_path / "other-home", monkeypatch)
     ctx = remote_context(env.data, remote, identity=lambda: "another computer")
     result = run_sync(ctx)
     assert result.kind is FailureKind.FOREIGN, result.error
@@ -234,10 +236,7 @@ def test_a_reinstall_carries_on_once_the_old_install_gave_its_lease_back(
     assert first.remote is not None
     first.remote.release()  # the old install's service stopped
     assert not (remote.served / "laptop" / "writer.lease").exists()
-    for var, sub in (("XDG_CACHE_HOME", "c"), ("XDG_STATE_HOME", "s"), ("XDG_DATA_HOME", "d")):
-        monkeypatch.setenv(
-            var, str(tmp_path / "reinstalled" / sub)
-        )  # this computer and account, a new install
+    in_another_home(tmp_path / "reinstalled", monkeypatch)  # this computer and account, a new install
     sync(remote_context(env.data, remote), DIRTY)
     checked(remote)
 
@@ -279,10 +278,7 @@ def test_uploads_wait_while_held_back_and_go_up_after(
 def test_another_machines_folder_is_read_through_one_view_and_removed_after(
     env: Env, rclone_servers: Servers, config_file: Path
 ) -> None:
-    remote = remote_for(rclone_servers, "t-dav")
-    sessions(env)
-    ctx = remote_context(env.data, remote, machine="old-laptop")
-    sync(ctx)
+    _remote, ctx = backed_up(env, rclone_servers, "t-dav", machine="old-laptop")
     assert ctx.remote is not None
     with view(ctx.remote, "old-laptop", Parts.INDEX, threading.Event()) as folder:
         assert len(mf.load(folder, "old-laptop").sessions) == 3
