@@ -40,8 +40,7 @@ from app.errors import ConfigError
 from app.fsutil import atomic_write_bytes
 from app.platform import drivefs
 from app.transfer import ENGINE_NAMES as ENGINES
-from app.transfer import rclone
-from app.transfer.rclone import RemoteSpec
+from app.transfer.rclone_spec import RemoteSpec, cache_dir, is_remote
 
 __all__ = [
     "ENGINES",
@@ -167,7 +166,7 @@ def load(
     remote = values["backup_path"]
     if isinstance(remote, RemoteSpec):
         values["remote"], origins["remote"] = remote, origins["backup_path"]
-        values["backup_path"] = rclone.cache_dir(remote) / "mirror"
+        values["backup_path"] = cache_dir(remote) / "mirror"
 
     db = env.get(ENV_DB, "")
     values["opencode_db"] = (source / db if not Path(db).is_absolute() else Path(db)) if db else None
@@ -380,7 +379,7 @@ def save_backup_path(folder: Path | str, env: Mapping[str, str] | None = None) -
     ``backupPath`` in our own settings file (keeping its other keys) and return the settings now in
     effect. Raises ConfigError and writes nothing when it is unusable or the file cannot be parsed.
     Comments in a hand-written file are lost."""
-    value = folder if isinstance(folder, str) and rclone.is_remote(folder) else os.path.abspath(folder)
+    value = folder if isinstance(folder, str) and is_remote(folder) else os.path.abspath(folder)
     load({"backupPath": value}, env)  # every check the command line makes, before writing
     current = load(env=env, check_destination=False)
     path = current.config_file

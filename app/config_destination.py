@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app import paths
 from app.errors import ConfigError, TransferError
-from app.transfer import rclone
+from app.transfer.rclone_spec import INSTALL_HINT, RemoteSpec
 
 
 def check_folder(dest: Path, source: Path, tail: str, *, allow_unmounted: bool) -> None:
@@ -46,12 +46,14 @@ def check_folder(dest: Path, source: Path, tail: str, *, allow_unmounted: bool) 
         raise ConfigError(f"backupPath {dest} is not writable: no write permission on {target} ({tail})")
 
 
-def check_remote(spec: rclone.RemoteSpec, tail: str) -> None:
+def check_remote(spec: RemoteSpec, tail: str) -> None:
     """Raise ConfigError unless rclone is installed and ``spec``'s remote is one of the user's (rclone
     reads its config for that and connects to nothing: a remote that is down is not refused here)."""
+    from app.transfer import rclone  # noqa: PLC0415 - every command loads the settings; this only with a remote
+
     binary = rclone.find_binary()
     if binary is None:
-        how = rclone.INSTALL_HINT.get(paths.current_platform(), rclone.INSTALL_HINT["linux"])
+        how = INSTALL_HINT.get(paths.current_platform(), INSTALL_HINT["linux"])
         raise ConfigError(f"backupPath {spec.text} needs rclone, which is not installed: {how} ({tail})")
     try:
         remotes = rclone.list_remotes(binary)

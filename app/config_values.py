@@ -17,7 +17,7 @@ from pathlib import Path
 
 from app.errors import ConfigError
 from app.transfer import ENGINE_NAMES as ENGINES
-from app.transfer.rclone import RemoteSpec, is_remote, parse_spec
+from app.transfer.rclone_spec import RemoteSpec, is_remote, parse_spec
 
 logger = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from pathlib import Path
 from app import codec, config, paths
 from app.backup import manifest as mf
 from app.backup.progress import Progress
-from app.backup.remote import upload_state
+from app.backup.remote.ledger import upload_state
 from app.backup.result import Outcome, SyncResult
 from app.backup.state import load_results
 from app.errors import BackupDamaged
 from app.service import client
 from app.service.status import Status
-from app.transfer import rclone
+from app.transfer.rclone_spec import cache_dir
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def gather(settings: config.Settings) -> BackupStatus:
         service="not running",
     )
     if settings.remote is not None and machine_dir is not None:
-        state = upload_state(rclone.cache_dir(settings.remote), machine_dir)
+        state = upload_state(cache_dir(settings.remote), machine_dir)
         report = replace(
             report,
             remote=settings.remote.remote,

@@ -13,7 +13,8 @@ from app import config, paths
 from app.backup import manifest as mf
 from app.backup.backup_reader import machine_name, safe_machine_dir
 from app.backup.progress import Sink, nowhere
-from app.backup.remote import Parts, RemoteSite, view
+from app.backup.remote.site import RemoteSite
+from app.backup.remote.view import Parts, view
 from app.backup.result import SyncResult
 from app.backup.state import PERSON_WAIT, sync_lock
 from app.backup.sync import SyncContext, SyncOptions, run_sync, run_upload
@@ -114,11 +115,12 @@ def reading(
     if settings.backup_path is None:
         raise ConfigError(config.not_configured_message(settings))
     machine = machine or settings.machine_name
-    site = site_for(settings)
     mirror_has_it = (settings.backup_path / machine / mf.MANIFEST).is_file()
-    if site is None or (machine == settings.machine_name and mirror_has_it and not fresh):
+    if settings.remote is None or (machine == settings.machine_name and mirror_has_it and not fresh):
         yield safe_machine_dir(settings.backup_path, machine)
         return
+    site = site_for(settings)
+    assert site is not None
     try:
         with view(site, machine_name(machine), parts) as folder:
             yield folder
@@ -150,4 +152,4 @@ def upload_mended(settings: config.Settings, *, compare: bool) -> SyncResult | N
             ctx.remote.compare_next(settings.machine_name)
         return run_upload(ctx)
     finally:
-        ctx.remote.close()
+        ctx.remote.release()

@@ -18,7 +18,7 @@ import pytest
 
 from app import paths
 from app.backup import manifest as mf
-from app.backup.remote import Parts, view
+from app.backup.remote.view import Parts, view
 from app.backup.result import Outcome
 from app.backup.sync import SyncContext, SyncOptions, run_sync
 from app.backup.verify import verify

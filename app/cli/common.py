@@ -26,7 +26,7 @@ from app.errors import BackupError, ConfigError, UsageError
 from app.safe_text import clean_lines, safe_json
 
 if TYPE_CHECKING:
-    from app.backup.remote import Parts
+    from app.backup.remote.view import Parts
 
 __all__ = [
     "ALL",
@@ -87,7 +87,7 @@ def reading(
     """The machine folder a command reads (see :func:`app.wiring.reading`): a folder that is not there
     is one line (BackupError), as :func:`require_backup` says it."""
     from app import wiring  # noqa: PLC0415 - the engine loads when a command that reads a backup runs
-    from app.backup.remote import Parts  # noqa: PLC0415
+    from app.backup.remote.view import Parts  # noqa: PLC0415
 
     if settings.remote is None and (machine or settings.machine_name) == settings.machine_name:
         require_backup(settings)

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from app.backup.catalog import session_rows
-from app.backup.remote import Parts
+from app.backup.remote.view import Parts
 from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, reading
 from app.cli.parser import COMMANDS
 from app.safe_text import clean

@@ -15,7 +15,7 @@ from typing import Any
 from app import paths
 from app.backup import restore as rs
 from app.backup import restore_legacy as rl
-from app.backup.remote import Parts
+from app.backup.remote.view import Parts
 from app.cli.common import (
     READ,
     add_json_flag,

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from app import paths
-from app.backup.remote import Parts
+from app.backup.remote.view import Parts
 from app.backup.verify import verify
 from app.cli.common import add_json_flag, add_settings_flags, emit, load_settings, reading
 from app.cli.parser import COMMANDS

@@ -19,7 +19,7 @@ from app.backup import catalog
 from app.backup import manifest as mf
 from app.backup import restore as rs
 from app.backup.progress import Sink, Throttled
-from app.backup.remote import Parts
+from app.backup.remote.view import Parts
 from app.backup.result import Outcome
 from app.backup.sync import SyncOptions
 from app.errors import BackupDamaged, BackupError, ConfigError

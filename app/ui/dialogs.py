@@ -23,7 +23,7 @@ from app.codec import CodecError
 from app.errors import BackupError
 from app.host import CREATE_NO_WINDOW, HOST
 from app.safe_text import clean, clean_lines
-from app.transfer.rclone import PREFIX, is_remote
+from app.transfer.rclone_spec import PREFIX, is_remote
 from app.ui.dialog.protocol import (
     Answer,
     Asks,

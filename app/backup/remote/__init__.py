@@ -8,10 +8,7 @@ every moment, and the one way readers reach another machine's folder there.
 - :mod:`.ledger`: what the remote holds, as far as this computer knows.
 - :mod:`.view`: a machine folder of the remote, downloaded for a reader.
 - :mod:`.listing`: a remote listing, checked as untrusted input.
+
+Import the module you need: this package loads nothing (``status`` reads a ledger without rclone's
+client and its HTTP library).
 """
-
-from app.backup.remote.ledger import UploadState, upload_state
-from app.backup.remote.site import RemoteSite
-from app.backup.remote.view import Parts, view
-
-__all__ = ["Parts", "RemoteSite", "UploadState", "upload_state", "view"]

@@ -213,7 +213,7 @@ class RemoteSite:
         committed = Committed()
         remote_head = known.get(mf.MANIFEST)
         if remote_head is not None and remote_head[1] != "unknown":
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(BackupError):  # a manifest that does not load: compared as none
                 committed = Committed.of(remote_head[1], mf.load(machine_dir, machine))
         stamps = (
             sorted({rel.split("/")[1] for rel in known if rel.startswith(f"{VERSIONS}/")})

@@ -28,7 +28,7 @@ from app.backup import manifest as mf
 from app.backup.destination import Destination, prepare_destination, sweep_stale_temp
 from app.backup.ownership import LEASE_SECONDS, Identity, install_id, no_identity, take_lease, writing
 from app.backup.progress import Report, Sink, Throttled, nowhere
-from app.backup.remote import RemoteSite
+from app.backup.remote.site import RemoteSite
 from app.backup.result import Outcome, SyncResult
 from app.backup.state import record_result, sync_lock
 from app.backup.sync.apply import apply
