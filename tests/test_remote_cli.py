@@ -1,6 +1,7 @@
 """The command line on a backup to an rclone remote, as a user runs it (``python -m app``, the real rclone,
 its servers on 127.0.0.1): a setting wrong before anything is tried exits 2 in one line, a sync that failed
-exits 1 in one line, and status, list, verify, restore, repair and adopt work as on a folder."""
+exits 1 in one line, and status, list, verify, restore, repair and adopt work as on a folder; so do the
+agent tools."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -141,3 +143,31 @@ def test_another_machine_restores_from_the_remote_and_a_reinstall_adopts_its_fol
     assert f"uploaded to t-sftp:{remote.path}/old" in adopted.stdout
     assert cli(remote.spec, env.data, "sync", machine="old", env=other).returncode == 0
     assert json.loads((remote.served / "old" / "owner.json").read_text())["install"] != "e" * 32
+
+
+class Call:
+    """A tool call's context for the agent tools run in this process."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.said: list[str] = []
+
+    def progress(self, message: str) -> None:
+        self.said.append(message)
+
+
+def test_the_agent_tools_back_up_report_and_plan_a_restore_on_a_remote(
+    env: Env, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.mcp import actions
+
+    flags = {"backupPath": remote.spec, "source": str(env.data), "machineName": MACHINE}
+    done = actions.sync(flags, False, Call())
+    assert not done.is_error, done.text
+    assert (remote.served / MACHINE / "manifest.json").is_file()
+    status = actions.status(flags)
+    assert f"Backup path: t-sftp:{remote.path}/{MACHINE}" in status.text
+    assert "Uploaded to the remote t-sftp:" in status.text and "Backed up on this computer:" in status.text
+    f.delete_session(env.db, "ses_0")
+    plan = actions.restore(flags, False, (), Call())
+    assert not plan.is_error and "ses_0" in plan.text and "nothing has been changed" in plan.text
