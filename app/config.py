@@ -22,6 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from app import jsonc, paths
+from app.config_destination import check_folder, check_remote, resolve
 from app.config_values import (
     BY_KEY,
     ENV_CONFIG,
@@ -44,6 +45,7 @@ from app.errors import ConfigError
 from app.fsutil import atomic_write_bytes
 from app.platform import drivefs
 from app.transfer import ENGINE_NAMES as ENGINES
+from app.transfer.rclone_spec import RemoteSpec, cache_dir, is_remote
 
 __all__ = [
     "ENGINES",
@@ -77,7 +79,7 @@ class Settings:
     """The effective settings. ``origins`` maps each field name (snake_case) to where it came from:
     "flag", "env NAME", "file PATH", "legacy PATH", "default" or "auto-detected (Google Drive)"."""
 
-    backup_path: Path | None  # None: not configured (see not_configured_message)
+    backup_path: Path | None  # None: not configured (see not_configured_message); a remote's: its mirror
     debug: bool
     machine_name: str
     sync_delay_seconds: float
@@ -91,12 +93,31 @@ class Settings:
     source: Path  # opencode's data folder, symlinks resolved
     opencode_db: Path | None  # from OPENCODE_DB; None: find it in source
     config_file: Path  # the session-backup.json that was (or would have been) read
+    remote: RemoteSpec | None = None  # backupPath written rclone:REMOTE:PATH (backup_path: its local mirror)
+    upload_bandwidth_limit: str = ""  # rclone's --bwlimit for uploads to a remote ('': none)
+    upload_only_unmetered: bool = False  # a remote's uploads wait while the network is metered
+    upload_not_on_battery: bool = False  # ... and while the computer runs on battery
     origins: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     @property
     def machine_dir(self) -> Path | None:
-        """``<backup_path>/<machine_name>``, this machine's folder at the destination; None if not set."""
+        """``<backup_path>/<machine_name>``, this machine's folder at the destination (a remote's: in its
+        local mirror); None if not set."""
         return None if self.backup_path is None else self.backup_path / self.machine_name
+
+    @property
+    def destination_text(self) -> str | None:
+        """The backup path as the user wrote it (a folder, or ``rclone:REMOTE:PATH``); None if not set."""
+        if self.remote is not None:
+            return self.remote.text
+        return None if self.backup_path is None else str(self.backup_path)
+
+    @property
+    def machine_text(self) -> str | None:
+        """This machine's folder as the user knows it (``REMOTE:PATH/<machine>`` on a remote)."""
+        if self.remote is not None:
+            return self.remote.at(self.machine_name)
+        return None if self.machine_dir is None else str(self.machine_dir)
 
 
 def load(
@@ -146,8 +167,12 @@ def load(
         elif f.key not in chosen and f.key == "source":
             value = paths.opencode_data_dir(env, platform)
         values[f.attr], origins[f.attr] = value, origin
-    source = _resolve(Path(str(values["source"])), "source")
+    source = resolve(Path(str(values["source"])), "source")
     values["source"] = source
+    remote = values["backup_path"]
+    if isinstance(remote, RemoteSpec):
+        values["remote"], origins["remote"] = remote, origins["backup_path"]
+        values["backup_path"] = cache_dir(remote) / "mirror"
 
     db = env.get(ENV_DB, "")
     values["opencode_db"] = (source / db if not Path(db).is_absolute() else Path(db)) if db else None
@@ -170,45 +195,20 @@ def destination_problem(settings: Settings) -> str | None:
 
 
 def validate_destination(settings: Settings, *, allow_unmounted: bool = False) -> None:
-    """Raise ConfigError unless backup_path can hold backups: outside opencode's data folder (and
-    not containing it, symlinks resolved), a folder or creatable in an existing parent, writable.
+    """Raise ConfigError unless the backup destination can be used (see :mod:`app.config_destination`):
+    a folder outside opencode's data folder that can be written, or an rclone remote of the user's config
+    with rclone installed.
 
-    With ``allow_unmounted`` a missing parent is accepted: the service starts at login, maybe before
-    Google Drive has mounted, and retries (DEST_MISSING) instead of refusing to start.
-    Writability is ``os.access`` only: root and Windows ACLs can still refuse the first write later.
+    With ``allow_unmounted`` a folder whose parent is missing is accepted: the service starts at login,
+    maybe before Google Drive has mounted, and retries (DEST_MISSING) instead of refusing to start.
     """
-    dest = settings.backup_path
-    if dest is None:
+    if settings.backup_path is None:
         return
     tail = where(settings.origins.get("backup_path", DEFAULT))
-    real_dest = _resolve(dest, "backupPath")
-    real_src = _resolve(settings.source, "source")
-    if real_dest == real_src or real_src in real_dest.parents:
-        raise ConfigError(
-            f"backupPath {dest} is inside opencode's data folder {settings.source}; "
-            f"choose a folder outside it ({tail})"
-        )
-    if real_dest in real_src.parents:
-        raise ConfigError(
-            f"backupPath {dest} contains opencode's data folder {settings.source}; "
-            f"choose a folder outside it ({tail})"
-        )
-    try:
-        if dest.is_symlink() and not dest.exists():
-            raise ConfigError(f"backupPath {dest} is a broken symbolic link ({tail})")
-        exists = dest.exists()
-        if exists and not dest.is_dir():
-            raise ConfigError(f"backupPath {dest} is a file, not a folder ({tail})")
-        target = dest if exists else dest.parent
-        if not exists and allow_unmounted and not target.exists():
-            return
-        if not exists and not target.is_dir():
-            state = "is not a folder" if target.exists() else "does not exist"
-            raise ConfigError(f"backupPath {dest} cannot be created: {target} {state} ({tail})")
-    except OSError as exc:
-        raise ConfigError(f"backupPath {dest} cannot be checked: {exc.strerror} ({tail})") from None
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise ConfigError(f"backupPath {dest} is not writable: no write permission on {target} ({tail})")
+    if settings.remote is not None:
+        check_remote(settings.remote, tail)
+    else:
+        check_folder(settings.backup_path, settings.source, tail, allow_unmounted=allow_unmounted)
 
 
 def not_configured_message(settings: Settings) -> str:
@@ -228,11 +228,11 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
 def as_json(settings: Settings) -> dict[str, object]:
     """JSON-ready view for ``opencode-backup config --json``: settings, origins and machineDir."""
     items = _items(settings)
-    machine_dir = settings.machine_dir
     return {
         "settings": {key: str(v) if isinstance(v, Path) else v for key, (v, _) in items.items()},
         "origins": {key: origin for key, (_, origin) in items.items()},
-        "machineDir": None if machine_dir is None else str(machine_dir),
+        "machineDir": settings.machine_text,
+        **({"mirror": str(settings.machine_dir)} if settings.remote is not None else {}),
     }
 
 
@@ -344,23 +344,17 @@ def _entries(obj: Mapping[str, object], origin: str, path: Path) -> list[Raw]:
     return entries
 
 
-def _resolve(path: Path, key: str) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
-        raise ConfigError(f"{key} {path} cannot be resolved: {exc}") from None
-
-
 # ---- showing ---------------------------------------------------------------------------------------
 
 
 def _items(settings: Settings) -> dict[str, tuple[object, str]]:
     keys = {f.attr: f.key for f in FIELDS} | _EXTRA_KEYS
-    return {key: (getattr(settings, attr), settings.origins.get(attr, DEFAULT)) for attr, key in keys.items()}
+    shown = {attr: getattr(settings, attr) for attr in keys} | {"backup_path": settings.destination_text}
+    return {key: (shown[attr], settings.origins.get(attr, DEFAULT)) for attr, key in keys.items()}
 
 
 def _text(value: object) -> str:
-    if value is None:
+    if value is None or value == "":
         return "(not set)"
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -372,11 +366,12 @@ def _text(value: object) -> str:
 # ---- writing ---------------------------------------------------------------------------------------
 
 
-def save_backup_path(folder: Path, env: Mapping[str, str] | None = None) -> Settings:
-    """Check ``folder`` as a backup folder, then set ``backupPath`` (see :func:`save_settings`)."""
-    folder = Path(os.path.abspath(folder))
-    load({"backupPath": str(folder)}, env)  # every check the command line makes, before writing
-    return save_settings({"backupPath": str(folder)}, env)
+def save_backup_path(folder: Path | str, env: Mapping[str, str] | None = None) -> Settings:
+    """Check ``folder`` (a folder, or ``rclone:REMOTE:PATH``) as a backup destination, then set
+    ``backupPath`` (see :func:`save_settings`)."""
+    value = folder if isinstance(folder, str) and is_remote(folder) else os.path.abspath(folder)
+    load({"backupPath": value}, env)  # every check the command line makes, before writing
+    return save_settings({"backupPath": value}, env)
 
 
 def save_settings(changes: Mapping[str, object], env: Mapping[str, str] | None = None) -> Settings:

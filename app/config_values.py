@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app.errors import ConfigError
 from app.transfer import ENGINE_NAMES as ENGINES
+from app.transfer.rclone_spec import RemoteSpec, is_remote, parse_spec
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +40,14 @@ class Field:
 
     key: str  # camelCase, as in the file and the flags
     attr: str  # snake_case, as in Settings
-    kind: str  # path | bool | number | count | engine | name
+    kind: str  # path | destination | bool | number | count | engine | name | bwlimit
     default: object = None
     minimum: float = 0
     maximum: float = 0  # 0: no numbers here
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("backupPath", "backup_path", "path"),
+    Field("backupPath", "backup_path", "destination"),  # a folder, or rclone:REMOTE:PATH
     Field("debug", "debug", "bool", False),
     Field("machineName", "machine_name", "name"),
     Field("syncDelaySeconds", "sync_delay_seconds", "number", 5.0, maximum=86_400),  # a day
@@ -58,6 +59,9 @@ FIELDS: tuple[Field, ...] = (
     Field("notifications", "notifications", "bool", True),
     Field("encryption", "encryption", "bool", False),
     Field("source", "source", "path"),
+    Field("uploadBandwidthLimit", "upload_bandwidth_limit", "bwlimit", ""),  # rclone's --bwlimit
+    Field("uploadOnlyUnmetered", "upload_only_unmetered", "bool", False),
+    Field("uploadNotOnBattery", "upload_not_on_battery", "bool", False),
 )
 BY_KEY = {f.key: f for f in FIELDS}
 
@@ -76,8 +80,13 @@ class _Invalid(Exception):
     """A value is wrong; the message names key and value, convert() adds the origin."""
 
 
+# rclone's --bwlimit: a rate ("1M", "512k", "10M:1M" up:down) or a timetable of them ("08:00,512k 19:00,off")
+_BWLIMIT = re.compile(r"^[0-9A-Za-z.:,| -]{1,200}$")
+
+
 def convert(raw: Raw, home: Path) -> object:
-    """The checked value of ``raw`` (Path, bool, float, int or str); ConfigError if it is wrong."""
+    """The checked value of ``raw`` (Path, RemoteSpec, bool, float, int or str); ConfigError if it is
+    wrong."""
     f = BY_KEY[raw.key]
     try:
         if f.kind == "bool":
@@ -85,7 +94,7 @@ def convert(raw: Raw, home: Path) -> object:
         if f.kind in ("number", "count"):
             return _number(f, raw)
         if not isinstance(raw.value, str | os.PathLike) or (
-            f.kind != "path" and not isinstance(raw.value, str)
+            f.kind not in ("path", "destination") and not isinstance(raw.value, str)
         ):
             raise _Invalid(f"{f.key} must be a string, got {show(raw.value)}")
         text = os.fspath(raw.value)
@@ -97,6 +106,14 @@ def convert(raw: Raw, home: Path) -> object:
             return text.strip().lower()
         if f.kind == "name":
             return _machine_name(text)
+        if f.kind == "bwlimit":
+            if text and (not _BWLIMIT.match(text) or text.startswith("-")):
+                raise _Invalid(
+                    f"{f.key} must be a rate as rclone's --bwlimit takes it (1M, 512k), got {show(text)}"
+                )
+            return text.strip()
+        if f.kind == "destination" and isinstance(raw.value, str) and is_remote(text):
+            return _remote(f, text)
         path = expand_home(text, home)
         if not path.is_absolute():
             raise _Invalid(f"{f.key} must be an absolute path, got {show(text)}")
@@ -133,6 +150,13 @@ def _number(f: Field, raw: Raw) -> float | int:
     if number > f.maximum:
         raise _Invalid(f"{f.key} must be at most {f.maximum:g}, got {show(v)}")
     return int(number) if f.kind == "count" else number
+
+
+def _remote(f: Field, text: str) -> RemoteSpec:
+    try:
+        return parse_spec(text)
+    except ValueError as exc:
+        raise _Invalid(f"{f.key} {show(text)} is not a remote: {exc}") from None
 
 
 def _machine_name(text: str) -> str:

@@ -5,13 +5,17 @@
     ├── UsageError               bad command-line use             -> exit 2
     │     └── KeyMissing         the backup is encrypted and this install has no key -> exit 2
     ├── SyncFailed               a sync could not complete        -> exit 1; ``kind`` says why
-    │     kinds: LOCKED, DEST_MISSING, SOURCE_MISSING, GUARD, FOREIGN, DAMAGED, FATAL
+    │     kinds: LOCKED, DEST_MISSING, SOURCE_MISSING, OFFLINE, RATE_LIMITED, HELD_BACK, GUARD, FOREIGN,
+    │            DAMAGED, SIGN_IN, FATAL
     ├── TransferError            an engine failed (carries a kind) -> wrapped in SyncFailed
     └── BackupDamaged            a file at the destination is unreadable or hostile -> exit 1
 
-The live service retries LOCKED, DEST_MISSING and SOURCE_MISSING with backoff and stops retrying on
-GUARD, FOREIGN (the folder is another install's: ``adopt`` when it is this computer's), DAMAGED (the
-backup's index cannot be read: ``repair``) and FATAL.
+The live service retries LOCKED, DEST_MISSING, SOURCE_MISSING, OFFLINE (an rclone remote cannot be reached)
+RATE_LIMITED (a remote asks us to slow down) and HELD_BACK (uploads wait for an unmetered network or mains
+power, as set; never alerted) with backoff and stops retrying on GUARD, FOREIGN (the
+folder is another install's: ``adopt`` when it is this computer's), DAMAGED (the backup's index cannot be
+read: ``repair``), SIGN_IN (rclone can no longer sign in to the remote: ``rclone config reconnect``) and
+FATAL.
 """
 
 from __future__ import annotations
@@ -25,20 +29,24 @@ class FailureKind(enum.Enum):
     LOCKED = "locked"
     DEST_MISSING = "dest_missing"
     SOURCE_MISSING = "source_missing"
+    OFFLINE = "offline"
+    RATE_LIMITED = "rate_limited"
+    HELD_BACK = "held_back"
     GUARD = "guard"
     FOREIGN = "foreign"
     DAMAGED = "damaged"
+    SIGN_IN = "sign_in"
     FATAL = "fatal"
 
     @property
     def retryable(self) -> bool:
-        return self in (FailureKind.LOCKED, FailureKind.DEST_MISSING, FailureKind.SOURCE_MISSING)
+        return self in _RETRYABLE
 
     @property
     def needs_a_person(self) -> bool:
         """Waiting cannot fix it: the user is told at once and decides (restore or override the guard,
         adopt the folder or name this computer apart, repair the index)."""
-        return self in (FailureKind.GUARD, FailureKind.FOREIGN, FailureKind.DAMAGED)
+        return self in (FailureKind.GUARD, FailureKind.FOREIGN, FailureKind.DAMAGED, FailureKind.SIGN_IN)
 
     @property
     def sentence(self) -> str:
@@ -46,18 +54,37 @@ class FailureKind(enum.Enum):
         return _SENTENCES[self]
 
 
+_RETRYABLE = frozenset(
+    {
+        FailureKind.LOCKED,
+        FailureKind.DEST_MISSING,
+        FailureKind.SOURCE_MISSING,
+        FailureKind.OFFLINE,
+        FailureKind.RATE_LIMITED,
+        FailureKind.HELD_BACK,
+    }
+)
+
 _SENTENCES = {
     FailureKind.LOCKED: "A file in the backup folder is locked or busy (Google Drive may be syncing it); "
     "the backup will be retried.",
     FailureKind.DEST_MISSING: "The backup folder is not reachable (drive not mounted or folder removed); "
     "the backup will be retried.",
     FailureKind.SOURCE_MISSING: "opencode's data was not found where expected; the backup will be retried.",
+    FailureKind.OFFLINE: "The backup remote cannot be reached (no network, or its server is down); the "
+    "sessions are backed up on this computer and the upload will be retried.",
+    FailureKind.RATE_LIMITED: "The backup remote asks us to slow down (a rate limit or a daily quota); the "
+    "sessions are backed up on this computer and the upload will be retried later.",
+    FailureKind.HELD_BACK: "Uploads wait, as set, for an unmetered network or mains power; the sessions are "
+    "backed up on this computer.",
     FailureKind.GUARD: "opencode lost most of its sessions since the last backup; the backup was left "
     "untouched. Restore them, or run 'opencode-backup sync --allow-deletions' if this was intended.",
     FailureKind.FOREIGN: "The backup folder belongs to another install; backups are held back. If it is "
     "this computer's own folder (after a reinstall), choose Adopt backup folder… in the menu.",
     FailureKind.DAMAGED: "The backup's index is damaged; backups are held back. Run 'opencode-backup "
     "repair' to rebuild it from the files present.",
+    FailureKind.SIGN_IN: "rclone can no longer sign in to the backup remote; run 'rclone config reconnect "
+    "REMOTE:' (or 'rclone config' for a changed password), then Sync now.",
     FailureKind.FATAL: "The backup failed; see the log for details.",
 }
 

@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from platformdirs import user_config_path, user_data_path, user_log_path, user_state_path
+from platformdirs import user_cache_path, user_config_path, user_data_path, user_log_path, user_state_path
 
 from app import APP_NAME
 from app.host import HOST
@@ -127,6 +127,11 @@ def app_config_dir() -> Path:
 def app_state_dir() -> Path:
     """This app's state folder (last status, locks). Not created."""
     return user_state_path(APP_NAME, appauthor=False)
+
+
+def app_cache_dir() -> Path:
+    """This app's cache folder (a remote backup's local mirror lives here). Not created."""
+    return user_cache_path(APP_NAME, appauthor=False)
 
 
 def app_log_dir() -> Path:

@@ -14,11 +14,13 @@ from pathlib import Path
 from app import codec, config, paths
 from app.backup import manifest as mf
 from app.backup.progress import Progress
+from app.backup.remote.ledger import upload_state
 from app.backup.result import Outcome, SyncResult
 from app.backup.state import load_results
 from app.errors import BackupDamaged
 from app.service import client
 from app.service.status import Status
+from app.transfer.rclone_spec import cache_dir
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,16 @@ class BackupStatus:
     failing_since: datetime | None = None
     progress: Progress | None = None  # how far the service's running backup or restore has got
     encryption: str = "off"  # "encrypted (age)", "re-encrypting (age)" or "off", as the backup folder says
+    remote: str | None = None  # an rclone remote's name: the backup is uploaded there from a local mirror
+    mirror: str | None = None  # that mirror (this machine's folder, as backed up locally)
+    committed: datetime | None = None  # when the mirror last committed a backup (backed up locally)
+    uploaded: datetime | None = None  # when the last upload to the remote finished
+    upload_pending: bool = False  # the mirror holds a backup the remote does not have yet
 
 
 def gather(settings: config.Settings) -> BackupStatus:
     """Everything ``status`` reports, from the backup folder, this install's state and the live service."""
-    machine_dir = settings.machine_dir
+    machine_dir = settings.machine_dir  # a remote's: its local mirror
     reachable = machine_dir is not None and machine_dir.is_dir()
     man, damaged = None, None
     if machine_dir is not None and reachable:
@@ -64,9 +71,9 @@ def gather(settings: config.Settings) -> BackupStatus:
             damaged = str(exc)
     attempt, backup = _results(settings, machine_dir, man)
     report = BackupStatus(
-        backup_path=str(settings.backup_path) if settings.backup_path else None,
+        backup_path=settings.destination_text,
         machine=settings.machine_name,
-        machine_dir=str(machine_dir) if machine_dir else None,
+        machine_dir=settings.machine_text,
         configured=settings.backup_path is not None,
         backup_reachable=reachable,
         backup_damaged=damaged,
@@ -82,6 +89,16 @@ def gather(settings: config.Settings) -> BackupStatus:
         service="not running",
         encryption=_encryption(man),
     )
+    if settings.remote is not None and machine_dir is not None:
+        state = upload_state(cache_dir(settings.remote), machine_dir)
+        report = replace(
+            report,
+            remote=settings.remote.remote,
+            mirror=str(machine_dir),
+            committed=_time(man.updated) if man else None,
+            uploaded=state.uploaded,
+            upload_pending=state.pending,
+        )
     live = client.live_status(paths.app_state_dir())
     if live is None:
         return report
@@ -96,6 +113,13 @@ def _encryption(man: mf.Manifest | None) -> str:
     if man.encryption.rekey_to is not None:
         return "re-encrypting (age)" if man.encryption.rekey_to else "decrypting"
     return "encrypted (age)"
+
+
+def _time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _results(

@@ -3,25 +3,35 @@ sync context or a running service from. Below every face, above the engine and t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from app import config, paths
-from app.backup.sync import SyncContext
+from app.backup import manifest as mf
+from app.backup.backup_reader import machine_name, safe_machine_dir
+from app.backup.progress import Sink, nowhere
+from app.backup.remote.site import RemoteSite
+from app.backup.remote.view import Parts, view
+from app.backup.result import SyncResult
+from app.backup.state import PERSON_WAIT, sync_lock
+from app.backup.sync import SyncContext, SyncOptions, run_sync, run_upload
 from app.crypt.age import CryptError
 from app.crypt.keys import KeyStore
 from app.crypt.seal import Seal
 from app.errors import ConfigError, FailureKind, SyncFailed
-from app.platform import machine_id
+from app.platform import conditions, machine_id
 from app.service.notifier import Notifier
 from app.service.runtime import Runtime
 from app.service.service import Listener, Timing
-from app.transfer import make_engine
+from app.transfer import make_engine, rclone
 
 
-def context_for(settings: config.Settings) -> SyncContext:
-    """The SyncContext of ``settings`` (ConfigError when no backup folder is set)."""
+def context_for(settings: config.Settings, *, resident: bool = False) -> SyncContext:
+    """The SyncContext of ``settings`` (ConfigError when no backup folder is set); ``resident``: a remote
+    keeps one rclone running between uploads (the live service's)."""
     if settings.backup_path is None:
         raise ConfigError(config.not_configured_message(settings))
     return SyncContext(
@@ -37,6 +47,50 @@ def context_for(settings: config.Settings) -> SyncContext:
         keep_versions_days=settings.keep_versions_days,
         identity=machine_id.account_once(paths.current_platform()),
         seal=SettingsSeal(settings),
+        remote=site_for(settings, resident=resident),
+    )
+
+
+def sync_once(
+    settings: config.Settings,
+    options: SyncOptions | None = None,
+    *,
+    progress: Sink = nowhere,
+    cancel: threading.Event | None = None,
+) -> SyncResult:
+    """One sync of ``settings`` in this process (a command's, an agent tool's), with what it holds given
+    back after (a remote's writer lease, its ledger). Runs on the calling thread."""
+    ctx = context_for(settings)
+    ctx = dataclasses.replace(ctx, progress=progress, cancel=cancel or ctx.cancel)
+    try:
+        return run_sync(ctx, options)
+    finally:
+        if ctx.remote is not None:
+            ctx.remote.release()
+
+
+def site_for(settings: config.Settings, *, resident: bool = False) -> RemoteSite | None:
+    """The rclone remote of ``settings`` (None: the backup is a folder); ConfigError without rclone."""
+    spec = settings.remote
+    if spec is None:
+        return None
+    binary = rclone.find_binary()
+    if binary is None:
+        raise ConfigError(f"backupPath {spec.text} needs rclone, which is not installed")
+    client = rclone.Rclone(binary, spec, rclone.Options(settings.upload_bandwidth_limit))
+    return RemoteSite(spec, client, rclone.cache_dir(spec), held=_held(settings), resident=resident)
+
+
+def _held(settings: config.Settings) -> Callable[[], str | None]:
+    """Why uploads wait now, under the settings' switches (asked before each upload, on the worker)."""
+    if not (settings.upload_only_unmetered or settings.upload_not_on_battery):
+        return lambda: None
+    platform, readers = paths.current_platform(), conditions.system_readers()
+    return lambda: conditions.held_back(
+        platform,
+        readers,
+        only_unmetered=settings.upload_only_unmetered,
+        not_on_battery=settings.upload_not_on_battery,
     )
 
 
@@ -61,7 +115,7 @@ class SettingsSeal:
         if self._seal is None or seen != self._seen:
             try:
                 if self._seal is not None:  # changed since: the switch may have been turned
-                    self._settings = replace(
+                    self._settings = dataclasses.replace(
                         self._settings, encryption=config.load(check_destination=False).encryption
                     )
                 self._seal = seal_for(self._settings, self._store)
@@ -108,8 +162,61 @@ def runtime_for(
 ) -> Runtime:
     """A (not yet started) service for ``settings``, with its timing from the settings."""
     return Runtime(
-        context_for(settings),
+        context_for(settings, resident=True),
         timing=Timing(delay=settings.sync_delay_seconds, interval=settings.min_interval_seconds),
         notifier=notifier,
         listeners=listeners,
     )
+
+
+@contextlib.contextmanager
+def reading(
+    settings: config.Settings, machine: str | None = None, parts: Parts = Parts.INDEX, *, fresh: bool = False
+) -> Iterator[Path]:
+    """The machine folder of ``machine`` (default: this one) to read, checked as a backup folder is: in a
+    folder, its own; on a remote, this machine's mirror (the newest state there is: only this install
+    writes it), unless ``fresh`` asks for the remote itself (verify), or a download of ``parts`` of the
+    remote's folder into the cache (another machine's, or this one's before it has a mirror), removed
+    afterwards. The one way the commands that read a backup reach a remote. ConfigError when no backup is
+    set, BackupDamaged when there is no such machine folder."""
+    if settings.backup_path is None:
+        raise ConfigError(config.not_configured_message(settings))
+    machine = machine or settings.machine_name
+    mirror_has_it = (settings.backup_path / machine / mf.MANIFEST).is_file()
+    if settings.remote is None or (machine == settings.machine_name and mirror_has_it and not fresh):
+        yield safe_machine_dir(settings.backup_path, machine)
+        return
+    site = site_for(settings)
+    assert site is not None
+    try:
+        with view(site, machine_name(machine), parts) as folder:
+            yield folder
+    finally:
+        site.close()
+
+
+def mirror_ready(settings: config.Settings) -> None:
+    """On a remote: the mirror of this machine's folder filled from the remote when it has none, whoever
+    owns it (``adopt`` and ``repair`` read it before they decide). Nothing for a folder."""
+    site = site_for(settings)
+    if site is None:
+        return
+    try:
+        with sync_lock(paths.app_state_dir(), wait=PERSON_WAIT):
+            site.ready(settings.machine_name, threading.Event())
+    finally:
+        site.close()
+
+
+def upload_mended(settings: config.Settings, *, compare: bool) -> SyncResult | None:
+    """On a remote: put this machine's mended mirror there now (``compare``: file by file, after a repair);
+    the result (None for a folder)."""
+    ctx = context_for(settings)
+    if ctx.remote is None:
+        return None
+    try:
+        if compare:
+            ctx.remote.compare_next(settings.machine_name)
+        return run_upload(ctx)
+    finally:
+        ctx.remote.release()

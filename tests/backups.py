@@ -89,10 +89,11 @@ def make_env(tmp: Path, machine: str = "laptop") -> Env:
 
 
 def run_cli(
-    backup: Path, machine: str, source: Path, *args: str, env: Mapping[str, str] | None = None
+    backup: Path | str, machine: str, source: Path, *args: str, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m app ARGS`` on ``backup/machine`` (``--source`` for the commands that take it), with no
-    terminal on stdin; stdout and stderr as text (undecodable bytes kept as surrogates)."""
+    """``python -m app ARGS`` on ``backup/machine`` (``backup``: a folder, or ``rclone:REMOTE:PATH``;
+    ``--source`` for the commands that take it), with no terminal on stdin; stdout and stderr as text
+    (undecodable bytes kept as surrogates)."""
     flags = ["--backup-path", str(backup), "--machine-name", machine]
     if args[0] in TAKES_SOURCE:
         flags += ["--source", str(source)]

@@ -71,3 +71,4 @@ def pytest_configure(config: pytest.Config) -> None:
 
 from tests.desktop import desktop  # noqa: E402, F401
 from tests.peer.fixtures import make_opencode_peer, opencode_binary, opencode_peer  # noqa: E402, F401
+from tests.remotes import rclone_servers  # noqa: E402, F401

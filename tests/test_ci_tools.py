@@ -80,7 +80,7 @@ def test_check_tools_names_a_missing_program_and_a_stand_in(tmp_path: Path) -> N
     fakes.mkdir()
     for program in listed():
         words = "ImageMagick rsync GNU util-linux git v1.0 -displayfd xdpyinfo xdotool Dunst D-Bus"
-        words += " objcopy objdump strip ldd ShellCheck gnome-keyring"
+        words += " objcopy objdump strip ldd ShellCheck gnome-keyring go/version"
         _fake(fakes, program, words)
     (fakes / "rsync").unlink()
     _fake(fakes, "import", "usage: import [options]")  # a stand-in that is not ImageMagick's

@@ -174,11 +174,19 @@ def test_every_file_key_is_read_and_overridden_by_flags(env: Env, tmp_path: Path
             "notifications": False,
             "encryption": True,
             "source": str(tmp_path / "src"),
+            "uploadBandwidthLimit": "08:00,512k 19:00,off",
+            "uploadOnlyUnmetered": True,
+            "uploadNotOnBattery": True,
         },
     )
     s = load(env)
     assert s.encryption is True
     assert (s.backup_path, s.debug, s.machine_name, s.engine) == (tmp_path / "b", True, "desk", "rsync")
+    assert (s.upload_bandwidth_limit, s.upload_only_unmetered, s.upload_not_on_battery) == (
+        "08:00,512k 19:00,off",
+        True,
+        True,
+    )
     assert (s.sync_delay_seconds, s.min_interval_seconds, s.snapshot_every_hours) == (1, 2.5, 6)
     assert (s.keep_snapshots, s.keep_versions_days, s.notifications) == (3, 0, False)
     assert s.source == tmp_path / "src"

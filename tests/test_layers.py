@@ -6,7 +6,7 @@
     wiring     app.wiring, app.status_report, app.encryption   settings -> the objects that do the work
     service    app.service.*                               the live service without a face
     engine     app.backup.*                                sync, restore, verify, the destination
-    config     app.config, app.config_values
+    config     app.config, app.config_values, app.config_destination
     adapters   app.opencode.*, app.transfer.*, app.platform.*, app.crypt.*
     base       app, app.errors, app.fsutil, app.jsonc, app.jsonc_edit, app.codec, app.paths, app.words,
                app.assets, app.safe_text, app.host
@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("app", "app.errors", "app.fsutil", "app.jsonc", "app.jsonc_edit", "app.codec", "app.paths",
               "app.words", "app.assets", "app.safe_text", "app.host")),
     ("adapters", ("app.opencode", "app.transfer", "app.platform", "app.crypt")),
-    ("config", ("app.config", "app.config_values")),
+    ("config", ("app.config", "app.config_values", "app.config_destination")),
     ("engine", ("app.backup",)),
     ("service", ("app.service",)),
     ("wiring", ("app.wiring", "app.status_report", "app.encryption")),

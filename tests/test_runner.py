@@ -72,6 +72,30 @@ def test_returns_exit_code_and_both_streams() -> None:
     assert "to out" in result.output and "to err" in result.output
 
 
+def test_stderr_is_told_line_by_line_while_the_command_runs(tmp_path: Path) -> None:
+    """rclone's log of a long upload is read as it comes (its progress), and is still in the result."""
+    gate = tmp_path / "go"
+    code = f"""
+        import os, sys, time
+        sys.stderr.write("first line\\n"); sys.stderr.flush()
+        while not os.path.exists({str(gate)!r}):
+            time.sleep(0.01)
+        sys.stderr.write("second line\\nno newline at the end")
+        print("out")
+    """
+    told: list[str] = []
+
+    def tell(line: str) -> None:
+        told.append(line)
+        if line == "first line":
+            gate.touch()  # the command waits for this: the first line came while it ran
+
+    result = run(_python(code), cancel=threading.Event(), timeout=30, on_stderr=tell)
+    assert told == ["first line", "second line", "no newline at the end"]
+    assert result.stderr == "first line\nsecond line\nno newline at the end"
+    assert (result.returncode, result.stdout) == (0, "out\n")
+
+
 def test_feeds_input_and_adds_environment(tmp_path: Path) -> None:
     code = "import os, sys; print(sys.stdin.read()[::-1], os.environ['OCB_PROBE'], 'PATH' in os.environ)"
     result = run(_python(code), cancel=threading.Event(), input=b"abc", env={"OCB_PROBE": "x"}, cwd=tmp_path)

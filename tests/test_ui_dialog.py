@@ -327,7 +327,7 @@ def test_folder_typed_path(desktop: Desktop, open_dialog: Callable[..., Dialog],
     desktop.shot("folder.png", d.window)
     desktop.type(d.window, str(target))  # replaces the selected start path
     d.key("Return", "Return")  # Tk's dialog: the first Enter opens the folder, the second chooses it
-    assert d.result()[:2] == (0, {"path": str(target)})
+    assert d.result()[:2] == (0, {"path": str(target), "remote": None})
 
 
 def test_folder_offers_the_google_drive_folders_first(
@@ -344,13 +344,36 @@ def test_folder_offers_the_google_drive_folders_first(
     assert d.ready["focus"] == drives[0] and {*drives, "Other folder…", "Cancel"} == set(d.ready["buttons"])
     desktop.shot("folder_suggestions.png", d.window)
     d.click(drives[1])
-    assert d.result()[:2] == (0, {"path": drives[1]})
+    assert d.result()[:2] == (0, {"path": drives[1], "remote": None})
     d = open_dialog("folder", request).show("Choose the backup folder")
     d.click("Other folder…")
     wait_for(lambda: len(d.trace.events("ready")) == 2, 15, what="the directory dialog")
     d.window = desktop.wait_window("Choose the backup folder$")
     d.key("Escape")
     assert d.result()[:2] == (1, {"cancelled": True})
+
+
+def test_folder_offers_the_users_rclone_remotes_and_a_folder_on_them(
+    desktop: Desktop, open_dialog: Callable[..., Dialog], tmp_path: Path
+) -> None:
+    """With no Google Drive here but rclone remotes: "An rclone remote…" leads to one button per remote,
+    under the folder on it to back up into."""
+    request = {"title": "Choose the backup folder", "initial": str(tmp_path), "remotes": ["gdrive", "nas"]}
+    d = open_dialog("folder", request).show("Choose the backup folder")
+    assert d.ready["focus"] == "An rclone remote…"
+    assert {"An rclone remote…", "Other folder…", "Cancel"} == set(d.ready["buttons"])
+    d.key("Return")
+    wait_for(lambda: len(d.trace.events("ready")) == 2, 15, what="the remotes")
+    d.window = desktop.wait_window("Choose the backup folder$")
+    remotes = d.trace.events("ready")[-1]
+    assert remotes["focus"] == "gdrive:" and {"gdrive:", "nas:", "Cancel"} == set(remotes["buttons"])
+    desktop.shot("folder_remotes.png", d.window)
+    desktop.key(d.window, "shift+Tab")  # back to the folder entry, its text selected (ttk's traversal)
+    desktop.type(d.window, "backups/opencode")
+    desktop.key(d.window, "Tab")
+    desktop.key(d.window, "Tab")  # the second remote
+    d.key("Return")
+    assert d.result()[:2] == (0, {"path": None, "remote": "rclone:nas:backups/opencode"})
 
 
 def test_folder_escape_through_the_client(desktop: Desktop, tmp_path: Path) -> None:
@@ -511,8 +534,12 @@ def test_client_reads_the_answers_the_protocol_defines() -> None:
     assert _answering('{"path": "/g/x"}').choose_folder(None, "t", [Path("/g/x"), Path("/h/x")]) == Path(
         "/g/x"
     )
-    with pytest.raises(DialogError, match="relative path"):
+    with pytest.raises(DialogError, match="no absolute path"):
         _answering('{"path": "backups"}').choose_folder(None, "t")
+    remote = '{"path": null, "remote": "rclone:nas:opencode-sessions"}'
+    assert _answering(remote).choose_folder(None, "t", remotes=["nas"]) == "rclone:nas:opencode-sessions"
+    with pytest.raises(DialogError, match="a remote not offered"):
+        _answering(remote).choose_folder(None, "t", remotes=["gdrive"])
 
 
 def test_the_request_reaches_the_dialog_on_its_stdin(tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ class Dialogs:
     """Scripted answers; records what it was shown."""
 
     def __init__(self, pick: list[str] | Literal["replace_all"] | None = None, ok: bool = True,
-                 folder: Path | None = None) -> None:  # fmt: skip
+                 folder: Path | str | None = None) -> None:  # fmt: skip
         self.pick, self.ok, self.folder = pick, ok, folder
         self.shown: list[tuple[str, str]] = []
         self.rows: list[SessionRow] = []
@@ -124,9 +124,9 @@ class Dialogs:
         return self.ok
 
     def choose_folder(
-        self, initial: Path | None, title: str, suggestions: Sequence[Path] = ()
-    ) -> Path | None:
-        self.suggested = list(suggestions)
+        self, initial: Path | None, title: str, suggestions: Sequence[Path] = (), remotes: Sequence[str] = ()
+    ) -> Path | str | None:
+        self.suggested, self.remotes = list(suggestions), list(remotes)
         return self.folder
 
     def message(self, title: str, text: str, error: bool = False) -> None:
@@ -355,11 +355,35 @@ def test_the_folder_picker_offers_the_other_google_drive_accounts(tmp_path: Path
     assert dialogs.suggested == [first / "opencode-sessions", second / "opencode-sessions"]
 
 
+def test_the_folder_picker_offers_the_users_rclone_remotes_and_saves_the_one_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Google Drive app (Linux): the remotes of the user's rclone config are offered; the one chosen
+    becomes backupPath, written rclone:REMOTE:PATH, checked as the command line checks it."""
+    config = tmp_path / "rclone.conf"
+    config.write_text("[nas]\ntype = sftp\nhost = 192.0.2.1\n\n[gdrive]\ntype = drive\n")
+    monkeypatch.setenv("RCLONE_CONFIG", str(config))
+    dialogs = Dialogs(folder="rclone:nas:opencode-sessions")
+    outcome, new = flows.choose_folder(None, dialogs, drives=list)
+    assert dialogs.remotes == ["gdrive", "nas"]
+    assert outcome.done and new is not None and new.remote is not None
+    assert new.remote.text == "rclone:nas:opencode-sessions"
+    assert json.loads(new.config_file.read_text())["backupPath"] == "rclone:nas:opencode-sessions"
+    assert "Backups go to nas:opencode-sessions/" in outcome.text
+    config.write_text("[gdrive]\ntype = drive\n")  # the remote went from rclone's config meanwhile
+    outcome, _ = flows.choose_folder(None, Dialogs(folder="rclone:nas:x"), drives=list)
+    assert not outcome.done and "rclone has no remote named 'nas'" in outcome.text
+
+
 def test_a_flow_error_is_logged_and_the_menu_comes_back(tmp_path: Path) -> None:
     class Broken(Dialogs):
         def choose_folder(
-            self, initial: Path | None, title: str, suggestions: Sequence[Path] = ()
-        ) -> Path | None:
+            self,
+            initial: Path | None,
+            title: str,
+            suggestions: Sequence[Path] = (),
+            remotes: Sequence[str] = (),
+        ) -> Path | str | None:
             raise BackupError("the folder dialog failed (exit 3): no display")
 
     app, _ = make_app(tmp_path, dialogs=Broken())

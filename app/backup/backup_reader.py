@@ -55,6 +55,7 @@ __all__ = [
     "SnapshotRef",
     "check_tree",
     "checked_snapshot",
+    "machine_name",
     "opened",
     "parse_session",
     "read_bytes_capped",
@@ -107,8 +108,8 @@ class SessionDoc:
         return sum(len(r) for r in self.rows.values())
 
 
-def safe_machine_dir(backup_path: Path, machine: str) -> Path:
-    """``backup_path/machine`` after checking the name is one plain folder name and not a symlink."""
+def machine_name(machine: str) -> str:
+    """``machine`` when it is one plain folder name; UsageError when it is not."""
     if (
         not machine
         or machine in (".", "..")
@@ -116,7 +117,12 @@ def safe_machine_dir(backup_path: Path, machine: str) -> Path:
         or Path(machine).is_absolute()
     ):
         raise UsageError(f"not a machine folder name: {machine!r}")
-    machine_dir = backup_path / machine
+    return machine
+
+
+def safe_machine_dir(backup_path: Path, machine: str) -> Path:
+    """``backup_path/machine`` after checking the name is one plain folder name and not a symlink."""
+    machine_dir = backup_path / machine_name(machine)
     try:
         st = machine_dir.lstat()
     except FileNotFoundError:

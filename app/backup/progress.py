@@ -25,6 +25,8 @@ class Step(enum.Enum):
     SNAPSHOT = "taking a database snapshot"
     LEGACY = "looking at the legacy storage/ tree"
     COPYING = "copying to the backup folder"
+    UPLOADING = "uploading to the remote"
+    DOWNLOADING = "reading the remote"
     RESTORING = "restoring sessions"
     VERIFYING = "checking the backup"
     ENCRYPTING = "re-encrypting the backup"
@@ -36,6 +38,8 @@ _UNITS = {
     Step.VERIFYING: "files",
     Step.COPYING: "files",
     Step.ENCRYPTING: "files",
+    Step.UPLOADING: "files",
+    Step.DOWNLOADING: "files",
 }
 
 

@@ -46,6 +46,7 @@ class SyncResult:
     error: str = ""
     note: str = ""  # why a sync had nothing to do (NOTHING_YET)
     destination: str | None = None  # the machine folder it backed up to
+    uploaded_bytes: int = 0  # sent to an rclone remote after the local commit
 
     @classmethod
     def failure(
@@ -86,4 +87,6 @@ class SyncResult:
         if self.rekeyed:
             bits.append(f"{self.rekeyed} file(s) re-encrypted")
         bits.append(f"{self.bytes_copied:,} bytes in {self.duration_s:.2f}s")
+        if self.uploaded_bytes:
+            bits.append(f"{self.uploaded_bytes:,} bytes uploaded")
         return ", ".join(bits)

@@ -13,7 +13,7 @@ from typing import Any
 from app import paths
 from app.backup import adopt
 from app.cli.common import add_settings_flags, confirm, say
-from app.cli.mending import machine_folder, tell_service
+from app.cli.mending import machine_folder, tell_service, upload_mended
 from app.cli.parser import COMMANDS
 from app.platform.machine_id import account_once
 
@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _settings, machine_dir = machine_folder(args)
+    settings, machine_dir = machine_folder(args)
     state_dir = paths.app_state_dir()
     plan = adopt.plan(machine_dir, state_dir)
     if not plan.needed:
@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         say("adopt cancelled; nothing was changed", err=True)
         return 1
     adopt.adopt(machine_dir, state_dir, account_once(paths.current_platform()))
+    lines = [f"adopted: {settings.machine_text} is this install's backup folder now"]
+    uploaded = upload_mended(settings, compare=False)
     told = tell_service(state_dir, machine_dir)
-    say(f"adopted: {machine_dir} is this install's backup folder now" + (f"\n{told}" if told else ""))
+    say("\n".join([*lines, *([uploaded] if uploaded else []), *([told] if told else [])]))
     return 0

@@ -4,10 +4,11 @@ loads nothing else), loading settings from the flags, and printing a result as t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import codec, config
 from app.cli.parser import (
@@ -24,6 +25,9 @@ from app.cli.parser import (
 from app.errors import BackupError, ConfigError, UsageError
 from app.safe_text import clean_lines, safe_json
 
+if TYPE_CHECKING:
+    from app.backup.remote.view import Parts
+
 __all__ = [
     "ALL",
     "READ",
@@ -38,6 +42,7 @@ __all__ = [
     "error",
     "load_settings",
     "one_line",
+    "reading",
     "require_backup",
     "require_destination",
     "say",
@@ -73,6 +78,21 @@ def require_backup(settings: config.Settings) -> Path:
     if not machine_dir.is_dir():
         raise BackupError(f"backup folder not reachable (not mounted, or no backup yet): {machine_dir}")
     return machine_dir
+
+
+@contextlib.contextmanager
+def reading(
+    settings: config.Settings, machine: str | None = None, parts: Parts | None = None, *, fresh: bool = False
+) -> Iterator[Path]:
+    """The machine folder a command reads (see :func:`app.wiring.reading`): a folder that is not there
+    is one line (BackupError), as :func:`require_backup` says it."""
+    from app import wiring  # noqa: PLC0415 - the engine loads when a command that reads a backup runs
+    from app.backup.remote.view import Parts  # noqa: PLC0415
+
+    if settings.remote is None and (machine or settings.machine_name) == settings.machine_name:
+        require_backup(settings)
+    with wiring.reading(settings, machine, parts or Parts.INDEX, fresh=fresh) as folder:
+        yield folder
 
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 from app import wiring
 from app.backup.catalog import session_rows
-from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, require_backup
+from app.backup.remote.view import Parts
+from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, reading
 from app.cli.parser import COMMANDS
 from app.safe_text import clean
 
@@ -26,10 +27,10 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args, check=False)
-    machine_dir = require_backup(settings)
-    rows = session_rows(
-        machine_dir, settings.machine_name, settings.source, settings.opencode_db, wiring.keys()
-    )
+    with reading(settings, parts=Parts.LISTING) as machine_dir:
+        rows = session_rows(
+            machine_dir, settings.machine_name, settings.source, settings.opencode_db, wiring.keys()
+        )
     lines = [  # a title and a folder are the backup folder's (or opencode's) words: one line each, inert
         f"{r.id}  {r.time_updated:%Y-%m-%d %H:%M}  {' ' if r.in_opencode else '✗'} {clean(r.title)}  "
         f"({clean(r.directory)})" + ("" if r.in_backup else "  [deleted; last copy in versions/]")

@@ -14,7 +14,7 @@ from typing import Any
 from app import paths, wiring
 from app.backup import repair
 from app.cli.common import add_json_flag, add_settings_flags, confirm, emit, say
-from app.cli.mending import machine_folder, tell_service
+from app.cli.mending import machine_folder, tell_service, upload_mended
 from app.cli.parser import COMMANDS
 from app.cli.progress import shown
 from app.platform.machine_id import account_once
@@ -49,7 +49,12 @@ def run(args: argparse.Namespace) -> int:
             seal=wiring.seal_for(settings),
         )
     if not plan.needed or args.dry_run:
-        emit(args, {"plan": plan.to_json(), "repaired": False}, plan.text())
+        uploaded = upload_mended(settings, compare=True) if not args.dry_run else None
+        emit(
+            args,
+            {"plan": plan.to_json(), "repaired": False},
+            "\n".join([plan.text(), *([uploaded] if uploaded else [])]),
+        )
         return 0
     no_terminal = "no terminal to confirm the repair; add --yes (or --dry-run to see the plan)"
     if not args.yes and not confirm(plan.text(), "Repair?", no_terminal):
@@ -63,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"{len(plan.stock.aside)} file(s) set aside in {machine_dir / plan.aside_dir}")
     lines.append(f"the index it replaced is kept in {machine_dir / plan.aside_dir}")
     lines.append("the next backup copies again what opencode has and the backup lacks")
+    uploaded = upload_mended(settings, compare=True)
+    lines += [uploaded] if uploaded else []
     told = tell_service(state_dir, machine_dir)
     lines += [told] if told else []
     emit(args, {"plan": plan.to_json(), "repaired": True}, "\n".join(lines))

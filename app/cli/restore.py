@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from app import paths, wiring
-from app.backup import backup_reader as br
 from app.backup import restore as rs
 from app.backup import restore_legacy as rl
+from app.backup.remote.view import Parts
 from app.cli.common import (
     READ,
     add_json_flag,
@@ -24,10 +24,12 @@ from app.cli.common import (
     emit,
     error,
     load_settings,
+    reading,
     require_destination,
 )
 from app.cli.parser import COMMANDS
 from app.cli.progress import shown
+from app.config import Settings
 from app.errors import UsageError
 from app.opencode.locate import restore_target
 from app.safe_text import clean
@@ -76,8 +78,12 @@ def _restore(args: argparse.Namespace) -> int:
         raise UsageError("--all and --replace go together: 'restore --all --replace' rebuilds the database")
     settings = load_settings(args, check=False)
     require_destination(settings)
-    assert settings.backup_path is not None
-    machine_dir = br.safe_machine_dir(settings.backup_path, args.from_machine or settings.machine_name)
+    parts = Parts.ALL if args.all or args.legacy else Parts.SESSIONS
+    with reading(settings, args.from_machine, parts) as machine_dir:
+        return _planned(args, settings, machine_dir)
+
+
+def _planned(args: argparse.Namespace, settings: Settings, machine_dir: Path) -> int:
     work_dir = paths.app_data_dir()
     if args.legacy:
         return _legacy(args, machine_dir, settings.source, work_dir)

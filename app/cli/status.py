@@ -48,8 +48,14 @@ def text(r: BackupStatus, now: datetime) -> str:
     if r.backup_problem:
         folder += f" (cannot be used: {r.backup_problem})"
     elif not r.backup_reachable:
-        folder += " (not reachable: not mounted, or not created yet)"
+        folder += (
+            " (nothing backed up from this computer yet)"
+            if r.remote
+            else " (not reachable: not mounted, or not created yet)"
+        )
     rows = [("backup folder", folder)]
+    if r.remote is not None:
+        rows.append(("remote", f"{r.remote}: (rclone), uploaded from the local mirror {r.mirror}"))
     if r.backup_damaged:
         rows.append(("backup damaged", f"{r.backup_damaged}; {REPAIR_HINT}"))
     if r.sessions_backed_up is not None:
@@ -62,7 +68,14 @@ def text(r: BackupStatus, now: datetime) -> str:
         rows.append(("sessions backed up", "none yet"))
     if r.encryption != "off":
         rows.append(("encryption", r.encryption))
-    rows.append(("last backup", when(r.last_backup, now)))
+    if r.remote is not None:
+        rows.append(("backed up locally", when(r.committed, now)))
+        uploaded = when(r.uploaded, now)
+        if r.upload_pending:
+            uploaded += " (the newest backup is on this computer only: it goes up with the next sync)"
+        rows.append(("uploaded", uploaded))
+    else:
+        rows.append(("last backup", when(r.last_backup, now)))
     if r.last_attempt is not None and r.last_attempt != r.last_backup:
         result = r.last_result.value if r.last_result else "?"
         rows.append(("last attempt", f"{when(r.last_attempt, now)}: {result}"))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import Any
 
 from app import config, paths, wiring
 from app.backup.progress import Sink
 from app.backup.result import Outcome, SyncResult
-from app.backup.sync import SyncOptions, run_sync
+from app.backup.sync import SyncOptions
 from app.cli.common import (
     ALL,
     add_json_flag,
@@ -74,4 +73,4 @@ def backup_now(
         if result is not None:
             return result
     options = SyncOptions(snapshot=snapshot, allow_deletions=allow_deletions)
-    return run_sync(replace(wiring.context_for(settings), progress=progress), options)
+    return wiring.sync_once(settings, options, progress=progress)

@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 from app import paths, wiring
+from app.backup.remote.view import Parts
 from app.backup.verify import verify
-from app.cli.common import add_json_flag, add_settings_flags, emit, load_settings, require_backup
+from app.cli.common import add_json_flag, add_settings_flags, emit, load_settings, reading
 from app.cli.parser import COMMANDS
 from app.cli.progress import shown
 from app.errors import REPAIR_HINT
@@ -18,7 +19,8 @@ def register(sub: Any) -> None:
         "verify",
         help=COMMANDS["verify"][1],
         description="Check every file of the backup against its size and sha256 in the manifest, that "
-        "every session file parses and that every snapshot passes SQLite's integrity_check. Reads only.",
+        "every session file parses and that every snapshot passes SQLite's integrity_check. Reads only; "
+        "a backup on an rclone remote is read from the remote itself.",
     )
     add_settings_flags(p, ("backup_path", "machine_name"))
     add_json_flag(p)
@@ -27,8 +29,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args, check=False)
-    machine_dir = require_backup(settings)
-    with shown(args.json) as progress:
+    with reading(settings, parts=Parts.ALL, fresh=True) as machine_dir, shown(args.json) as progress:
         report = verify(
             machine_dir, settings.machine_name, paths.app_data_dir() / "verify", progress, wiring.keys()
         )

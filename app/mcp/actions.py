@@ -8,7 +8,6 @@ results of one line; anything else is a bug, which the server turns into an erro
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -16,13 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app import config, paths, wiring
-from app.backup import backup_reader as br
 from app.backup import catalog
 from app.backup import manifest as mf
 from app.backup import restore as rs
 from app.backup.progress import Sink, Throttled
+from app.backup.remote.view import Parts
 from app.backup.result import Outcome
-from app.backup.sync import SyncOptions, run_sync
+from app.backup.sync import SyncOptions
 from app.errors import BackupDamaged, BackupError, ConfigError
 from app.mcp import wording
 from app.mcp.calls import CallContext, ToolResult
@@ -82,7 +81,7 @@ def _settings(flags: Mapping[str, object], *, check: bool) -> tuple[config.Setti
 
 def _status(flags: Mapping[str, object]) -> ToolResult:
     settings, backup_path, machine_dir = _settings(flags, check=False)
-    if not backup_path.is_dir():
+    if settings.remote is None and not backup_path.is_dir():
         raise BackupError(
             f"the backup folder {backup_path} is not reachable (a drive not mounted, or the folder was "
             "removed)"
@@ -128,8 +127,9 @@ def _sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolRes
     via_service = result is not None
     if result is None:
         ctx.progress("backing up")
-        sync_ctx = dataclasses.replace(wiring.context_for(settings), cancel=ctx.cancel, progress=_told(ctx))
-        result = run_sync(sync_ctx, SyncOptions(snapshot=force))
+        result = wiring.sync_once(
+            settings, SyncOptions(snapshot=force), progress=_told(ctx), cancel=ctx.cancel
+        )
     if result.outcome is Outcome.FAILED:
         return _error(f"the backup failed: {result.error or 'see the log'}")
     held = None
@@ -145,12 +145,18 @@ def _restore(
     flags: Mapping[str, object], confirm: bool, sessions: Sequence[str], ctx: CallContext
 ) -> ToolResult:
     settings, backup_path, _machine_dir = _settings(flags, check=False)
-    if not backup_path.is_dir():
+    if settings.remote is None and not backup_path.is_dir():
         raise BackupError(
             f"the backup folder {backup_path} is not reachable (a drive not mounted, or the folder was "
             "removed)"
         )
-    machine_dir = br.safe_machine_dir(backup_path, settings.machine_name)
+    with wiring.reading(settings, parts=Parts.SESSIONS) as machine_dir:
+        return _restore_from(settings, machine_dir, confirm, sessions, ctx)
+
+
+def _restore_from(
+    settings: config.Settings, machine_dir: Path, confirm: bool, sessions: Sequence[str], ctx: CallContext
+) -> ToolResult:
     ids = tuple(sessions)
     if not ids:
         ctx.progress("looking for sessions opencode does not have")

@@ -38,6 +38,12 @@ def status_text(r: BackupStatus, changed: int | None, now: datetime) -> str:
         f"Last result: {_last_result(r, now)}",
         f"Encryption: {r.encryption}",
     ]
+    if r.remote is not None:
+        pending = " (the newest backup is on this computer only so far)" if r.upload_pending else ""
+        lines[3:4] = [
+            f"Backed up on this computer: {when(r.committed, now)}",
+            f"Uploaded to the remote {r.remote}: {when(r.uploaded, now)}{pending}",
+        ]
     if r.service_pid:
         lines.append(
             f"Syncs this session: {r.syncs_this_session} "

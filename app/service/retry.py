@@ -38,6 +38,8 @@ class Grace:
     persist: float = 1800.0
     immediate: frozenset[FailureKind] = frozenset(k for k in FailureKind if k.needs_a_person)
     escalate: frozenset[FailureKind] = frozenset({FailureKind.LOCKED})
+    # what the user chose (uploads wait for an unmetered network or mains power): never alerted
+    quiet: frozenset[FailureKind] = frozenset({FailureKind.HELD_BACK})
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class Episodes:
 
     def check(self, now: float) -> FailingSince | Persisting | None:
         """The alert or follow-up, if one is due now and was not given yet (call on timer ticks too)."""
-        if self.started is None or self.since is None:
+        if self.started is None or self.since is None or self.kind in self.grace.quiet:
             return None
         if not self.alerted:
             if (
@@ -124,7 +126,7 @@ class Episodes:
 
     def alert_due_at(self) -> float | None:
         """When :meth:`check` will alert by time alone (None: no episode or nothing left to say)."""
-        if self.started is None:
+        if self.started is None or self.kind in self.grace.quiet:
             return None
         if not self.alerted:
             return self.started + self.grace.seconds

@@ -103,4 +103,6 @@ class Runtime:
         done = self.worker.join(timeout) and done
         if not done:
             logger.warning("a service thread did not stop within %.0f s", timeout)
+        elif self.ctx.remote is not None:
+            self.ctx.remote.release()  # the remote's writer lease, for the next writer (the worker is done)
         return done

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -59,6 +59,7 @@ class Runner(Protocol):
         input: bytes | None = None,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
+        on_stderr: Callable[[str], None] | None = None,
     ) -> RunResult: ...
 
 
@@ -149,10 +150,13 @@ def run(
     env: Mapping[str, str] | None = None,
     grace: float = GRACE_SECONDS,
     style: ProcessStyle | None = None,
+    on_stderr: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run ``argv`` (no shell) and wait for it on the calling thread, watching ``cancel``.
 
-    ``env`` entries are added to this process's environment. When ``cancel`` is set or
+    ``env`` entries are added to this process's environment. ``on_stderr`` is given each whole line the
+    command writes to stderr while it runs (rclone's log of a long upload), on the calling thread; the
+    result holds all of it too. When ``cancel`` is set or
     ``timeout`` passes, the process group is stopped (signal, ``grace`` seconds, kill; where no signal
     can reach it, kill) and the result says so. ``style``: this system's (tests pass another).
     Raises ``OSError`` when the program cannot be started (not installed).
@@ -160,16 +164,75 @@ def run(
     style = style_for(paths.current_platform()) if style is None else style
     full_env = {**os.environ, **env} if env is not None else None
     logger.debug("running %s", list(argv))
-    with _stdin_for(input) as stdin:
+    with _stdin_for(input) as stdin, _stderr_for(on_stderr) as (stderr, follow):
         proc = subprocess.Popen(
             _bound_to_us(argv, style),
             stdin=stdin,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=stderr,
             cwd=cwd,
             env=full_env,
             **style.popen_options(),
         )
+        out, err, cancelled, timed_out = _wait(
+            proc, argv, cancel=cancel, timeout=timeout, grace=grace, style=style, follow=follow
+        )
+        if follow is not None:
+            err = follow.rest()
+    return RunResult(
+        returncode=proc.returncode,
+        stdout=out.decode(style.encoding, "replace"),
+        stderr=err.decode(style.encoding, "replace"),
+        cancelled=cancelled,
+        timed_out=timed_out,
+    )
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    output: IO[bytes],
+    env: Mapping[str, str] | None = None,
+    style: ProcessStyle | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` (no shell) to run beside this process (a daemon: rclone's remote control), started
+    as :func:`run` starts a command (its own process group and umask 077 on Unix, bound to this process on
+    Linux, no console window on Windows); its stdout and stderr go to ``output``. ``env`` entries are added
+    to this process's environment (what must not be on a command line). Stop it with :func:`stop`."""
+    style = style_for(paths.current_platform()) if style is None else style
+    full_env = {**os.environ, **env} if env is not None else None
+    logger.debug("starting %s", list(argv))
+    return subprocess.Popen(
+        _bound_to_us(argv, style),
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        env=full_env,
+        **style.popen_options(),
+    )
+
+
+def stop(
+    proc: subprocess.Popen[bytes], *, grace: float = GRACE_SECONDS, style: ProcessStyle | None = None
+) -> None:
+    """Stop a child :func:`start` started and wait for it: a polite signal, ``grace`` seconds, then a kill
+    (at once where no signal reaches it). Nothing when it has ended already."""
+    if proc.poll() is None:
+        _stop(proc, grace, style_for(paths.current_platform()) if style is None else style)
+    proc.wait()
+
+
+def _wait(
+    proc: subprocess.Popen[bytes],
+    argv: Sequence[str],
+    *,
+    cancel: threading.Event,
+    timeout: float | None,
+    grace: float,
+    style: ProcessStyle,
+    follow: _Follow | None,
+) -> tuple[bytes, bytes, bool, bool]:
+    """Wait for ``proc`` on the calling thread, stopping it on ``cancel`` or ``timeout``; its output."""
     deadline = None if timeout is None else time.monotonic() + timeout
     cancelled = timed_out = False
     try:
@@ -178,6 +241,8 @@ def run(
                 out, err = proc.communicate(timeout=_POLL_SECONDS)
                 break
             except subprocess.TimeoutExpired:
+                if follow is not None:
+                    follow.poll()
                 cancelled = cancel.is_set()
                 timed_out = not cancelled and deadline is not None and time.monotonic() >= deadline
                 if cancelled or timed_out:
@@ -188,13 +253,42 @@ def run(
         _kill(proc, style)
         proc.wait()
         raise
-    return RunResult(
-        returncode=proc.returncode,
-        stdout=out.decode(style.encoding, "replace"),
-        stderr=err.decode(style.encoding, "replace"),
-        cancelled=cancelled,
-        timed_out=timed_out,
-    )
+    return out, err or b"", cancelled, timed_out
+
+
+class _Follow:
+    """A command's stderr in an anonymous temp file, read as it grows: each whole line goes to ``tell``.
+    A file, not a pipe: the wait loop stays one thread (a pipe needs a reader thread of its own)."""
+
+    def __init__(self, fh: IO[bytes], tell: Callable[[str], None], encoding: str = "utf-8") -> None:
+        self._fh, self._tell, self._encoding = fh, tell, encoding
+        self._read = 0
+        self._partial = b""
+
+    def poll(self) -> None:
+        self._fh.seek(self._read)
+        data = self._fh.read()
+        self._read += len(data)
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            self._tell(line.decode(self._encoding, "replace"))
+
+    def rest(self) -> bytes:
+        """Tell what is left, then return everything the command wrote."""
+        self.poll()
+        if self._partial:
+            self._tell(self._partial.decode(self._encoding, "replace"))
+        self._fh.seek(0)
+        return self._fh.read()
+
+
+@contextlib.contextmanager
+def _stderr_for(tell: Callable[[str], None] | None) -> Iterator[tuple[IO[bytes] | int, _Follow | None]]:
+    if tell is None:
+        yield subprocess.PIPE, None
+        return
+    with tempfile.TemporaryFile() as fh:
+        yield fh, _Follow(fh, tell)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from app.codec import CodecError
 from app.errors import BackupError
 from app.host import CREATE_NO_WINDOW, HOST
 from app.safe_text import clean, clean_lines
+from app.transfer.rclone_spec import PREFIX, is_remote
 from app.ui.dialog.protocol import (
     Answer,
     Asks,
@@ -131,15 +132,22 @@ class DialogHost:
         return list(answer.ids)
 
     def choose_folder(
-        self, initial: Path | None, title: str, suggestions: Sequence[Path] = ()
-    ) -> Path | None:
-        """Ask for a folder, offering ``suggestions`` first, else starting in ``initial``; its absolute path,
-        or None when cancelled."""
-        answer = self.ask(FolderRequest(title=title, initial=initial, suggestions=tuple(suggestions)))
+        self, initial: Path | None, title: str, suggestions: Sequence[Path] = (), remotes: Sequence[str] = ()
+    ) -> Path | str | None:
+        """Ask for a folder, offering ``suggestions`` first, else starting in ``initial``, or one of the
+        rclone ``remotes``; its absolute path, ``rclone:REMOTE:PATH``, or None when cancelled."""
+        request = FolderRequest(
+            title=title, initial=initial, suggestions=tuple(suggestions), remotes=tuple(remotes)
+        )
+        answer = self.ask(request)
         if answer is None:
             return None
-        if not answer.path.is_absolute():
-            raise DialogError(f"the folder dialog answered a relative path: {str(answer.path)[:120]!r}")
+        if answer.remote is not None and answer.path is None:
+            if not is_remote(answer.remote) or answer.remote[len(PREFIX) :].partition(":")[0] not in remotes:
+                raise DialogError(f"the folder dialog answered a remote not offered: {answer.remote[:120]!r}")
+            return answer.remote
+        if answer.path is None or answer.remote is not None or not answer.path.is_absolute():
+            raise DialogError(f"the folder dialog answered no absolute path: {str(answer.path)[:120]!r}")
         return answer.path
 
     def message(self, title: str, text: str, error: bool = False) -> None:

@@ -20,6 +20,7 @@ from app.backup.catalog import SessionRow
 from app.backup.ownership import Identity
 from app.errors import BackupError
 from app.platform import drivefs
+from app.transfer import rclone
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,8 @@ class Dialogs(Protocol):
     def confirm(self, title: str, text: str, ok: str, strong: bool = False) -> bool: ...
 
     def choose_folder(
-        self, initial: Path | None, title: str, suggestions: Sequence[Path] = ()
-    ) -> Path | None: ...
+        self, initial: Path | None, title: str, suggestions: Sequence[Path] = (), remotes: Sequence[str] = ()
+    ) -> Path | str | None: ...
 
 
 @dataclass(frozen=True)
@@ -156,38 +157,16 @@ def restore(
     return Outcome(True, title, result_text(result), error=not result.ok)
 
 
-def choose_folder(
-    settings: config.Settings | None,
-    dialogs: Dialogs,
-    drives: Callable[[], Sequence[Path]] = drivefs.google_drives,
-) -> tuple[Outcome, config.Settings | None]:
-    """Folder picker → checks → ``backupPath`` written to our settings file. Returns the outcome and
-    the settings now in effect (None when nothing changed). The Google Drive folders of every account
-    (``drives``) are offered first, except the one in use."""
-    initial = settings.backup_path if settings and settings.backup_path else Path.home()
-    while not initial.is_dir() and initial != initial.parent:
-        initial = initial.parent
-    current = settings.backup_path if settings else None
-    offered = [folder for drive in drives() if (folder := drive / paths.DEST_FOLDER) != current]
-    chosen = dialogs.choose_folder(initial, "Choose the backup folder", offered)
-    if chosen is None:
-        return Outcome(False, "Backup folder unchanged", "Nothing was changed."), None
+def rclone_remotes() -> list[str]:
+    """The user's rclone remotes by name ([] without rclone, or when it cannot tell)."""
+    binary = rclone.find_binary()
+    if binary is None:
+        return []
     try:
-        new = config.save_backup_path(chosen)
+        return sorted(rclone.list_remotes(binary))
     except BackupError as exc:
-        return Outcome(False, "Cannot use that folder", str(exc), error=True), None
-    if new.backup_path != Path(chosen).absolute():
-        where = new.origins.get("backup_path", "")
-        return (
-            Outcome(
-                False,
-                "Backup folder saved, but not in effect",
-                f"Saved to {new.config_file}, but the backup folder comes from {where}: {new.backup_path}.",
-                error=True,
-            ),
-            new,
-        )
-    return Outcome(True, "Backup folder chosen", f"Backups go to {new.machine_dir}."), new
+        logger.info("no rclone remotes to offer: %s", exc)
+        return []
 
 
 def adopt(settings: config.Settings, dialogs: Dialogs, state_dir: Path, identity: Identity) -> Outcome:
@@ -208,3 +187,42 @@ def adopt(settings: config.Settings, dialogs: Dialogs, state_dir: Path, identity
         return Outcome(False, "Adopt failed", str(exc), error=True)
     logger.info("adopted %s from the tray", machine_dir)
     return Outcome(True, "Backup folder adopted", f"{machine_dir} is this install's backup folder now.")
+
+
+def choose_folder(
+    settings: config.Settings | None,
+    dialogs: Dialogs,
+    drives: Callable[[], Sequence[Path]] = drivefs.google_drives,
+    remotes: Callable[[], Sequence[str]] = rclone_remotes,
+) -> tuple[Outcome, config.Settings | None]:
+    """Folder picker → checks → ``backupPath`` written to our settings file. Returns the outcome and
+    the settings now in effect (None when nothing changed). The Google Drive folders of every account
+    (``drives``) are offered first, except the one in use, and the user's rclone ``remotes``."""
+    initial = (
+        settings.backup_path if settings and settings.backup_path and not settings.remote else Path.home()
+    )
+    while not initial.is_dir() and initial != initial.parent:
+        initial = initial.parent
+    current = settings.backup_path if settings else None
+    offered = [folder for drive in drives() if (folder := drive / paths.DEST_FOLDER) != current]
+    chosen = dialogs.choose_folder(initial, "Choose the backup folder", offered, remotes())
+    if chosen is None:
+        return Outcome(False, "Backup folder unchanged", "Nothing was changed."), None
+    try:
+        new = config.save_backup_path(chosen)
+    except BackupError as exc:
+        return Outcome(False, "Cannot use that folder", str(exc), error=True), None
+    wanted = chosen if isinstance(chosen, str) else str(Path(chosen).absolute())
+    if new.destination_text != wanted:
+        where = new.origins.get("backup_path", "")
+        return (
+            Outcome(
+                False,
+                "Backup folder saved, but not in effect",
+                f"Saved to {new.config_file}, but the backup folder comes from {where}: "
+                f"{new.destination_text}.",
+                error=True,
+            ),
+            new,
+        )
+    return Outcome(True, "Backup folder chosen", f"Backups go to {new.machine_text}."), new

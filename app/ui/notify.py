@@ -75,6 +75,15 @@ def episode_note(event: EpisodeEvent) -> Note:
         return Note("The backup's index is damaged", event.message or kind.sentence, bad)
     if kind is FailureKind.DEST_MISSING:
         return Note("Backup folder not reachable", kind.sentence, bad)
+    if kind is FailureKind.SIGN_IN:  # the message names rclone config reconnect and the remote
+        return Note("rclone cannot sign in to the backup remote", event.message or kind.sentence, bad)
+    if kind in (FailureKind.OFFLINE, FailureKind.RATE_LIMITED):
+        title = (
+            "Backup remote not reachable"
+            if kind is FailureKind.OFFLINE
+            else "Backup remote asks us to slow down"
+        )
+        return Note(title, event.message or kind.sentence, bad)
     if kind is FailureKind.SOURCE_MISSING:
         return Note("opencode's data not found", event.message or kind.sentence, bad)
     return Note("Backups are failing", event.message or FailureKind.FATAL.sentence, bad)

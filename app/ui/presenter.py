@@ -25,6 +25,10 @@ _FAILURE_WORDS = {
     FailureKind.LOCKED: "Google Drive is busy",
     FailureKind.DEST_MISSING: "Backup folder not reachable",
     FailureKind.SOURCE_MISSING: "opencode's data not found",
+    FailureKind.OFFLINE: "Backup remote not reachable",
+    FailureKind.RATE_LIMITED: "Backup remote asks us to slow down",
+    FailureKind.HELD_BACK: "Backed up here; the upload waits as set",
+    FailureKind.SIGN_IN: "rclone cannot sign in to the backup remote",
     FailureKind.GUARD: "Most sessions vanished — backup held back",
     FailureKind.FOREIGN: "Backup folder belongs to another install",
     FailureKind.DAMAGED: "Backup index damaged",
@@ -35,6 +39,7 @@ _FAILURE_WORDS = {
 _WHAT_NEXT = {
     FailureKind.FOREIGN: "Adopt backup folder… if it is this computer's",
     FailureKind.DAMAGED: "run opencode-backup repair",
+    FailureKind.SIGN_IN: "run rclone config reconnect, then Sync now",
 }
 
 

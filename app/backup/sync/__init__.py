@@ -27,7 +27,8 @@ from app.backup import intent, rekey
 from app.backup import manifest as mf
 from app.backup.destination import Destination, prepare_destination, sweep_stale_temp
 from app.backup.ownership import LEASE_SECONDS, Identity, install_id, no_identity, take_lease, writing
-from app.backup.progress import Sink, Throttled, nowhere
+from app.backup.progress import Report, Sink, Throttled, nowhere
+from app.backup.remote.site import RemoteSite
 from app.backup.result import Outcome, SyncResult
 from app.backup.state import record_result, sync_lock
 from app.backup.sync.apply import apply
@@ -36,12 +37,13 @@ from app.backup.sync.record import Retention, record
 from app.crypt.age import CryptError
 from app.crypt.seal import PLAIN, SealSource
 from app.errors import REPAIR_HINT, UNLOCK_HINT, BackupDamaged, FailureKind, SyncFailed, TransferError
+from app.fsutil import make_private_dirs
 from app.opencode.locate import Source, locate
 from app.opencode.sessions import ExportCache
 from app.transfer.base import Engine
 from app.transfer.classify import kind_for_oserror
 
-__all__ = ["SyncContext", "SyncOptions", "run_sync"]
+__all__ = ["SyncContext", "SyncOptions", "run_sync", "run_upload"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ class SyncContext:
     identity: Identity = no_identity  # this computer and account: tells a reinstall from another computer
     # what the files written now are encrypted to, and the keys to open older ones (asked at each sync)
     seal: SealSource = PLAIN
+    # a backup on an rclone remote: ``backup_path`` is then its local mirror, uploaded after each commit
+    remote: RemoteSite | None = None
 
     @property
     def machine_dir(self) -> Path:
@@ -132,6 +136,24 @@ def run_sync(ctx: SyncContext, options: SyncOptions | None = None) -> SyncResult
     return result
 
 
+def run_upload(ctx: SyncContext) -> SyncResult:
+    """Bring the remote of ``ctx`` up to its mirror's committed backup without reading opencode (after
+    ``repair`` or ``adopt`` mended the mirror); a result as a sync's, FAILED when the upload failed."""
+    started = ctx.clock()
+    result = SyncResult(Outcome.OK, started, started, destination=str(ctx.machine_dir))
+    if ctx.remote is None:
+        return result
+    try:
+        with sync_lock(ctx.state_dir):
+            me = install_id(ctx.state_dir)
+            ctx.remote.prepare(ctx.machine, me, ctx.identity, started, cancel=ctx.cancel)
+            return _upload(ctx, ctx.remote, result, Throttled(ctx.progress).report)
+    except (SyncFailed, TransferError) as exc:
+        return _failed(result, exc.kind, str(exc), exc.path)
+    except BackupDamaged as exc:
+        return _failed(result, FailureKind.DAMAGED, f"{exc}; {REPAIR_HINT}")
+
+
 def _sync(ctx: SyncContext, options: SyncOptions, result: SyncResult, t0: float) -> SyncResult:
     source = locate(ctx.source, ctx.opencode_db)
     missing = (ctx.opencode_db is not None and not source.databases) or not source.exists
@@ -140,10 +162,54 @@ def _sync(ctx: SyncContext, options: SyncOptions, result: SyncResult, t0: float)
         where = ctx.opencode_db if ctx.opencode_db is not None else ctx.source
         note = f"opencode has not saved anything in {where} (it does with its first session)"
         return replace(result, outcome=Outcome.NOTHING_YET, note=note)
+    if ctx.remote is not None:
+        make_private_dirs(ctx.backup_path)  # the local mirror, in our cache: never a drive to wait for
     dest = prepare_destination(ctx.backup_path, ctx.machine)
     me = install_id(ctx.state_dir)
+    report = Throttled(ctx.progress).report
+    unreachable = _prepare(ctx, me, result.started, report)
     with writing(dest.machine_dir, ctx.machine, me, ctx.identity, result.started):
-        return _write(ctx, options, result, t0=t0, dest=dest, source=source, me=me)
+        result = _write(ctx, options, result, t0=t0, dest=dest, source=source, me=me)
+    if unreachable is not None:  # backed up locally; the upload waits for the remote
+        return result if not result.ok else _failed(result, unreachable.kind, str(unreachable))
+    if ctx.remote is not None:
+        result = _upload(ctx, ctx.remote, result, report)
+    return result
+
+
+def _prepare(ctx: SyncContext, me: str, now: datetime, report: Report) -> TransferError | None:
+    """A remote's mirror made ready for the sync; the remote's failure when it cannot be reached now but
+    the mirror can take a backup all the same (the sync then backs up locally)."""
+    if ctx.remote is None:
+        return None
+    try:
+        ctx.remote.prepare(ctx.machine, me, ctx.identity, now, cancel=ctx.cancel, report=report)
+    except TransferError as exc:
+        if not exc.kind.retryable or not ctx.remote.has_mirror(ctx.machine):
+            raise
+        logger.info("backing up locally: %s", exc)
+        return exc
+    return None
+
+
+def _upload(ctx: SyncContext, remote: RemoteSite, result: SyncResult, report: Report) -> SyncResult:
+    """After the local commit: put it on the remote, unless uploads must wait now. A failed upload fails
+    the sync (its kind says whether it is retried); a sync that failed already keeps its own failure."""
+    held = remote.held()
+    if held is not None:
+        note = f"backed up on this computer; the upload waits: {held}"
+        return result if not result.ok else _failed(result, FailureKind.HELD_BACK, note)
+    man = ctx.manifests.load(ctx.machine_dir, ctx.machine)  # the one just saved, from the store's hands
+    try:
+        sent = remote.push(ctx.machine, man, ctx.clock(), ctx.cancel, report)
+    except TransferError as exc:
+        if not result.ok:
+            logger.warning("the upload failed too: %s", exc)
+            return result
+        return _failed(result, exc.kind, str(exc))
+    finally:
+        ctx.manifests.give_back(ctx.machine_dir, man)
+    return replace(result, uploaded_bytes=sent)
 
 
 def _write(

@@ -17,7 +17,7 @@ Kinds, request -> answer (each request names its answer type in ``answer``):
   ``strong`` keeps OK disabled until REPLACE is typed.
 * ``pick`` :class:`PickRequest` -> :class:`Picked`: the chosen ids in list order, or ``replace_all``.
 * ``folder`` :class:`FolderRequest` -> :class:`Chosen`: an absolute path (one of the suggestions offered
-  first, or Tk's directory dialog).
+  first, or Tk's directory dialog), or ``rclone:REMOTE:PATH`` when ``remotes`` are offered and one is chosen.
 * ``message`` :class:`MessageRequest` -> :class:`Done` (every way out of it answers).
 * ``status`` :class:`StatusRequest` -> :class:`Done` when closed; it re-reads the service's status file
   every second and updates its rows in place.
@@ -99,9 +99,11 @@ class Picked:
 
 @dataclass(frozen=True)
 class Chosen:
-    """The folder the user chose (absolute)."""
+    """The folder the user chose (absolute), or the rclone remote and folder on it (``rclone:REMOTE:PATH``)
+    with ``path`` None."""
 
-    path: Path
+    path: Path | None
+    remote: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,13 +185,15 @@ class PickRequest:
 @dataclass(frozen=True, kw_only=True)
 class FolderRequest:
     """Choose an existing folder, starting in ``initial`` when it is one (else the home folder).
-    ``suggestions`` (the Google Drive folders found) are offered first, one button each."""
+    ``suggestions`` (the Google Drive folders found) are offered first, one button each; ``remotes`` (the
+    user's rclone remotes, by name) are offered as "An rclone remote…", with a folder on it to type."""
 
     kind: ClassVar[Kind] = Kind.FOLDER
     answer: ClassVar[type[Chosen]] = Chosen
     title: str = "Choose a folder"
     initial: Path | None = None
     suggestions: tuple[Path, ...] = ()
+    remotes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
