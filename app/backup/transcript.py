@@ -1,0 +1,153 @@
+"""A backed-up session as people and programs read it: Markdown, a stable JSON structure, and the words
+the search index holds. Read from the session file alone (opencode is not needed).
+
+Markdown: the title, the session's facts (id, project, times, where the copy comes from), then each
+message under a heading with its role and local time; text parts in full, each tool call on one line (its
+tool, status and a short summary of its input), attachments by name, reasoning only when asked. Every text
+from the file is made inert (:func:`app.safe_text.clean_text`), and it is produced line by line, so a face
+shows the first messages of a long session while the rest are rendered.
+
+JSON (``show --format json``), format ``opencode-session-backup-transcript/1``::
+
+    {"format", "session_id", "title", "project_id", "directory", "store": "v1"|"v2",
+     "time_created", "time_updated",            ISO 8601 UTC, or null
+     "source": {"machine", "version", "backed_up", "path"},   which copy this is (see app.backup.history)
+     "messages": [{"id", "role", "time", "agent", "model",
+                   "parts": [{"type": "text"|"reasoning"|"file"|"note", "text"}
+                             | {"type": "tool", "tool", "status", "input"}]}]}
+
+Reasoning parts are in ``parts`` only when asked for, as in Markdown. Pure; any thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from app.backup.backup_reader import SessionDoc
+from app.opencode import conversation as cv
+from app.safe_text import clean, clean_text
+
+JSON_FORMAT = "opencode-session-backup-transcript/1"
+ROLES = {"user": "User", "assistant": "Assistant", "system": "System", "synthetic": "Note",
+         "compaction": "Summary"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Source:
+    """Which copy of the session is shown: machine folder, its number in ``history`` (1 = newest), when
+    it was backed up (as ``history`` says it) and its file (or snapshot), relative to the machine folder."""
+
+    machine: str
+    version: int
+    backed_up: str
+    path: str
+
+
+def moment(ms: int) -> datetime | None:
+    """A time in ms since the epoch (a value from the backup: None when 0 or out of range)."""
+    if ms <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def local(when: datetime | None) -> str:
+    """``when`` as local 'YYYY-MM-DD HH:MM:SS', or 'unknown'."""
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when is not None else "unknown"
+
+
+def markdown(doc: SessionDoc, source: Source, *, reasoning: bool = False) -> Iterator[str]:
+    """The session as Markdown, one line at a time (lines end without a newline)."""
+    session = doc.session_row
+    directory = session.get("directory")
+    yield f"# {clean(doc.title or '(untitled)')}"
+    yield ""
+    yield f"- Session: {doc.session_id} (opencode {'2.0' if doc.store == 'v2' else '1.x'})"
+    where = clean(directory) if isinstance(directory, str) and directory else "unknown folder"
+    yield f"- Project: {where} ({clean(doc.project_id)})"
+    created = moment(cv.first_time(doc.rows, doc.store))
+    yield f"- Created: {local(created)} · last update: {local(moment(doc.time_updated))}"
+    yield f"- Backup: version {source.version}, backed up {source.backed_up}, machine {clean(source.machine)}"
+    for message in cv.messages(doc.rows, doc.store):
+        yield ""
+        yield _heading(message)
+        for part in message.parts:
+            if part.kind == "reasoning" and not reasoning:
+                continue
+            yield ""
+            yield from _part_lines(part)
+
+
+def _heading(m: cv.Message) -> str:
+    role = ROLES.get(m.role, clean(m.role).capitalize())
+    extra = " · ".join(clean(v) for v in (m.agent, m.model) if v)
+    return f"## {role} · {local(moment(m.time))}" + (f" ({extra})" if extra else "")
+
+
+def _part_lines(part: cv.Part) -> Iterator[str]:
+    if part.kind == "text":
+        yield clean_text(part.text) if part.text.strip() else "_(empty)_"
+    elif part.kind == "reasoning":
+        yield from (f"> {line}" for line in clean_text(part.text).split("\n"))
+    elif part.kind == "tool":
+        status = f" ({clean(part.status)})" if part.status else ""
+        yield f"- tool `{clean(part.tool)}`{status}: {clean(part.text)}"
+    elif part.kind == "file":
+        yield f"- attached: {clean(part.text)}"
+    else:
+        yield f"- ({clean(part.text)})"
+
+
+def to_json(doc: SessionDoc, source: Source, *, reasoning: bool = False) -> dict[str, Any]:
+    """The session as the documented JSON structure (see the module's docstring); texts exact."""
+    session = doc.session_row
+    directory = session.get("directory")
+    messages = []
+    for m in cv.messages(doc.rows, doc.store):
+        parts = [_part_json(p) for p in m.parts if reasoning or p.kind != "reasoning"]
+        when = moment(m.time)
+        messages.append(
+            {
+                "id": m.id,
+                "role": m.role,
+                "time": when.isoformat(timespec="seconds") if when else None,
+                "agent": m.agent,
+                "model": m.model,
+                "parts": parts,
+            }
+        )
+    created, updated = moment(cv.first_time(doc.rows, doc.store)), moment(doc.time_updated)
+    return {
+        "format": JSON_FORMAT,
+        "session_id": doc.session_id,
+        "title": doc.title,
+        "project_id": doc.project_id,
+        "directory": directory if isinstance(directory, str) else "",
+        "store": doc.store,
+        "time_created": created.isoformat(timespec="seconds") if created else None,
+        "time_updated": updated.isoformat(timespec="seconds") if updated else None,
+        "source": {
+            "machine": source.machine,
+            "version": source.version,
+            "backed_up": source.backed_up,
+            "path": source.path,
+        },
+        "messages": messages,
+    }
+
+
+def _part_json(p: cv.Part) -> dict[str, str]:
+    if p.kind == "tool":
+        return {"type": "tool", "tool": p.tool, "status": p.status, "input": p.text}
+    return {"type": p.kind, "text": p.text}
+
+
+def words(doc: SessionDoc) -> str:
+    """What the search index holds of a session besides its title: the text of every message (no
+    reasoning, no tool output), a message per paragraph."""
+    return "\n\n".join(cv.texts(doc.rows, doc.store))
