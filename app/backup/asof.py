@@ -10,7 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 from app.backup import backup_reader as br
-from app.backup.history import Copy, History, Kind
+from app.backup import lookup
+from app.backup.history import Copy, History, Kind, history
+from app.backup.restore import RestoreRequest
 from app.backup.snapshot_check import SnapshotRef, snapshots
 from app.backup.snapshot_sessions import extract, materialize
 from app.backup.transcript import Source
@@ -60,6 +62,35 @@ def restore_file(h: History, copy: Copy, work_dir: Path) -> Path:
     if copy.kind is Kind.SNAPSHOT:
         return materialize(snapshot_of(h, copy), h.session_id, work_dir)
     return h.machine_dir / copy.rel
+
+
+def restore_request(
+    where: tuple[Path, str, str | None],
+    session: str,
+    db: Path,
+    work_dir: Path,
+    *,
+    at: datetime | None = None,
+    version: int | None = None,
+) -> tuple[RestoreRequest, str]:
+    """The restore of one session as it was ``at`` a time or its ``version``: ``where`` is the backup
+    folder, this machine's name and the machine folder asked for (None: this one, then the others).
+    Returns the request and a line saying which copy it restores."""
+    backup_path, machine, from_machine = where
+    target = lookup.find_session(backup_path, machine, session, from_machine)
+    h = history(target.machine_dir, target.session_id, work_dir)
+    copy = pick(h, at=at, version=version)
+    path = restore_file(h, copy, work_dir)
+    sid = h.session_id
+    req = RestoreRequest(
+        machine_dir=h.machine_dir, db=db, work_dir=work_dir, ids=(sid,), files=((sid, path),)
+    )
+    then = f" (as it was at {at.astimezone():%Y-%m-%d %H:%M:%S})" if at is not None else ""
+    chosen = (
+        f"{sid}: version {copy.number} of {len(h.copies)}{then}, backed up {copy.when()}, "
+        f"{copy.messages} message(s), from machine folder {h.machine}"
+    )
+    return req, chosen
 
 
 def source(h: History, copy: Copy) -> Source:

@@ -61,8 +61,43 @@ def local(when: datetime | None) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when is not None else "unknown"
 
 
-def markdown(doc: SessionDoc, source: Source, *, reasoning: bool = False) -> Iterator[str]:
-    """The session as Markdown, one line at a time (lines end without a newline)."""
+def markdown(doc: SessionDoc, source: Source, *, reasoning: bool = False, first: int = 1) -> Iterator[str]:
+    """The session as Markdown, one line at a time (lines end without a newline); ``first``: the number
+    of the first message shown (1 = from the start)."""
+    yield from _header(doc, source)
+    for number, message in enumerate(cv.messages(doc.rows, doc.store), 1):
+        if number >= first:
+            yield from _message_lines(message, reasoning)
+
+
+def capped(doc: SessionDoc, source: Source, limit: int, *, first: int = 1) -> tuple[str, int | None, int]:
+    """:func:`markdown` from message ``first``, cut after the last whole message that fits in ``limit``
+    characters (at least one, itself cut at a line when longer). Returns the text, the number of the next
+    message when it was cut (None: it goes to the end), and the number of messages. Pure."""
+    lines = list(_header(doc, source))
+    used = sum(len(line) + 1 for line in lines)
+    messages = list(cv.messages(doc.rows, doc.store))
+    total = len(messages)
+    for number in range(max(1, first), total + 1):
+        block = list(_message_lines(messages[number - 1], reasoning=False))
+        size = sum(len(line) + 1 for line in block)
+        if used + size <= limit:
+            lines += block
+            used += size
+            continue
+        if number > first:  # cut before this message
+            return "\n".join(lines), number, total
+        for line in block:  # one message longer than the limit: as much of it as fits
+            if used + len(line) + 1 > limit:
+                break
+            lines.append(line)
+            used += len(line) + 1
+        lines.append("[…the rest of this message is cut]")
+        return "\n".join(lines), number + 1 if number < total else None, total
+    return "\n".join(lines), None, total
+
+
+def _header(doc: SessionDoc, source: Source) -> Iterator[str]:
     session = doc.session_row
     directory = session.get("directory")
     yield f"# {clean(doc.title or '(untitled)')}"
@@ -73,14 +108,16 @@ def markdown(doc: SessionDoc, source: Source, *, reasoning: bool = False) -> Ite
     created = moment(cv.first_time(doc.rows, doc.store))
     yield f"- Created: {local(created)} · last update: {local(moment(doc.time_updated))}"
     yield f"- Backup: version {source.version}, backed up {source.backed_up}, machine {clean(source.machine)}"
-    for message in cv.messages(doc.rows, doc.store):
+
+
+def _message_lines(message: cv.Message, reasoning: bool) -> Iterator[str]:
+    yield ""
+    yield _heading(message)
+    for part in message.parts:
+        if part.kind == "reasoning" and not reasoning:
+            continue
         yield ""
-        yield _heading(message)
-        for part in message.parts:
-            if part.kind == "reasoning" and not reasoning:
-                continue
-            yield ""
-            yield from _part_lines(part)
+        yield from _part_lines(part)
 
 
 def _heading(m: cv.Message) -> str:

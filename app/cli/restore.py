@@ -17,7 +17,6 @@ from app.backup import asof, lookup
 from app.backup import backup_reader as br
 from app.backup import restore as rs
 from app.backup import restore_legacy as rl
-from app.backup.history import history
 from app.cli.common import (
     READ,
     add_json_flag,
@@ -96,8 +95,12 @@ def _restore(args: argparse.Namespace) -> int:
     db = restore_target(settings.source, settings.opencode_db) if not args.legacy else None
     if as_of:
         assert db is not None
-        req, chose = as_of_request(args, settings.backup_path, settings.machine_name, db, work_dir)
-        say(chose, err=bool(args.json))  # stdout: the JSON alone
+        at = asof.parse_time(args.at) if args.at is not None else None
+        where = (settings.backup_path, settings.machine_name, args.from_machine)
+        req, chosen = asof.restore_request(
+            where, args.session_ids[0], db, work_dir, at=at, version=args.version
+        )
+        say(chosen, err=bool(args.json))  # stdout: the JSON alone
     else:
         machine_dir = br.safe_machine_dir(settings.backup_path, args.from_machine or settings.machine_name)
         if args.legacy:
@@ -135,31 +138,6 @@ def _restore(args: argparse.Namespace) -> int:
     for sid, why in result.failed:
         error(f"session {sid}: {why}")
     return 0 if result.ok else 1
-
-
-def as_of_request(
-    args: argparse.Namespace, backup_path: Path, machine: str, db: Path, work_dir: Path
-) -> tuple[rs.RestoreRequest, str]:
-    """The request for one session as it was ``--at`` a time or ``--version N``, looked for in this
-    machine's folder and then the others (``--from``: one), and a line saying which copy it is."""
-    at = asof.parse_time(args.at) if args.at is not None else None
-    target = lookup.find_session(backup_path, machine, args.session_ids[0], args.from_machine)
-    h = history(target.machine_dir, target.session_id, work_dir)
-    copy = asof.pick(h, at=at, version=args.version)
-    path = asof.restore_file(h, copy, work_dir)
-    req = rs.RestoreRequest(
-        machine_dir=target.machine_dir,
-        db=db,
-        work_dir=work_dir,
-        ids=(h.session_id,),
-        files=((h.session_id, path),),
-    )
-    then = f" (as it was at {at.astimezone():%Y-%m-%d %H:%M:%S})" if at is not None else ""
-    chose = (
-        f"{h.session_id}: version {copy.number} of {len(h.copies)}{then}, backed up {copy.when()}, "
-        f"{copy.messages} message(s), from machine folder {h.machine}"
-    )
-    return req, chose
 
 
 def _legacy(args: argparse.Namespace, machine_dir: Path, data_dir: Path, work_dir: Path) -> int:
