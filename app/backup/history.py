@@ -198,10 +198,14 @@ def _files(machine_dir: Path, sid: str) -> list[tuple[datetime | None, str, int]
 def _file_copy(
     previous: datetime | None, until: datetime | None, rel: str, size: int, doc: br.SessionDoc
 ) -> Copy:
-    """A file copy, its time worked out from the stamps around it (see the module's docstring)."""
+    """A file copy, its time worked out from the stamps around it (see the module's docstring). A last
+    change after the stamp that replaced the copy (or after now) says the clock was off then: it is no
+    bound, and not shown as one."""
     updated = moment(doc.time_updated)
     exact = previous is not None and (updated is None or updated <= previous)
-    after = None if exact else max((t for t in (previous, updated) if t is not None), default=None)
+    ceiling = until or datetime.now(UTC)
+    known = [t for t in (previous, updated) if t is not None and t <= ceiling]
+    after = None if exact else max(known, default=None)
     kind = Kind.CURRENT if until is None else Kind.VERSION
     return Copy(0, kind, rel, previous if exact else None, after, until, updated, _messages(doc), size)
 
