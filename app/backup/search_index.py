@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import sqlite3
+import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -101,7 +102,9 @@ def match_expression(query: str, *, prefix: bool = False) -> str:
     """The FTS5 query for plain words: each word of ``query`` quoted (so quotes, operators and punctuation
     are words or nothing, never syntax), all of them required; ``prefix``: the last may be the start of a
     word (as you type). Raises NoWords when no word has a letter or digit. Pure."""
-    words = [w for w in query.split() if any(c.isalnum() for c in w)]
+    # control characters are no word's (SQLite ends a string at a NUL): spaces, as the tokenizer takes them
+    plain = "".join(" " if unicodedata.category(c) == "Cc" else c for c in query)
+    words = [w for w in plain.split() if any(c.isalnum() for c in w)]
     if not words:
         raise NoWords("nothing to search for: give a word (letters or digits)")
     quoted = ['"' + w.replace('"', '""') + '"' for w in words]
@@ -154,7 +157,8 @@ class Index:
 
 def _marker(query: str) -> re.Pattern[str]:
     """A pattern finding the words of ``query`` (their letters and digits, any case) in a text."""
-    words = [w.strip("".join(c for c in w if not c.isalnum())) for w in query.split()]
+    plain = "".join(" " if unicodedata.category(c) == "Cc" else c for c in query)
+    words = [w.strip("".join(c for c in w if not c.isalnum())) for w in plain.split()]
     return re.compile(
         "|".join(r"\b" + re.escape(w) for w in sorted(set(words) - {""}, key=len, reverse=True)), re.I
     )

@@ -60,8 +60,10 @@ def search(
             with open_index(backup_path) as index:
                 refresh(index, report=report)
                 return index.search(query, limit, prefix=prefix), index.skipped()
+        except sqlite3.OperationalError as exc:  # busy, or a query SQLite refused: the index is fine
+            raise BackupError(f"the search index cannot be used now: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            if attempt == 2 or (isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)):
+            if attempt == 2:
                 raise BackupError(f"the search index cannot be used: {exc}") from None
             logger.warning("the search index is damaged (%s); building it again", exc)
             remove(index_path(backup_path))
