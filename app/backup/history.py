@@ -79,16 +79,17 @@ class Copy:
         return self.backed_up or self.after
 
     def when(self) -> str:
-        """When it was backed up, in local time: a time, or the range it is known to lie in."""
+        """When it was backed up, in local time: a time, or the range it is known to lie in (the end
+        without its date when it is the same day)."""
         if self.backed_up is not None:
             return _local(self.backed_up)
-        if self.until is not None:
-            return (
-                f"after {_local(self.after)}, by {_local(self.until)}"
-                if self.after
-                else f"by {_local(self.until)}"
-            )
-        return f"after {_local(self.after)}" if self.after else "unknown"
+        if self.until is None:
+            return f"after {_local(self.after)}" if self.after else "unknown"
+        if self.after is None:
+            return f"by {_local(self.until)}"
+        until = _local(self.until)
+        same_day = until[:10] == _local(self.after)[:10]
+        return f"after {_local(self.after)}, by {until[11:] if same_day else until}"
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,15 @@ class Index:
             for sid, title, machine, directory, updated, in_backup, store, body in rows
         ]
 
+    def recent(self, limit: int) -> list[Hit]:
+        """The sessions updated last (what a search with no word yet shows), newest first."""
+        rows = self.conn.execute(
+            "SELECT session_id, title, machine, directory, time_updated, in_backup, store FROM docs "
+            "ORDER BY time_updated DESC LIMIT ?",
+            (max(1, limit),),
+        ).fetchall()
+        return [Hit(sid, t, m, d, moment(u), bool(b), "", s) for sid, t, m, d, u, b, s in rows]
+
     def skipped(self) -> list[tuple[str, str, str]]:
         """(machine, file, why) of every file that could not be read when last looked at."""
         return list(self.conn.execute("SELECT machine, rel, why FROM skipped ORDER BY machine, rel"))

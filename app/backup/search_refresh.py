@@ -50,16 +50,17 @@ class Refreshed:
 
 
 def search(
-    backup_path: Path, query: str, limit: int, report: Report = unreported, *, prefix: bool = False
+    backup_path: Path, query: str | None, limit: int, report: Report = unreported, *, prefix: bool = False
 ) -> tuple[list[Hit], list[tuple[str, str, str]]]:
     """Bring the index up to date with the backup folder (building it, with progress, when missing), then
     search it. Returns the hits and the files the index could not read (machine, file, why). A damaged
-    index is built again once."""
+    index is built again once. ``query`` None: the sessions updated last."""
     for attempt in (1, 2):
         try:
             with open_index(backup_path) as index:
                 refresh(index, report=report)
-                return index.search(query, limit, prefix=prefix), index.skipped()
+                hits = index.recent(limit) if query is None else index.search(query, limit, prefix=prefix)
+                return hits, index.skipped()
         except sqlite3.OperationalError as exc:  # busy, or a query SQLite refused: the index is fine
             raise BackupError(f"the search index cannot be used now: {exc}") from None
         except sqlite3.DatabaseError as exc:
@@ -72,7 +73,7 @@ def search(
 
 def find(
     backup_path: Path,
-    query: str,
+    query: str | None,
     limit: int,
     opencode: tuple[Path, Path | None],
     report: Report = unreported,
