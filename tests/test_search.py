@@ -153,3 +153,18 @@ def test_the_service_worker_updates_the_index_after_posting_the_result() -> None
     worker.stop()
     assert worker.join(10)
     assert order == ["JobDone", "index", "JobDone", "index"]
+
+
+def test_a_sync_never_builds_the_index_the_next_search_does(backup: dict[str, Path]) -> None:
+    """Building takes seconds on a large backup: never on the service's worker, between two syncs."""
+    path = si.index_path(backup["backup"])
+    sr.after_sync(backup["backup"], "m1")
+    assert not path.exists()
+    sr.search(backup["backup"], "login", 10)
+    path.write_bytes(b"damaged" * 1000)
+    follower = sr.Follower(backup["backup"], "m1")
+    follower.after_sync()  # the damaged index is set up empty again, and left for the next search
+    follower.close()
+    with si.open_index(backup["backup"]) as index:
+        assert index.empty
+    assert ids(sr.search(backup["backup"], "login", 10)[0]) == ["ses_a"]

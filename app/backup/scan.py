@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,7 @@ class Found:
     size: int
     mtime_ns: int
     in_backup: bool = True
+    ino: int = 0  # its inode number (our syncs never rewrite a file in place: a new copy has a new one)
 
 
 def machine_folders(backup_path: Path) -> list[str]:
@@ -60,11 +61,17 @@ def project_dirs(machine_dir: Path) -> dict[str, int]:
     return out
 
 
-def files_in(machine_dir: Path, rel_dir: str) -> list[Found]:
-    """The session files of one ``sessions/<project>`` folder."""
+def files_in(
+    machine_dir: Path, rel_dir: str, same: Callable[[str, int], Found | None] | None = None
+) -> list[Found]:
+    """The session files of one ``sessions/<project>`` folder. ``same(rel, inode)``: the file as known
+    already when it is still that inode (it is taken so, without a ``stat``: a folder only our syncs write,
+    which put every new copy in place by a rename or a link)."""
     out = []
     for entry in _entries(machine_dir / rel_dir):
-        found = _session_file(entry, f"{rel_dir}/{entry.name}", in_backup=True)
+        rel = f"{rel_dir}/{entry.name}"
+        known = same(rel, entry.inode()) if same is not None else None
+        found = known or _session_file(entry, rel, in_backup=True)
         if found is not None:
             out.append(found)
     return out
@@ -129,7 +136,7 @@ def _session_file(entry: os.DirEntry[str], rel: str, *, in_backup: bool) -> Foun
         return None
     if not stat.S_ISREG(st.st_mode):
         return None
-    return Found(name[: -len(".json")], rel, st.st_size, st.st_mtime_ns, in_backup)
+    return Found(name[: -len(".json")], rel, st.st_size, st.st_mtime_ns, in_backup, st.st_ino)
 
 
 def _entries(folder: Path) -> list[os.DirEntry[str]]:

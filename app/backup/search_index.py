@@ -11,7 +11,7 @@ backup. What it reads from the backup folder is untrusted: each file through
     meta(key, value)                                  format, backup folder
     docs(machine, session_id, rel, dir, size,         one row per session and machine folder; ``rel`` is its
          mtime_ns, in_backup, title, directory,       file, relative to the machine folder (in_backup 0: in
-         time_updated, store)                         versions/), ``dir`` its folder; size and mtime as read
+         time_updated, store, ino)                    versions/), ``dir`` its folder; size, mtime, inode
     words(title, body)                                FTS5, rowid = docs.rowid
     dirs(machine, rel, mtime_ns, seen_ns)             each sessions/<project> folder as last looked at
     skipped(machine, rel, size, mtime_ns, why)        files that could not be read, and why
@@ -42,7 +42,7 @@ from app.safe_text import clean
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "1"
+FORMAT = "2"  # 2: docs.ino
 FOLDER = "search"
 SHOWN_MARK = "**"  # around a word found, in a snippet (Markdown's bold)
 SNIPPET_BEFORE, SNIPPET_CHARS = 60, 200  # a snippet starts this far before the first word found
@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS docs (
     rowid INTEGER PRIMARY KEY, machine TEXT NOT NULL, session_id TEXT NOT NULL, rel TEXT NOT NULL,
     dir TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, in_backup INTEGER NOT NULL,
     title TEXT NOT NULL, directory TEXT NOT NULL, time_updated INTEGER NOT NULL, store TEXT NOT NULL,
+    ino INTEGER NOT NULL DEFAULT 0,
     UNIQUE (machine, session_id));
 CREATE INDEX IF NOT EXISTS docs_dir ON docs (machine, dir);
 CREATE VIRTUAL TABLE IF NOT EXISTS words USING fts5 (title, body, tokenize = 'unicode61 remove_diacritics 2');

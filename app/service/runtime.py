@@ -60,6 +60,7 @@ class Runtime:
             source=str(ctx.source),
             destination=str(ctx.backup_path / ctx.machine),
         )
+        self.index = search_refresh.Follower(ctx.backup_path, ctx.machine)
         self.worker = Worker(
             self._run, self.service.post, ctx.cancel, run_restore=self._restore, after_sync=self._after_sync
         )
@@ -82,7 +83,7 @@ class Runtime:
         """The search index follows a sync that wrote the backup (worker thread, after the result is
         posted; a few ms, and only when the index exists)."""
         if result.backed_up:
-            search_refresh.after_sync(self.ctx.backup_path, self.ctx.machine)
+            self.index.after_sync()
 
     @staticmethod
     def _restore(plan: Plan, request: RestoreRequest, progress: Sink) -> RestoreResult:
@@ -110,6 +111,8 @@ class Runtime:
         if self.watcher is not None:
             self.watcher.stop()
         done = self.worker.join(timeout) and done
+        if done:
+            self.index.close()  # the worker that used it has ended
         if not done:
             logger.warning("a service thread did not stop within %.0f s", timeout)
         return done
