@@ -95,7 +95,7 @@ def restore_request(
 
 def source(h: History, copy: Copy) -> Source:
     """How a transcript names the copy it shows."""
-    return Source(h.machine, copy.number, copy.when(), copy.rel)
+    return Source(h.machine, copy.number, copy.when(), copy.rel, copy.backed_up)
 
 
 def snapshot_of(h: History, copy: Copy) -> SnapshotRef:

@@ -11,7 +11,8 @@ JSON (``show --format json``), format ``opencode-session-backup-transcript/1``::
 
     {"format", "session_id", "title", "project_id", "directory", "store": "v1"|"v2",
      "time_created", "time_updated",            ISO 8601 UTC, or null
-     "source": {"machine", "version", "backed_up", "path"},   which copy this is (see app.backup.history)
+     "source": {"machine", "version", "when", "backed_up", "path"},  which copy this is (app.backup.history):
+                                                 "when" in words, "backed_up" ISO 8601 or null
      "messages": [{"id", "role", "time", "agent", "model",
                    "parts": [{"type": "text"|"reasoning"|"file"|"note", "text"}
                              | {"type": "tool", "tool", "status", "input"}]}]}
@@ -42,8 +43,9 @@ class Source:
 
     machine: str
     version: int
-    backed_up: str
+    when: str  # when it was backed up, in words (a time, or the range it lies in)
     path: str
+    backed_up: datetime | None = None  # that time, when it is known exactly
 
 
 def moment(ms: int) -> datetime | None:
@@ -107,7 +109,7 @@ def _header(doc: SessionDoc, source: Source) -> Iterator[str]:
     yield f"- Project: {where} ({clean(doc.project_id)})"
     created = moment(cv.first_time(doc.rows, doc.store))
     yield f"- Created: {local(created)} · last update: {local(moment(doc.time_updated))}"
-    yield f"- Backup: version {source.version}, backed up {source.backed_up}, machine {clean(source.machine)}"
+    yield f"- Backup: version {source.version}, backed up {source.when}, machine {clean(source.machine)}"
 
 
 def _message_lines(message: cv.Message, reasoning: bool) -> Iterator[str]:
@@ -171,7 +173,8 @@ def to_json(doc: SessionDoc, source: Source, *, reasoning: bool = False) -> dict
         "source": {
             "machine": source.machine,
             "version": source.version,
-            "backed_up": source.backed_up,
+            "when": source.when,
+            "backed_up": source.backed_up.isoformat(timespec="seconds") if source.backed_up else None,
             "path": source.path,
         },
         "messages": messages,
