@@ -11,7 +11,7 @@ search       the p95 (and median) of ``--repeat`` runs of each query below on th
 show         ``opencode-backup show`` of the largest session (a process): when its first line arrives.
              Target: <= 0.5 s.
 incremental  after each of P1's one-message syncs (bench_sync's: the warm service's sync, the same
-             session), the index update the service's worker runs next (its ``search_refresh.Follower``),
+             session), the index update the service's worker runs next (its ``search.Follower``),
              median and max. Target: <= 10 ms. P1 itself (its sync vs. the backup-API copy) is printed from
              the same syncs: the update runs after the sync has committed, never inside it.
 
@@ -39,6 +39,7 @@ import bench_sync  # noqa: E402
 import bench_targets  # noqa: E402
 
 from app.backup import backup_reader as br  # noqa: E402
+from app.backup import search as searching  # noqa: E402
 from app.backup import search_index, search_refresh  # noqa: E402
 from app.backup.sync import SyncOptions, run_sync  # noqa: E402
 
@@ -144,7 +145,7 @@ def incremental(work: Path) -> dict[str, Any]:
     with search_index.open_index(dest) as index:
         search_refresh.refresh(index)
     syncs, updates = [], []
-    follower = search_refresh.Follower(dest, "bench")  # as the service's worker keeps it
+    follower = searching.Follower(dest, "bench")  # as the service's worker keeps it
     for n in range(bench_sync.P1_SYNCS):
         bench_sync.add_message(db, sid, n)
         t0 = time.perf_counter()

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from app.backup import search as sr
 from app.backup import search_index as si
-from app.backup import search_refresh as sr
+from app.backup import search_refresh
 from app.backup.result import Outcome, SyncResult
 from app.backup.sync import SyncOptions, run_sync
 from app.service.worker import Job, Worker
@@ -94,8 +95,10 @@ def test_a_lost_or_damaged_index_is_built_again(
 
 def test_a_refresh_reads_only_what_a_sync_changed_and_keeps_deleted_sessions(backup: dict[str, Path]) -> None:
     with si.open_index(backup["backup"]) as index:
-        assert sr.refresh(index).read == 2
-        assert sr.refresh(index) == sr.Refreshed()  # nothing changed: a stat per project folder
+        assert search_refresh.refresh(index).read == 2
+        assert (
+            search_refresh.refresh(index) == search_refresh.Refreshed()
+        )  # nothing changed: a stat per project folder
     ctx = sync_context(backup["backup"], "m1", backup["data"], backup["state"])
     conn = f.connect(backup["db"])
     f.add_message(conn, "ses_b", "a word about gearboxes")
@@ -104,11 +107,11 @@ def test_a_refresh_reads_only_what_a_sync_changed_and_keeps_deleted_sessions(bac
     sr.after_sync(backup["backup"], "m1")  # what the sync command and the service's worker run next
     with si.open_index(backup["backup"]) as index:
         assert ids(index.search("gearboxes")) == ["ses_b"]  # there already, without a refresh
-        assert sr.refresh(index) == sr.Refreshed()
+        assert search_refresh.refresh(index) == search_refresh.Refreshed()
     f.delete_session(backup["db"], "ses_a")
     assert run_sync(ctx, SyncOptions(allow_deletions=True)).ok
     with si.open_index(backup["backup"]) as index:
-        assert sr.refresh(index).read == 1  # its last copy, now in versions/
+        assert search_refresh.refresh(index).read == 1  # its last copy, now in versions/
         [hit] = index.search("login")
     assert hit.session_id == "ses_a" and not hit.in_backup
 

@@ -11,8 +11,8 @@ import argparse
 from typing import Any
 
 from app.backup.progress import Throttled
+from app.backup.search import find
 from app.backup.search_index import Hit
-from app.backup.search_refresh import find
 from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, require_backup, say
 from app.cli.parser import COMMANDS
 from app.cli.progress import shown

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from app import config, paths, wiring
 from app.backup import backup_reader as br
-from app.backup import catalog, search_refresh
+from app.backup import catalog, search
 from app.backup import manifest as mf
 from app.backup import restore as rs
 from app.backup.progress import Sink, Throttled
@@ -138,7 +138,7 @@ def _sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolRes
         sync_ctx = dataclasses.replace(wiring.context_for(settings), cancel=ctx.cancel, progress=_told(ctx))
         result = run_sync(sync_ctx, SyncOptions(snapshot=force))
         if result.backed_up:
-            search_refresh.after_sync(sync_ctx.backup_path, sync_ctx.machine)
+            search.after_sync(sync_ctx.backup_path, sync_ctx.machine)
     if result.outcome is Outcome.FAILED:
         return error(f"the backup failed: {result.error or 'see the log'}")
     held = None

@@ -15,7 +15,7 @@ from app import paths
 from app.backup import asof, lookup, transcript
 from app.backup.history import history
 from app.backup.progress import Report, Throttled
-from app.backup.search_refresh import find
+from app.backup.search import find
 from app.errors import UsageError
 from app.mcp import wording
 from app.mcp.actions import answer, planned, reachable, settings_of

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from app.backup import search_refresh
+from app.backup import search
 from app.backup.progress import Sink
 from app.backup.restore import Plan, RestoreRequest, RestoreResult, apply_plan
 from app.backup.result import SyncResult
@@ -60,7 +60,7 @@ class Runtime:
             source=str(ctx.source),
             destination=str(ctx.backup_path / ctx.machine),
         )
-        self.index = search_refresh.Follower(ctx.backup_path, ctx.machine)
+        self.index = search.Follower(ctx.backup_path, ctx.machine)
         self.worker = Worker(
             self._run, self.service.post, ctx.cancel, run_restore=self._restore, after_sync=self._after_sync
         )

@@ -21,8 +21,8 @@ from app.backup import asof, transcript
 from app.backup import backup_reader as br
 from app.backup.history import History, history
 from app.backup.progress import Throttled
+from app.backup.search import find
 from app.backup.search_index import Hit, NoWords
-from app.backup.search_refresh import find
 from app.errors import BackupError
 from app.fsutil import atomic_write_bytes
 from app.ui.dialog.protocol import BrowseRequest
