@@ -78,6 +78,13 @@ def backed(opencode_peer: OpencodePeer, tmp_path_factory: pytest.TempPathFactory
     yield Backed(peer, dest, sid, first, between, peer.export(sid))
 
 
+def copy_of(b: Backed, tmp_path: Path) -> Path:
+    """A backup folder of this test's own, holding what the module's holds."""
+    dest = tmp_path / "backup"
+    shutil.copytree(b.dest, dest)
+    return dest
+
+
 def texts(export: dict[str, Any]) -> list[str]:
     """Every user and assistant text of an ``opencode export``, in order."""
     return [
@@ -133,8 +140,7 @@ def test_search_finds_a_deleted_session_and_another_machines_and_nothing_for_a_w
     backed: Backed, tmp_path: Path
 ) -> None:
     b = backed
-    dest = tmp_path / "backup"
-    shutil.copytree(b.dest, dest)
+    dest = copy_of(b, tmp_path)
     gone = b.peer.create_session("quokka sightings", prompts=1, todo=False)
     ok(cli(b.peer, dest, "sync"))
     b.peer.delete_session(gone)
@@ -162,8 +168,7 @@ def test_search_finds_a_deleted_session_and_another_machines_and_nothing_for_a_w
 
 def test_the_index_follows_a_sync_at_once_reading_only_what_changed(backed: Backed, tmp_path: Path) -> None:
     b = backed
-    dest = tmp_path / "backup"
-    shutil.copytree(b.dest, dest)
+    dest = copy_of(b, tmp_path)
     ok(cli(b.peer, dest, "search", "kangaroos"))  # builds the index
     index = index_path(dest, Path(b.peer.env["XDG_CACHE_HOME"]) / "opencode-session-backup" / "search")
     assert index.is_file() and not list(dest.rglob("*.sqlite3*"))  # in the cache folder, never the backup's
@@ -201,8 +206,7 @@ def test_a_damaged_and_a_hostile_session_file_are_skipped_with_a_warning(
     backed: Backed, tmp_path: Path
 ) -> None:
     b = backed
-    dest = tmp_path / "backup"
-    shutil.copytree(b.dest, dest)
+    dest = copy_of(b, tmp_path)
     victim = b.peer.create_session("torn file", prompts=1, todo=False)
     hostile = b.peer.create_session("hostile file", prompts=1, todo=False)
     ok(cli(b.peer, dest, "sync"))
