@@ -80,17 +80,22 @@ def restore_request(
     target = lookup.find_session(backup_path, machine, session, from_machine)
     h = history(target.machine_dir, target.session_id, work_dir)
     copy = pick(h, at=at, version=version)
-    path = restore_file(h, copy, work_dir)
+    req = request_for(h, copy, db, work_dir)
     sid = h.session_id
-    req = RestoreRequest(
-        machine_dir=h.machine_dir, db=db, work_dir=work_dir, ids=(sid,), files=((sid, path),)
-    )
     then = f" (as it was at {at.astimezone():%Y-%m-%d %H:%M:%S})" if at is not None else ""
     chosen = (
         f"{sid}: version {copy.number} of {len(h.copies)}{then}, backed up {copy.when()}, "
         f"{copy.messages} message(s), from machine folder {h.machine}"
     )
     return req, chosen
+
+
+def request_for(h: History, copy: Copy, db: Path, work_dir: Path) -> RestoreRequest:
+    """The restore of ``copy`` of the session into opencode's database ``db`` (replacing the session
+    opencode has, after the plan's confirmation, as any named restore)."""
+    sid = h.session_id
+    files = ((sid, restore_file(h, copy, work_dir)),)
+    return RestoreRequest(machine_dir=h.machine_dir, db=db, work_dir=work_dir, ids=(sid,), files=files)
 
 
 def source(h: History, copy: Copy) -> Source:

@@ -192,10 +192,7 @@ def restore_version(
             raise BackupError(
                 f"that version of {chosen.session_id} is no longer in the backup (thinned since)"
             )
-        path = asof.restore_file(h, copy, work_dir)
-        sid = h.session_id
-        files = ((sid, path),)
-        req = rs.RestoreRequest(machine_dir=machine_dir, db=db, work_dir=work_dir, ids=(sid,), files=files)
+        req = asof.request_for(h, copy, db, work_dir)
         plan = rs.make_plan(req)
     except BackupError as exc:
         return Outcome(False, "Cannot restore", str(exc), error=True)
