@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from platformdirs import user_data_path, user_log_path, user_state_path
+from platformdirs import user_cache_path, user_data_path, user_log_path, user_state_path
 
 from app import APP_NAME
 from app.host import HOST
@@ -126,6 +126,11 @@ def app_state_dir() -> Path:
 def app_log_dir() -> Path:
     """This app's log folder. Not created."""
     return user_log_path(APP_NAME, appauthor=False)
+
+
+def app_cache_dir() -> Path:
+    """This app's cache folder (the search index: rebuilt from the backup when lost). Not created."""
+    return user_cache_path(APP_NAME, appauthor=False)
 
 
 def windows_drive_roots() -> list[Path]:

@@ -200,6 +200,6 @@ def test_a_snapshot_too_big_for_this_computers_free_space_stops_the_repair_and_i
     """A sound snapshot must not be set aside because this disk is full: the repair stops, asks for room."""
     damage_the_manifest(env.machine)
     room = shutil.disk_usage(env.tmp)._replace(free=br.FREE_MARGIN + 1000)  # less than one snapshot
-    monkeypatch.setattr(br.shutil, "disk_usage", lambda _p: room)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: room)
     with pytest.raises(BackupError, match="free some disk space"):
         repair.plan(env.machine, MACHINE, env.tmp / "w", datetime.now(UTC))

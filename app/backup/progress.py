@@ -27,6 +27,7 @@ class Step(enum.Enum):
     COPYING = "copying to the backup folder"
     RESTORING = "restoring sessions"
     VERIFYING = "checking the backup"
+    INDEXING = "indexing the backup for search"
 
 
 _UNITS = {
@@ -34,6 +35,7 @@ _UNITS = {
     Step.RESTORING: "sessions",
     Step.VERIFYING: "files",
     Step.COPYING: "files",
+    Step.INDEXING: "sessions",
 }
 
 

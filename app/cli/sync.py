@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from app import paths, wiring
+from app.backup import search
 from app.backup.result import Outcome
 from app.backup.sync import SyncOptions, run_sync
 from app.cli.common import (
@@ -56,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
             )
         if result is None:
             options = SyncOptions(snapshot=args.snapshot, allow_deletions=args.allow_deletions)
-            result = run_sync(replace(wiring.context_for(settings), progress=progress), options)
+            ctx = replace(wiring.context_for(settings), progress=progress)
+            result = run_sync(ctx, options)
+            if result.backed_up:  # the search index follows (the service's own syncs do it there)
+                search.after_sync(ctx.backup_path, ctx.machine)
     if result.outcome is Outcome.FAILED:
         if args.json:
             emit(args, result, "")

@@ -76,6 +76,8 @@ def make_plan(req: RestoreRequest, sleep: Callable[[float], None] = time.sleep) 
 
 def _plan(req: RestoreRequest) -> Plan:
     br.check_tree(req.machine_dir)
+    if req.files:
+        return sessions.plan_sessions(req, {sid: [path] for sid, path in req.files})
     files = br.session_files(req.machine_dir)
     if req.replace_all:
         return full.plan_full(req, files)

@@ -34,6 +34,9 @@ class RestoreRequest:
     ids: tuple[str, ...] = ()
     missing: bool = False
     replace_all: bool = False
+    # (session id, file) for sessions of ``ids`` to restore from that file (a kept version, or a snapshot's
+    # copy written out: ``restore --at``) instead of from their newest copy
+    files: tuple[tuple[str, Path], ...] = ()
 
 
 class Action(enum.Enum):
