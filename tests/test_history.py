@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from app.backup import asof, transcript
+from app.backup import asof
 from app.backup.guard import stamp
 from app.backup.history import Kind, NoCopyThen, history, version_counts
 from app.backup.sync import SyncOptions, run_sync
 from app.errors import UsageError
+from app.opencode import conversation as cv
 from tests import dbfactory as f
-from tests.backups import run_cli, sync_context
+from tests.backups import Env, make_env, run_cli
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -34,17 +35,16 @@ def ms(when: datetime) -> int:
 
 
 @pytest.fixture
-def chain(tmp_path: Path) -> dict[str, object]:
+def chain(tmp_path: Path) -> Env:
     """ses_a backed up at 9:00, 10:00 and 11:00, each time with one more message written 5 min before."""
-    data = tmp_path / "opencode"
-    db = data / "opencode.db"
-    conn = f.create_db(db)
+    env = make_env(tmp_path, "m1")
+    conn = f.create_db(env.db)
     f.add_session(
         conn, "ses_a", title="chain", time_updated=ms(T0 - timedelta(minutes=5)), payload="first words"
     )
     f.add_session(conn, "ses_b", time_updated=ms(T0 - timedelta(hours=1)))
     clock = Clock()
-    ctx = sync_context(tmp_path / "backup", "m1", data, tmp_path / "state", clock=clock)
+    ctx = env.context(clock=clock)
     assert run_sync(ctx, SyncOptions(snapshot=True)).ok
     for hour in (1, 2):
         f.add_message(conn, "ses_a", f"message of hour {hour}")
@@ -56,18 +56,18 @@ def chain(tmp_path: Path) -> dict[str, object]:
         clock.now = T0 + timedelta(hours=hour)
         assert run_sync(ctx, SyncOptions(allow_deletions=True)).ok
     conn.close()
-    return {
-        "machine": tmp_path / "backup" / "m1",
-        "work": tmp_path / "work",
-        "data": data,
-        "backup": tmp_path / "backup",
-    }
+    return env
+
+
+def work_of(env: Env) -> Path:
+    """Where a test of the chain lets history and restores work (this install's own folder)."""
+    return env.app / "work"
 
 
 def test_each_copy_is_dated_by_the_sync_that_wrote_it_and_the_first_by_a_range(
-    chain: dict[str, object],
+    chain: Env,
 ) -> None:
-    machine, work = Path(str(chain["machine"])), Path(str(chain["work"]))
+    machine, work = chain.machine, work_of(chain)
     h = history(machine, "ses_a", work)
     assert [c.number for c in h.copies] == [1, 2, 3] and h.title == "chain"
     current, middle, first = h.copies
@@ -98,9 +98,9 @@ def test_each_copy_is_dated_by_the_sync_that_wrote_it_and_the_first_by_a_range(
 
 
 def test_a_thinned_copy_leaves_no_answer_for_the_time_it_was_the_newest_never_a_wrong_one(
-    chain: dict[str, object],
+    chain: Env,
 ) -> None:
-    machine, work = Path(str(chain["machine"])), Path(str(chain["work"]))
+    machine, work = chain.machine, work_of(chain)
     shutil.rmtree(machine / "versions" / stamp(T0 + timedelta(hours=2)))  # what thinning does to 10:00's copy
     current, first = history(machine, "ses_a", work).copies
     # its last change (10:55) is after the copy before it was replaced (10:00): copies in between are gone
@@ -111,14 +111,14 @@ def test_a_thinned_copy_leaves_no_answer_for_the_time_it_was_the_newest_never_a_
     assert first.until == T0 + timedelta(hours=1)
 
 
-def test_a_copy_only_a_snapshot_holds_is_a_version_that_reads_and_restores(chain: dict[str, object]) -> None:
-    machine, work = Path(str(chain["machine"])), Path(str(chain["work"]))
+def test_a_copy_only_a_snapshot_holds_is_a_version_that_reads_and_restores(chain: Env) -> None:
+    machine, work = chain.machine, work_of(chain)
     shutil.rmtree(machine / "versions" / stamp(T0 + timedelta(hours=1)))  # the 9:00 file copy, thinned
     h = history(machine, "ses_a", work)
     snap = h.copies[-1]
     assert snap.kind is Kind.SNAPSHOT and snap.backed_up == T0 and snap.messages == 2 and snap.size is None
     doc = asof.read_copy(h, snap, work)
-    assert [m.role for m in transcript.cv.messages(doc.rows, doc.store)] == ["user", "assistant"]
+    assert [m.role for m in cv.messages(doc.rows, doc.store)] == ["user", "assistant"]
     path = asof.restore_file(h, snap, work)
     assert path.is_relative_to(work) and json.loads(path.read_bytes())["session_id"] == "ses_a"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
@@ -148,10 +148,10 @@ def test_a_time_that_is_not_one_is_a_usage_error(bad: str) -> None:
 
 
 def test_the_command_line_says_no_time_and_no_version_in_one_line_and_changes_nothing(
-    chain: dict[str, object],
+    chain: Env,
 ) -> None:
-    backup, data = Path(str(chain["backup"])), Path(str(chain["data"]))
-    before = (data / "opencode.db").read_bytes()
+    backup, data = chain.dest, chain.data
+    before = chain.db.read_bytes()
     for args, code, said in (
         (("restore", "ses_a", "--at", "soon", "--yes"), 2, "not a time"),
         (("restore", "ses_a", "ses_b", "--version", "1", "--yes"), 2, "exactly one SESSION_ID"),
@@ -165,4 +165,4 @@ def test_the_command_line_says_no_time_and_no_version_in_one_line_and_changes_no
             args,
             res.stderr,
         )
-    assert (data / "opencode.db").read_bytes() == before
+    assert chain.db.read_bytes() == before

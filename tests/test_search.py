@@ -19,7 +19,7 @@ from app.backup.result import Outcome, SyncResult
 from app.backup.sync import SyncOptions, run_sync
 from app.service.worker import Job, Worker
 from tests import dbfactory as f
-from tests.backups import sync_context
+from tests.backups import Env, make_env
 
 QUERIES = ['"', '""', 'a"b', "NEAR(a b)", "a OR b", "-a", "*", "a*", "(", ")", "AND", "title:x", "^a", "'",
            "\\", "a:b", "{a} [b]", "+a", "a NOT b", 'NEAR("x" "y", 2)', "COLUMN:", "¿qué?", "日本語",
@@ -27,20 +27,14 @@ QUERIES = ['"', '""', 'a"b', "NEAR(a b)", "a OR b", "-a", "*", "a*", "(", ")", "
 
 
 @pytest.fixture
-def backup(tmp_path: Path) -> dict[str, Path]:
-    data = tmp_path / "opencode"
-    conn = f.create_db(data / "opencode.db")
+def env(tmp_path: Path) -> Env:
+    env = make_env(tmp_path, "m1")
+    conn = f.create_db(env.db)
     f.add_session(conn, "ses_a", title="Fix the login bug", payload="retry the token refresh")
     f.add_session(conn, "ses_b", title="Write docs", payload="sprockets and widgets")
     conn.close()
-    ctx = sync_context(tmp_path / "backup", "m1", data, tmp_path / "state")
-    assert run_sync(ctx).ok
-    return {
-        "backup": tmp_path / "backup",
-        "data": data,
-        "db": data / "opencode.db",
-        "state": tmp_path / "state",
-    }
+    assert run_sync(env.context()).ok
+    return env
 
 
 def ids(hits: list[si.Hit]) -> list[str]:
@@ -48,89 +42,87 @@ def ids(hits: list[si.Hit]) -> list[str]:
 
 
 def test_the_index_is_private_in_the_cache_folder_and_never_in_the_backup(
-    backup: dict[str, Path], isolated_home: Path
+    env: Env, isolated_home: Path
 ) -> None:
-    before = sorted(p.relative_to(backup["backup"]) for p in backup["backup"].rglob("*"))
-    hits, skipped = sr.search(backup["backup"], "login", 10)
+    before = sorted(p.relative_to(env.dest) for p in env.dest.rglob("*"))
+    hits, skipped = sr.search(env.dest, "login", 10)
     assert ids(hits) == ["ses_a"] and skipped == []
-    path = si.index_path(backup["backup"])
+    path = si.index_path(env.dest)
     assert path.is_relative_to(isolated_home / ".cache" / "opencode-session-backup" / "search")
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    with si.open_index(backup["backup"]):  # its log exists while it is open
+    with si.open_index(env.dest):  # its log exists while it is open
         for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
             assert stat.S_IMODE(name.stat().st_mode) == 0o600, name
-    assert sorted(p.relative_to(backup["backup"]) for p in backup["backup"].rglob("*")) == before
+    assert sorted(p.relative_to(env.dest) for p in env.dest.rglob("*")) == before
 
 
 @pytest.mark.parametrize("query", QUERIES)
-def test_no_query_is_a_syntax_error(backup: dict[str, Path], query: str) -> None:
+def test_no_query_is_a_syntax_error(env: Env, query: str) -> None:
     try:
-        hits, _skipped = sr.search(backup["backup"], query, 10)
+        hits, _skipped = sr.search(env.dest, query, 10)
     except si.NoWords:
         return  # nothing in it to look for: a usage error with one line, not a crash
     assert isinstance(hits, list)
 
 
-def test_every_word_must_occur_in_any_case_and_the_snippet_marks_them(backup: dict[str, Path]) -> None:
-    assert ids(sr.search(backup["backup"], "TOKEN Refresh", 10)[0]) == ["ses_a"]
-    assert ids(sr.search(backup["backup"], "token sprockets", 10)[0]) == []
-    [hit] = sr.search(backup["backup"], "widgets", 10)[0]
+def test_every_word_must_occur_in_any_case_and_the_snippet_marks_them(env: Env) -> None:
+    assert ids(sr.search(env.dest, "TOKEN Refresh", 10)[0]) == ["ses_a"]
+    assert ids(sr.search(env.dest, "token sprockets", 10)[0]) == []
+    [hit] = sr.search(env.dest, "widgets", 10)[0]
     assert "**widgets**" in hit.snippet and hit.machine == "m1" and hit.in_backup
     assert si.match_expression('a"b NEAR(') == '"a""b" AND "NEAR("'
 
 
-def test_a_lost_or_damaged_index_is_built_again(
-    backup: dict[str, Path], caplog: pytest.LogCaptureFixture
-) -> None:
-    sr.search(backup["backup"], "login", 10)
-    path = si.index_path(backup["backup"])
+def test_a_lost_or_damaged_index_is_built_again(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    sr.search(env.dest, "login", 10)
+    path = si.index_path(env.dest)
     si.remove(path)
-    assert ids(sr.search(backup["backup"], "login", 10)[0]) == ["ses_a"]
+    assert ids(sr.search(env.dest, "login", 10)[0]) == ["ses_a"]
     path.write_bytes(b"not a database at all" * 100)
     Path(f"{path}-wal").unlink(missing_ok=True)
     with caplog.at_level(logging.WARNING):
-        assert ids(sr.search(backup["backup"], "login", 10)[0]) == ["ses_a"]
+        assert ids(sr.search(env.dest, "login", 10)[0]) == ["ses_a"]
     assert "building it again" in caplog.text
 
 
-def test_a_refresh_reads_only_what_a_sync_changed_and_keeps_deleted_sessions(backup: dict[str, Path]) -> None:
-    with si.open_index(backup["backup"]) as index:
+def test_a_refresh_reads_only_what_a_sync_changed_and_keeps_deleted_sessions(env: Env) -> None:
+    with si.open_index(env.dest) as index:
         assert search_refresh.refresh(index).read == 2
         assert (
             search_refresh.refresh(index) == search_refresh.Refreshed()
         )  # nothing changed: a stat per project folder
-    ctx = sync_context(backup["backup"], "m1", backup["data"], backup["state"])
-    conn = f.connect(backup["db"])
+    ctx = env.context()
+    conn = f.connect(env.db)
     f.add_message(conn, "ses_b", "a word about gearboxes")
     conn.close()
     assert run_sync(ctx).ok
-    sr.after_sync(backup["backup"], "m1")  # what the sync command and the service's worker run next
-    with si.open_index(backup["backup"]) as index:
+    sr.after_sync(env.dest, "m1")  # what the sync command and the service's worker run next
+    with si.open_index(env.dest) as index:
         assert ids(index.search("gearboxes")) == ["ses_b"]  # there already, without a refresh
         assert search_refresh.refresh(index) == search_refresh.Refreshed()
-    f.delete_session(backup["db"], "ses_a")
+    f.delete_session(env.db, "ses_a")
     assert run_sync(ctx, SyncOptions(allow_deletions=True)).ok
-    with si.open_index(backup["backup"]) as index:
+    with si.open_index(env.dest) as index:
         assert search_refresh.refresh(index).read == 1  # its last copy, now in versions/
         [hit] = index.search("login")
     assert hit.session_id == "ses_a" and not hit.in_backup
 
 
 def test_a_file_that_cannot_be_read_is_named_not_indexed_and_indexed_once_it_reads(
-    backup: dict[str, Path],
+    env: Env,
 ) -> None:
-    target = next((backup["backup"] / "m1" / "sessions").rglob("ses_b.json"))
+    target = next((env.dest / "m1" / "sessions").rglob("ses_b.json"))
     good = target.read_bytes()
     target.write_bytes(good[:50])
-    hits, skipped = sr.search(backup["backup"], "sprockets", 10)
+    hits, skipped = sr.search(env.dest, "sprockets", 10)
     assert hits == [] and [(m, r) for m, r, _why in skipped] == [
-        ("m1", target.relative_to(backup["backup"] / "m1").as_posix())
+        ("m1", target.relative_to(env.dest / "m1").as_posix())
     ]
     assert "not valid JSON" in skipped[0][2]
     target.write_bytes(good)
     os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
     os.utime(target.parent, ns=(target.parent.stat().st_atime_ns, target.parent.stat().st_mtime_ns + 10**9))
-    hits, skipped = sr.search(backup["backup"], "sprockets", 10)
+    hits, skipped = sr.search(env.dest, "sprockets", 10)
     assert ids(hits) == ["ses_b"] and skipped == []
 
 
@@ -158,16 +150,16 @@ def test_the_service_worker_updates_the_index_after_posting_the_result() -> None
     assert order == ["JobDone", "index", "JobDone", "index"]
 
 
-def test_a_sync_never_builds_the_index_the_next_search_does(backup: dict[str, Path]) -> None:
+def test_a_sync_never_builds_the_index_the_next_search_does(env: Env) -> None:
     """Building takes seconds on a large backup: never on the service's worker, between two syncs."""
-    path = si.index_path(backup["backup"])
-    sr.after_sync(backup["backup"], "m1")
+    path = si.index_path(env.dest)
+    sr.after_sync(env.dest, "m1")
     assert not path.exists()
-    sr.search(backup["backup"], "login", 10)
+    sr.search(env.dest, "login", 10)
     path.write_bytes(b"damaged" * 1000)
-    follower = sr.Follower(backup["backup"], "m1")
+    follower = sr.Follower(env.dest, "m1")
     follower.after_sync()  # the damaged index is set up empty again, and left for the next search
     follower.close()
-    with si.open_index(backup["backup"]) as index:
+    with si.open_index(env.dest) as index:
         assert index.empty
-    assert ids(sr.search(backup["backup"], "login", 10)[0]) == ["ses_a"]
+    assert ids(sr.search(env.dest, "login", 10)[0]) == ["ses_a"]
