@@ -130,7 +130,8 @@ def app_state_dir() -> Path:
 
 
 def app_cache_dir() -> Path:
-    """This app's cache folder (a remote backup's local mirror lives here). Not created."""
+    """This app's cache folder (a remote backup's local mirror, the search index: what can be made again
+    from the backup). Not created."""
     return user_cache_path(APP_NAME, appauthor=False)
 
 

@@ -56,6 +56,18 @@ def clean_lines(text: object, limit: int = LINE_LIMIT) -> str:
     return "\n".join(clean(line, limit) for line in str(text).split("\n"))
 
 
+def clean_text(text: str) -> str:
+    """A long text shown whole (a message of a backed-up conversation): its line breaks and tabs kept,
+    every other unsafe character escaped as :func:`clean` does, no length cap."""
+    # isprintable() is False for every unsafe character (and for a few safe ones: a no-break space):
+    # only the lines it flags are looked at character by character
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if not line.replace("\t", " ").isprintable():
+            lines[i] = "".join(c if c == "\t" or not unsafe(c) else _escaped(c) for c in line)
+    return "\n".join(lines)
+
+
 def clean_json(text: str) -> str:
     """JSON text with every unsafe character inside its strings written as a ``\\u`` escape: the same
     document for a program that parses it, inert on a terminal (``json.dumps(..., ensure_ascii=False)``

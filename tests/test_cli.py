@@ -184,7 +184,7 @@ def test_help_lists_commands_in_the_order_a_user_needs_them_each_with_a_line_and
     out = run_cli("--help").stdout
     listed = re.findall(r"^    (\S+)\s+(\S.*)$", out.split("commands:")[1].split("exit codes:")[0], re.M)
     names = [name for name, _ in listed]
-    assert names[:6] == ["run", "sync", "status", "list", "restore", "verify"]
+    assert names[:9] == ["run", "sync", "status", "list", "search", "show", "history", "restore", "verify"]
     assert {"config", "pause", "resume", "sync-now", "autostart"} <= set(names)
     assert all(len(line) > 15 for _, line in listed), listed  # every command says what it does
     assert out.rstrip().splitlines()[-3].strip().startswith("0") and "exit codes:" in out

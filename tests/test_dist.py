@@ -149,6 +149,10 @@ def test_it_backs_up_lists_and_verifies_a_database(built: Built, tmp_path: Path)
     assert listed.returncode == 0 and all(f"Session {i}" in listed.stdout for i in range(3)), listed.stdout
     verified = run(built, "--backup-path", str(dest), "verify")
     assert verified.returncode == 0 and verified.stdout.startswith("OK:"), verified.stdout + verified.stderr
+    found = run(
+        built, "--backup-path", str(dest), "search", "hello", "--json"
+    )  # the bundle's SQLite has FTS5
+    assert found.returncode == 0 and len(json.loads(found.stdout)) == 3, found.stdout + found.stderr
 
 
 def test_it_encrypts_with_age_and_keeps_its_key_where_it_can(built: Built, tmp_path: Path) -> None:

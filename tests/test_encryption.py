@@ -233,3 +233,28 @@ def test_a_running_service_follows_encryption_turned_on_beside_it(env: Env) -> N
     assert all(age.is_sealed(d) for d in data_files(env.machine).values())
     enc.disable()
     assert not seal.current().on
+
+
+def test_history_show_and_search_read_an_encrypted_backup_with_the_key_and_say_so_without(
+    env: Env, keys: Any
+) -> None:
+    from app.backup import asof, search, search_index, transcript
+    from app.backup.history import history
+
+    seal = sealed(keys)
+    sync(env, seal)
+    conn = f.connect(env.db)
+    f.add_message(conn, "ses_a", "a second turn about zanzibar")
+    conn.close()
+    sync(env, seal)
+    h = history(env.machine, "ses_a", env.app, seal=Seal((), lambda: [keys[0]]))
+    assert h.title == SECRET_TITLE and len(h.copies) == 2
+    doc = asof.read_copy(h, h.copies[0], env.app)
+    assert "hunter2" in transcript.words(doc)
+    hits, skipped = search.search(env.dest, "hunter2", 10, seal=Seal((), lambda: [keys[0]]))
+    assert [hit.session_id for hit in hits] == ["ses_a"] and not skipped
+    search_index.remove(search_index.index_path(env.dest))
+    hits, skipped = search.search(env.dest, "hunter2", 10)  # no key: nothing read, each file named
+    assert hits == [] and skipped and all("no key" in why for _m, _rel, why in skipped)
+    with pytest.raises(KeyMissing, match="encryption unlock"):
+        history(env.machine, "ses_a", env.app)

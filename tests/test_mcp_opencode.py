@@ -236,3 +236,38 @@ def test_progress_goes_out_with_the_token_opencode_gives(opencode_binary: Path, 
     assert not any(m.get("method") == "notifications/progress" for m in sent[answer_at:])
     # opencode 1.18.33 then cancels the call it already has the answer to: nothing answers that
     assert not any("error" in m for m in sent)
+
+
+def test_the_model_finds_a_deleted_session_by_its_words_and_reads_it_without_restoring(
+    peer: OpencodePeer,
+) -> None:
+    lost = peer.create_session("the flaky login test", prompts=2, todo=False)
+    assert backup_cli(peer, "sync").returncode == 0
+    peer.delete_session(lost)
+    assert backup_cli(peer, "sync").returncode == 0
+
+    sid = new_conversation(peer, "which session was it")
+    untouched = rows_outside(peer, sid)
+    answer = peer.prompt(sid, "SEARCH-BACKUPS flaky login")
+    peer.wait_settled(sid)
+    [found] = tool_parts(peer, sid, "session_backup_search")
+    assert found["state"]["input"] == {"query": "flaky login"} and found["state"]["status"] == "completed"
+    output = found["state"]["output"]
+    assert output.startswith("1 backed-up session(s) hold these words")
+    assert f"- {lost} 'the flaky login test': backup of {MACHINE} (this computer)" in output
+    assert "not in opencode now; deleted, its last copy kept in the backup" in output
+    assert "the **flaky** **login** test: prompt 0" in output
+    assert f"- {lost} " in reply_text(answer)
+
+    answer = peer.prompt(sid, f"SHOW-BACKUP {lost[:16]}")
+    peer.wait_settled(sid)
+    [shown] = tool_parts(peer, sid, "session_backup_show")
+    text = shown["state"]["output"]
+    assert shown["state"]["status"] == "completed" and text.startswith("# the flaky login test\n")
+    assert text.index("the flaky login test: prompt 0") < text.index("the flaky login test: prompt 1")
+    assert "## Assistant · " in text and text.rstrip().endswith(
+        "(messages 1 to 4 of 4: the whole rest of the session)"
+    )
+    assert "the flaky login test: prompt 1" in reply_text(answer)
+    assert rows_outside(peer, sid) == untouched  # reading the backup changed nothing in opencode
+    assert lost not in {s["id"] for s in peer.list_sessions()}

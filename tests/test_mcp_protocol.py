@@ -43,7 +43,7 @@ def db_bytes(db: Path) -> tuple[bytes, bytes]:
     return db.read_bytes(), wal.read_bytes() if wal.exists() else b""
 
 
-def test_the_sdk_client_lists_three_tools_and_calls_each(world: dict[str, Any]) -> None:
+def test_the_sdk_client_lists_the_tools_and_calls_each(world: dict[str, Any]) -> None:
     from mcp import Client, StdioServerParameters
 
     db: Path = world["db"]
@@ -69,6 +69,8 @@ def test_the_sdk_client_lists_three_tools_and_calls_each(world: dict[str, Any]) 
             out["plan"] = await client.call_tool("restore", {})
             out["unchanged"] = db_bytes(db) == before
             out["restore"] = await client.call_tool("restore", {"confirm": True})
+            out["search"] = await client.call_tool("search", {"query": "hello", "limit": 1})
+            out["show"] = await client.call_tool("show", {"session": "ses_mcp_b"})
         return out
 
     out = asyncio.run(session())
@@ -79,7 +81,9 @@ def test_the_sdk_client_lists_three_tools_and_calls_each(world: dict[str, Any]) 
 
     assert out["version"] == PROTOCOL_VERSIONS[0]
     tools = {t.name: t for t in out["tools"]}
-    assert list(tools) == ["status", "sync", "restore"]
+    assert list(tools) == ["status", "sync", "restore", "search", "show"]
+    assert tools["search"].input_schema["required"] == ["query"]
+    assert tools["show"].input_schema["required"] == ["session"]
     assert tools["status"].input_schema["properties"] == {}
     assert tools["sync"].input_schema["properties"]["force"]["type"] == "boolean"
     assert tools["restore"].input_schema["properties"]["confirm"]["type"] == "boolean"
@@ -95,6 +99,8 @@ def test_the_sdk_client_lists_three_tools_and_calls_each(world: dict[str, Any]) 
     assert "ses_mcp_a" in text(out["plan"]) and "nothing has been changed" in text(out["plan"])
     assert out["unchanged"], "a restore without confirm changed opencode's database"
     assert "Restored 1 session(s)" in text(out["restore"])
+    assert text(out["search"]).startswith("1 backed-up session(s) hold these words")
+    assert "## Assistant" in text(out["show"]) and "hello 1.0" in text(out["show"])
     conn = f.connect(db)
     try:
         assert conn.execute("SELECT count(*) FROM session WHERE id = 'ses_mcp_a'").fetchone() == (1,)
@@ -155,7 +161,7 @@ def test_start_up_loads_no_engine_module_until_a_tool_is_called(world: dict[str,
         server.send(request(1, "initialize", INIT_PARAMS))
         server.lines.answer(1)
         server.send(request(2, "tools/list"))
-        assert len(server.lines.answer(2)[0]["result"]["tools"]) == 3
+        assert len(server.lines.answer(2)[0]["result"]["tools"]) == 5
         server.send(request(3, "ping"))
         server.lines.answer(3)
     finally:

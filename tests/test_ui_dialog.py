@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SESSIONS: list[dict[str, Any]] = [
     {"id": "ses_a1", "title": "Fix the login bug", "directory": "/home/u/proj/web",
-     "time_updated": "2026-11-29T10:15:00+00:00", "in_opencode": True},
+     "time_updated": "2026-11-29T10:15:00+00:00", "in_opencode": True, "versions": 12},
     {"id": "ses_b2", "title": "Refactor database layer", "directory": "/home/u/proj/api",
      "time_updated": "2026-11-28T09:00:00+00:00", "in_opencode": False},
     {"id": "ses_c3", "title": "Write docs", "directory": "/home/u/proj/web",
@@ -236,6 +236,7 @@ def test_pick_filter_keeps_hidden_selection(desktop: Desktop, open_dialog: Calla
     d = open_dialog("pick", {"sessions": SESSIONS, "allow_replace": True}).show("Restore sessions")
     assert d.ready["focus"] == "filter"
     assert list(d.ready["buttons"]) == ["Select missing", "Replace everything…", "Cancel", "Restore selected"]
+    assert d.ready["cells"]["ses_a1"][3] == "12" and d.ready["cells"]["ses_b2"][3] == "1"  # its versions
     first = d.trace.wait("selection")
     assert first["count"] == "0 of 5 sessions selected"
     assert first["visible"] == [s["id"] for s in SESSIONS]

@@ -9,7 +9,7 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from app.ui.dialog import main
 from app.ui.dialog.protocol import (
     REQUEST_TYPES,
     BadRequest,
+    Browsed,
+    BrowseRequest,
     Chosen,
     ConfirmRequest,
     Done,
@@ -70,6 +72,8 @@ REQUESTS: list[Request] = [
     FolderRequest(),
     StatusRequest(state_dir=Path("/run/user/1000/state"), backup_path=Path("/srv/b  two spaces")),
     StatusRequest(state_dir=Path("/tmp/s"), backup_path=None, title="Status"),
+    BrowseRequest(backup_path=Path("/g/My Drive/opencode-sessions"), machine="laptop", source=Path("/h/oc")),
+    BrowseRequest(backup_path=Path("/b"), machine="m", source=Path("/s"), opencode_db=Path("/s/x.db")),
 ]
 
 
@@ -87,9 +91,14 @@ def test_every_request_comes_back_as_it_was_sent(request_: Request) -> None:
         Picked(ids=("ses_b", "ses_a"), replace_all=False),
         Picked(ids=(), replace_all=True),
         Chosen(path=Path("/home/u/Ünïcode folder")),
+        Browsed(
+            session_id="ses_a",
+            machine="old laptop",
+            copy="versions/2026-11-30T101010.000Z/sessions/p/ses_a.json",
+        ),
     ],
 )
-def test_every_answer_comes_back_as_it_was_sent(answer: Done | Picked | Chosen) -> None:
+def test_every_answer_comes_back_as_it_was_sent(answer: Done | Picked | Chosen | Browsed) -> None:
     raw = encode(answer)
     assert b"\n" not in raw
     assert decode_answer(type(answer), raw) == answer
@@ -108,8 +117,9 @@ def test_a_catalog_row_becomes_what_the_picker_shows() -> None:
     row = SessionRow("ses_a", "Fix it", "proj1", "/home/u/web", NOW, 1234, False, in_backup=False)
     sent = pick_session(row)
     assert sent == PickSession(
-        id="ses_a", title="Fix it", directory="/home/u/web", time_updated=NOW, in_opencode=False
+        id="ses_a", title="Fix it", directory="/home/u/web", time_updated=NOW, in_opencode=False, versions=1
     )
+    assert pick_session(replace(row, versions=7)).versions == 7
     assert decode_request(Kind.PICK, encode(PickRequest(sessions=(sent,)))) == PickRequest(sessions=(sent,))
 
 
@@ -133,6 +143,7 @@ VALID: dict[Kind, dict[str, Any]] = {
     },
     Kind.FOLDER: {"title": "t", "initial": "/home"},
     Kind.STATUS: {"state_dir": "/s", "backup_path": "/b", "title": "Status"},
+    Kind.BROWSE: {"backup_path": "/b", "machine": "m", "source": "/s", "opencode_db": None, "title": "t"},
 }
 
 # For each field of each request: a value of the wrong type, and what the one-line refusal names.
@@ -153,6 +164,7 @@ BAD_FIELDS: list[tuple[Kind, tuple[str | int, ...], object, str]] = [
     (Kind.PICK, ("sessions", 0, "directory"), True, "PickRequest.sessions[0].directory: expected str"),
     (Kind.PICK, ("sessions", 0, "time_updated"), "yesterday", "sessions[0].time_updated: not a time"),
     (Kind.PICK, ("sessions", 0, "in_opencode"), "yes", "PickRequest.sessions[0].in_opencode: expected bool"),
+    (Kind.PICK, ("sessions", 0, "versions"), "3", "PickRequest.sessions[0].versions: expected int"),
     (Kind.FOLDER, ("title",), False, "FolderRequest.title: expected str"),
     (Kind.FOLDER, ("initial",), 42, "FolderRequest.initial: expected Path"),
     (Kind.FOLDER, ("initial",), "/a\0b", "FolderRequest.initial: expected Path"),
@@ -161,6 +173,11 @@ BAD_FIELDS: list[tuple[Kind, tuple[str | int, ...], object, str]] = [
     (Kind.STATUS, ("state_dir",), None, "StatusRequest.state_dir: expected Path, got null"),
     (Kind.STATUS, ("backup_path",), 0, "StatusRequest.backup_path: expected Path"),
     (Kind.STATUS, ("title",), [], "StatusRequest.title: expected str"),
+    (Kind.BROWSE, ("backup_path",), None, "BrowseRequest.backup_path: expected Path, got null"),
+    (Kind.BROWSE, ("machine",), 3, "BrowseRequest.machine: expected str"),
+    (Kind.BROWSE, ("source",), [], "BrowseRequest.source: expected Path"),
+    (Kind.BROWSE, ("opencode_db",), 1, "BrowseRequest.opencode_db: expected Path"),
+    (Kind.BROWSE, ("title",), False, "BrowseRequest.title: expected str"),
 ]
 
 
@@ -272,9 +289,8 @@ def _run_main(argv: list[str], stdin: bytes, capsys: pytest.CaptureFixture[str])
 def test_an_unknown_kind_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run_main(argv, b"{}", capsys)
     assert (code, out) == (Exit.BAD_REQUEST, "")
-    assert (
-        err == "dialog: usage: python -m app.ui.dialog {confirm|pick|folder|message|status} < request.json\n"
-    )
+    kinds = "confirm|pick|folder|message|status|browse"
+    assert err == f"dialog: usage: python -m app.ui.dialog {{{kinds}}} < request.json\n"
 
 
 def test_a_bad_request_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,6 +35,7 @@ MENU = [
     "Sync now",
     "Status…",
     "Restore…",
+    "Browse backups…",
     "Pause backups",
     "Open backup folder",
     "Open log",
@@ -280,7 +281,7 @@ def test_the_icon_docks_shows_up_to_date_and_paused_and_the_menu_acts(
         assert paused.paused and paused.next_sync is None and paused.state is ServiceState.PAUSED
         assert not (tmp_path / "backups" / "laptop" / "sessions" / "proj1" / "ses_new.json").exists()
 
-        tray.choose("Pause backups".replace("Pause", "Resume"), [*MENU[:3], "Resume backups", *MENU[4:]])
+        tray.choose("Pause backups".replace("Pause", "Resume"), [*MENU[:4], "Resume backups", *MENU[5:]])
         tray.wait_status(
             lambda s: not s.paused and s.state is ServiceState.IDLE and s.pending == 0, what="resumed"
         )

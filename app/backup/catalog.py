@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from app.backup import manifest as mf
 from app.backup import restore
+from app.backup.history import version_counts
 from app.crypt.seal import PLAIN, Seal
 from app.errors import BackupError
 from app.opencode.locate import locate
@@ -26,7 +27,8 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SessionRow:
     """One backed-up session. ``in_opencode``: opencode has it now; ``in_backup``: its file is in
-    ``sessions/`` (False: only its last copy in ``versions/`` is left)."""
+    ``sessions/`` (False: only its last copy in ``versions/`` is left); ``versions``: how many copies of
+    it the machine folder holds (the current file and the kept versions: ``history`` lists them)."""
 
     id: str
     title: str
@@ -36,6 +38,7 @@ class SessionRow:
     bytes: int
     in_opencode: bool
     in_backup: bool
+    versions: int = 1
 
 
 def live_session_ids(
@@ -93,6 +96,8 @@ def session_rows(
                 in_backup=False,
             )
         )
+    counts = version_counts(machine_dir)
+    rows = [replace(r, versions=counts.get(r.id, 1)) for r in rows]
     rows.sort(key=lambda r: r.time_updated, reverse=True)
     return rows
 

@@ -30,6 +30,7 @@ class Step(enum.Enum):
     RESTORING = "restoring sessions"
     VERIFYING = "checking the backup"
     ENCRYPTING = "re-encrypting the backup"
+    INDEXING = "indexing the backup for search"
 
 
 _UNITS = {
@@ -40,6 +41,7 @@ _UNITS = {
     Step.ENCRYPTING: "files",
     Step.UPLOADING: "files",
     Step.DOWNLOADING: "files",
+    Step.INDEXING: "sessions",
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app import paths, wiring
+from app.backup import asof, lookup
 from app.backup import restore as rs
 from app.backup import restore_legacy as rl
 from app.backup.remote.view import Parts
@@ -26,10 +27,10 @@ from app.cli.common import (
     load_settings,
     reading,
     require_destination,
+    say,
 )
 from app.cli.parser import COMMANDS
 from app.cli.progress import shown
-from app.config import Settings
 from app.errors import UsageError
 from app.opencode.locate import restore_target
 from app.safe_text import clean
@@ -52,6 +53,15 @@ def register(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="with --replace: rebuild opencode's whole database")
     p.add_argument("--replace", action="store_true", help="confirms --all: replace the database's content")
     p.add_argument("--legacy", action="store_true", help="restore the legacy JSON storage/ tree")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--at",
+        metavar="TIME",
+        help="one session as it was then (ISO 8601, local time unless it has an offset; a date: its end)",
+    )
+    which.add_argument(
+        "--version", type=int, metavar="N", help="one session's version N, as 'history' numbers them"
+    )
     p.add_argument("--from", dest="from_machine", metavar="MACHINE", help="another machine's backup folder")
     p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
@@ -76,27 +86,40 @@ def _restore(args: argparse.Namespace) -> int:
         raise UsageError("restore needs exactly one of: SESSION_ID..., --missing, --all --replace, --legacy")
     if args.all != args.replace:
         raise UsageError("--all and --replace go together: 'restore --all --replace' rebuilds the database")
+    as_of = args.at is not None or args.version is not None
+    if as_of and len(args.session_ids) != 1:
+        raise UsageError("--at and --version take exactly one SESSION_ID")
     settings = load_settings(args, check=False)
     require_destination(settings)
+    assert settings.backup_path is not None
+    work_dir = paths.app_data_dir()
+    if as_of:
+        db = restore_target(settings.source, settings.opencode_db)
+        at = asof.parse_time(args.at) if args.at is not None else None
+        where = (settings.backup_path, settings.machine_name, args.from_machine)
+        req, chosen = asof.restore_request(
+            where, args.session_ids[0], db, work_dir, at=at, version=args.version, seal=wiring.keys()
+        )
+        say(chosen, err=bool(args.json))  # stdout: the JSON alone
+        return _planned(args, req)
     parts = Parts.ALL if args.all or args.legacy else Parts.SESSIONS
     with reading(settings, args.from_machine, parts) as machine_dir:
-        return _planned(args, settings, machine_dir)
+        if args.legacy:
+            return _legacy(args, machine_dir, settings.source, work_dir)
+        req = rs.RestoreRequest(
+            machine_dir=machine_dir,
+            db=restore_target(settings.source, settings.opencode_db),
+            work_dir=work_dir,
+            ids=lookup.by_title(machine_dir, tuple(args.session_ids), wiring.keys()),
+            missing=args.missing,
+            replace_all=args.all,
+            seal=wiring.keys(),
+        )
+        return _planned(args, req)
 
 
-def _planned(args: argparse.Namespace, settings: Settings, machine_dir: Path) -> int:
-    work_dir = paths.app_data_dir()
-    if args.legacy:
-        return _legacy(args, machine_dir, settings.source, work_dir)
-    db = restore_target(settings.source, settings.opencode_db)
-    req = rs.RestoreRequest(
-        machine_dir=machine_dir,
-        db=db,
-        work_dir=work_dir,
-        ids=tuple(args.session_ids),
-        missing=args.missing,
-        replace_all=args.all,
-        seal=wiring.keys(),
-    )
+def _planned(args: argparse.Namespace, req: rs.RestoreRequest) -> int:
+    """Plan ``req``, show it, confirm and apply it; the exit code."""
     plan = rs.make_plan(req)
     if not plan.items and not plan.snapshot:
         emit(

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app import config, paths, wiring
-from app.backup import catalog
+from app.backup import catalog, search
 from app.backup import manifest as mf
 from app.backup import restore as rs
 from app.backup.progress import Sink, Throttled
@@ -35,13 +35,13 @@ logger = logging.getLogger(__name__)
 
 def status(flags: Mapping[str, object]) -> ToolResult:
     """The backup's state, from the running service when there is one, else from the backup folder."""
-    return _answer(lambda: _status(flags))
+    return answer(lambda: _status(flags))
 
 
 def sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolResult:
     """One backup now: by the running service when it backs up this folder, else in this process.
     ``force``: also take a database snapshot. ``ctx.cancel`` stops an in-process sync."""
-    return _answer(lambda: _sync(flags, force, ctx))
+    return answer(lambda: _sync(flags, force, ctx))
 
 
 def restore(
@@ -49,27 +49,29 @@ def restore(
 ) -> ToolResult:
     """The plan for restoring ``sessions`` (default: every backed-up session opencode does not have);
     with ``confirm`` apply it, after a safety copy of opencode's database. Never a full replace."""
-    return _answer(lambda: _restore(flags, confirm, sessions, ctx))
+    return answer(lambda: _restore(flags, confirm, sessions, ctx))
 
 
-def _answer(work: Callable[[], ToolResult]) -> ToolResult:
+def answer(work: Callable[[], ToolResult]) -> ToolResult:
+    """``work()``, or the one line an error a user can act on comes back as (the call's thread)."""
     try:
         return work()
     except BackupError as exc:  # ConfigError, BackupDamaged, RestoreRefused, NoSuchSession...
-        return _error(str(exc))
+        return error(str(exc))
     except sqlite3.Error as exc:
-        return _error(f"opencode's database cannot be used: {exc}")
+        return error(f"opencode's database cannot be used: {exc}")
     except OSError as exc:
         detail = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
-        return _error(f"a folder or file it needs cannot be used: {detail}")
+        return error(f"a folder or file it needs cannot be used: {detail}")
 
 
-def _error(message: str) -> ToolResult:
+def error(message: str) -> ToolResult:
+    """An error result of one line."""
     line = "".join(c if c.isprintable() else " " for c in message)
     return ToolResult(line, is_error=True)
 
 
-def _settings(flags: Mapping[str, object], *, check: bool) -> tuple[config.Settings, Path, Path]:
+def settings_of(flags: Mapping[str, object], *, check: bool) -> tuple[config.Settings, Path, Path]:
     """Settings, the backup folder and this machine's folder in it; ConfigError when none is set."""
     settings = config.load({k: v for k, v in flags.items() if v is not None}, check_destination=False)
     if settings.backup_path is None or settings.machine_dir is None:
@@ -79,13 +81,19 @@ def _settings(flags: Mapping[str, object], *, check: bool) -> tuple[config.Setti
     return settings, settings.backup_path, settings.machine_dir
 
 
-def _status(flags: Mapping[str, object]) -> ToolResult:
-    settings, backup_path, machine_dir = _settings(flags, check=False)
+def reachable(settings: config.Settings, backup_path: Path) -> None:
+    """Raise the one line a model can relay when the backup folder is not there (a remote is reached
+    when it is read)."""
     if settings.remote is None and not backup_path.is_dir():
         raise BackupError(
             f"the backup folder {backup_path} is not reachable (a drive not mounted, or the folder was "
             "removed)"
         )
+
+
+def _status(flags: Mapping[str, object]) -> ToolResult:
+    settings, backup_path, machine_dir = settings_of(flags, check=False)
+    reachable(settings, backup_path)
     report = gather(settings)
     if report.backup_damaged:
         raise BackupDamaged(f"the backup is damaged: {report.backup_damaged}")
@@ -116,7 +124,7 @@ def _told(ctx: CallContext, every: float = 2.0) -> Sink:
 
 
 def _sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolResult:
-    settings, _backup_path, machine_dir = _settings(flags, check=True)
+    settings, _backup_path, machine_dir = settings_of(flags, check=True)
     state_dir = paths.app_state_dir()
     live = client.live_status(state_dir)
     result = None
@@ -130,8 +138,10 @@ def _sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolRes
         result = wiring.sync_once(
             settings, SyncOptions(snapshot=force), progress=_told(ctx), cancel=ctx.cancel
         )
+        if result.backed_up and settings.backup_path is not None:
+            search.after_sync(settings.backup_path, settings.machine_name, wiring.keys())
     if result.outcome is Outcome.FAILED:
-        return _error(f"the backup failed: {result.error or 'see the log'}")
+        return error(f"the backup failed: {result.error or 'see the log'}")
     held = None
     if result.outcome is not Outcome.NOTHING_YET:
         try:
@@ -144,12 +154,8 @@ def _sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolRes
 def _restore(
     flags: Mapping[str, object], confirm: bool, sessions: Sequence[str], ctx: CallContext
 ) -> ToolResult:
-    settings, backup_path, _machine_dir = _settings(flags, check=False)
-    if settings.remote is None and not backup_path.is_dir():
-        raise BackupError(
-            f"the backup folder {backup_path} is not reachable (a drive not mounted, or the folder was "
-            "removed)"
-        )
+    settings, backup_path, _machine_dir = settings_of(flags, check=False)
+    reachable(settings, backup_path)
     with wiring.reading(settings, parts=Parts.SESSIONS) as machine_dir:
         return _restore_from(settings, machine_dir, confirm, sessions, ctx)
 
@@ -169,13 +175,23 @@ def _restore_from(
     work_dir = paths.app_data_dir()
     db = restore_target(settings.source, settings.opencode_db)
     req = rs.RestoreRequest(machine_dir=machine_dir, db=db, work_dir=work_dir, ids=ids, seal=wiring.keys())
+    return planned(req, confirm, sessions, ctx)
+
+
+def planned(
+    req: rs.RestoreRequest, confirm: bool, sessions: Sequence[str], ctx: CallContext, lead: str = ""
+) -> ToolResult:
+    """The plan of ``req`` (nothing changed), or with ``confirm`` the restore itself; ``lead``: a line
+    put first (which version a restore "at" a time is)."""
     ctx.progress("checking the backup")
     plan = rs.make_plan(req)
     if not plan.actionable and not plan.items:
         return ToolResult(wording.nothing_missing_text(0, sessions))
+    first = f"{lead}\n" if lead else ""
     if not confirm:
-        return ToolResult(wording.plan_text(plan, work_dir / rs.SAFETY_DIR))
+        return ToolResult(first + wording.plan_text(plan, req.work_dir / rs.SAFETY_DIR))
     ctx.progress("restoring")
     result = rs.apply_plan(plan, req, progress=_told(ctx))
     titles = {i.session_id: i.title for i in plan.items}
-    return ToolResult(wording.restored_text(result, titles), is_error=not result.restored and not result.ok)
+    text = first + wording.restored_text(result, titles)
+    return ToolResult(text, is_error=not result.restored and not result.ok)

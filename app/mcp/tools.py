@@ -1,8 +1,9 @@
-"""The three agent tools: names, JSON schemas, argument checks, and the call into the engine.
+"""The agent tools: names, JSON schemas, argument checks, and the call into the engine.
 
-opencode shows them to the model as ``session_backup_status``, ``session_backup_sync`` and
-``session_backup_restore`` (its server key ``session_backup`` + ``_`` + the name here). Listing them
-costs nothing; :mod:`app.mcp.actions`, and with it the engine, is imported on the first call.
+opencode shows them to the model as ``session_backup_status``, ``session_backup_sync``,
+``session_backup_restore``, ``session_backup_search`` and ``session_backup_show`` (its server key
+``session_backup`` + ``_`` + the name here). Listing them costs nothing; :mod:`app.mcp.actions` (and
+:mod:`app.mcp.finding`), and with them the engine, are imported on the first call.
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ from app.mcp.calls import CallContext, ToolResult, UnknownTool
 STATUS = "status"
 SYNC = "sync"
 RESTORE = "restore"
+SEARCH = "search"
+SHOW = "show"
 MAX_SESSIONS = 200  # ids in one restore call; a model listing more is better served by the default
+MAX_HITS = 50  # sessions one search returns
+AT = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "description": "a time, ISO 8601 (local time unless it carries an offset; a date alone means the end of "
+    "that day): the session as it was then, as the backup held it",
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,7 @@ class ToolSpec:
     properties: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     read_only: bool = False
     destructive: bool = False
+    required: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +51,7 @@ class ToolSpec:
                 "type": "object",
                 "properties": {k: dict(v) for k, v in self.properties.items()},
                 "additionalProperties": False,
+                **({"required": list(self.required)} if self.required else {}),
             },
             "annotations": {
                 "title": self.title,
@@ -100,8 +113,58 @@ def specs() -> tuple[ToolSpec, ...]:
                     "description": "session ids or unique id prefixes to restore; absent: every "
                     "backed-up session opencode does not have",
                 },
+                "at": {
+                    **AT,
+                    "description": "with exactly one session: restore it as it was at this time (ISO 8601, "
+                    "local time unless it carries an offset; a date alone means the end of that day), "
+                    "also from another computer's backup",
+                },
             },
             destructive=True,
+        ),
+        ToolSpec(
+            SEARCH,
+            "Search the backups",
+            "Find backed-up opencode sessions by the words in them: every session of every computer that "
+            "backs up to this folder, also sessions deleted from opencode. Every word must occur. Each "
+            "hit gives the session id, title, computer, last update, whether opencode has it now and a "
+            "snippet with the words found between ** and **. Read one with the show tool. Changes nothing.",
+            {
+                "query": {"type": "string", "minLength": 1, "maxLength": 500, "description": "plain words"},
+                "limit": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_HITS,
+                    "default": 10,
+                    "description": "at most this many sessions",
+                },
+            },
+            read_only=True,
+            required=("query",),
+        ),
+        ToolSpec(
+            SHOW,
+            "Read a backed-up session",
+            "Read a backed-up opencode session as Markdown, without restoring it: its messages in order, "
+            "each tool call on one line. From this computer's backup or another computer's. Long sessions "
+            "come in pieces: the answer says where it was cut and how to get the rest. Changes nothing.",
+            {
+                "session": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 500,
+                    "description": "a session id, the start of one, or its exact title",
+                },
+                "at": AT,
+                "from_message": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "default": 1,
+                    "description": "start at this message (to read the rest of a long session)",
+                },
+            },
+            read_only=True,
+            required=("session",),
         ),
     )
 
@@ -129,27 +192,50 @@ class Tools:
         problem = check_arguments(spec, arguments)
         if problem:
             return ToolResult(f"Invalid arguments for {name}: {problem}", is_error=True)
-        from app.mcp import actions  # noqa: PLC0415 - the engine loads here, on the first call, never at start-up
+        # the engine loads here, on the first call, never at start-up
+        from app.mcp import actions, finding  # noqa: PLC0415
 
         if name == STATUS:
             return actions.status(self._flags)
         if name == SYNC:
             return actions.sync(self._flags, bool(arguments.get("force", False)), ctx)
+        if name == SEARCH:
+            return finding.search(self._flags, arguments["query"], int(arguments.get("limit", 10)), ctx)
+        if name == SHOW:
+            first = int(arguments.get("from_message", 1))
+            return finding.show(self._flags, arguments["session"], arguments.get("at"), first, ctx)
         sessions = tuple(arguments.get("sessions") or ())
+        if arguments.get("at") is not None:
+            return finding.restore_at(
+                self._flags, bool(arguments.get("confirm", False)), sessions, arguments["at"], ctx
+            )
         return actions.restore(self._flags, bool(arguments.get("confirm", False)), sessions, ctx)
 
 
 def check_arguments(spec: ToolSpec, arguments: Mapping[str, Any]) -> str | None:
     """What is wrong with ``arguments`` for ``spec`` in one phrase, or None when they fit its schema
-    (the schemas here use booleans and arrays of non-empty strings only)."""
+    (the schemas here use booleans, bounded strings and integers, and arrays of non-empty strings)."""
+    for key in spec.required:
+        if key not in arguments:
+            return f"{key} is required"
     for key, value in arguments.items():
         schema = spec.properties.get(key)
         if schema is None:
             known = ", ".join(spec.properties) or "none"
             return f"unknown argument {key!r} (arguments: {known})"
-        if schema["type"] == "boolean" and not isinstance(value, bool):
+        kind = schema["type"]
+        if kind == "boolean" and not isinstance(value, bool):
             return f"{key} must be true or false"
-        if schema["type"] == "array":
+        if kind == "string":
+            low, high = schema.get("minLength", 0), schema.get("maxLength", 1 << 20)
+            if not isinstance(value, str) or not low <= len(value) <= high:
+                return f"{key} must be a text of {low} to {high} characters"
+        if kind == "integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"{key} must be a whole number"
+            if not schema.get("minimum", value) <= value <= schema.get("maximum", value):
+                return f"{key} must be from {schema.get('minimum')} to {schema.get('maximum', 'any')}"
+        if kind == "array":
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 return f"{key} must be a list of non-empty strings"
             if len(value) > schema.get("maxItems", len(value)):

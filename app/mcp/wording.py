@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app.backup.restore import Action, Plan, RestoreResult
 from app.backup.result import Outcome, SyncResult
+from app.backup.search_index import Hit
 from app.status_report import BackupStatus
 from app.words import size, when
 
@@ -129,4 +130,38 @@ def nothing_missing_text(backed_up: int, asked: Sequence[str]) -> str:
     return (
         f"Nothing to restore: opencode has every one of the {backed_up} backed-up session(s). "
         "To bring back an older state of a session, name it in sessions. " + FULL_REPLACE_HINT
+    )
+
+
+def search_text(hits: Sequence[Hit], this_machine: str, skipped: Sequence[tuple[str, str, str]]) -> str:
+    """What a search found: per session its id and title, where it is, and a snippet."""
+    if not hits:
+        lines = ["No backed-up session holds all of these words."]
+    else:
+        lines = [f"{len(hits)} backed-up session(s) hold these words, best first:"]
+    for h in hits:
+        machine = (
+            f"{h.machine} (this computer)" if h.machine == this_machine else f"{h.machine} (another computer)"
+        )
+        updated = h.time_updated.astimezone().strftime("%Y-%m-%d %H:%M") if h.time_updated else "unknown"
+        where = "in opencode now" if h.in_opencode else "not in opencode now"
+        if not h.in_backup:
+            where += "; deleted, its last copy kept in the backup"
+        lines.append(f"- {h.session_id} {h.title!r}: backup of {machine}, last update {updated}, {where}")
+        lines.append(f"  {h.snippet}")
+    if hits:
+        lines.append("Read one with the show tool (session: its id); bring one back with the restore tool.")
+    if skipped:
+        lines.append(f"{len(skipped)} backed-up session file(s) could not be read and were not searched.")
+    return "\n".join(lines)
+
+
+def shown_text(session_id: str, first: int, next_one: int | None, total: int, at: str | None) -> str:
+    """The line after a transcript: which messages it holds, and how to read on when it was cut."""
+    if next_one is None:
+        return f"(messages {first} to {total} of {total}: the whole rest of the session)"
+    how = f'session: "{session_id}", from_message: {next_one}' + (f', at: "{at}"' if at else "")
+    return (
+        f"(cut after message {next_one - 1} of {total}. To read on, call this tool again with {how}; "
+        f"the user can read it all with 'opencode-backup show {session_id}')"
     )

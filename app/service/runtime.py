@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from app.backup import search
 from app.backup.progress import Sink
 from app.backup.restore import Plan, RestoreRequest, RestoreResult, apply_plan
 from app.backup.result import SyncResult
@@ -59,7 +60,10 @@ class Runtime:
             source=str(ctx.source),
             destination=str(ctx.backup_path / ctx.machine),
         )
-        self.worker = Worker(self._run, self.service.post, ctx.cancel, run_restore=self._restore)
+        self.index = search.Follower(ctx.backup_path, ctx.machine, ctx.seal)
+        self.worker = Worker(
+            self._run, self.service.post, ctx.cancel, run_restore=self._restore, after_sync=self._after_sync
+        )
         self.watcher: Watcher | None = None
         if watch:
             # watchdog starts an inotify thread as soon as it is imported: only a running service loads it
@@ -74,6 +78,12 @@ class Runtime:
     def _run(self, options: SyncOptions, progress: Sink) -> SyncResult:
         """Run one sync on the worker thread (the context's caches are shared; only the sink differs)."""
         return run_sync(replace(self.ctx, progress=progress), options)
+
+    def _after_sync(self, result: SyncResult) -> None:
+        """The search index follows a sync that wrote the backup (worker thread, after the result is
+        posted; a few ms, and only when the index exists)."""
+        if result.backed_up:
+            self.index.after_sync()
 
     @staticmethod
     def _restore(plan: Plan, request: RestoreRequest, progress: Sink) -> RestoreResult:
@@ -101,6 +111,8 @@ class Runtime:
         if self.watcher is not None:
             self.watcher.stop()
         done = self.worker.join(timeout) and done
+        if done:
+            self.index.close()  # the worker that used it has ended
         if not done:
             logger.warning("a service thread did not stop within %.0f s", timeout)
         elif self.ctx.remote is not None:

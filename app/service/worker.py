@@ -51,9 +51,15 @@ def _refuse_restores(_plan: Plan, _req: RestoreRequest, _progress: Sink) -> Rest
     raise BackupError("this service does not restore")
 
 
+def _nothing_after(_result: SyncResult) -> None:
+    """What follows a sync when nothing does."""
+
+
 class Worker:
     """Owns one thread. ``run_sync`` and ``run_restore`` run on it; ``cancel`` is the SyncContext's
-    cancel event (a restore is not cancelled half-way: each session is one transaction anyway)."""
+    cancel event (a restore is not cancelled half-way: each session is one transaction anyway).
+    ``after_sync`` runs on it too, once a sync's result is posted (the search index follows the sync
+    there: off the sync's own path, before the next job)."""
 
     def __init__(
         self,
@@ -61,9 +67,11 @@ class Worker:
         post: Callable[[Event], None],
         cancel: threading.Event,
         run_restore: RunRestore = _refuse_restores,
+        after_sync: Callable[[SyncResult], None] = _nothing_after,
     ) -> None:
         self._run_sync = run_sync
         self._run_restore = run_restore
+        self._after_sync = after_sync
         self._post = post
         self._cancel = cancel
         self._jobs: queue.SimpleQueue[Job | RestoreJob | None] = queue.SimpleQueue()
@@ -106,6 +114,10 @@ class Worker:
                 result = SyncResult.failure(datetime.now(UTC), FailureKind.FATAL, f"internal error: {exc!r}")
             release_memory()
             self._post(JobDone(result, job.job_id))
+            try:
+                self._after_sync(result)
+            except Exception:  # what follows a sync must not kill the service either
+                logger.exception("after the sync")
 
     def _progress_of(self, job_id: int) -> Sink:
         def post(progress: Progress) -> None:

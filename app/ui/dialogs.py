@@ -27,6 +27,8 @@ from app.transfer.rclone_spec import PREFIX, is_remote
 from app.ui.dialog.protocol import (
     Answer,
     Asks,
+    Browsed,
+    BrowseRequest,
     ConfirmRequest,
     Exit,
     FolderRequest,
@@ -73,6 +75,7 @@ def pick_session(row: SessionRow) -> PickSession:
         directory=clean(row.directory),
         time_updated=row.time_updated,
         in_opencode=row.in_opencode,
+        versions=row.versions,
     )
 
 
@@ -80,10 +83,11 @@ class DialogHost:
     """Shows dialogs as child processes and closes the open ones when the tray quits.
 
     The blocking methods (:meth:`confirm`, :meth:`pick_sessions`, :meth:`choose_folder`, :meth:`message`,
-    :meth:`ask`) are meant for a tray worker thread, never pystray's or the main thread, and may run on
-    several threads at once; :meth:`open_status` and :meth:`close_all` return at once, on any thread.
-    They raise DialogError (one line) when a dialog cannot be shown or gives no usable answer. ``env`` is
-    added to each child's environment, ``timeout`` (seconds) bounds each blocking dialog, and ``command``
+    :meth:`browse`, :meth:`ask`) are meant for a tray worker thread, never pystray's or the main thread,
+    and may run on several threads at once; :meth:`open_status` and :meth:`close_all` return at once, on
+    any thread. They raise DialogError (one line) when a dialog cannot be shown or gives no usable
+    answer. ``env`` is added to each child's environment, ``timeout`` (seconds) bounds each blocking
+    dialog, and ``command``
     builds a dialog's argv (a test may start something else).
     """
 
@@ -153,6 +157,15 @@ class DialogHost:
     def message(self, title: str, text: str, error: bool = False) -> None:
         """Show a message and wait until it is closed (its words made inert: they may quote the backup)."""
         self.ask(MessageRequest(title=clean(title), text=clean_lines(text), error=error))
+
+    def browse(
+        self, backup_path: Path, machine: str, source: Path, opencode_db: Path | None
+    ) -> Browsed | None:
+        """The Browse backups window over ``backup_path``: the copy the user chose to restore, or None
+        when closed (a transcript saved meanwhile is the window's own business)."""
+        return self.ask(
+            BrowseRequest(backup_path=backup_path, machine=machine, source=source, opencode_db=opencode_db)
+        )
 
     def open_status(
         self, state_dir: Path, backup_path: Path | None, *, detach: bool = False

@@ -1,4 +1,5 @@
-"""The tray's conversations with the user: Restore…, Choose backup folder… and Adopt backup folder…
+"""The tray's conversations with the user: Restore…, Browse backups…, Choose backup folder… and Adopt
+backup folder…
 
 Each runs on a flow thread of the tray (never on the tray's main thread), opens dialogs through
 ``app.ui.dialogs`` (child processes), and returns a :class:`Outcome` the tray turns into a message
@@ -15,18 +16,26 @@ from typing import Literal, Protocol
 
 from app import config, paths, wiring
 from app.backup import adopt as adopting
+from app.backup import asof
+from app.backup import backup_reader as br
 from app.backup import restore as rs
 from app.backup.catalog import SessionRow
+from app.backup.history import history
 from app.backup.ownership import Identity
 from app.errors import BackupError
 from app.platform import drivefs
 from app.transfer import rclone
+from app.ui.dialog.protocol import Browsed
 
 logger = logging.getLogger(__name__)
 
 
 class Dialogs(Protocol):
     """What the flows need from app.ui.dialogs (tests may pass a scripted stand-in)."""
+
+    def browse(
+        self, backup_path: Path, machine: str, source: Path, opencode_db: Path | None
+    ) -> Browsed | None: ...
 
     def pick_sessions(
         self, rows: Sequence[SessionRow], allow_replace: bool = True
@@ -148,6 +157,12 @@ def restore(
         ok = dialogs.confirm("Confirm restore", text, label)
     if not ok:
         return CANCELLED
+    return _applied(plan, req, apply)
+
+
+def _applied(
+    plan: rs.Plan, req: rs.RestoreRequest, apply: Callable[[rs.Plan, rs.RestoreRequest], rs.RestoreResult]
+) -> Outcome:
     try:
         result = apply(plan, req)
     except BackupError as exc:
@@ -155,6 +170,44 @@ def restore(
     logger.info("restore from the tray: %d restored, %d failed", len(result.restored), len(result.failed))
     title = "Restore finished" if result.ok else "Restore finished with errors"
     return Outcome(True, title, result_text(result), error=not result.ok)
+
+
+def restore_version(
+    settings: config.Settings,
+    dialogs: Dialogs,
+    db: Path,
+    apply: Callable[[rs.Plan, rs.RestoreRequest], rs.RestoreResult],
+) -> Outcome:
+    """Browse backups → the version chosen → plan → the same confirmation as Restore… → ``apply``."""
+    assert settings.backup_path is not None
+    chosen = dialogs.browse(
+        settings.backup_path, settings.machine_name, settings.source, settings.opencode_db
+    )
+    if chosen is None:
+        return CANCELLED
+    work_dir = paths.app_data_dir()
+    try:
+        machine_dir = br.safe_machine_dir(settings.backup_path, chosen.machine)
+        h = history(machine_dir, chosen.session_id, work_dir, seal=wiring.keys())
+        copy = next((c for c in h.copies if c.rel == chosen.copy), None)
+        if copy is None:
+            raise BackupError(
+                f"that version of {chosen.session_id} is no longer in the backup (thinned since)"
+            )
+        req = asof.request_for(h, copy, db, work_dir)
+        plan = rs.make_plan(req)
+    except BackupError as exc:
+        return Outcome(False, "Cannot restore", str(exc), error=True)
+    if not plan.actionable:
+        why = plan.items[0].reason if plan.items else "nothing to restore"
+        return Outcome(False, "Nothing to restore", why, error=bool(plan.items))
+    text, label = confirmation(plan, work_dir / rs.SAFETY_DIR)
+    version = (
+        f"Version {copy.number} of {len(h.copies)}, backed up {copy.when()}, from machine folder {h.machine}."
+    )
+    if not dialogs.confirm("Confirm restore", f"{version}\n\n{text}", label):
+        return CANCELLED
+    return _applied(plan, req, apply)
 
 
 def rclone_remotes() -> list[str]:

@@ -13,12 +13,13 @@ Behaviour:
   ``todo`` table); opencode then asks again and gets the plain reply.
 - ``READFILE <absolute path>`` in the last user message, likewise, gets a ``read`` tool call of that
   file (a tool that opencode 2.0 renamed an argument of: its importer then adds a notice).
-- The agent tools (``*session_backup_status|sync|restore``, offered when opencode runs
+- The agent tools (``*session_backup_status|sync|restore|search|show``, offered when opencode runs
   ``opencode-backup mcp``): a last user message about backups ("backup", "back up", "sync",
-  "restore") with no tool result since gets a call of the matching tool ("restore" -> restore,
-  with ``{"confirm": true}`` only if it also says "confirm"; "back up"/"sync" -> sync, with
-  ``{"force": true}`` if it says "snapshot"; else status ``{}``). The follow-up request (with the
-  tool's result) is answered ``Backup tool said: <the result text>``.
+  "restore") with no tool result since gets a call of the matching tool: ``SEARCH-BACKUPS <words>``
+  -> search ``{"query": "<words>"}``; ``SHOW-BACKUP <session>`` -> show ``{"session": "<session>"}``;
+  "restore" -> restore, with ``{"confirm": true}`` only if it also says "confirm"; "back up"/"sync" ->
+  sync, with ``{"force": true}`` if it says "snapshot"; else status ``{}``. The follow-up request
+  (with the tool's result) is answered ``Backup tool said: <the result text>``.
 - Otherwise the answer is a fixed short reply.
 
 Run as a script: ``python fake_llm.py --port 0 --port-file F [--log FILE]``. With ``--port 0`` the
@@ -88,7 +89,13 @@ def _backup_answer(since_user: list[dict[str, Any]], tools: list[Any], text: str
     lower = text.lower()
     if said or not any(w in lower for w in ("backup", "back up", "sync", "restore")):
         return None
-    if "restore" in lower:
+    search = re.search(r"SEARCH-BACKUPS (.+)", text)
+    show = re.search(r"SHOW-BACKUP (\S+)", text)
+    if search:
+        want, args = "search", {"query": search.group(1).strip()}
+    elif show:
+        want, args = "show", {"session": show.group(1)}
+    elif "restore" in lower:
         want, args = "restore", {"confirm": True} if "confirm" in lower else {}
     elif "back up" in lower or "sync" in lower:
         want, args = "sync", {"force": True} if "snapshot" in lower else {}

@@ -80,6 +80,9 @@ def make_plan(req: RestoreRequest, sleep: Callable[[float], None] = time.sleep) 
 def _plan(req: RestoreRequest) -> Plan:
     br.check_tree(req.machine_dir)
     shutil.rmtree(sessions.opened_dir(req.work_dir), ignore_errors=True)  # what an earlier plan kept
+    if req.files:  # a kept version, or a snapshot's copy this app wrote out itself (plain, local)
+        req = replace(req, seal=req.seal.for_folder(False))
+        return replace(sessions.plan_sessions(req, {sid: [path] for sid, path in req.files}), seal=req.seal)
     req = replace(req, seal=req.seal.for_folder(_sealed(req)))
     files = br.session_files(req.machine_dir)
     if req.replace_all:

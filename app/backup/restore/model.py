@@ -36,6 +36,9 @@ class RestoreRequest:
     missing: bool = False
     replace_all: bool = False
     seal: Seal = PLAIN  # this install's keys, for an encrypted backup
+    # (session id, file) for sessions of ``ids`` to restore from that file (a kept version, or a snapshot's
+    # copy written out: ``restore --at``) instead of from their newest copy
+    files: tuple[tuple[str, Path], ...] = ()
 
 
 class Action(enum.Enum):

@@ -48,11 +48,12 @@ class Trace:
         window: Box | None = None,
         buttons: Mapping[str, Box] | None = None,
         checks: Mapping[str, Box] | None = None,
+        cells: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """The window is shown: its title, the focused widget's name, the boxes of its buttons (by label)
-        and, in the picker, of each visible row's check box (by session id)."""
+        and, in the picker, of each visible row's check box and the texts of its cells (by session id)."""
         event: dict[str, object] = {"title": title, "focus": focus}
-        for name, value in (("window", window), ("buttons", buttons), ("checks", checks)):
+        for name, value in (("window", window), ("buttons", buttons), ("checks", checks), ("cells", cells)):
             if value is not None:
                 event[name] = value
         self._emit("ready", event)
@@ -68,6 +69,22 @@ class Trace:
     def rows(self, *, rows: Sequence[tuple[str, str]], widgets: int, height: int) -> None:
         """The status window's rows as shown, how many widgets show them, and the window's height."""
         self._emit("rows", {"rows": [list(r) for r in rows], "widgets": widgets, "height": height})
+
+    def hits(self, *, query: str, ids: Sequence[str]) -> None:
+        """The Browse window shows the sessions ``ids`` found for ``query``."""
+        self._emit("hits", {"query": query, "ids": list(ids)})
+
+    def versions(self, *, session: str, numbers: Sequence[int], complete: bool) -> None:
+        """The Browse window lists these versions of a session (``complete``: snapshots looked into)."""
+        self._emit("versions", {"session": session, "numbers": list(numbers), "complete": complete})
+
+    def shown(self, *, session: str, copy: str, chars: int) -> None:
+        """The Browse window shows the transcript of a copy."""
+        self._emit("shown", {"session": session, "copy": copy, "chars": chars})
+
+    def saved(self, *, path: str) -> None:
+        """The Browse window wrote a transcript to ``path``."""
+        self._emit("saved", {"path": path})
 
     def _emit(self, event: str, data: Mapping[str, object]) -> None:
         if self.target is None:
@@ -250,8 +267,13 @@ class Window:
             window=box(self.root),
             buttons={text: box(b) for text, b in self.buttons.items()},
             checks=self.checks(),
+            cells=self.shown_cells(),
         )
 
     def checks(self) -> dict[str, Box] | None:
         """The screen boxes of the check boxes shown, by session id (the picker's ready event)."""
+        return None
+
+    def shown_cells(self) -> dict[str, list[str]] | None:
+        """The texts of the rows shown, by session id (the picker's ready event)."""
         return None

@@ -113,7 +113,7 @@ def choose_folder(request: FolderRequest, trace: Trace) -> Chosen | None:
     root = new_root()
     if root.tk.call("tk", "windowingsystem") != "x11":
         root.attributes("-topmost", True)  # native dialogs open above their (topmost) owner
-    root.after(FIND_DIALOG_EVERY_MS, lambda: _front_dialog(root, trace, FIND_DIALOG_TRIES))
+    root.after(FIND_DIALOG_EVERY_MS, lambda: front_dialog(root, trace, FIND_DIALOG_TRIES))
     path = filedialog.askdirectory(
         parent=root, title=full_title(request.title), initialdir=start, mustexist=True
     )
@@ -123,7 +123,7 @@ def choose_folder(request: FolderRequest, trace: Trace) -> Chosen | None:
     return Chosen(path=Path(os.path.abspath(path)))
 
 
-def _front_dialog(root: tk.Tk, trace: Trace, tries: int) -> None:
+def front_dialog(root: tk.Tk, trace: Trace, tries: int) -> None:
     """Bring Tk's own (X11) directory dialog to the front and focus its entry, once it is mapped."""
     tops = [
         str(w)
@@ -132,7 +132,7 @@ def _front_dialog(root: tk.Tk, trace: Trace, tries: int) -> None:
     ]
     if not tops:
         if tries > 0:
-            root.after(FIND_DIALOG_EVERY_MS, lambda: _front_dialog(root, trace, tries - 1))
+            root.after(FIND_DIALOG_EVERY_MS, lambda: front_dialog(root, trace, tries - 1))
         return
     top = tops[0]
     root.tk.call("raise", top)

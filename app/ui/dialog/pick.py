@@ -101,22 +101,24 @@ class Picker(Window):
     def _build_tree(self) -> None:
         frame = ttk.Frame(self.body)
         frame.pack(side="top", fill="both", expand=True)
-        tree = ttk.Treeview(frame, columns=("title", "project", "updated", "present"), selectmode="extended")
+        columns = ("title", "project", "updated", "versions", "present")
+        tree = ttk.Treeview(frame, columns=columns, selectmode="extended")
         self.tree = tree
         tree.heading("#0", text="")
         tree.column("#0", width=44, minwidth=44, stretch=False, anchor="center")
         for col, text, width, stretch in (
-            ("title", "Title", 280, True),
-            ("project", "Project", 250, True),
+            ("title", "Title", 250, True),
+            ("project", "Project", 220, True),
             ("updated", "Last update", 150, False),
-            ("present", "In opencode", 125, False),
+            ("versions", "Versions", 90, False),
+            ("present", "In opencode", 115, False),
         ):
             tree.heading(col, text=text, anchor="w")
             tree.column(col, width=width, minwidth=60, stretch=stretch)
         for iid, row in self.rows.items():
             s = row.session
             present = "yes" if s.in_opencode else "missing"
-            values = (s.title or "(untitled)", s.directory, row.updated, present)
+            values = (s.title or "(untitled)", s.directory, row.updated, str(s.versions), present)
             tree.insert("", "end", iid=iid, text=BOX_OFF, values=values)
         scroll = ttk.Scrollbar(frame, orient="vertical", command=tree.yview)
         tree.configure(yscrollcommand=scroll.set)
@@ -251,3 +253,11 @@ class Picker(Window):
                 x, y, w, h = (int(v) for v in bbox)
                 checks[self.rows[iid].session.id] = (x0 + x, y0 + y, w, h)
         return checks
+
+    def shown_cells(self) -> dict[str, list[str]] | None:
+        if not self.rows:
+            return None
+        return {
+            self.rows[i].session.id: [str(v) for v in self.tree.item(i, "values")]
+            for i in self.visible[:MAX_TRACED_CHECKS]
+        }

@@ -21,10 +21,14 @@ Kinds, request -> answer (each request names its answer type in ``answer``):
 * ``message`` :class:`MessageRequest` -> :class:`Done` (every way out of it answers).
 * ``status`` :class:`StatusRequest` -> :class:`Done` when closed; it re-reads the service's status file
   every second and updates its rows in place.
+* ``browse`` :class:`BrowseRequest` -> :class:`Browsed` ("Restore this version": which copy of which
+  session), or cancelled when closed. It searches and reads the backup folder itself (its own process);
+  "Save as Markdown…" writes the file there and answers nothing.
 
 Every window's title starts with :data:`TITLE_PREFIX`. Setting :data:`TRACE_ENV` (to ``1``/``stderr``, or
 to a file path to append to) makes the process report what it shows as JSON lines (``ready``,
-``selection``, ``ok_enabled``, ``rows``): the desktop tests read them instead of guessing from pixels.
+``selection``, ``ok_enabled``, ``rows``, ``hits``, ``versions``, ``saved``): the desktop tests read them
+instead of guessing from pixels.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class Kind(enum.StrEnum):
     FOLDER = "folder"
     MESSAGE = "message"
     STATUS = "status"
+    BROWSE = "browse"
 
     @classmethod
     def named(cls, name: str) -> Kind | None:
@@ -113,7 +118,18 @@ class Cancelled:
     cancelled: bool
 
 
-Answer = Done | Picked | Chosen
+@dataclass(frozen=True)
+class Browsed:
+    """Browse backups… answered "Restore this version": the session, its machine folder, and which copy
+    (``copy``: its file, or snapshot, relative to the machine folder, as ``history`` lists it; the tray
+    finds it again there, so a sync meanwhile renumbering the versions does not change which one)."""
+
+    session_id: str
+    machine: str
+    copy: str
+
+
+Answer = Done | Picked | Chosen | Browsed
 A = TypeVar("A", bound=Answer)
 A_co = TypeVar("A_co", bound=Answer, covariant=True)
 
@@ -163,6 +179,7 @@ class PickSession:
     directory: str = ""
     time_updated: datetime | None = None
     in_opencode: bool = True
+    versions: int = 1  # copies the backup holds (the current file and kept versions)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,7 +224,21 @@ class StatusRequest:
     title: str = "Status"
 
 
-Request = ConfirmRequest | MessageRequest | PickRequest | FolderRequest | StatusRequest
+@dataclass(frozen=True, kw_only=True)
+class BrowseRequest:
+    """The Browse backups window over the backup folder ``backup_path`` (this machine's folder in it is
+    ``machine``); ``source`` and ``opencode_db`` say where opencode is (whether it has a session)."""
+
+    kind: ClassVar[Kind] = Kind.BROWSE
+    answer: ClassVar[type[Browsed]] = Browsed
+    backup_path: Path
+    machine: str
+    source: Path
+    opencode_db: Path | None = None
+    title: str = "Browse backups"
+
+
+Request = ConfirmRequest | MessageRequest | PickRequest | FolderRequest | StatusRequest | BrowseRequest
 
 REQUEST_TYPES: Final[Mapping[Kind, type[Request]]] = MappingProxyType(
     {
@@ -216,6 +247,7 @@ REQUEST_TYPES: Final[Mapping[Kind, type[Request]]] = MappingProxyType(
         Kind.FOLDER: FolderRequest,
         Kind.MESSAGE: MessageRequest,
         Kind.STATUS: StatusRequest,
+        Kind.BROWSE: BrowseRequest,
     }
 )
 

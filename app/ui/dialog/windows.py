@@ -16,6 +16,7 @@ from app.ui.dialog.message import Message
 from app.ui.dialog.pick import Picker
 from app.ui.dialog.protocol import (
     Answer,
+    BrowseRequest,
     ConfirmRequest,
     FolderRequest,
     MessageRequest,
@@ -44,6 +45,11 @@ def show(request: Request, trace: Trace) -> Answer | None:
                 return choose_folder(request, trace)
             case StatusRequest():
                 return StatusWindow(request, trace, service_rows(request)).run()
+            case BrowseRequest():
+                # imported here: it loads the search engine, which no other window needs
+                from app.ui.dialog.browse import Browser  # noqa: PLC0415
+
+                return Browser(request, trace).run()
             case _:
                 assert_never(request)
     except tk.TclError as exc:

@@ -203,6 +203,8 @@ class TrayApp:
             self._toggle("Agent tools in opencode", lambda: parts.agent_tools.switch(on))
         elif action is Action.RESTORE:
             self._start_flow("restore", self._restore_flow)
+        elif action is Action.BROWSE:
+            self._start_flow("browse", self._browse_flow)
         elif action is Action.CHOOSE_FOLDER:
             self._start_flow("choose-folder", self._folder_flow)
         elif action is Action.ADOPT:
@@ -346,12 +348,21 @@ class TrayApp:
             self._tell(flows.Outcome(False, "Cannot read the backup", str(exc), error=True))
             return
         db = restore_target(s.source, s.opencode_db)
-        outcome = flows.restore(s, self.parts.dialogs, rows, db, restore_on(rt))
+        self._ended(flows.restore(s, self.parts.dialogs, rows, db, restore_on(rt)))
+
+    def _ended(self, outcome: flows.Outcome) -> None:
+        """A restore flow's outcome: a notification when it restored, a message unless cancelled."""
         if outcome.done:
             state = State.FAILED if outcome.error else State.UP_TO_DATE
             self.parts.notifier.notify(Note(outcome.title, outcome.text.split("\n\n")[0], state))
         if outcome is not flows.CANCELLED:
             self._tell(outcome)
+
+    def _browse_flow(self, s: config.Settings | None, rt: Runtime | None) -> None:
+        if s is None or s.backup_path is None:
+            return
+        db = restore_target(s.source, s.opencode_db)
+        self._ended(flows.restore_version(s, self.parts.dialogs, db, restore_on(rt)))
 
     def _folder_flow(self, s: config.Settings | None, _rt: Runtime | None) -> None:
         outcome, new = flows.choose_folder(s, self.parts.dialogs)

@@ -24,6 +24,7 @@ class Action(enum.Enum):
     SYNC_NOW = "Sync now"
     STATUS = "Status…"
     RESTORE = "Restore…"
+    BROWSE = "Browse backups…"
     TOGGLE_PAUSE = "Pause backups"
     OPEN_FOLDER = "Open backup folder"
     OPEN_LOG = "Open log"
@@ -74,7 +75,9 @@ class MenuView:
     configured: bool = False
     running: bool = False
     paused: bool = False
-    busy: bool = False  # a dialog flow is under way: Restore… and Choose backup folder… are greyed
+    busy: bool = (
+        False  # a dialog flow is under way: Restore…, Browse backups… and Choose backup folder… greyed
+    )
     folder_exists: bool = False
     log_exists: bool = False
     autostart_supported: bool = False
@@ -108,6 +111,7 @@ def menu_items(v: MenuView) -> tuple[MenuItem | None, ...]:
         MenuItem(Action.SYNC_NOW, Action.SYNC_NOW.value, enabled=v.running),
         MenuItem(Action.STATUS, Action.STATUS.value, default=v.configured),
         MenuItem(Action.RESTORE, Action.RESTORE.value, enabled=v.configured and not v.busy),
+        MenuItem(Action.BROWSE, Action.BROWSE.value, enabled=v.configured and not v.busy),
         MenuItem(Action.TOGGLE_PAUSE, "Resume backups" if v.paused else "Pause backups", enabled=v.running),
         SEPARATOR,
         MenuItem(Action.OPEN_FOLDER, Action.OPEN_FOLDER.value, enabled=v.folder_exists),
