@@ -20,6 +20,8 @@ from app.backup.catalog import SessionRow
 from app.backup.ownership import Identity
 from app.errors import BackupError
 from app.platform import drivefs
+from app.service.events import RestoreNow
+from app.service.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +156,20 @@ def restore(
     logger.info("restore from the tray: %d restored, %d failed", len(result.restored), len(result.failed))
     title = "Restore finished" if result.ok else "Restore finished with errors"
     return Outcome(True, title, result_text(result), error=not result.ok)
+
+
+def restore_on(rt: Runtime | None) -> Callable[[rs.Plan, rs.RestoreRequest], rs.RestoreResult]:
+    """How a confirmed plan is applied: as a job of the running service (which lets a running sync end,
+    holds the next ones, and backs up the result), or directly when none runs."""
+
+    def apply(plan: rs.Plan, req: rs.RestoreRequest) -> rs.RestoreResult:
+        if rt is None:
+            return rs.apply_plan(plan, req)
+        ask = RestoreNow(plan, req)
+        rt.service.post(ask)
+        return ask.done.result()  # the service completes it, or fails it when it stops
+
+    return apply
 
 
 def choose_folder(

@@ -4,8 +4,8 @@ Other threads only post (pystray's menu callbacks, the service's status listener
 signal handler); this thread alone changes the settings, the running service, the status it shows and
 the menu it publishes. Dialogs block, so each conversation (Restore…, Choose backup folder…) runs on a
 flow thread and reports back by posting. A restore is a job the service runs: the flow hands it the
-confirmed plan and waits for its result. Everything the tray talks to is passed in, so its logic runs
-in tests without a display.
+confirmed plan and waits for its result (app.ui.flows.restore_on). Everything the tray talks to is passed
+in, so its logic runs in tests without a display.
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Protocol
 
 from app import config, paths, wiring
-from app.backup import restore as rs
 from app.backup.catalog import session_rows
 from app.backup.ownership import Identity
 from app.errors import BackupError
 from app.opencode.locate import restore_target
 from app.platform import autostart, desktop, machine_id
-from app.service.events import Pause, RestoreNow, Resume, SyncNow
+from app.service.events import Pause, Resume, SyncNow
 from app.service.runtime import Runtime
 from app.service.status import Status
 from app.ui import flows, presenter
@@ -346,7 +345,7 @@ class TrayApp:
             self._tell(flows.Outcome(False, "Cannot read the backup", str(exc), error=True))
             return
         db = restore_target(s.source, s.opencode_db)
-        outcome = flows.restore(s, self.parts.dialogs, rows, db, restore_on(rt))
+        outcome = flows.restore(s, self.parts.dialogs, rows, db, flows.restore_on(rt))
         if outcome.done:
             state = State.FAILED if outcome.error else State.UP_TO_DATE
             self.parts.notifier.notify(Note(outcome.title, outcome.text.split("\n\n")[0], state))
@@ -371,17 +370,3 @@ class TrayApp:
     def _tell(self, outcome: flows.Outcome) -> None:
         if not self._stopping:
             self.parts.dialogs.message(outcome.title, outcome.text, error=outcome.error)
-
-
-def restore_on(rt: Runtime | None) -> Callable[[rs.Plan, rs.RestoreRequest], rs.RestoreResult]:
-    """How a confirmed plan is applied: as a job of the running service (which lets a running sync end,
-    holds the next ones, and backs up the result), or directly when none runs."""
-
-    def apply(plan: rs.Plan, req: rs.RestoreRequest) -> rs.RestoreResult:
-        if rt is None:
-            return rs.apply_plan(plan, req)
-        ask = RestoreNow(plan, req)
-        rt.service.post(ask)
-        return ask.done.result()  # the service completes it, or fails it when it stops
-
-    return apply
