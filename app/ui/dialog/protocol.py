@@ -21,16 +21,20 @@ Kinds, request -> answer (each request names its answer type in ``answer``):
 * ``message`` :class:`MessageRequest` -> :class:`Done` (every way out of it answers).
 * ``status`` :class:`StatusRequest` -> :class:`Done` when closed; it re-reads the service's status file
   every second and updates its rows in place.
+* ``recovery`` :class:`RecoveryRequest` -> :class:`Done`: the recovery key shown once, with Copy and Save…;
+  its OK stays disabled until "I have stored the recovery key" is checked.
 
 Every window's title starts with :data:`TITLE_PREFIX`. Setting :data:`TRACE_ENV` (to ``1``/``stderr``, or
 to a file path to append to) makes the process report what it shows as JSON lines (``ready``,
-``selection``, ``ok_enabled``, ``rows``): the desktop tests read them instead of guessing from pixels.
+``selection``, ``ok_enabled``, ``rows``, ``said``): the desktop tests read them instead of guessing from
+pixels.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +48,7 @@ from app.codec import CodecError
 TITLE_PREFIX: Final = "opencode session backup — "
 TRACE_ENV: Final = "OPENCODE_BACKUP_DIALOG_TRACE"
 REPLACE_WORD: Final = "REPLACE"
+AGE_SECRET_KEY: Final = re.compile(r"AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}")  # age's bech32 identity
 
 
 class Kind(enum.StrEnum):
@@ -54,6 +59,7 @@ class Kind(enum.StrEnum):
     FOLDER = "folder"
     MESSAGE = "message"
     STATUS = "status"
+    RECOVERY = "recovery"
 
     @classmethod
     def named(cls, name: str) -> Kind | None:
@@ -203,7 +209,24 @@ class StatusRequest:
     title: str = "Status"
 
 
-Request = ConfirmRequest | MessageRequest | PickRequest | FolderRequest | StatusRequest
+@dataclass(frozen=True, kw_only=True)
+class RecoveryRequest:
+    """The recovery key ``key`` (an age secret key) below ``text``, with [Copy] [Save…] and the check box
+    "I have stored the recovery key"; [Cancel] [``ok``], ``ok`` only once the box is checked."""
+
+    kind: ClassVar[Kind] = Kind.RECOVERY
+    answer: ClassVar[type[Done]] = Done
+    key: str
+    text: str
+    title: str = "Encrypt backups"
+    ok: str = "Encrypt"
+
+    def __post_init__(self) -> None:
+        if not AGE_SECRET_KEY.fullmatch(self.key):
+            raise CodecError("RecoveryRequest.key: not an age secret key (AGE-SECRET-KEY-1…)")
+
+
+Request = ConfirmRequest | MessageRequest | PickRequest | FolderRequest | StatusRequest | RecoveryRequest
 
 REQUEST_TYPES: Final[Mapping[Kind, type[Request]]] = MappingProxyType(
     {
@@ -212,6 +235,7 @@ REQUEST_TYPES: Final[Mapping[Kind, type[Request]]] = MappingProxyType(
         Kind.FOLDER: FolderRequest,
         Kind.MESSAGE: MessageRequest,
         Kind.STATUS: StatusRequest,
+        Kind.RECOVERY: RecoveryRequest,
     }
 )
 

@@ -21,9 +21,11 @@ from app.ui.dialog.protocol import (
     MessageRequest,
     NoWindow,
     PickRequest,
+    RecoveryRequest,
     Request,
     StatusRequest,
 )
+from app.ui.dialog.recovery import Recovery
 from app.ui.dialog.status import StatusRows, StatusWindow
 
 
@@ -44,6 +46,8 @@ def show(request: Request, trace: Trace) -> Answer | None:
                 return choose_folder(request, trace)
             case StatusRequest():
                 return StatusWindow(request, trace, service_rows(request)).run()
+            case RecoveryRequest():
+                return Recovery(request, trace).run()
             case _:
                 assert_never(request)
     except tk.TclError as exc:
