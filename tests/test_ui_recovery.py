@@ -23,11 +23,11 @@ from app.crypt import age
 from app.service.status import ServiceState, Status, StatusFile
 from app.ui.dialog.protocol import TITLE_PREFIX
 from app.ui.dialog.recovery import COPIED, FILE_NAME
+from app.ui.flows import RECOVERY_TEXT
 from tests.desktop import Desktop, wait_for
 from tests.test_ui_dialog import Dialog, InThread, Trace, center
 
 TITLE = "Encrypt backups"
-RECOVERY_TEXT = "If this computer is lost, only the recovery key opens the backup. Store it now."
 AGE = "/usr/bin/age"  # Debian's age (.ci/tools); not a stand-in of the same name
 
 

@@ -2,10 +2,10 @@
 
 Other threads only post (pystray's menu callbacks, the service's status listener, a dialog flow, a
 signal handler); this thread alone changes the settings, the running service, the status it shows and
-the menu it publishes. Dialogs block, so each conversation (Restore…, Choose backup folder…) runs on a
-flow thread and reports back by posting. A restore is a job the service runs: the flow hands it the
-confirmed plan and waits for its result (app.ui.flows.restore_on). Everything the tray talks to is passed
-in, so its logic runs in tests without a display.
+the menu it publishes. Dialogs block, so each conversation (Restore…, Choose backup folder…, Encrypt
+backups…) runs on a flow thread and reports back by posting. A restore is a job the service runs: the flow
+hands it the confirmed plan and waits for its result (app.ui.flows.restore_on). Everything the tray talks
+to is passed in, so its logic runs in tests without a display.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from app.ui.tray.agent_switch import AgentTools, OpencodeConfigSwitch
 from app.ui.tray.face import Face, NoFace
 from app.ui.tray.model import (
     Action,
+    EncryptionChanged,
     FlowEnded,
     FolderChosen,
     Menu,
@@ -178,6 +179,9 @@ class TrayApp:
             self._settings, self._problem = event.settings, None
             self._start_runtime()
             self.refresh(menu=True)
+        elif isinstance(event, EncryptionChanged) and self._settings is not None:
+            self._settings = replace(self._settings, encryption=event.on)
+            self.refresh(menu=True)
         elif isinstance(event, FlowEnded):
             self._flow = None
             self.refresh(menu=True)
@@ -206,6 +210,8 @@ class TrayApp:
             self._start_flow("choose-folder", self._folder_flow)
         elif action is Action.ADOPT:
             self._start_flow("adopt", self._adopt_flow)
+        elif action is Action.TOGGLE_ENCRYPTION and self.configured:
+            self._start_flow("encryption", self._encryption_flow)
         elif action is Action.QUIT:
             logger.info("quit from the tray menu")
             self.stop_ui()
@@ -310,6 +316,7 @@ class TrayApp:
             autostart_enabled=autostart_on,
             agent_tools_enabled=parts.agent_tools.enabled(),
             adoptable=self.configured and adoptable(self._status),
+            encrypted=s is not None and s.encryption,
         )
 
     # ------------------------------------------------------------------ dialog flows (a flow thread)
@@ -366,6 +373,17 @@ class TrayApp:
         if outcome.done and rt is not None:
             rt.service.post(SyncNow())  # the failed service waits for a change or this
         self._tell(outcome)
+
+    def _encryption_flow(self, s: config.Settings | None, rt: Runtime | None) -> None:
+        if s is None:
+            return
+        outcome, on = (flows.stop_encrypting if s.encryption else flows.encrypt)(self.parts.dialogs)
+        if on is not None:
+            self.post(EncryptionChanged(on))
+        if outcome.done and rt is not None:
+            rt.service.post(SyncNow())  # its seal reads the keys and the switch again: it re-encrypts
+        if outcome not in (flows.NOT_ENCRYPTED, flows.STILL_ENCRYPTED):
+            self._tell(outcome)
 
     def _tell(self, outcome: flows.Outcome) -> None:
         if not self._stopping:
