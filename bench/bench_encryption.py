@@ -26,6 +26,7 @@ import sqlite3
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -65,62 +66,52 @@ def sync_args(dest: Path, db: Path) -> list[str]:
     return ["--backup-path", str(dest), "--source", str(db.parent), "--machine-name", "bench", "sync"]
 
 
-def first(work: Path, rounds: int) -> dict[str, float]:
-    db = bt.database(work)
+def in_turn(work: Path, rounds: int, job: Callable[[str, dict[str, str]], float]) -> dict[str, float]:
+    """``job(name, env)`` timed plain and encrypted in turn, ``rounds`` times: medians and the ratio."""
     ours, refs, ratios = [], [], []
     for _ in range(rounds):
-        timings = {}
-        for name, env in (
-            ("plain", plain_home(work, "enc-plain")),
-            ("sealed", encrypted_home(work, "enc-sealed")),
-        ):
-            dest = work / "enc" / name
-            shutil.rmtree(dest, ignore_errors=True)
-            dest.mkdir(parents=True)
-            shutil.rmtree(Path(env["XDG_STATE_HOME"]), ignore_errors=True)
-            shutil.rmtree(Path(env["XDG_DATA_HOME"]), ignore_errors=True)
-            os.sync()
-            timings[name] = bt.timed([*bt.command(), *sync_args(dest, db)], env)[0]
-        ours.append(timings["sealed"])
-        refs.append(timings["plain"])
-        ratios.append(timings["sealed"] / timings["plain"])
+        plain = job("plain", plain_home(work, "enc-plain"))
+        sealed = job("sealed", encrypted_home(work, "enc-sealed"))
+        ours.append(sealed)
+        refs.append(plain)
+        ratios.append(sealed / plain)
     return {
         "ours": statistics.median(ours),
         "ref": statistics.median(refs),
         "ratio": statistics.median(ratios),
     }
+
+
+def first(work: Path, rounds: int) -> dict[str, float]:
+    db = bt.database(work)
+
+    def job(name: str, env: dict[str, str]) -> float:
+        dest = work / "enc" / name
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        shutil.rmtree(Path(env["XDG_STATE_HOME"]), ignore_errors=True)
+        shutil.rmtree(Path(env["XDG_DATA_HOME"]), ignore_errors=True)
+        os.sync()
+        return bt.timed([*bt.command(), *sync_args(dest, db)], env)[0]
+
+    return in_turn(work, rounds, job)
 
 
 def restore(work: Path, rounds: int) -> dict[str, float]:
     if not (work / "enc" / "sealed" / "bench" / "manifest.json").exists():
         first(work, 1)
-    ours, refs, ratios = [], [], []
-    for _ in range(rounds):
-        timings = {}
-        for name, env in (
-            ("plain", plain_home(work, "enc-plain")),
-            ("sealed", encrypted_home(work, "enc-sealed")),
-        ):
-            target = bt.empty_opencode(work / "enc" / f"restore-{name}")
-            base = [
-                "--backup-path",
-                str(work / "enc" / name),
-                "--source",
-                str(target.parent),
-                "--machine-name",
-                "bench",
-            ]
-            timings[name] = bt.timed([*bt.command(), *base, "restore", "--missing", "--yes"], env)[0]
-            restored = sqlite3.connect(target).execute("SELECT count(*) FROM session").fetchone()[0]
-            assert restored == 1800, (name, restored)
-        ours.append(timings["sealed"])
-        refs.append(timings["plain"])
-        ratios.append(timings["sealed"] / timings["plain"])
-    return {
-        "ours": statistics.median(ours),
-        "ref": statistics.median(refs),
-        "ratio": statistics.median(ratios),
-    }
+
+    def job(name: str, env: dict[str, str]) -> float:
+        target = bt.empty_opencode(work / "enc" / f"restore-{name}")
+        where = ["--backup-path", str(work / "enc" / name), "--source", str(target.parent)]
+        wall = bt.timed(
+            [*bt.command(), *where, "--machine-name", "bench", "restore", "--missing", "--yes"], env
+        )[0]
+        restored = sqlite3.connect(target).execute("SELECT count(*) FROM session").fetchone()[0]
+        assert restored == 1800, (name, restored)
+        return wall
+
+    return in_turn(work, rounds, job)
 
 
 def p1(work: Path) -> dict[str, float]:

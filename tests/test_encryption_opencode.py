@@ -5,7 +5,6 @@ computer that has only the recovery key bringing a deleted session back."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 from app.crypt import age
 from tests.backups import ROOT
 from tests.peer.opencode import OpencodePeer
+from tests.test_encryption_keys import NO_KEYRING, home_env
 
 pytestmark = pytest.mark.opencode
 TITLE = "Zanzibar quarterly plan 7731"
@@ -29,21 +29,6 @@ def sessions(opencode_peer: OpencodePeer) -> list[str]:
     peer.prompt(first, WORDS)
     peer.wait_settled(first)
     return [first, peer.create_session("another session", prompts=1, todo=False)]
-
-
-def home(base: Path) -> dict[str, str]:
-    """A computer of its own: HOME and the XDG folders under ``base``, no system keyring."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "OPENCODE_BACKUP"))}
-    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-    env.update(
-        HOME=str(base),
-        XDG_CONFIG_HOME=str(base / ".config"),
-        XDG_DATA_HOME=str(base / ".local/share"),
-        XDG_STATE_HOME=str(base / ".local/state"),
-        XDG_CACHE_HOME=str(base / ".cache"),
-        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
-    )
-    return env
 
 
 def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -63,7 +48,7 @@ def encrypted(
 ) -> dict[str, Path]:
     """This computer (the peer's own HOME) backs up with encryption on; the recovery key in a file."""
     base = tmp_path_factory.mktemp("encrypted")
-    env = {**opencode_peer.env, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    env = {**opencode_peer.env, **NO_KEYRING}
     dest = base / "backup"
     first = cli(
         env, "sync", "--snapshot", *flags(opencode_peer, dest)
@@ -101,7 +86,7 @@ def test_the_age_command_decrypts_a_session_file_to_what_a_plain_backup_holds(
     opencode_peer: OpencodePeer, sessions: list[str], encrypted: dict[str, Path], tmp_path: Path
 ) -> None:
     peer = opencode_peer
-    env = {**peer.env, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    env = {**peer.env, **NO_KEYRING}
     assert shutil.which("age") == "/usr/bin/age", "Debian's age (see .ci/tools)"
     exported = cli(
         env,
@@ -135,7 +120,7 @@ def test_a_new_computer_with_only_the_recovery_key_restores_a_deleted_session(
 ) -> None:
     peer, sid = opencode_peer, sessions[0]
     before = peer.export(sid)
-    newcomer = home(tmp_path / "new-laptop")
+    newcomer = home_env(tmp_path / "new-laptop", **NO_KEYRING)
     where = [*flags(peer, encrypted["dest"])]
     locked = cli(newcomer, "restore", sid, "--yes", *where)
     assert locked.returncode == 2 and "encryption unlock" in locked.stderr

@@ -20,7 +20,7 @@ from app.backup.history import history
 from app.backup.sync import SyncOptions, run_sync
 from app.ui import flows
 from app.ui.dialog.protocol import TITLE_PREFIX, TRACE_ENV, Browsed
-from app.ui.tray.app import restore_on
+from app.ui.flows import restore_on
 from app.wiring import context_for
 from tests import dbfactory as f
 from tests.desktop import Desktop, trace_events, wait_for

@@ -33,6 +33,7 @@ from app.ui.dialog.protocol import (
     Picked,
     PickRequest,
     PickSession,
+    RecoveryRequest,
     Request,
     StatusRequest,
     decode_answer,
@@ -44,6 +45,7 @@ from app.ui.dialogs import pick_session
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 29, 10, 15, tzinfo=UTC)
+KEY = "AGE-SECRET-KEY-1" + "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L" + "QPZRY9X8GF2TVDW0S3JN54KHCE"  # 58 characters
 
 REQUESTS: list[Request] = [
     ConfirmRequest(
@@ -74,6 +76,8 @@ REQUESTS: list[Request] = [
     StatusRequest(state_dir=Path("/tmp/s"), backup_path=None, title="Status"),
     BrowseRequest(backup_path=Path("/g/My Drive/opencode-sessions"), machine="laptop", source=Path("/h/oc")),
     BrowseRequest(backup_path=Path("/b"), machine="m", source=Path("/s"), opencode_db=Path("/s/x.db")),
+    RecoveryRequest(key=KEY, text="Store it now.\n\nIt is shown only once.", title="Encrypt", ok="Go"),
+    RecoveryRequest(key=KEY, text=""),
 ]
 
 
@@ -109,6 +113,7 @@ def test_each_kind_has_its_request_type_and_the_request_names_its_kind() -> None
     for kind, request_type in REQUEST_TYPES.items():
         assert request_type.kind is kind
     assert [ConfirmRequest.answer, PickRequest.answer, FolderRequest.answer] == [Done, Picked, Chosen]
+    assert RecoveryRequest.answer is Done
 
 
 def test_a_catalog_row_becomes_what_the_picker_shows() -> None:
@@ -144,6 +149,7 @@ VALID: dict[Kind, dict[str, Any]] = {
     Kind.FOLDER: {"title": "t", "initial": "/home"},
     Kind.STATUS: {"state_dir": "/s", "backup_path": "/b", "title": "Status"},
     Kind.BROWSE: {"backup_path": "/b", "machine": "m", "source": "/s", "opencode_db": None, "title": "t"},
+    Kind.RECOVERY: {"key": KEY, "text": "x", "title": "t", "ok": "Encrypt"},
 }
 
 # For each field of each request: a value of the wrong type, and what the one-line refusal names.
@@ -178,6 +184,13 @@ BAD_FIELDS: list[tuple[Kind, tuple[str | int, ...], object, str]] = [
     (Kind.BROWSE, ("source",), [], "BrowseRequest.source: expected Path"),
     (Kind.BROWSE, ("opencode_db",), 1, "BrowseRequest.opencode_db: expected Path"),
     (Kind.BROWSE, ("title",), False, "BrowseRequest.title: expected str"),
+    (Kind.RECOVERY, ("key",), None, "RecoveryRequest.key: expected str"),
+    (Kind.RECOVERY, ("key",), KEY.lower(), "RecoveryRequest.key: not an age secret key"),
+    (Kind.RECOVERY, ("key",), KEY + "Q", "RecoveryRequest.key: not an age secret key"),
+    (Kind.RECOVERY, ("key",), KEY + "\n", "RecoveryRequest.key: not an age secret key"),
+    (Kind.RECOVERY, ("text",), 1, "RecoveryRequest.text: expected str"),
+    (Kind.RECOVERY, ("title",), None, "RecoveryRequest.title: expected str"),
+    (Kind.RECOVERY, ("ok",), False, "RecoveryRequest.ok: expected str"),
 ]
 
 
@@ -227,6 +240,8 @@ def test_a_field_of_the_wrong_type_is_a_bad_request(
         (Kind.PICK, {"sessions": [{"title": "no id"}]}, "PickRequest.sessions[0]: id is missing"),
         (Kind.PICK, {"sessions": [{"id": "a"}, {"id": "b"}, {"id": "a"}]}, "sessions[2]: duplicate id 'a'"),
         (Kind.STATUS, {"backup_path": None}, "StatusRequest: state_dir is missing"),
+        (Kind.RECOVERY, {"text": "x"}, "RecoveryRequest: key is missing"),
+        (Kind.RECOVERY, {"key": KEY}, "RecoveryRequest: text is missing"),
     ],
 )
 def test_a_missing_field_or_a_duplicate_session_is_a_bad_request(
@@ -289,7 +304,7 @@ def _run_main(argv: list[str], stdin: bytes, capsys: pytest.CaptureFixture[str])
 def test_an_unknown_kind_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run_main(argv, b"{}", capsys)
     assert (code, out) == (Exit.BAD_REQUEST, "")
-    kinds = "confirm|pick|folder|message|status|browse"
+    kinds = "confirm|pick|folder|message|status|browse|recovery"
     assert err == f"dialog: usage: python -m app.ui.dialog {{{kinds}}} < request.json\n"
 
 

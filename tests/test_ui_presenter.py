@@ -294,3 +294,12 @@ def test_a_long_sync_or_restore_says_how_far_it_has_got_and_how_long_is_left() -
     )
     idle = dict((r.label, r.value) for r in p.status_rows(UP, NOW, "/drive/backup"))
     assert "Progress" not in idle
+
+
+def test_the_status_window_says_whether_the_last_backup_was_encrypted() -> None:
+    def encryption(status: Status) -> str | None:
+        return {r.label: r.value for r in p.status_rows(status, NOW, "/drive/backup")}.get("Encryption")
+
+    assert encryption(Status(S.IDLE, encrypted=True)) == "Encrypted (age)"
+    assert encryption(Status(S.IDLE, encrypted=False)) == "off"
+    assert encryption(Status(S.STARTING)) is None  # no backup yet: nothing to say

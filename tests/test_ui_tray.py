@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import sqlite3
@@ -23,6 +24,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from app import paths
 from app.backup.result import Outcome
+from app.crypt import age
 from app.service.status import ServiceState, Status, read_status
 from app.ui.dialog.protocol import TRACE_ENV
 from app.ui.icons import State, render
@@ -40,6 +42,7 @@ MENU = [
     "Open backup folder",
     "Open log",
     "Choose backup folder…",
+    "Encrypt backups…",
     "Start at login",
     "Agent tools in opencode",
     "Quit",
@@ -462,6 +465,53 @@ def test_restore_from_the_menu_cancel_changes_nothing_and_ok_brings_the_session_
         desktop.wait_window("Restore sessions$")
         assert tray.stop() == 0
         wait_for(lambda: not desktop.windows("opencode session backup"), 10, what="the picker closed on quit")
+    finally:
+        assert tray.stop() == 0
+
+
+def test_encrypt_backups_from_the_menu_shows_the_recovery_key_and_encrypts_the_backup_in_place(
+    desktop: Desktop, opencode: Path, tmp_path: Path
+) -> None:
+    """Encrypt backups…: the recovery key window (keyboard only), the message, the backup the tray asks
+    for re-encrypting every file, the status window saying so; then Stop encrypting backups… back."""
+    configure(tmp_path / "backups")
+    sessions = tmp_path / "backups" / "laptop" / "sessions"
+    tray = Tray(desktop)
+    try:
+        first = tray.wait_backed_up()
+        # the menu is rebuilt at an action: Open backup folder, above, is enabled now the folder exists
+        tray.choose("Sync now")
+        tray.wait_status(lambda s: s.syncs > first.syncs, what="a backup after Sync now")
+        seen, ended = tray.trace_count(), tray.flows_ended()
+        tray.choose("Encrypt backups…")
+        window = desktop.wait_window("Encrypt backups$")
+        tray.dialog_ready("Encrypt backups", seen)
+        desktop.key(window, "alt+h")  # I have stored the recovery key
+        tray.wait_event("ok_enabled", seen, lambda e: e["enabled"], what="Encrypt enabled")
+        desktop.key(window, "alt+e")
+        done = desktop.wait_window("Backups are encrypted$")
+        desktop.key(done, "Return")
+        tray.wait_flow_ended(ended)
+        tray.wait_status(lambda s: s.encrypted is True, what="the backup encrypted in place")
+        assert all(age.is_sealed(p.read_bytes()) for p in sessions.rglob("*.json"))
+
+        seen = tray.trace_count()
+        x, y, w, h = desktop.tray_icon_box()
+        desktop.click(x + w // 2, y + h // 2)  # Status…
+        tray.wait_event("rows", seen, lambda e: ["Encryption", "Encrypted (age)"] in e["rows"])
+        desktop.key(desktop.wait_window("Status$"), "Escape")
+        wait_for(lambda: not desktop.windows("Status$"), 10, what="the status window closed")
+
+        ended = tray.flows_ended()
+        on = [label.replace("Encrypt", "Stop encrypting") for label in MENU]
+        tray.choose("Stop encrypting backups…", on)
+        confirm = desktop.wait_window(re.escape("Stop encrypting backups?") + "$")
+        desktop.key(confirm, "Tab", "Return")  # past Cancel, the default, to Decrypt backups
+        done = desktop.wait_window("Backups no longer encrypted$")
+        desktop.key(done, "Return")
+        tray.wait_flow_ended(ended)
+        tray.wait_status(lambda s: s.encrypted is False, what="the backup decrypted in place")
+        assert not any(age.is_sealed(p.read_bytes()) for p in sessions.rglob("*.json"))
     finally:
         assert tray.stop() == 0
 

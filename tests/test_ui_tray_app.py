@@ -27,7 +27,7 @@ from app.service.status import ServiceState, Status
 from app.ui import flows
 from app.ui.icons import State
 from app.ui.notify import Note
-from app.ui.tray.app import Parts, TrayApp, restore_on
+from app.ui.tray.app import Parts, TrayApp
 from app.ui.tray.face import Face, NoFace
 from app.ui.tray.model import Action, FlowEnded, FolderChosen, Menu, MenuView, StatusChanged, menu_items
 from app.wiring import context_for
@@ -283,7 +283,7 @@ def test_restore_from_the_tray_runs_as_a_job_of_the_service_and_brings_the_sessi
 
         rt.service.post = watch  # type: ignore[method-assign]
         db = paths.opencode_data_dir() / "opencode.db"
-        outcome = flows.restore(backed_up, dialogs, _rows(backed_up), db, restore_on(rt))
+        outcome = flows.restore(backed_up, dialogs, _rows(backed_up), db, flows.restore_on(rt))
         assert outcome.done and not outcome.error, outcome
         assert seen == ["RestoreNow"]
         assert [r.id for r in dialogs.rows if not r.in_opencode] == ["ses_b"]

@@ -35,6 +35,7 @@ from app.ui.dialog.protocol import (
     MessageRequest,
     PickRequest,
     PickSession,
+    RecoveryRequest,
     StatusRequest,
     decode_answer,
     encode,
@@ -83,12 +84,11 @@ class DialogHost:
     """Shows dialogs as child processes and closes the open ones when the tray quits.
 
     The blocking methods (:meth:`confirm`, :meth:`pick_sessions`, :meth:`choose_folder`, :meth:`message`,
-    :meth:`browse`, :meth:`ask`) are meant for a tray worker thread, never pystray's or the main thread,
-    and may run on several threads at once; :meth:`open_status` and :meth:`close_all` return at once, on
-    any thread. They raise DialogError (one line) when a dialog cannot be shown or gives no usable
-    answer. ``env`` is added to each child's environment, ``timeout`` (seconds) bounds each blocking
-    dialog, and ``command``
-    builds a dialog's argv (a test may start something else).
+    :meth:`browse`, :meth:`keep_recovery_key`, :meth:`ask`) are meant for a tray worker thread, never
+    pystray's or the main thread, and may run on several threads at once; :meth:`open_status` and
+    :meth:`close_all` return at once, on any thread. They raise DialogError (one line) when a dialog cannot
+    be shown or gives no usable answer. ``env`` is added to each child's environment, ``timeout`` (seconds)
+    bounds each blocking dialog, and ``command`` builds a dialog's argv (a test may start something else).
     """
 
     def __init__(
@@ -153,6 +153,16 @@ class DialogHost:
         if answer.path is None or answer.remote is not None or not answer.path.is_absolute():
             raise DialogError(f"the folder dialog answered no absolute path: {str(answer.path)[:120]!r}")
         return answer.path
+
+    def keep_recovery_key(self, text: str, key: str) -> bool:
+        """Show the recovery key ``key`` below ``text``, with Copy and Save…, until the person checks "I have
+        stored the recovery key" and presses Encrypt (True) or cancels (False)."""
+        try:
+            request = RecoveryRequest(text=clean_lines(text), key=key)
+        except CodecError:  # never shown in the error: it is a secret key, or meant to be one
+            raise DialogError("cannot show the recovery key: it is not an age secret key") from None
+        answer = self.ask(request)
+        return answer is not None and answer.ok
 
     def message(self, title: str, text: str, error: bool = False) -> None:
         """Show a message and wait until it is closed (its words made inert: they may quote the backup)."""

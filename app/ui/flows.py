@@ -1,5 +1,5 @@
-"""The tray's conversations with the user: Restore…, Browse backups…, Choose backup folder… and Adopt
-backup folder…
+"""The tray's conversations with the user: Restore…, Browse backups…, Choose backup folder…, Adopt
+backup folder…, and Encrypt backups… / Stop encrypting backups…
 
 Each runs on a flow thread of the tray (never on the tray's main thread), opens dialogs through
 ``app.ui.dialogs`` (child processes), and returns a :class:`Outcome` the tray turns into a message
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from app import config, paths, wiring
+from app import encryption as enc
 from app.backup import adopt as adopting
 from app.backup import asof
 from app.backup import backup_reader as br
@@ -22,8 +23,11 @@ from app.backup import restore as rs
 from app.backup.catalog import SessionRow
 from app.backup.history import history
 from app.backup.ownership import Identity
+from app.crypt.age import CryptError
 from app.errors import BackupError
 from app.platform import drivefs
+from app.service.events import RestoreNow
+from app.service.runtime import Runtime
 from app.transfer import rclone
 from app.ui.dialog.protocol import Browsed
 
@@ -47,6 +51,8 @@ class Dialogs(Protocol):
         self, initial: Path | None, title: str, suggestions: Sequence[Path] = (), remotes: Sequence[str] = ()
     ) -> Path | str | None: ...
 
+    def keep_recovery_key(self, text: str, key: str) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -59,6 +65,20 @@ class Outcome:
 
 
 CANCELLED = Outcome(False, "Restore cancelled", "Nothing was changed.")
+NOT_ENCRYPTED = Outcome(False, "Backups not encrypted", "Nothing was changed.")
+STILL_ENCRYPTED = Outcome(False, "Backups still encrypted", "Nothing was changed.")
+
+RECOVERY_TEXT = (
+    "Your backups will be encrypted. This computer keeps its own key. Below is the recovery key: if this "
+    "computer is lost, only the recovery key opens the backup. Nobody else can open it, not even the "
+    "makers of this app.\n\n"
+    "Store it now, in a password manager or on paper, apart from this computer. It is shown only once."
+)
+STOP_TEXT = (
+    "The backup's files are decrypted in place. Anyone who can read the backup folder (the cloud "
+    "provider, people it is shared with) can then read your sessions.\n\n"
+    "The keys stay on this computer."
+)
 
 
 def plural(n: int, word: str) -> str:
@@ -172,6 +192,20 @@ def _applied(
     return Outcome(True, title, result_text(result), error=not result.ok)
 
 
+def restore_on(rt: Runtime | None) -> Callable[[rs.Plan, rs.RestoreRequest], rs.RestoreResult]:
+    """How a confirmed plan is applied: as a job of the running service (which lets a running sync end,
+    holds the next ones, and backs up the result), or directly when none runs."""
+
+    def apply(plan: rs.Plan, req: rs.RestoreRequest) -> rs.RestoreResult:
+        if rt is None:
+            return rs.apply_plan(plan, req)
+        ask = RestoreNow(plan, req)
+        rt.service.post(ask)
+        return ask.done.result()  # the service completes it, or fails it when it stops
+
+    return apply
+
+
 def restore_version(
     settings: config.Settings,
     dialogs: Dialogs,
@@ -279,3 +313,66 @@ def choose_folder(
             new,
         )
     return Outcome(True, "Backup folder chosen", f"Backups go to {new.machine_text}."), new
+
+
+def encrypt(dialogs: Dialogs) -> tuple[Outcome, bool | None]:
+    """New keys → the recovery key shown until the person has stored it (app.encryption.new_keys) → the
+    keys kept and the switch on. Returns the outcome and the switch now in effect (None: unknown). The
+    caller then asks the service for a backup: it re-encrypts the folder with the new keys."""
+    try:
+        on = config.load(check_destination=False).encryption
+        recipients, own_secret, recovery = enc.new_keys()
+    except (BackupError, CryptError) as exc:
+        return Outcome(False, "Cannot encrypt backups", str(exc), error=True), None
+    if on and own_secret is None:  # as `encryption enable` says: the switch is on and the keys are made
+        return Outcome(False, "Backups are encrypted already", "Nothing was changed."), True
+    if recovery is not None:
+        stored = dialogs.keep_recovery_key(RECOVERY_TEXT, recovery)
+    else:
+        if own_secret is None:  # turned off before: the keys made then are used again
+            text = "Backups will be encrypted again with the keys this computer made before. "
+            text += "The recovery key is the one you stored then."
+        else:  # a new computer, unlocked with the recovery key
+            text = "Backups will be encrypted with a new key for this computer. The recovery key is the "
+            text += f"one this computer was unlocked with ({recipients.recovery})."
+        stored = dialogs.confirm("Encrypt backups?", text, "Encrypt")
+    if not stored:
+        return NOT_ENCRYPTED, False
+    try:
+        kept = enc.keep(recipients, own_secret)
+        now = config.load(check_destination=False)
+    except (BackupError, CryptError) as exc:
+        return Outcome(False, "Cannot encrypt backups", str(exc), error=True), None
+    if not now.encryption:
+        why = f"The setting is saved, but {now.origins.get('encryption')} overrides it: unset that first."
+        return Outcome(False, "Encryption saved, but not in effect", why, error=True), False
+    logger.info("encryption turned on from the tray; the key is kept in %s", kept)
+    text = "The next backup, asked for now, encrypts the files already in the backup folder.\n\n"
+    text += f"This computer's key is kept in {kept}."
+    warning = wiring.key_store().warning()  # no keyring works here: the key is in a file
+    if warning:
+        text += f"\n\nNote: {warning}."
+    return Outcome(True, "Backups are encrypted", text), True
+
+
+def stop_encrypting(dialogs: Dialogs) -> tuple[Outcome, bool | None]:
+    """A confirmation (Cancel the default) → the switch off; the backup the caller asks for then decrypts
+    the folder in place. Returns the outcome and the switch now in effect (None: unknown)."""
+    try:
+        if not config.load(check_destination=False).encryption:
+            return Outcome(False, "Backups are not encrypted", "Nothing was changed."), False
+    except BackupError as exc:
+        return Outcome(False, "Cannot stop encrypting backups", str(exc), error=True), None
+    if not dialogs.confirm("Stop encrypting backups?", STOP_TEXT, "Decrypt backups"):
+        return STILL_ENCRYPTED, True
+    try:
+        enc.disable()
+        now = config.load(check_destination=False)
+    except BackupError as exc:
+        return Outcome(False, "Cannot stop encrypting backups", str(exc), error=True), None
+    if now.encryption:
+        why = f"The setting is saved, but {now.origins.get('encryption')} overrides it: unset that first."
+        return Outcome(False, "Setting saved, but not in effect", why, error=True), True
+    logger.info("encryption turned off from the tray")
+    text = "The next backup, asked for now, decrypts the files in the backup folder."
+    return Outcome(True, "Backups no longer encrypted", text), False

@@ -17,6 +17,8 @@ from typing import Final
 from app.ui.dialog.protocol import TITLE_PREFIX, TRACE_ENV, Answer
 
 TOPMOST_FOR_MS: Final = 300
+FIND_DIALOG_EVERY_MS: Final = 50
+FIND_DIALOG_TRIES: Final = 100  # 5 s: Tk's file dialog is mapped long before that, even on a loaded machine
 
 Box = tuple[int, int, int, int]  # x, y, width, height on the screen
 
@@ -85,6 +87,10 @@ class Trace:
     def saved(self, *, path: str) -> None:
         """The Browse window wrote a transcript to ``path``."""
         self._emit("saved", {"path": path})
+
+    def said(self, text: str) -> None:
+        """The recovery window's line under its Copy and Save… buttons changed to ``text``."""
+        self._emit("said", {"text": text})
 
     def _emit(self, event: str, data: Mapping[str, object]) -> None:
         if self.target is None:
@@ -277,3 +283,30 @@ class Window:
     def shown_cells(self) -> dict[str, list[str]] | None:
         """The texts of the rows shown, by session id (the picker's ready event)."""
         return None
+
+
+def front_file_dialog(root: tk.Tk, trace: Trace, tries: int = FIND_DIALOG_TRIES) -> None:
+    """Bring Tk's own (X11) file or directory dialog over ``root`` to the front and focus its entry, once it
+    is mapped (call it with ``root.after`` just before opening the dialog, which blocks)."""
+    tops = [
+        str(w)
+        for w in root.tk.splitlist(root.tk.call("winfo", "children", "."))
+        if str(root.tk.call("winfo", "toplevel", w)) == str(w) and int(root.tk.call("winfo", "ismapped", w))
+    ]
+    if not tops:
+        if tries > 0:
+            root.after(FIND_DIALOG_EVERY_MS, lambda: front_file_dialog(root, trace, tries - 1))
+        return
+    top = tops[0]
+    root.tk.call("raise", top)
+    root.tk.call("wm", "attributes", top, "-topmost", 1)
+    root.after(TOPMOST_FOR_MS, lambda: _untop(root, top))
+    entry = f"{top}.contents.f2.ent"
+    target = entry if int(root.tk.call("winfo", "exists", entry)) else top
+    root.tk.call("focus", "-force", target)
+    trace.ready(title=str(root.tk.call("wm", "title", top)), focus=target)
+
+
+def _untop(root: tk.Tk, top: str) -> None:
+    if int(root.tk.call("winfo", "exists", top)):
+        root.tk.call("wm", "attributes", top, "-topmost", 0)

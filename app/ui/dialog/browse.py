@@ -19,9 +19,8 @@ from typing import Any, Final
 from app.backup.history import Copy
 from app.backup.search_index import Hit
 from app.safe_text import clean, clean_text
-from app.ui.dialog.base import Trace, Window, full_title
+from app.ui.dialog.base import FIND_DIALOG_EVERY_MS, Trace, Window, front_file_dialog, full_title
 from app.ui.dialog.browse_data import Backup, Failed, Fetcher, Note, Searched, Shown, Versions
-from app.ui.dialog.folder import FIND_DIALOG_EVERY_MS, FIND_DIALOG_TRIES, front_dialog
 from app.ui.dialog.protocol import Browsed, BrowseRequest
 
 DEBOUNCE_MS: Final = 300  # after the last key: a search per pause, not per key
@@ -276,7 +275,7 @@ class Browser(Window):
         if copy is None or shown is None or versions is None:
             return
         name = "".join(c if c.isalnum() or c in " -_." else "_" for c in versions.history.title)[:80].strip()
-        self.root.after(FIND_DIALOG_EVERY_MS, lambda: front_dialog(self.root, self.trace, FIND_DIALOG_TRIES))
+        self.root.after(FIND_DIALOG_EVERY_MS, lambda: front_file_dialog(self.root, self.trace))
         chosen = filedialog.asksaveasfilename(
             parent=self.root,
             title=full_title("Save as Markdown"),

@@ -13,15 +13,12 @@ from functools import partial
 from pathlib import Path
 from tkinter import filedialog, ttk
 
-from app.ui.dialog.base import TOPMOST_FOR_MS, Trace, Window, full_title, new_root
+from app.ui.dialog.base import FIND_DIALOG_EVERY_MS, Trace, Window, front_file_dialog, full_title, new_root
 from app.ui.dialog.protocol import Chosen, FolderRequest
 
 OTHER = "Other folder…"
 REMOTE = "An rclone remote…"
 DEFAULT_REMOTE_FOLDER = "opencode-sessions"
-
-FIND_DIALOG_EVERY_MS = 50
-FIND_DIALOG_TRIES = 100  # 5 s: it is mapped long before that, even on a loaded machine
 
 
 class Suggestions(Window):
@@ -113,7 +110,7 @@ def choose_folder(request: FolderRequest, trace: Trace) -> Chosen | None:
     root = new_root()
     if root.tk.call("tk", "windowingsystem") != "x11":
         root.attributes("-topmost", True)  # native dialogs open above their (topmost) owner
-    root.after(FIND_DIALOG_EVERY_MS, lambda: front_dialog(root, trace, FIND_DIALOG_TRIES))
+    root.after(FIND_DIALOG_EVERY_MS, lambda: front_file_dialog(root, trace))
     path = filedialog.askdirectory(
         parent=root, title=full_title(request.title), initialdir=start, mustexist=True
     )
@@ -121,29 +118,3 @@ def choose_folder(request: FolderRequest, trace: Trace) -> Chosen | None:
     if not path:
         return None
     return Chosen(path=Path(os.path.abspath(path)))
-
-
-def front_dialog(root: tk.Tk, trace: Trace, tries: int) -> None:
-    """Bring Tk's own (X11) directory dialog to the front and focus its entry, once it is mapped."""
-    tops = [
-        str(w)
-        for w in root.tk.splitlist(root.tk.call("winfo", "children", "."))
-        if str(root.tk.call("winfo", "toplevel", w)) == str(w) and int(root.tk.call("winfo", "ismapped", w))
-    ]
-    if not tops:
-        if tries > 0:
-            root.after(FIND_DIALOG_EVERY_MS, lambda: front_dialog(root, trace, tries - 1))
-        return
-    top = tops[0]
-    root.tk.call("raise", top)
-    root.tk.call("wm", "attributes", top, "-topmost", 1)
-    root.after(TOPMOST_FOR_MS, lambda: _untop(root, top))
-    entry = f"{top}.contents.f2.ent"
-    target = entry if int(root.tk.call("winfo", "exists", entry)) else top
-    root.tk.call("focus", "-force", target)
-    trace.ready(title=str(root.tk.call("wm", "title", top)), focus=target)
-
-
-def _untop(root: tk.Tk, top: str) -> None:
-    if int(root.tk.call("winfo", "exists", top)):
-        root.tk.call("wm", "attributes", top, "-topmost", 0)

@@ -24,17 +24,20 @@ Kinds, request -> answer (each request names its answer type in ``answer``):
 * ``browse`` :class:`BrowseRequest` -> :class:`Browsed` ("Restore this version": which copy of which
   session), or cancelled when closed. It searches and reads the backup folder itself (its own process);
   "Save as Markdown…" writes the file there and answers nothing.
+* ``recovery`` :class:`RecoveryRequest` -> :class:`Done`: the recovery key shown once, with Copy and Save…;
+  its OK stays disabled until "I have stored the recovery key" is checked.
 
 Every window's title starts with :data:`TITLE_PREFIX`. Setting :data:`TRACE_ENV` (to ``1``/``stderr``, or
 to a file path to append to) makes the process report what it shows as JSON lines (``ready``,
-``selection``, ``ok_enabled``, ``rows``, ``hits``, ``versions``, ``saved``): the desktop tests read them
-instead of guessing from pixels.
+``selection``, ``ok_enabled``, ``rows``, ``hits``, ``versions``, ``saved``, ``said``): the desktop tests read
+them instead of guessing from pixels.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +51,7 @@ from app.codec import CodecError
 TITLE_PREFIX: Final = "opencode session backup — "
 TRACE_ENV: Final = "OPENCODE_BACKUP_DIALOG_TRACE"
 REPLACE_WORD: Final = "REPLACE"
+AGE_SECRET_KEY: Final = re.compile(r"AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}")  # age's bech32 identity
 
 
 class Kind(enum.StrEnum):
@@ -59,6 +63,7 @@ class Kind(enum.StrEnum):
     MESSAGE = "message"
     STATUS = "status"
     BROWSE = "browse"
+    RECOVERY = "recovery"
 
     @classmethod
     def named(cls, name: str) -> Kind | None:
@@ -238,7 +243,32 @@ class BrowseRequest:
     title: str = "Browse backups"
 
 
-Request = ConfirmRequest | MessageRequest | PickRequest | FolderRequest | StatusRequest | BrowseRequest
+@dataclass(frozen=True)
+class RecoveryRequest:
+    """The recovery key ``key`` (an age secret key) below ``text``, with [Copy] [Save…] and the check box
+    "I have stored the recovery key"; [Cancel] [``ok``], ``ok`` only once the box is checked."""
+
+    kind: ClassVar[Kind] = Kind.RECOVERY
+    answer: ClassVar[type[Done]] = Done
+    key: str
+    text: str
+    title: str = "Encrypt backups"
+    ok: str = "Encrypt"
+
+    def __post_init__(self) -> None:
+        if not AGE_SECRET_KEY.fullmatch(self.key):
+            raise CodecError("RecoveryRequest.key: not an age secret key (AGE-SECRET-KEY-1…)")
+
+
+Request = (
+    ConfirmRequest
+    | MessageRequest
+    | PickRequest
+    | FolderRequest
+    | StatusRequest
+    | BrowseRequest
+    | RecoveryRequest
+)
 
 REQUEST_TYPES: Final[Mapping[Kind, type[Request]]] = MappingProxyType(
     {
@@ -248,6 +278,7 @@ REQUEST_TYPES: Final[Mapping[Kind, type[Request]]] = MappingProxyType(
         Kind.MESSAGE: MessageRequest,
         Kind.STATUS: StatusRequest,
         Kind.BROWSE: BrowseRequest,
+        Kind.RECOVERY: RecoveryRequest,
     }
 )
 

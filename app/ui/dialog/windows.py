@@ -22,9 +22,11 @@ from app.ui.dialog.protocol import (
     MessageRequest,
     NoWindow,
     PickRequest,
+    RecoveryRequest,
     Request,
     StatusRequest,
 )
+from app.ui.dialog.recovery import Recovery
 from app.ui.dialog.status import StatusRows, StatusWindow
 
 
@@ -50,6 +52,8 @@ def show(request: Request, trace: Trace) -> Answer | None:
                 from app.ui.dialog.browse import Browser  # noqa: PLC0415
 
                 return Browser(request, trace).run()
+            case RecoveryRequest():
+                return Recovery(request, trace).run()
             case _:
                 assert_never(request)
     except tk.TclError as exc:

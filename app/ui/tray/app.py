@@ -2,10 +2,9 @@
 
 Other threads only post (pystray's menu callbacks, the service's status listener, a dialog flow, a
 signal handler); this thread alone changes the settings, the running service, the status it shows and
-the menu it publishes. Dialogs block, so each conversation (Restore…, Choose backup folder…) runs on a
-flow thread and reports back by posting. A restore is a job the service runs: the flow hands it the
-confirmed plan and waits for its result. Everything the tray talks to is passed in, so its logic runs
-in tests without a display.
+the menu it publishes. Dialogs block, so each conversation (Restore…, Browse backups…, Encrypt backups…)
+runs on a flow thread and reports back by posting; a restore is a job the service runs
+(app.ui.flows.restore_on). Everything it talks to is passed in: its logic runs in tests without a display.
 """
 
 from __future__ import annotations
@@ -22,13 +21,12 @@ from pathlib import Path
 from typing import Protocol
 
 from app import config, paths, wiring
-from app.backup import restore as rs
 from app.backup.catalog import session_rows
 from app.backup.ownership import Identity
 from app.errors import BackupError
 from app.opencode.locate import restore_target
 from app.platform import autostart, desktop, machine_id
-from app.service.events import Pause, RestoreNow, Resume, SyncNow
+from app.service.events import Pause, Resume, SyncNow
 from app.service.runtime import Runtime
 from app.service.status import Status
 from app.ui import flows, presenter
@@ -38,6 +36,7 @@ from app.ui.tray.agent_switch import AgentTools, OpencodeConfigSwitch
 from app.ui.tray.face import Face, NoFace
 from app.ui.tray.model import (
     Action,
+    EncryptionChanged,
     FlowEnded,
     FolderChosen,
     Menu,
@@ -179,6 +178,9 @@ class TrayApp:
             self._settings, self._problem = event.settings, None
             self._start_runtime()
             self.refresh(menu=True)
+        elif isinstance(event, EncryptionChanged) and self._settings is not None:
+            self._settings = replace(self._settings, encryption=event.on)
+            self.refresh(menu=True)
         elif isinstance(event, FlowEnded):
             self._flow = None
             self.refresh(menu=True)
@@ -209,6 +211,8 @@ class TrayApp:
             self._start_flow("choose-folder", self._folder_flow)
         elif action is Action.ADOPT:
             self._start_flow("adopt", self._adopt_flow)
+        elif action is Action.TOGGLE_ENCRYPTION and self.configured:
+            self._start_flow("encryption", self._encryption_flow)
         elif action is Action.QUIT:
             logger.info("quit from the tray menu")
             self.stop_ui()
@@ -313,6 +317,7 @@ class TrayApp:
             autostart_enabled=autostart_on,
             agent_tools_enabled=parts.agent_tools.enabled(),
             adoptable=self.configured and adoptable(self._status),
+            encrypted=s is not None and s.encryption,
         )
 
     # ------------------------------------------------------------------ dialog flows (a flow thread)
@@ -348,7 +353,7 @@ class TrayApp:
             self._tell(flows.Outcome(False, "Cannot read the backup", str(exc), error=True))
             return
         db = restore_target(s.source, s.opencode_db)
-        self._ended(flows.restore(s, self.parts.dialogs, rows, db, restore_on(rt)))
+        self._ended(flows.restore(s, self.parts.dialogs, rows, db, flows.restore_on(rt)))
 
     def _ended(self, outcome: flows.Outcome) -> None:
         """A restore flow's outcome: a notification when it restored, a message unless cancelled."""
@@ -362,7 +367,7 @@ class TrayApp:
         if s is None or s.backup_path is None:
             return
         db = restore_target(s.source, s.opencode_db)
-        self._ended(flows.restore_version(s, self.parts.dialogs, db, restore_on(rt)))
+        self._ended(flows.restore_version(s, self.parts.dialogs, db, flows.restore_on(rt)))
 
     def _folder_flow(self, s: config.Settings | None, _rt: Runtime | None) -> None:
         outcome, new = flows.choose_folder(s, self.parts.dialogs)
@@ -379,20 +384,17 @@ class TrayApp:
             rt.service.post(SyncNow())  # the failed service waits for a change or this
         self._tell(outcome)
 
+    def _encryption_flow(self, s: config.Settings | None, rt: Runtime | None) -> None:
+        if s is None:
+            return
+        outcome, on = (flows.stop_encrypting if s.encryption else flows.encrypt)(self.parts.dialogs)
+        if on is not None:
+            self.post(EncryptionChanged(on))
+        if outcome.done and rt is not None:
+            rt.service.post(SyncNow())  # its seal reads the keys and the switch again: it re-encrypts
+        if outcome not in (flows.NOT_ENCRYPTED, flows.STILL_ENCRYPTED):
+            self._tell(outcome)
+
     def _tell(self, outcome: flows.Outcome) -> None:
         if not self._stopping:
             self.parts.dialogs.message(outcome.title, outcome.text, error=outcome.error)
-
-
-def restore_on(rt: Runtime | None) -> Callable[[rs.Plan, rs.RestoreRequest], rs.RestoreResult]:
-    """How a confirmed plan is applied: as a job of the running service (which lets a running sync end,
-    holds the next ones, and backs up the result), or directly when none runs."""
-
-    def apply(plan: rs.Plan, req: rs.RestoreRequest) -> rs.RestoreResult:
-        if rt is None:
-            return rs.apply_plan(plan, req)
-        ask = RestoreNow(plan, req)
-        rt.service.post(ask)
-        return ask.done.result()  # the service completes it, or fails it when it stops
-
-    return apply

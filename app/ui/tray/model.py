@@ -29,6 +29,7 @@ class Action(enum.Enum):
     OPEN_FOLDER = "Open backup folder"
     OPEN_LOG = "Open log"
     CHOOSE_FOLDER = "Choose backup folder…"
+    TOGGLE_ENCRYPTION = "Encrypt backups…"
     TOGGLE_AUTOSTART = "Start at login"
     TOGGLE_AGENT_TOOLS = "Agent tools in opencode"
     QUIT = "Quit"
@@ -56,6 +57,14 @@ class FolderChosen:
 
 
 @dataclass(frozen=True)
+class EncryptionChanged:
+    """The Encrypt backups… flow found the switch ``on`` (it set it, or the command line had): the menu
+    follows. The running service needs nothing: it reads the keys and the switch again at each sync."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
 class FlowEnded:
     """A dialog flow ended."""
 
@@ -65,7 +74,7 @@ class Stop:
     """Quit, a stop signal, or the tray's loop ended: stop everything."""
 
 
-UiEvent = Menu | StatusChanged | FolderChosen | FlowEnded | Stop
+UiEvent = Menu | StatusChanged | FolderChosen | EncryptionChanged | FlowEnded | Stop
 
 
 @dataclass(frozen=True)
@@ -75,15 +84,14 @@ class MenuView:
     configured: bool = False
     running: bool = False
     paused: bool = False
-    busy: bool = (
-        False  # a dialog flow is under way: Restore…, Browse backups… and Choose backup folder… greyed
-    )
+    busy: bool = False  # a dialog flow is under way: Restore…, Browse backups… and the like are greyed
     folder_exists: bool = False
     log_exists: bool = False
     autostart_supported: bool = False
     autostart_enabled: bool = False
     agent_tools_enabled: bool = False
     adoptable: bool = False  # backups fail because the folder is another install's: offer to adopt it
+    encrypted: bool = False  # the encryption setting is on: offer to stop it
 
 
 @dataclass(frozen=True)
@@ -100,8 +108,9 @@ SEPARATOR = None
 
 def menu_items(v: MenuView) -> tuple[MenuItem | None, ...]:
     """The menu for ``v``, top to bottom; None is a separator. With no backup folder yet, Choose backup
-    folder… comes first and is the default; otherwise Status… is. While backups fail because the
-    folder is another install's, Adopt backup folder… comes first."""
+    folder… comes first and is the default; otherwise Status… is, and Encrypt backups… (Stop encrypting
+    backups… when on) follows Choose backup folder…. While backups fail because the folder is another
+    install's, Adopt backup folder… comes first."""
     out: list[MenuItem | None] = []
     if not v.configured:
         out += [MenuItem(Action.CHOOSE_FOLDER, Action.CHOOSE_FOLDER.value, default=True), SEPARATOR]
@@ -118,7 +127,11 @@ def menu_items(v: MenuView) -> tuple[MenuItem | None, ...]:
         MenuItem(Action.OPEN_LOG, Action.OPEN_LOG.value, enabled=v.log_exists),
     ]
     if v.configured:
-        out.append(MenuItem(Action.CHOOSE_FOLDER, Action.CHOOSE_FOLDER.value, enabled=not v.busy))
+        encryption = "Stop encrypting backups…" if v.encrypted else Action.TOGGLE_ENCRYPTION.value
+        out += [
+            MenuItem(Action.CHOOSE_FOLDER, Action.CHOOSE_FOLDER.value, enabled=not v.busy),
+            MenuItem(Action.TOGGLE_ENCRYPTION, encryption, enabled=not v.busy),
+        ]
     out += [
         MenuItem(
             Action.TOGGLE_AUTOSTART,
