@@ -27,7 +27,7 @@ from app.backup.progress import Sink, Step, Throttled, nowhere
 from app.backup.restore import model as rs
 from app.backup.restore import sessions
 from app.backup.restore.safety import SAFETY_DIR, safety_copy
-from app.errors import BackupDamaged, BackupMoved
+from app.errors import BackupDamaged
 from app.fsutil import PRIVATE_FILE, make_private_dirs
 from app.opencode import importer, rebuild, running
 from app.opencode.schema import Schema, quote, read_schema
@@ -88,13 +88,9 @@ def plan_full(req: rs.RestoreRequest, files: dict[str, list[Path]]) -> rs.Plan:
                     "its sessions are from opencode 1.x: they are converted for opencode 2.0 as it does"
                 )
             for sid in sorted(files):
-                try:
-                    doc = sessions.newest_doc(sid, files[sid], req.seal, sessions.opened_dir(req.work_dir))
-                except BackupMoved:
-                    raise
-                except BackupDamaged as exc:  # fails its own session only
-                    items.append(sessions.unreadable(sid, files[sid][0], exc))
-                    continue
+                # a file that cannot be read stops the whole replace (unlike --missing): what it would
+                # rebuild is opencode's whole database, and the damage is said before anything is changed
+                doc = sessions.newest_doc(sid, files[sid], req.seal, sessions.opened_dir(req.work_dir))
                 if sid in in_snapshot and _same_in_snapshot(conn, snap_schema, doc, in_snapshot[sid]):
                     continue
                 action = rs.Action.REPLACE if sid in in_snapshot else rs.Action.ADD
