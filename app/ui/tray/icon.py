@@ -64,9 +64,10 @@ class TrayIcon:
         """pystray's items for the menu the tray published last (pystray's thread)."""
         if self._app is None:
             return []
-        return [
-            self._item(i) if i is not None else self._ps.Menu.SEPARATOR for i in menu_items(self._app.menu)
-        ]
+        items = menu_items(self._app.menu)
+        greyed = ", ".join(i.label for i in items if i is not None and not i.enabled)
+        logger.debug("menu built; greyed: %s", greyed or "none")
+        return [self._item(i) if i is not None else self._ps.Menu.SEPARATOR for i in items]
 
     def _item(self, item: MenuItem) -> Any:
         app = self._app

@@ -155,6 +155,8 @@ def adoptable(status: Status | None) -> bool:
     )
 
 
-def menu_of(status: Status) -> tuple[bool, bool]:
-    """What of a Status the menu shows (a change of it rebuilds the menu; other changes do not)."""
-    return status.paused, adoptable(status)
+def menu_of(status: Status) -> tuple[bool, bool, bool]:
+    """What of a Status the menu shows (a change of it rebuilds the menu; other changes do not). The
+    first sync to end is one: it makes the machine folder and the log that Open backup folder and Open
+    log open, greyed until they exist."""
+    return status.paused, adoptable(status), status.last_attempt is not None
