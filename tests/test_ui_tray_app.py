@@ -224,17 +224,25 @@ def test_menu_actions_reach_the_service_and_the_switches(tmp_path: Path) -> None
 def test_open_backup_folder_becomes_available_when_the_first_backup_has_made_the_folder(
     tmp_path: Path,
 ) -> None:
+    """Also when the first sync failed (at login, before Google Drive is mounted) and a later one made it."""
     app, parts = make_app(tmp_path)
     app.begin()
     app.handle(StatusChanged(Status(ServiceState.SYNCING)))
     assert not app.menu.folder_exists and not app.menu.log_exists  # nothing to open yet: greyed
+    parts.log_file.parent.mkdir(parents=True)
+    parts.log_file.write_text("started\n")
+    app.handle(StatusChanged(Status(ServiceState.RETRYING, last_attempt=NOW, last_outcome=Outcome.FAILED)))
+    assert app.menu.log_exists and not app.menu.folder_exists
     settings = app._settings
     assert settings is not None and settings.machine_dir is not None
     settings.machine_dir.mkdir(parents=True)
-    parts.log_file.parent.mkdir(parents=True)
-    parts.log_file.write_text("started\n")
-    app.handle(StatusChanged(Status(ServiceState.IDLE, last_attempt=NOW, last_outcome=Outcome.OK)))
-    assert app.menu.folder_exists and app.menu.log_exists
+    later = NOW + timedelta(minutes=1)
+    app.handle(
+        StatusChanged(
+            Status(ServiceState.IDLE, last_attempt=later, last_backup=later, last_outcome=Outcome.OK)
+        )
+    )
+    assert app.menu.folder_exists
 
 
 def test_a_switch_that_cannot_change_says_so_in_a_notification(tmp_path: Path) -> None:

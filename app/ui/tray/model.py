@@ -155,8 +155,9 @@ def adoptable(status: Status | None) -> bool:
     )
 
 
-def menu_of(status: Status) -> tuple[bool, bool, bool]:
+def menu_of(status: Status) -> tuple[bool, bool, bool, bool]:
     """What of a Status the menu shows (a change of it rebuilds the menu; other changes do not). The
-    first sync to end is one: it makes the machine folder and the log that Open backup folder and Open
-    log open, greyed until they exist."""
-    return status.paused, adoptable(status), status.last_attempt is not None
+    first sync to end and the first to back up are two: they make the log and the machine folder that
+    Open log and Open backup folder open, greyed until they exist (a first sync at login may fail,
+    before Google Drive is mounted, and a later one make the folder)."""
+    return status.paused, adoptable(status), status.last_attempt is not None, status.last_backup is not None
