@@ -112,9 +112,40 @@ def test_a_session_restores_from_an_encrypted_backup_and_not_without_the_key(env
         plan, rs.RestoreRequest(env.machine, env.db, env.app, ids=("ses_a",), seal=sealed(keys))
     )
     assert result.ok
-    assert not (env.app / "restore-opened").exists()  # the decrypted copies the plan kept are gone
+    assert not list(env.app.glob("restore-opened*"))  # the decrypted copies the plan kept are gone
     with sqlite3.connect(env.db) as conn:
         assert conn.execute("SELECT title FROM session WHERE id = 'ses_a'").fetchone() == (SECRET_TITLE,)
+
+
+def test_a_restore_planned_meanwhile_leaves_the_decrypted_copies_of_another_plan_alone(
+    env: Env, keys: Any
+) -> None:
+    """The tray's plan waits at its confirmation while the agent (or the command line) plans one and lets
+    it go: each plan keeps its own decrypted copies, and those of a plan let go are removed at once."""
+    sync(env, sealed(keys))
+    f.delete_session(env.db, "ses_a")
+    req = rs.RestoreRequest(env.machine, env.db, env.app, ids=("ses_a",), seal=sealed(keys))
+    waiting = rs.make_plan(req)
+    with rs.make_plan(req) as let_go:
+        assert let_go.opened is not None and any(let_go.opened.rglob("*.json"))
+    assert not let_go.opened.exists()
+    result = rs.apply_plan(waiting, req)
+    assert result.ok and [sid for sid, _n in result.restored] == ["ses_a"], result.failed
+    assert not list(env.app.glob("restore-opened*"))
+
+
+def test_decrypted_copies_a_crash_left_are_removed_by_the_next_plan_once_a_day_old(
+    env: Env, keys: Any
+) -> None:
+    sync(env, sealed(keys))
+    old, recent, shared = (env.app / n for n in ("restore-opened-1", "restore-opened-2", "restore-opened"))
+    for folder in (old, recent, shared):
+        (folder / "proj").mkdir(parents=True)
+        (folder / "proj" / "ses_a.json").write_text(SECRET_TITLE)
+    os.utime(old, (1, 1))
+    with rs.make_plan(rs.RestoreRequest(env.machine, env.db, env.app, missing=True, seal=sealed(keys))):
+        assert not old.exists() and not shared.exists()  # a day old, and the folder older versions shared
+        assert recent.exists()  # perhaps a plan waiting at its confirmation
 
 
 def test_hostile_files_are_one_line_refusals(env: Env, keys: Any) -> None:

@@ -120,7 +120,11 @@ def _restore(args: argparse.Namespace) -> int:
 
 def _planned(args: argparse.Namespace, req: rs.RestoreRequest) -> int:
     """Plan ``req``, show it, confirm and apply it; the exit code."""
-    plan = rs.make_plan(req)
+    with rs.make_plan(req) as plan:  # its decrypted copies go when it is applied, declined or shown
+        return _decided(args, req, plan)
+
+
+def _decided(args: argparse.Namespace, req: rs.RestoreRequest, plan: rs.Plan) -> int:
     if not plan.items and not plan.snapshot:
         emit(
             args,

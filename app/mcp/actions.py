@@ -185,13 +185,14 @@ def planned(
     put first (which version a restore "at" a time is)."""
     ctx.progress("checking the backup")
     plan = rs.make_plan(req)
-    if not plan.actionable and not plan.items:
-        return ToolResult(wording.nothing_missing_text(0, sessions))
-    first = f"{lead}\n" if lead else ""
-    if not confirm:
-        return ToolResult(first + wording.plan_text(plan, req.work_dir / rs.SAFETY_DIR))
-    ctx.progress("restoring")
-    result = rs.apply_plan(plan, req, progress=_told(ctx))
-    titles = {i.session_id: i.title for i in plan.items}
-    text = first + wording.restored_text(result, titles)
-    return ToolResult(text, is_error=not result.restored and not result.ok)
+    with plan:  # its decrypted copies go with the answer (a plan alone, or the restore)
+        if not plan.actionable and not plan.items:
+            return ToolResult(wording.nothing_missing_text(0, sessions))
+        first = f"{lead}\n" if lead else ""
+        if not confirm:
+            return ToolResult(first + wording.plan_text(plan, req.work_dir / rs.SAFETY_DIR))
+        ctx.progress("restoring")
+        result = rs.apply_plan(plan, req, progress=_told(ctx))
+        titles = {i.session_id: i.title for i in plan.items}
+        text = first + wording.restored_text(result, titles)
+        return ToolResult(text, is_error=not result.restored and not result.ok)

@@ -162,22 +162,23 @@ def restore(
         plan = rs.make_plan(req)
     except BackupError as exc:
         return Outcome(False, "Cannot restore", str(exc), error=True)
-    if not plan.actionable and not plan.snapshot:
-        why = plan.items[0].reason if plan.items else "nothing to restore"
-        return Outcome(False, "Nothing to restore", why, error=bool(plan.items))
-    if replace_all:
-        ok = dialogs.confirm(
-            "Confirm replace everything",
-            replace_confirmation(plan, safety_dir),
-            "Replace everything",
-            strong=True,
-        )
-    else:
-        text, label = confirmation(plan, safety_dir)
-        ok = dialogs.confirm("Confirm restore", text, label)
-    if not ok:
-        return CANCELLED
-    return _applied(plan, req, apply)
+    with plan:  # its decrypted copies go once it is applied or declined
+        if not plan.actionable and not plan.snapshot:
+            why = plan.items[0].reason if plan.items else "nothing to restore"
+            return Outcome(False, "Nothing to restore", why, error=bool(plan.items))
+        if replace_all:
+            ok = dialogs.confirm(
+                "Confirm replace everything",
+                replace_confirmation(plan, safety_dir),
+                "Replace everything",
+                strong=True,
+            )
+        else:
+            text, label = confirmation(plan, safety_dir)
+            ok = dialogs.confirm("Confirm restore", text, label)
+        if not ok:
+            return CANCELLED
+        return _applied(plan, req, apply)
 
 
 def _applied(
@@ -232,16 +233,18 @@ def restore_version(
         plan = rs.make_plan(req)
     except BackupError as exc:
         return Outcome(False, "Cannot restore", str(exc), error=True)
-    if not plan.actionable:
-        why = plan.items[0].reason if plan.items else "nothing to restore"
-        return Outcome(False, "Nothing to restore", why, error=bool(plan.items))
-    text, label = confirmation(plan, work_dir / rs.SAFETY_DIR)
-    version = (
-        f"Version {copy.number} of {len(h.copies)}, backed up {copy.when()}, from machine folder {h.machine}."
-    )
-    if not dialogs.confirm("Confirm restore", f"{version}\n\n{text}", label):
-        return CANCELLED
-    return _applied(plan, req, apply)
+    with plan:  # its decrypted copies go once it is applied or declined
+        if not plan.actionable:
+            why = plan.items[0].reason if plan.items else "nothing to restore"
+            return Outcome(False, "Nothing to restore", why, error=bool(plan.items))
+        text, label = confirmation(plan, work_dir / rs.SAFETY_DIR)
+        version = (
+            f"Version {copy.number} of {len(h.copies)}, backed up {copy.when()}, "
+            f"from machine folder {h.machine}."
+        )
+        if not dialogs.confirm("Confirm restore", f"{version}\n\n{text}", label):
+            return CANCELLED
+        return _applied(plan, req, apply)
 
 
 def rclone_remotes() -> list[str]:

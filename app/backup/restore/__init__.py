@@ -79,15 +79,19 @@ def make_plan(req: RestoreRequest, sleep: Callable[[float], None] = time.sleep) 
 
 def _plan(req: RestoreRequest) -> Plan:
     br.check_tree(req.machine_dir)
-    shutil.rmtree(sessions.opened_dir(req.work_dir), ignore_errors=True)  # what an earlier plan kept
     if req.files:  # a kept version, or a snapshot's copy this app wrote out itself (plain, local)
         req = replace(req, seal=req.seal.for_folder(False))
         return replace(sessions.plan_sessions(req, {sid: [path] for sid, path in req.files}), seal=req.seal)
     req = replace(req, seal=req.seal.for_folder(_sealed(req)))
     files = br.session_files(req.machine_dir)
-    if req.replace_all:
-        return replace(full.plan_full(req, files), seal=req.seal)
-    return replace(sessions.plan_sessions(req, files), seal=req.seal)
+    opened = sessions.opened_dir(req.work_dir)
+    try:
+        if req.replace_all:
+            return replace(full.plan_full(req, files, opened), seal=req.seal, opened=opened)
+        return replace(sessions.plan_sessions(req, files, opened), seal=req.seal, opened=opened)
+    except BaseException:
+        shutil.rmtree(opened, ignore_errors=True)
+        raise
 
 
 def _sealed(req: RestoreRequest) -> bool:
@@ -112,5 +116,5 @@ def apply_plan(
         else:
             sessions.apply_sessions(plan, req, now, result, progress)
     finally:
-        shutil.rmtree(sessions.opened_dir(req.work_dir), ignore_errors=True)
+        plan.discard()
     return result

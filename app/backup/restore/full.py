@@ -60,7 +60,7 @@ def refuse_if_running(db: Path) -> None:
         )
 
 
-def plan_full(req: rs.RestoreRequest, files: dict[str, list[Path]]) -> rs.Plan:
+def plan_full(req: rs.RestoreRequest, files: dict[str, list[Path]], opened: Path | None = None) -> rs.Plan:
     """Check the newest snapshot and every session file; plan the session files newer than the snapshot."""
     refs = br.snapshots(req.machine_dir)
     if not refs:
@@ -90,7 +90,7 @@ def plan_full(req: rs.RestoreRequest, files: dict[str, list[Path]]) -> rs.Plan:
             for sid in sorted(files):
                 # a file that cannot be read stops the whole replace (unlike --missing): what it would
                 # rebuild is opencode's whole database, and the damage is said before anything is changed
-                doc = sessions.newest_doc(sid, files[sid], req.seal, sessions.opened_dir(req.work_dir))
+                doc = sessions.newest_doc(sid, files[sid], req.seal, opened)
                 if sid in in_snapshot and _same_in_snapshot(conn, snap_schema, doc, in_snapshot[sid]):
                     continue
                 action = rs.Action.REPLACE if sid in in_snapshot else rs.Action.ADD
@@ -163,7 +163,7 @@ def apply_full(
                 tell.report(Step.RESTORING, done, len(plan.actionable), nbytes)
                 nbytes += item.bytes
                 try:
-                    doc = sessions.reread(item, req.seal)
+                    doc = sessions.reread(item, req.seal, plan.opened)
                     mapped = importer.map_session(live, item.session_id, doc.rows, doc.store)
                     added = importer.apply_session(conn, live, mapped, replace=True)
                 except (BackupDamaged, importer.SessionNotMappable, sqlite3.Error) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,18 @@ class Plan:
     snapshot: br.SnapshotRef | None = None
     notes: tuple[str, ...] = ()
     seal: Seal = PLAIN  # the request's, for this folder (strict when the manifest says it is encrypted)
+    opened: Path | None = None  # this plan's own private folder of decrypted session files (see discard)
+
+    def discard(self) -> None:
+        """Remove the decrypted copies this plan kept (once applied, declined, or a dry run shown)."""
+        if self.opened is not None:
+            shutil.rmtree(self.opened, ignore_errors=True)
+
+    def __enter__(self) -> Plan:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.discard()
 
     @functools.cached_property
     def actionable(self) -> tuple[PlanItem, ...]:

@@ -12,7 +12,10 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
+import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -40,17 +43,20 @@ from app.opencode.stores import BY_FORMAT
 
 logger = logging.getLogger(__name__)
 OPENED = "restore-opened"
+STALE_OPENED = 24 * 3600.0  # a plan folder this old was left by a crash or a dialog never answered
 
 
-def plan_sessions(req: RestoreRequest, files: dict[str, list[Path]]) -> Plan:
+def plan_sessions(req: RestoreRequest, files: dict[str, list[Path]], opened: Path | None = None) -> Plan:
     """The plan for named sessions, or for ``missing``: every backed-up session opencode does not have,
     including those deleted in opencode whose deletion was backed up (their last copy in ``versions/``):
     what the tray's picker marks missing, and what "I deleted it by mistake" needs. Writes nothing."""
     with Reader(req.db) as reader:  # one read view for the ids, the schema and the owners of live rows
-        return _plan_sessions(req, files, reader)
+        return _plan_sessions(req, files, reader, opened)
 
 
-def _plan_sessions(req: RestoreRequest, files: dict[str, list[Path]], reader: Reader) -> Plan:
+def _plan_sessions(
+    req: RestoreRequest, files: dict[str, list[Path]], reader: Reader, opened: Path | None
+) -> Plan:
     live_ids = set(reader.live(_backed_up_stores(req.machine_dir)).marks)
     notes: list[str] = []
     older = versioned_files(req.machine_dir)  # deleted in opencode, then synced away
@@ -79,7 +85,7 @@ def _plan_sessions(req: RestoreRequest, files: dict[str, list[Path]], reader: Re
     items: list[PlanItem] = []
     for sid in dict.fromkeys(chosen):
         try:
-            doc = newest_doc(sid, files[sid], req.seal, opened_dir(req.work_dir))
+            doc = newest_doc(sid, files[sid], req.seal, opened)
         except BackupMoved:
             raise  # a sync moved it: the whole plan is made again
         except BackupDamaged as exc:  # fails its own session only
@@ -152,8 +158,18 @@ def _sealed(path: Path) -> bool:
 
 
 def opened_dir(work_dir: Path) -> Path:
-    """Where a restore keeps the decrypted session files it planned, until it is applied (private)."""
-    return work_dir / OPENED
+    """A new folder (private, made when first used) where one plan keeps the decrypted session files it
+    planned until it is applied or let go: a plan of its own, so a restore planned meanwhile (the
+    agent's, while the tray's confirmation is open) neither takes nor removes another's. Folders a crash
+    or an unanswered dialog left are removed once a day old (and the one folder older versions shared)."""
+    now = time.time()
+    with contextlib.suppress(OSError), os.scandir(work_dir) as entries:
+        for e in entries:
+            if e.name == OPENED or e.name.startswith(OPENED + "-"):
+                with contextlib.suppress(OSError):
+                    if e.name == OPENED or now - e.stat(follow_symlinks=False).st_mtime > STALE_OPENED:
+                        shutil.rmtree(e.path, ignore_errors=True)
+    return work_dir / f"{OPENED}-{uuid.uuid4().hex}"
 
 
 def unreadable(sid: str, path: Path, exc: BackupDamaged) -> PlanItem:
@@ -183,10 +199,10 @@ def plan_item(
     return PlanItem(doc.session_id, doc.title, action, doc.row_count, doc.size, doc.path, doc.sha256, reason)
 
 
-def reread(item: PlanItem, seal: Seal = PLAIN) -> br.SessionDoc:
+def reread(item: PlanItem, seal: Seal = PLAIN, opened: Path | None = None) -> br.SessionDoc:
     """Read a planned session file again and make sure it did not change since it was validated (the
-    decrypted copy the plan kept, for an encrypted one)."""
-    kept = OPENED in item.path.parts
+    decrypted copy the plan kept in ``opened``, for an encrypted one)."""
+    kept = opened is not None and item.path.is_relative_to(opened)
     doc = read_again(item.path, item.session_id, item.sha256, PLAIN if kept else seal)
     if doc is None:
         raise BackupDamaged(f"{item.path.name} changed while restoring; run the restore again")
@@ -242,7 +258,7 @@ def apply_sessions(
             tell.report(Step.RESTORING, done, len(todo), nbytes)
             nbytes += item.bytes
             try:
-                doc = reread(item, req.seal)
+                doc = reread(item, req.seal, plan.opened)
                 mapped = importer.map_session(live, item.session_id, doc.rows, doc.store)
                 added = importer.apply_session(conn, live, mapped, replace=item.action is Action.REPLACE)
             except (BackupError, importer.SessionNotMappable, sqlite3.Error) as exc:
