@@ -18,6 +18,7 @@ from app.backup.remote.view import Parts, view
 from app.backup.result import SyncResult
 from app.backup.state import PERSON_WAIT, sync_lock
 from app.backup.sync import SyncContext, SyncOptions, run_sync, run_upload
+from app.config_destination import rclone_binary
 from app.crypt.age import CryptError
 from app.crypt.keys import KeyStore
 from app.crypt.seal import Seal
@@ -70,13 +71,12 @@ def sync_once(
 
 
 def site_for(settings: config.Settings, *, resident: bool = False) -> RemoteSite | None:
-    """The rclone remote of ``settings`` (None: the backup is a folder); ConfigError without rclone."""
+    """The rclone remote of ``settings`` (None: the backup is a folder); ConfigError (how to install it)
+    without rclone."""
     spec = settings.remote
     if spec is None:
         return None
-    binary = rclone.find_binary()
-    if binary is None:
-        raise ConfigError(f"backupPath {spec.text} needs rclone, which is not installed")
+    binary = rclone_binary(spec, settings.destination_from)
     client = rclone.Rclone(binary, spec, rclone.Options(settings.upload_bandwidth_limit))
     return RemoteSite(spec, client, rclone.cache_dir(spec), held=_held(settings), resident=resident)
 
