@@ -23,6 +23,7 @@ from app.crypt.age import CryptError
 from app.crypt.keys import KeyStore
 from app.crypt.seal import Seal
 from app.errors import ConfigError, FailureKind, SyncFailed
+from app.fsutil import stat_signature
 from app.platform import conditions, machine_id
 from app.service.notifier import Notifier
 from app.service.runtime import Runtime
@@ -111,7 +112,7 @@ class SettingsSeal:
         self._seal: Seal | None = None
 
     def current(self) -> Seal:
-        seen = (*self._store.signature(), *_signature(self._settings.config_file))
+        seen = (*self._store.signature(), *stat_signature(self._settings.config_file))
         if self._seal is None or seen != self._seen:
             try:
                 if self._seal is not None:  # changed since: the switch may have been turned
@@ -123,14 +124,6 @@ class SettingsSeal:
                 raise SyncFailed(str(exc), FailureKind.FATAL) from None
             self._seen = seen
         return self._seal
-
-
-def _signature(path: Path) -> tuple[int, ...]:
-    try:
-        st = path.stat()
-    except OSError:
-        return (0, 0)
-    return (st.st_mtime_ns, st.st_size)
 
 
 def keys() -> Seal:

@@ -235,6 +235,29 @@ def test_a_running_service_follows_encryption_turned_on_beside_it(env: Env) -> N
     assert not seal.current().on
 
 
+def test_the_service_sees_its_settings_file_replaced_with_the_same_size_and_time(env: Env) -> None:
+    """An editor's atomic save that keeps the size and lands in the same clock tick (here: the time set
+    back) is a new file: the running service follows the switch it holds."""
+    from app import config, wiring
+    from app import encryption as enc
+
+    settings = config.load({"backupPath": str(env.dest), "source": str(env.data), "machineName": "laptop"})
+    seal = wiring.SettingsSeal(settings)
+    assert not seal.current().on
+    recipients, own, _recovery = enc.new_keys()
+    assert own is not None
+    enc.keep(recipients, own)
+    path = settings.config_file
+    before = path.stat()
+    assert seal.current().on and b'"encryption": true' in path.read_bytes()
+    written = path.with_name("edited.tmp")
+    written.write_bytes(path.read_bytes().replace(b'"encryption": true', b'"encryption":false'))
+    os.utime(written, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(written, path)
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    assert not seal.current().on
+
+
 def test_history_show_and_search_read_an_encrypted_backup_with_the_key_and_say_so_without(
     env: Env, keys: Any
 ) -> None:
