@@ -113,6 +113,11 @@ class Settings:
         return None if self.backup_path is None else str(self.backup_path)
 
     @property
+    def destination_from(self) -> str:
+        """Where ``backupPath`` was set, as the tail of an error message ("from the command line")."""
+        return where(self.origins.get("backup_path", DEFAULT))
+
+    @property
     def machine_text(self) -> str | None:
         """This machine's folder as the user knows it (``REMOTE:PATH/<machine>`` on a remote)."""
         if self.remote is not None:
@@ -204,7 +209,7 @@ def validate_destination(settings: Settings, *, allow_unmounted: bool = False) -
     """
     if settings.backup_path is None:
         return
-    tail = where(settings.origins.get("backup_path", DEFAULT))
+    tail = settings.destination_from
     if settings.remote is not None:
         check_remote(settings.remote, tail)
     else:

@@ -51,10 +51,7 @@ def check_remote(spec: RemoteSpec, tail: str) -> None:
     reads its config for that and connects to nothing: a remote that is down is not refused here)."""
     from app.transfer import rclone  # noqa: PLC0415 - every command loads the settings; this only with a remote
 
-    binary = rclone.find_binary()
-    if binary is None:
-        how = INSTALL_HINT.get(paths.current_platform(), INSTALL_HINT["linux"])
-        raise ConfigError(f"backupPath {spec.text} needs rclone, which is not installed: {how} ({tail})")
+    binary = rclone_binary(spec, tail)
     try:
         remotes = rclone.list_remotes(binary)
     except TransferError as exc:
@@ -65,6 +62,18 @@ def check_remote(spec: RemoteSpec, tail: str) -> None:
             f"backupPath {spec.text}: rclone has no remote named '{spec.remote}' (yours: {known}); add it "
             f"with 'rclone config' ({tail})"
         )
+
+
+def rclone_binary(spec: RemoteSpec, tail: str) -> str:
+    """The rclone program to reach ``spec`` with; ConfigError saying how to install it when it is not on
+    PATH (the commands that write check it with the settings, those that read when they reach the remote)."""
+    from app.transfer import rclone  # noqa: PLC0415 - as in check_remote
+
+    binary = rclone.find_binary()
+    if binary is None:
+        how = INSTALL_HINT.get(paths.current_platform(), INSTALL_HINT["linux"])
+        raise ConfigError(f"backupPath {spec.text} needs rclone, which is not installed: {how} ({tail})")
+    return binary
 
 
 def resolve(path: Path, key: str) -> Path:

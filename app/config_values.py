@@ -106,12 +106,13 @@ def convert(raw: Raw, home: Path) -> object:
             return text.strip().lower()
         if f.kind == "name":
             return _machine_name(text)
-        if f.kind == "bwlimit":
-            if text and (not _BWLIMIT.match(text) or text.startswith("-")):
+        if f.kind == "bwlimit":  # checked as stored, so it is never taken for an option of rclone's
+            rate = text.strip()
+            if rate and (not _BWLIMIT.match(rate) or rate.startswith("-")):
                 raise _Invalid(
                     f"{f.key} must be a rate as rclone's --bwlimit takes it (1M, 512k), got {show(text)}"
                 )
-            return text.strip()
+            return rate
         if f.kind == "destination" and isinstance(raw.value, str) and is_remote(text):
             return _remote(f, text)
         path = expand_home(text, home)

@@ -157,6 +157,21 @@ def sha256_file(path: Path) -> str:
     return _sha256(path)[0]
 
 
+Signature = tuple[int, int, int, int]
+"""A file's :func:`stat_signature`."""
+
+
+def stat_signature(path: Path) -> Signature:
+    """What changes when ``path`` is written or replaced: its device, inode, size and modification time
+    (an atomic rewrite of the same size within the clock's tick has a new inode); zeros when it is not
+    there. One stat: cheaper than reading the file, for a cache that must notice a change."""
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0, 0, 0)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 Content = tuple[int, str]
 """A file's size in bytes and hex sha256: what the manifest records for it."""
 

@@ -18,10 +18,12 @@ from app.backup.remote.view import Parts, view
 from app.backup.result import SyncResult
 from app.backup.state import PERSON_WAIT, sync_lock
 from app.backup.sync import SyncContext, SyncOptions, run_sync, run_upload
+from app.config_destination import rclone_binary
 from app.crypt.age import CryptError
 from app.crypt.keys import KeyStore
 from app.crypt.seal import Seal
 from app.errors import ConfigError, FailureKind, SyncFailed
+from app.fsutil import stat_signature
 from app.platform import conditions, machine_id
 from app.service.notifier import Notifier
 from app.service.runtime import Runtime
@@ -70,13 +72,12 @@ def sync_once(
 
 
 def site_for(settings: config.Settings, *, resident: bool = False) -> RemoteSite | None:
-    """The rclone remote of ``settings`` (None: the backup is a folder); ConfigError without rclone."""
+    """The rclone remote of ``settings`` (None: the backup is a folder); ConfigError (how to install it)
+    without rclone."""
     spec = settings.remote
     if spec is None:
         return None
-    binary = rclone.find_binary()
-    if binary is None:
-        raise ConfigError(f"backupPath {spec.text} needs rclone, which is not installed")
+    binary = rclone_binary(spec, settings.destination_from)
     client = rclone.Rclone(binary, spec, rclone.Options(settings.upload_bandwidth_limit))
     return RemoteSite(spec, client, rclone.cache_dir(spec), held=_held(settings), resident=resident)
 
@@ -111,7 +112,7 @@ class SettingsSeal:
         self._seal: Seal | None = None
 
     def current(self) -> Seal:
-        seen = (*self._store.signature(), *_signature(self._settings.config_file))
+        seen = (*self._store.signature(), *stat_signature(self._settings.config_file))
         if self._seal is None or seen != self._seen:
             try:
                 if self._seal is not None:  # changed since: the switch may have been turned
@@ -123,14 +124,6 @@ class SettingsSeal:
                 raise SyncFailed(str(exc), FailureKind.FATAL) from None
             self._seen = seen
         return self._seal
-
-
-def _signature(path: Path) -> tuple[int, ...]:
-    try:
-        st = path.stat()
-    except OSError:
-        return (0, 0)
-    return (st.st_mtime_ns, st.st_size)
 
 
 def keys() -> Seal:

@@ -732,3 +732,16 @@ def test_jsonc_reads_any_plain_json(value: object, indent: int | None) -> None:
 def test_jsonc_survives_comments_and_trailing_commas_around_any_strings(value: dict[str, str]) -> None:
     body = "".join(f"  // note\n  {json.dumps(k)}: {json.dumps(v)}, /* x */\n" for k, v in value.items())
     assert jsonc.loads("{\n" + body + "}") == value
+
+
+@pytest.mark.parametrize("value", [" --dry-run", "\t-v", "  -1M "])
+def test_a_bandwidth_limit_is_refused_when_it_would_be_an_option_of_rclones(
+    env: Env, tmp_path: Path, value: str
+) -> None:
+    """The value is stored stripped and handed to rclone after --bwlimit: blanks before a '-' do not
+    make an option such as --dry-run pass."""
+    write(settings_file(env), {"backupPath": str(tmp_path / "d"), "uploadBandwidthLimit": value})
+    with pytest.raises(ConfigError, match="uploadBandwidthLimit must be a rate"):
+        load(env)
+    write(settings_file(env), {"backupPath": str(tmp_path / "d"), "uploadBandwidthLimit": " 512k "})
+    assert load(env).upload_bandwidth_limit == "512k"

@@ -266,6 +266,29 @@ def test_a_running_service_follows_encryption_turned_on_beside_it(env: Env) -> N
     assert not seal.current().on
 
 
+def test_the_service_sees_its_settings_file_replaced_with_the_same_size_and_time(env: Env) -> None:
+    """An editor's atomic save that keeps the size and lands in the same clock tick (here: the time set
+    back) is a new file: the running service follows the switch it holds."""
+    from app import config, wiring
+    from app import encryption as enc
+
+    settings = config.load({"backupPath": str(env.dest), "source": str(env.data), "machineName": "laptop"})
+    seal = wiring.SettingsSeal(settings)
+    assert not seal.current().on
+    recipients, own, _recovery = enc.new_keys()
+    assert own is not None
+    enc.keep(recipients, own)
+    path = settings.config_file
+    before = path.stat()
+    assert seal.current().on and b'"encryption": true' in path.read_bytes()
+    written = path.with_name("edited.tmp")
+    written.write_bytes(path.read_bytes().replace(b'"encryption": true', b'"encryption":false'))
+    os.utime(written, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(written, path)
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    assert not seal.current().on
+
+
 def test_history_show_and_search_read_an_encrypted_backup_with_the_key_and_say_so_without(
     env: Env, keys: Any
 ) -> None:
@@ -289,3 +312,31 @@ def test_history_show_and_search_read_an_encrypted_backup_with_the_key_and_say_s
     assert hits == [] and skipped and all("no key" in why for _m, _rel, why in skipped)
     with pytest.raises(KeyMissing, match="encryption unlock"):
         history(env.machine, "ses_a", env.app)
+
+
+def test_a_file_is_taken_for_an_age_file_by_its_own_first_bytes_never_through_a_symlink(
+    tmp_path: Path, keys: tuple[str, str]
+) -> None:
+    sealed_file, plain = tmp_path / "a.json", tmp_path / "b.json"
+    sealed_file.write_bytes(age.encrypt(b"{}", [keys[1]]))
+    plain.write_bytes(b"{}")
+    assert age.file_is_sealed(sealed_file) and not age.file_is_sealed(plain)
+    assert not age.file_is_sealed(tmp_path / "gone.json")  # cannot be read: the reader says why
+    if hasattr(os, "O_NOFOLLOW"):
+        (tmp_path / "link.json").symlink_to(sealed_file)
+        assert not age.file_is_sealed(tmp_path / "link.json")
+
+
+def test_verify_does_not_trust_a_symlink_in_place_of_a_backed_up_file(
+    env: Env, keys: tuple[str, str]
+) -> None:
+    """Encrypted, a legacy file replaced by a symlink to its own bytes elsewhere (digest and magic would
+    match through it) is reported, not read."""
+    sync(env, sealed(keys))
+    legacy = next((env.machine / "storage").rglob("ses_old.json"))
+    outside = env.tmp / "elsewhere.json"
+    outside.write_bytes(legacy.read_bytes())
+    legacy.unlink()
+    legacy.symlink_to(outside)
+    report = vf.verify(env.machine, "laptop", env.app / "verify", seal=sealed(keys))
+    assert not report.ok and any("ses_old.json" in p and "symlink" in p for p in report.problems)

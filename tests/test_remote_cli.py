@@ -75,6 +75,21 @@ def test_a_remote_that_cannot_be_used_is_refused_before_anything_is_tried(
     assert not any(env.tmp.joinpath("home", ".cache").rglob("manifest.json"))  # nothing written
 
 
+@pytest.mark.parametrize("command", ["verify", "list"])
+def test_a_command_that_only_reads_a_remote_says_how_to_install_rclone(
+    env: Env, tmp_path: Path, command: str
+) -> None:
+    """verify and list check no destination before they run; reaching the remote without rclone is the
+    same one line as a sync's, with how to install it."""
+    bin_dir = tmp_path / "no-rclone"
+    bin_dir.mkdir()
+    done = cli("rclone:nas:backups", env.data, command, env={"PATH": str(bin_dir)})
+    assert done.returncode == 2
+    line = one_line(done)
+    assert "needs rclone, which is not installed" in line and "apt install rclone" in line
+    assert "(from the command line)" in line
+
+
 def test_a_sync_that_cannot_sign_in_fails_in_one_line_naming_rclone_config(env: Env, remote: Remote) -> None:
     config = Path(os.environ["RCLONE_CONFIG"])
     config.write_text(config.read_text().replace("pass = ", "pass = x", 1))

@@ -335,3 +335,12 @@ def test_the_tray_side_and_a_refused_request_never_load_tk() -> None:
     assert refused.stdout.strip() == "2 False", refused.stderr
     shown = _python("import sys\nfrom app.ui.dialog import windows\nprint('tkinter' in sys.modules)")
     assert shown.stdout.strip() == "True", shown.stderr  # the check above can tell
+
+
+def test_the_folder_typed_on_a_remote_keeps_its_leading_slash() -> None:
+    """An absolute path on an sftp server ('/srv/backups') stays absolute; a trailing '/' goes; nothing
+    typed is the default folder."""
+    folder = pytest.importorskip("app.ui.dialog.folder")  # Tk: the dialog process's side
+    assert folder.remote_choice("nas", " /srv/backups/ ") == "rclone:nas:/srv/backups"
+    assert folder.remote_choice("nas", "backups/opencode/") == "rclone:nas:backups/opencode"
+    assert folder.remote_choice("nas", "  ") == f"rclone:nas:{folder.DEFAULT_REMOTE_FOLDER}"

@@ -399,6 +399,19 @@ def test_the_folder_picker_offers_the_users_rclone_remotes_and_saves_the_one_cho
     assert not outcome.done and "rclone has no remote named 'nas'" in outcome.text
 
 
+def test_a_remote_folder_typed_with_backslashes_is_chosen_not_reported_as_overridden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings write a remote's path with '/' (as rclone reads it): a folder typed with '\\' or '//'
+    is saved and in effect, and the picker says so rather than "saved, but not in effect"."""
+    config = tmp_path / "rclone.conf"
+    config.write_text("[nas]\ntype = sftp\nhost = 192.0.2.1\n")
+    monkeypatch.setenv("RCLONE_CONFIG", str(config))
+    outcome, new = flows.choose_folder(None, Dialogs(folder="rclone:nas:backups\\opencode//x"), drives=list)
+    assert new is not None and new.destination_text == "rclone:nas:backups/opencode/x"
+    assert outcome.done and not outcome.error and outcome.title == "Backup folder chosen"
+
+
 def test_a_flow_error_is_logged_and_the_menu_comes_back(tmp_path: Path) -> None:
     class Broken(Dialogs):
         def choose_folder(

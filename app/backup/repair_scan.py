@@ -23,7 +23,7 @@ from app.backup import untrusted as u
 from app.backup.aside import DAMAGED
 from app.backup.ownership import LEASE, OWNER
 from app.backup.progress import Sink, Step, Throttled, nowhere
-from app.crypt.age import MAGIC
+from app.crypt.age import file_is_sealed
 from app.crypt.seal import PLAIN, Seal
 from app.errors import BackupDamaged, BackupError
 from app.fsutil import sha256_file
@@ -84,7 +84,7 @@ def take_stock(machine_dir: Path, work_dir: Path, progress: Sink = nowhere, seal
     for done, (rel, st) in enumerate(sorted(files)):
         tell.report(Step.VERIFYING, done, len(files), nbytes)
         nbytes += st.st_size
-        found.sealed += _is_sealed(machine_dir / rel)
+        found.sealed += file_is_sealed(machine_dir / rel)
         try:
             if rel.startswith("sessions/"):
                 entry = _session(machine_dir, rel, seal)
@@ -134,14 +134,6 @@ def _walk(machine_dir: Path, found: Inventory) -> Iterator[tuple[str, os.stat_re
                 yield rel, st
             else:
                 found.aside.append(Aside(rel, "not a regular file (a device, a pipe or a socket)"))
-
-
-def _is_sealed(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
 
 
 def _session(machine_dir: Path, rel: str, seal: Seal) -> mf.SessionEntry | None:

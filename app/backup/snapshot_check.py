@@ -22,7 +22,7 @@ from typing import Any
 
 from app.backup.untrusted import opened
 from app.backup.untrusted import short as _short
-from app.crypt.age import MAGIC, CryptError, NoKey
+from app.crypt.age import MAGIC, CryptError, NoKey, is_sealed
 from app.crypt.seal import PLAIN, Seal
 from app.errors import UNLOCK_HINT, BackupDamaged, KeyMissing
 from app.fsutil import make_private_dirs
@@ -146,7 +146,7 @@ def _opened_file(seal: Seal, path: Path, plain: Path) -> Path:
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     with os.fdopen(os.open(path, flags), "rb") as fh:
         head = fh.read(len(MAGIC))
-        if not head.startswith(MAGIC):
+        if not is_sealed(head):  # read from the fd it is decrypted from (not age.file_is_sealed: no race)
             opened(seal, head, path)  # refused when the folder is wholly encrypted
             return path
         fh.seek(0)

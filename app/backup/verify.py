@@ -26,7 +26,7 @@ from app.backup.backup_reader import (
     read_session,
 )
 from app.backup.progress import Sink, Step, Throttled, nowhere
-from app.crypt.age import MAGIC, is_sealed
+from app.crypt.age import file_is_sealed
 from app.crypt.seal import PLAIN, Seal
 from app.errors import BackupDamaged, KeyMissing
 from app.fsutil import sha256_file
@@ -154,9 +154,8 @@ class _Checker:
         """An encrypted legacy file opens (age checks every chunk); a plain one is taken as it is."""
         path = self.machine_dir / rel
         try:
-            with open(path, "rb") as fh:
-                if not is_sealed(fh.read(len(MAGIC))) and not self.seal.strict:
-                    return
+            if not file_is_sealed(path) and not self.seal.strict:
+                return
             opened(self.seal, read_bytes_capped(path, MAX_SESSION_BYTES), path)
         except KeyMissing:
             self.locked += 1

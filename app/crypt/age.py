@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 MAGIC = b"age-encryption.org/v1\n"
@@ -76,6 +78,17 @@ def is_identity(text: object) -> bool:
 def is_sealed(head: bytes) -> bool:
     """Whether bytes (a file's first ones) are an age file."""
     return head.startswith(MAGIC)
+
+
+def file_is_sealed(path: Path) -> bool:
+    """Whether the file ``path`` is an age file: its first bytes read, never through a symlink; False when
+    it cannot be read (the reader that opens it then says why)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as fh:
+            return is_sealed(fh.read(len(MAGIC)))
+    except OSError:
+        return False
 
 
 def encrypt(data: bytes, recipients: Sequence[str]) -> bytes:

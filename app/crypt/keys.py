@@ -19,7 +19,7 @@ from typing import Any
 
 from app.crypt import age
 from app.crypt.age import CryptError
-from app.fsutil import atomic_write_bytes, make_private_dirs
+from app.fsutil import atomic_write_bytes, make_private_dirs, stat_signature
 
 logger = logging.getLogger(__name__)
 
@@ -112,14 +112,7 @@ class KeyStore:
 
     def signature(self) -> tuple[int, ...]:
         """Changes whenever this install's keys change (cheap: two stats)."""
-        out: list[int] = []
-        for name in (RECIPIENTS_FILE, CHANGED_FILE):
-            try:
-                st = (self.folder / name).stat()
-                out += [st.st_mtime_ns, st.st_size, st.st_ino]
-            except OSError:
-                out += [0, 0, 0]
-        return tuple(out)
+        return (*stat_signature(self.folder / RECIPIENTS_FILE), *stat_signature(self.folder / CHANGED_FILE))
 
     def _changed(self) -> None:
         make_private_dirs(self.folder)

@@ -302,7 +302,9 @@ def choose_folder(
         new = config.save_backup_path(chosen)
     except BackupError as exc:
         return Outcome(False, "Cannot use that folder", str(exc), error=True), None
-    wanted = chosen if isinstance(chosen, str) else str(Path(chosen).absolute())
+    # As the settings write it: a remote's path is normalised (``\\`` → ``/``, no ``//`` or ``./``).
+    remote = isinstance(chosen, str) and rclone.is_remote(chosen)
+    wanted = rclone.parse_spec(str(chosen)).text if remote else str(Path(chosen).absolute())
     if new.destination_text != wanted:
         where = new.origins.get("backup_path", "")
         return (

@@ -10,6 +10,7 @@ from app.backup.manifest.cache import ManifestCache
 from app.backup.manifest.model import MANIFEST, FileEntry, Manifest
 from app.backup.manifest.read import load
 from app.backup.manifest.write import save
+from app.fsutil import Signature, stat_signature
 
 
 class ManifestStore:
@@ -20,14 +21,14 @@ class ManifestStore:
     manifest in the store. Used on one thread at a time (the worker's, or a command's)."""
 
     def __init__(self) -> None:
-        self._cached: tuple[Path, tuple[int, int, int], Manifest] | None = None
+        self._cached: tuple[Path, Signature, Manifest] | None = None
         self._cache = ManifestCache()
         self._cache_of: Path | None = None
 
     def load(self, machine_dir: Path, machine: str) -> Manifest:
         path = machine_dir / MANIFEST
         cached, self._cached = self._cached, None
-        if cached is not None and cached[0] == path and cached[1] == _signature(path):
+        if cached is not None and cached[0] == path and cached[1] == stat_signature(path):
             return cached[2]
         self._cache, self._cache_of = ManifestCache(), machine_dir
         return load(machine_dir, machine, self._cache)
@@ -41,7 +42,7 @@ class ManifestStore:
     def give_back(self, machine_dir: Path, manifest: Manifest) -> None:
         """Return a manifest that was only read (not changed) to the store."""
         path = machine_dir / MANIFEST
-        self._cached = (path, _signature(path), manifest)
+        self._cached = (path, stat_signature(path), manifest)
 
     def save(
         self,
@@ -57,11 +58,3 @@ class ManifestStore:
         cache.note(changed)
         save(machine_dir, manifest, storage, checked, cache)
         self.give_back(machine_dir, manifest)
-
-
-def _signature(path: Path) -> tuple[int, int, int]:
-    try:
-        st = path.stat()
-    except OSError:
-        return (0, 0, 0)
-    return (st.st_mtime_ns, st.st_size, st.st_ino)

@@ -33,7 +33,7 @@ from app.backup.restore.model import (
     RestoreResult,
 )
 from app.backup.restore.safety import SAFETY_DIR, safety_copy
-from app.crypt.age import MAGIC, is_sealed
+from app.crypt.age import file_is_sealed
 from app.crypt.seal import PLAIN, Seal
 from app.errors import BackupDamaged, BackupError, BackupMoved, UsageError
 from app.fsutil import atomic_writer, fsync_path, make_private_dirs
@@ -139,7 +139,7 @@ def newest_doc(sid: str, paths: list[Path], seal: Seal = PLAIN, opened: Path | N
 
 
 def _read(path: Path, sid: str, seal: Seal, opened: Path | None) -> br.SessionDoc:
-    if opened is None or not _sealed(path):
+    if opened is None or not file_is_sealed(path):  # unreadable: the reader says what is wrong with it
         return br.read_session(path, sid, seal=seal)
     content = br.opened(seal, br.read_bytes_capped(path, br.MAX_SESSION_BYTES), path)
     kept = opened / path.parent.name / path.name  # one per project folder: a session may sit in two
@@ -147,14 +147,6 @@ def _read(path: Path, sid: str, seal: Seal, opened: Path | None) -> br.SessionDo
     with atomic_writer(kept, fsync=False) as fh:
         fh.write(content)
     return br.parse_session(content, kept, sid)
-
-
-def _sealed(path: Path) -> bool:
-    try:
-        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as fh:
-            return is_sealed(fh.read(len(MAGIC)))
-    except OSError:
-        return False  # the reader says what is wrong with it
 
 
 def opened_dir(work_dir: Path) -> Path:

@@ -250,7 +250,8 @@ class Planner:
         for reader in readers:
             label = database_label(reader.db)
             pending = sorted(p for p in snap_dir.glob("*" + SNAPSHOT_SUFFIX) if _label_of(p.name) == label)
-            for stale in [p for p in pending if _is_sealed(p) != self.seal.on]:  # encryption was switched
+            # encryption was switched since a failed sync staged these: they are made again
+            for stale in [p for p in pending if age.file_is_sealed(p) != self.seal.on]:
                 stale.unlink()
                 pending.remove(stale)
             if pending:
@@ -334,11 +335,6 @@ def _clear_files(folder: Path) -> None:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
-
-
-def _is_sealed(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return age.is_sealed(fh.read(len(age.MAGIC)))
 
 
 def _label_of(name: str) -> str | None:

@@ -89,8 +89,14 @@ class Remotes(Window):
         self.first_focus = self.buttons[f"{request.remotes[0]}:"]
 
     def _chose(self, name: str) -> None:
-        folder = self.folder.get().strip().strip("/") or DEFAULT_REMOTE_FOLDER
-        self.finish(Chosen(path=None, remote=f"rclone:{name}:{folder}"))
+        self.finish(Chosen(path=None, remote=remote_choice(name, self.folder.get())))
+
+
+def remote_choice(name: str, typed: str) -> str:
+    """``rclone:NAME:FOLDER`` for the folder typed on remote ``name``: a trailing '/' dropped, a leading one
+    kept (an absolute path on an sftp server), the default folder when nothing is typed."""
+    folder = typed.strip().rstrip("/") or DEFAULT_REMOTE_FOLDER
+    return f"rclone:{name}:{folder}"
 
 
 def choose_folder(request: FolderRequest, trace: Trace) -> Chosen | None:
