@@ -19,7 +19,7 @@ from app.backup.result import Outcome, SyncResult
 from app.backup.sync import SyncOptions, run_sync
 from app.service.worker import Job, Worker
 from tests import dbfactory as f
-from tests.backups import Env, make_env
+from tests.backups import Env, make_env, run_cli
 
 QUERIES = ['"', '""', 'a"b', "NEAR(a b)", "a OR b", "-a", "*", "a*", "(", ")", "AND", "title:x", "^a", "'",
            "\\", "a:b", "{a} [b]", "+a", "a NOT b", 'NEAR("x" "y", 2)', "COLUMN:", "¿qué?", "日本語",
@@ -163,3 +163,13 @@ def test_a_sync_never_builds_the_index_the_next_search_does(env: Env) -> None:
     with si.open_index(env.dest) as index:
         assert index.empty
     assert ids(sr.search(env.dest, "login", 10)[0]) == ["ses_a"]
+
+
+def test_the_command_searches_on_a_computer_that_has_not_backed_up_yet(env: Env, tmp_path: Path) -> None:
+    """A new laptop finds the old one's sessions before its own first backup; a backup folder that is not
+    there is one line."""
+    res = run_cli(env.dest, "new-laptop", env.data, "search", "sprockets")
+    assert res.returncode == 0 and "ses_b" in res.stdout, res.stderr
+    res = run_cli(tmp_path / "not-mounted", "new-laptop", env.data, "search", "sprockets")
+    assert res.returncode == 1 and "backup folder not reachable" in res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr

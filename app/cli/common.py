@@ -44,6 +44,7 @@ __all__ = [
     "one_line",
     "reading",
     "require_backup",
+    "require_backup_folder",
     "require_destination",
     "say",
     "table",
@@ -78,6 +79,18 @@ def require_backup(settings: config.Settings) -> Path:
     if not machine_dir.is_dir():
         raise BackupError(f"backup folder not reachable (not mounted, or no backup yet): {machine_dir}")
     return machine_dir
+
+
+def require_backup_folder(settings: config.Settings) -> Path:
+    """The backup folder, there to read, whether or not this machine has backed up into it yet (a command
+    that reads every machine folder: a new laptop finds the old one's sessions)."""
+    require_destination(settings)
+    assert settings.backup_path is not None
+    if not settings.backup_path.is_dir():
+        raise BackupError(
+            f"backup folder not reachable (not mounted, or not created yet): {settings.backup_path}"
+        )
+    return settings.backup_path
 
 
 @contextlib.contextmanager

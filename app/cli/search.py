@@ -14,7 +14,15 @@ from app import wiring
 from app.backup.progress import Throttled
 from app.backup.search import find
 from app.backup.search_index import Hit
-from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, require_backup, say
+from app.cli.common import (
+    READ,
+    add_json_flag,
+    add_settings_flags,
+    emit,
+    load_settings,
+    require_backup_folder,
+    say,
+)
 from app.cli.parser import COMMANDS
 from app.cli.progress import shown
 from app.errors import UsageError
@@ -43,13 +51,12 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= MAX_LIMIT:
         raise UsageError(f"--limit takes 1 to {MAX_LIMIT}")
     settings = load_settings(args, check=False)
-    require_backup(settings)
-    assert settings.backup_path is not None
+    backup_path = require_backup_folder(settings)
     query = " ".join(args.words)
     with shown(args.json) as progress:
         tell = Throttled(progress)
         hits, skipped = find(
-            settings.backup_path,
+            backup_path,
             query,
             args.limit,
             (settings.source, settings.opencode_db),
