@@ -166,3 +166,18 @@ def test_the_command_line_says_no_time_and_no_version_in_one_line_and_changes_no
             res.stderr,
         )
     assert chain.db.read_bytes() == before
+
+
+def test_a_backup_folder_that_is_not_there_is_said_so_not_that_no_session_has_the_id(
+    tmp_path: Path,
+) -> None:
+    """A drive not mounted: show, history and restore --at say the folder is not reachable (exit 1)."""
+    data = make_env(tmp_path).data
+    for args in (
+        ("show", "ses_a"),
+        ("history", "ses_a"),
+        ("restore", "ses_a", "--at", "2026-11-30", "--yes"),
+    ):
+        res = run_cli(tmp_path / "not-mounted", "m1", data, *args)
+        assert res.returncode == 1 and "backup folder not reachable" in res.stderr, (args, res.stderr)
+        assert res.stderr.count("\n") == 1, (args, res.stderr)

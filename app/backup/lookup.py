@@ -17,7 +17,7 @@ from app.backup import manifest as mf
 from app.backup import scan
 from app.backup.restore import NoSuchSession
 from app.crypt.seal import PLAIN, Seal
-from app.errors import BackupError, UsageError
+from app.errors import BackupError, UsageError, not_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +35,12 @@ def find_session(
     backup_path: Path, machine: str, arg: str, from_machine: str | None = None, seal: Seal = PLAIN
 ) -> Target:
     """The session ``arg`` names (see the module's docstring). Raises NoSuchSession (a usage error) when
-    none does, UsageError when it names several in one machine folder."""
+    none does, UsageError when it names several in one machine folder; BackupError when the backup folder
+    is not there (a drive not mounted)."""
     if not arg:
         raise UsageError("say which session: its id, the start of its id, or its exact title")
+    if not backup_path.is_dir():
+        raise not_reachable(backup_path)
     names = (
         [from_machine]
         if from_machine

@@ -22,7 +22,7 @@ from app.cli.parser import (
     error,
     one_line,
 )
-from app.errors import BackupError, ConfigError, UsageError
+from app.errors import ConfigError, UsageError, not_reachable
 from app.safe_text import clean_lines, safe_json
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def require_backup(settings: config.Settings) -> Path:
     """The machine folder of a backup that is there to read (a command that only reads it)."""
     machine_dir = require_destination(settings)
     if not machine_dir.is_dir():
-        raise BackupError(f"backup folder not reachable (not mounted, or no backup yet): {machine_dir}")
+        raise not_reachable(machine_dir)
     return machine_dir
 
 
@@ -87,9 +87,7 @@ def require_backup_folder(settings: config.Settings) -> Path:
     require_destination(settings)
     assert settings.backup_path is not None
     if not settings.backup_path.is_dir():
-        raise BackupError(
-            f"backup folder not reachable (not mounted, or not created yet): {settings.backup_path}"
-        )
+        raise not_reachable(settings.backup_path)
     return settings.backup_path
 
 
