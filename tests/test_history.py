@@ -128,6 +128,7 @@ def test_a_copy_only_a_snapshot_holds_is_a_version_that_reads_and_restores(chain
     ("text", "local", "expected"),
     [
         ("2026-11-30", True, datetime(2026, 11, 30, 23, 59, 59, 999_999)),
+        ("20261130", True, datetime(2026, 11, 30, 23, 59, 59, 999_999)),
         ("2026-11-30T14:05", True, datetime(2026, 11, 30, 14, 5)),
         ("2026-11-30 14:05:10", True, datetime(2026, 11, 30, 14, 5, 10)),
         ("2026-11-30T13:05Z", False, datetime(2026, 11, 30, 13, 5, tzinfo=UTC)),
@@ -145,6 +146,15 @@ def test_a_time_is_iso_8601_local_unless_it_says_otherwise_and_a_date_is_its_end
 def test_a_time_that_is_not_one_is_a_usage_error(bad: str) -> None:
     with pytest.raises(UsageError, match="not a time"):
         asof.parse_time(bad)
+
+
+@pytest.mark.parametrize("far", ["9999-12-31", "0001-01-01T00:00", "9999-12-31T23:59-05:00"])
+def test_a_time_out_of_range_is_one_line_whatever_the_time_zone(chain: Env, far: str) -> None:
+    """West of UTC the end of 9999 is past what a datetime holds, and year 1 local is before it."""
+    for args in (("show", "ses_a", "--at", far), ("restore", "ses_a", "--at", far, "--yes")):
+        res = run_cli(chain.dest, "m1", chain.data, *args, env={"TZ": "America/New_York"})
+        assert res.returncode == 2 and "out of range" in res.stderr, (args, res.stderr)
+        assert res.stderr.count("\n") == 1, (args, res.stderr)
 
 
 def test_the_command_line_says_no_time_and_no_version_in_one_line_and_changes_nothing(
