@@ -111,6 +111,23 @@ def test_a_thinned_copy_leaves_no_answer_for_the_time_it_was_the_newest_never_a_
     assert first.until == T0 + timedelta(hours=1)
 
 
+def test_a_time_after_a_deletion_was_backed_up_says_it_was_deleted_and_which_version_is_its_last(
+    chain: Env,
+) -> None:
+    machine, work = chain.machine, work_of(chain)
+    clock = Clock()
+    clock.now = T0 + timedelta(hours=3)
+    f.delete_session(chain.db, "ses_a")
+    assert run_sync(chain.context(clock=clock), SyncOptions(allow_deletions=True)).ok
+    h = history(machine, "ses_a", work)
+    assert h.copies[0].until == T0 + timedelta(hours=3)
+    assert h.as_of(T0 + timedelta(hours=2, minutes=30)) == h.copies[0]  # before the deletion: its last copy
+    with pytest.raises(NoCopyThen) as told:
+        h.as_of(T0 + timedelta(hours=4))
+    assert "was deleted" in str(told.value) and "its last copy is version 1 (--version 1)" in str(told.value)
+    assert "thinned" not in str(told.value)
+
+
 def test_a_copy_only_a_snapshot_holds_is_a_version_that_reads_and_restores(chain: Env) -> None:
     machine, work = chain.machine, work_of(chain)
     shutil.rmtree(machine / "versions" / stamp(T0 + timedelta(hours=1)))  # the 9:00 file copy, thinned

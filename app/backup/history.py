@@ -122,6 +122,12 @@ class History:
         best = max(known, key=lambda c: (c.since, c.kind is not Kind.SNAPSHOT))
         if best.until is not None and best.until <= when:
             later = [c for c in self.copies if c.since is not None and c.since > when]
+            if not later and all(c.kind is not Kind.CURRENT for c in self.copies):
+                # the newest copy was moved to versions/ by the sync that backed up the session's deletion
+                raise NoCopyThen(
+                    f"{self.session_id} was deleted by {_local(when)}: its deletion was backed up at "
+                    f"{_local(best.until)}; its last copy is version {best.number} (--version {best.number})"
+                )
             after = (
                 f" and the next kept, version {later[-1].number}, was backed up {later[-1].when()}"
                 if later
