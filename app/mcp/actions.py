@@ -1,4 +1,5 @@
-"""What the three agent tools do, through the engine. Imported on the first tool call, never at start-up.
+"""What the status, sync and restore tools do, through the engine. Imported on the first tool call, never
+at start-up.
 
 Each function runs on a call thread of the server, loads the settings afresh (the user may have chosen a
 backup folder since opencode started the server) and answers a ToolResult. Errors a user can act on (not
