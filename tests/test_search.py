@@ -173,3 +173,11 @@ def test_the_command_searches_on_a_computer_that_has_not_backed_up_yet(env: Env,
     res = run_cli(tmp_path / "not-mounted", "new-laptop", env.data, "search", "sprockets")
     assert res.returncode == 1 and "backup folder not reachable" in res.stderr
     assert res.stderr.count("\n") == 1, res.stderr
+
+
+def test_every_face_shows_when_a_session_was_updated_in_local_minutes() -> None:
+    from app.words import minutes
+
+    noon = datetime(2026, 11, 30, 12, 0, 30, tzinfo=UTC)
+    assert minutes(noon) == noon.astimezone().strftime("%Y-%m-%d %H:%M") == minutes(noon.replace(tzinfo=None))
+    assert minutes(None) == "unknown" and minutes(None, "") == ""

@@ -27,6 +27,7 @@ from app.cli.parser import COMMANDS
 from app.cli.progress import shown
 from app.errors import UsageError
 from app.safe_text import clean
+from app.words import minutes
 
 MAX_LIMIT = 1000
 SKIPPED_SHOWN = 5  # files that could not be read, named one per line; the rest counted
@@ -98,9 +99,9 @@ def text(hits: list[Hit], this_machine: str) -> str:
 
 
 def facts(h: Hit, this_machine: str) -> str:
-    """'laptop (this machine) · updated 2026-11-30 14:05 · in opencode' (also the agent tool's words)."""
+    """A hit's second line: 'laptop (this machine) · updated 2026-11-30 14:05 · in opencode · DIR'."""
     machine = f"{clean(h.machine)} (this machine)" if h.machine == this_machine else clean(h.machine)
-    updated = h.time_updated.astimezone().strftime("%Y-%m-%d %H:%M") if h.time_updated else "unknown"
+    updated = minutes(h.time_updated)
     present = "in opencode" if h.in_opencode else "not in opencode"
     if not h.in_backup:
         present += " (deleted; its last copy is kept in versions/)"

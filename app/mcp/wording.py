@@ -16,7 +16,7 @@ from app.backup.result import Outcome, SyncResult
 from app.backup.search_index import Hit
 from app.safe_text import clean
 from app.status_report import BackupStatus
-from app.words import size, when
+from app.words import minutes, size, when
 
 FULL_REPLACE_HINT = (
     "Replacing opencode's whole database is not offered here (opencode is running): close opencode and "
@@ -142,7 +142,7 @@ def search_text(hits: Sequence[Hit], this_machine: str, skipped: Sequence[tuple[
         lines = [f"{len(hits)} backed-up session(s) hold these words, best first:"]
     for h in hits:
         machine = f"{clean(h.machine)} ({'this' if h.machine == this_machine else 'another'} computer)"
-        updated = h.time_updated.astimezone().strftime("%Y-%m-%d %H:%M") if h.time_updated else "unknown"
+        updated = minutes(h.time_updated)
         where = "in opencode now" if h.in_opencode else "not in opencode now"
         if not h.in_backup:
             where += "; deleted, its last copy kept in the backup"
