@@ -73,13 +73,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def to_json(h: Hit) -> dict[str, Any]:
-    """One hit of ``search --json``."""
+    """One hit of ``search --json`` (emit() makes it JSON)."""
     return {
         "session_id": h.session_id,
         "title": h.title,
         "machine": h.machine,
         "directory": h.directory,
-        "time_updated": h.time_updated.isoformat(timespec="seconds") if h.time_updated else None,
+        "time_updated": h.time_updated,  # emit() writes it ISO 8601, to the second
         "in_opencode": h.in_opencode,
         "in_backup": h.in_backup,
         "snippet": h.snippet,
