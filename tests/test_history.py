@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.backup import asof
+from app.backup import asof, lookup, scan
 from app.backup.guard import stamp
 from app.backup.history import Kind, NoCopyThen, history, version_counts
 from app.backup.sync import SyncOptions, run_sync
@@ -208,3 +208,18 @@ def test_a_backup_folder_that_is_not_there_is_said_so_not_that_no_session_has_th
         res = run_cli(tmp_path / "not-mounted", "m1", data, *args)
         assert res.returncode == 1 and "backup folder not reachable" in res.stderr, (args, res.stderr)
         assert res.stderr.count("\n") == 1, (args, res.stderr)
+
+
+def test_an_exact_id_of_a_current_session_is_found_without_looking_through_versions(
+    chain: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """versions/ of a long-used backup holds thousands of files: an id in sessions/ needs none of them."""
+    looked: list[Path] = []
+    last_copies = scan.last_copies
+    monkeypatch.setattr(scan, "last_copies", lambda d, *a: looked.append(d) or last_copies(d, *a))
+    assert lookup.find_session(chain.dest, "m1", "ses_a").session_id == "ses_a" and looked == []
+    f.delete_session(chain.db, "ses_b")
+    assert run_sync(
+        chain.context(clock=lambda: T0 + timedelta(hours=3)), SyncOptions(allow_deletions=True)
+    ).ok
+    assert lookup.find_session(chain.dest, "m1", "ses_b").session_id == "ses_b" and looked  # deleted: looked
