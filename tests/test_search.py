@@ -181,3 +181,20 @@ def test_every_face_shows_when_a_session_was_updated_in_local_minutes() -> None:
     noon = datetime(2026, 11, 30, 12, 0, 30, tzinfo=UTC)
     assert minutes(noon) == noon.astimezone().strftime("%Y-%m-%d %H:%M") == minutes(noon.replace(tzinfo=None))
     assert minutes(None) == "unknown" and minutes(None, "") == ""
+
+
+def test_every_sync_in_this_process_lets_the_index_follow(tmp_path: Path) -> None:
+    """The sync command's and the agent's: both are wiring.sync_once."""
+    from app import config, wiring
+
+    env = make_env(tmp_path, "m1")
+    conn = f.create_db(env.db)
+    f.add_session(conn, "ses_b", title="Write docs", payload="sprockets and widgets")
+    settings = config.load({"backupPath": str(env.dest), "source": str(env.data), "machineName": "m1"})
+    assert wiring.sync_once(settings).backed_up
+    sr.search(env.dest, "sprockets", 10)  # the index exists
+    f.add_message(conn, "ses_b", "a word about gearboxes")
+    conn.close()
+    assert wiring.sync_once(settings).backed_up
+    with si.open_index(env.dest) as index:
+        assert ids(index.search("gearboxes")) == ["ses_b"]  # without a refresh

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app import config, paths, wiring
-from app.backup import catalog, search
+from app.backup import catalog
 from app.backup import manifest as mf
 from app.backup import restore as rs
 from app.backup.progress import Sink, Throttled
@@ -139,8 +139,6 @@ def _sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolRes
         result = wiring.sync_once(
             settings, SyncOptions(snapshot=force), progress=_told(ctx), cancel=ctx.cancel
         )
-        if result.backed_up and settings.backup_path is not None:
-            search.after_sync(settings.backup_path, settings.machine_name, wiring.keys())
     if result.outcome is Outcome.FAILED:
         return error(f"the backup failed: {result.error or 'see the log'}")
     held = None
