@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from app.backup import search_index as si
 from app.backup import search_refresh
 from app.backup.result import Outcome, SyncResult
 from app.backup.sync import SyncOptions, run_sync
+from app.service.runtime import Runtime
+from app.service.service import Timing
 from app.service.worker import Job, Worker
 from tests import dbfactory as f
 from tests.backups import Env, make_env, run_cli
@@ -148,6 +151,29 @@ def test_the_service_worker_updates_the_index_after_posting_the_result() -> None
     worker.stop()
     assert worker.join(10)
     assert order == ["JobDone", "index", "JobDone", "index"]
+
+
+def test_the_running_service_lets_the_index_follow_its_syncs(env: Env) -> None:
+    """The whole Runtime (no watcher): its start-up sync puts a new word in the index, no search needed."""
+    sr.search(env.dest, "login", 10)  # the index exists
+    conn = f.connect(env.db)
+    f.add_message(conn, "ses_b", "a word about gearboxes")
+    conn.close()
+    rt = Runtime(env.context(), timing=Timing(delay=0.1, interval=60), watch=False, control_poll=0.05)
+    rt.start()
+    try:
+        deadline = time.monotonic() + 10
+        while rt.status.syncs < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rt.status.syncs >= 1
+        found: list[str] = []
+        while not found and time.monotonic() < deadline:  # the worker updates it after posting the result
+            with si.open_index(env.dest) as index:
+                found = ids(index.search("gearboxes"))  # no refresh: only what the service put there
+            time.sleep(0.05)
+        assert found == ["ses_b"]
+    finally:
+        assert rt.stop()
 
 
 def test_a_sync_never_builds_the_index_the_next_search_does(env: Env) -> None:
