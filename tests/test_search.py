@@ -88,7 +88,9 @@ def test_a_lost_or_damaged_index_is_built_again(env: Env, caplog: pytest.LogCapt
     assert "building it again" in caplog.text
 
 
-def test_a_refresh_reads_only_what_a_sync_changed_and_keeps_deleted_sessions(env: Env) -> None:
+def test_a_refresh_reads_only_what_a_sync_changed_and_keeps_deleted_sessions(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
     with si.open_index(env.dest) as index:
         assert search_refresh.refresh(index).read == 2
         assert (
@@ -99,7 +101,9 @@ def test_a_refresh_reads_only_what_a_sync_changed_and_keeps_deleted_sessions(env
     f.add_message(conn, "ses_b", "a word about gearboxes")
     conn.close()
     assert run_sync(ctx).ok
-    sr.after_sync(env.dest, "m1")  # what the sync command and the service's worker run next
+    with caplog.at_level(logging.DEBUG, logger="app.backup.search"):
+        sr.after_sync(env.dest, "m1")  # what the sync command and the service's worker run next
+    assert "search index: 1 read, 0 dropped" in caplog.text  # ses_b alone, not ses_a again
     with si.open_index(env.dest) as index:
         assert ids(index.search("gearboxes")) == ["ses_b"]  # there already, without a refresh
         assert search_refresh.refresh(index) == search_refresh.Refreshed()
