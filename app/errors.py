@@ -21,6 +21,7 @@ FATAL.
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 
 
 class FailureKind(enum.Enum):
@@ -95,6 +96,12 @@ REPAIR_HINT = "run 'opencode-backup repair' to rebuild the backup's index from t
 
 class BackupError(Exception):
     """Base of every error this program reports to the user."""
+
+
+def not_reachable(folder: Path) -> BackupError:
+    """The one line a command that reads the backup says when ``folder`` (the backup folder, or this
+    machine's in it) is not there."""
+    return BackupError(f"backup folder not reachable (not mounted, or no backup yet): {folder}")
 
 
 class ConfigError(BackupError):

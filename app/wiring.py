@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app import config, paths
 from app.backup import manifest as mf
+from app.backup import search
 from app.backup.backup_reader import machine_name, safe_machine_dir
 from app.backup.progress import Sink, nowhere
 from app.backup.remote.site import RemoteSite
@@ -61,14 +62,18 @@ def sync_once(
     cancel: threading.Event | None = None,
 ) -> SyncResult:
     """One sync of ``settings`` in this process (a command's, an agent tool's), with what it holds given
-    back after (a remote's writer lease, its ledger). Runs on the calling thread."""
+    back after (a remote's writer lease, its ledger), then the search index let follow what it backed up
+    (the service's own syncs: its worker). Runs on the calling thread."""
     ctx = context_for(settings)
     ctx = dataclasses.replace(ctx, progress=progress, cancel=cancel or ctx.cancel)
     try:
-        return run_sync(ctx, options)
+        result = run_sync(ctx, options)
     finally:
         if ctx.remote is not None:
             ctx.remote.release()
+    if result.backed_up:
+        search.after_sync(ctx.backup_path, settings.machine_name, keys())
+    return result
 
 
 def site_for(settings: config.Settings, *, resident: bool = False) -> RemoteSite | None:

@@ -3,7 +3,7 @@ agent tools. Pure."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 def span(seconds: float) -> str:
@@ -34,3 +34,13 @@ def when(moment: datetime | None, now: datetime) -> str:
         return "none yet"
     local = moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     return f"{local} ({span((now - moment).total_seconds())} ago)"
+
+
+def minutes(moment: datetime | None, unknown: str = "unknown") -> str:
+    """A moment as local 'YYYY-MM-DD HH:MM' (one without a zone is UTC), as lists of sessions show when each
+    was updated; ``unknown`` when there is none."""
+    if moment is None:
+        return unknown
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.backup import asof
+from app.backup import asof, lookup, scan
 from app.backup.guard import stamp
 from app.backup.history import Kind, NoCopyThen, history, version_counts
 from app.backup.sync import SyncOptions, run_sync
@@ -111,6 +111,23 @@ def test_a_thinned_copy_leaves_no_answer_for_the_time_it_was_the_newest_never_a_
     assert first.until == T0 + timedelta(hours=1)
 
 
+def test_a_time_after_a_deletion_was_backed_up_says_it_was_deleted_and_which_version_is_its_last(
+    chain: Env,
+) -> None:
+    machine, work = chain.machine, work_of(chain)
+    clock = Clock()
+    clock.now = T0 + timedelta(hours=3)
+    f.delete_session(chain.db, "ses_a")
+    assert run_sync(chain.context(clock=clock), SyncOptions(allow_deletions=True)).ok
+    h = history(machine, "ses_a", work)
+    assert h.copies[0].until == T0 + timedelta(hours=3)
+    assert h.as_of(T0 + timedelta(hours=2, minutes=30)) == h.copies[0]  # before the deletion: its last copy
+    with pytest.raises(NoCopyThen) as told:
+        h.as_of(T0 + timedelta(hours=4))
+    assert "was deleted" in str(told.value) and "its last copy is version 1 (--version 1)" in str(told.value)
+    assert "thinned" not in str(told.value)
+
+
 def test_a_copy_only_a_snapshot_holds_is_a_version_that_reads_and_restores(chain: Env) -> None:
     machine, work = chain.machine, work_of(chain)
     shutil.rmtree(machine / "versions" / stamp(T0 + timedelta(hours=1)))  # the 9:00 file copy, thinned
@@ -128,6 +145,7 @@ def test_a_copy_only_a_snapshot_holds_is_a_version_that_reads_and_restores(chain
     ("text", "local", "expected"),
     [
         ("2026-11-30", True, datetime(2026, 11, 30, 23, 59, 59, 999_999)),
+        ("20261130", True, datetime(2026, 11, 30, 23, 59, 59, 999_999)),
         ("2026-11-30T14:05", True, datetime(2026, 11, 30, 14, 5)),
         ("2026-11-30 14:05:10", True, datetime(2026, 11, 30, 14, 5, 10)),
         ("2026-11-30T13:05Z", False, datetime(2026, 11, 30, 13, 5, tzinfo=UTC)),
@@ -145,6 +163,15 @@ def test_a_time_is_iso_8601_local_unless_it_says_otherwise_and_a_date_is_its_end
 def test_a_time_that_is_not_one_is_a_usage_error(bad: str) -> None:
     with pytest.raises(UsageError, match="not a time"):
         asof.parse_time(bad)
+
+
+@pytest.mark.parametrize("far", ["9999-12-31", "0001-01-01T00:00", "9999-12-31T23:59-05:00"])
+def test_a_time_out_of_range_is_one_line_whatever_the_time_zone(chain: Env, far: str) -> None:
+    """West of UTC the end of 9999 is past what a datetime holds, and year 1 local is before it."""
+    for args in (("show", "ses_a", "--at", far), ("restore", "ses_a", "--at", far, "--yes")):
+        res = run_cli(chain.dest, "m1", chain.data, *args, env={"TZ": "America/New_York"})
+        assert res.returncode == 2 and "out of range" in res.stderr, (args, res.stderr)
+        assert res.stderr.count("\n") == 1, (args, res.stderr)
 
 
 def test_the_command_line_says_no_time_and_no_version_in_one_line_and_changes_nothing(
@@ -166,3 +193,33 @@ def test_the_command_line_says_no_time_and_no_version_in_one_line_and_changes_no
             res.stderr,
         )
     assert chain.db.read_bytes() == before
+
+
+def test_a_backup_folder_that_is_not_there_is_said_so_not_that_no_session_has_the_id(
+    tmp_path: Path,
+) -> None:
+    """A drive not mounted: show, history and restore --at say the folder is not reachable (exit 1)."""
+    data = make_env(tmp_path).data
+    for args in (
+        ("show", "ses_a"),
+        ("history", "ses_a"),
+        ("restore", "ses_a", "--at", "2026-11-30", "--yes"),
+    ):
+        res = run_cli(tmp_path / "not-mounted", "m1", data, *args)
+        assert res.returncode == 1 and "backup folder not reachable" in res.stderr, (args, res.stderr)
+        assert res.stderr.count("\n") == 1, (args, res.stderr)
+
+
+def test_an_exact_id_of_a_current_session_is_found_without_looking_through_versions(
+    chain: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """versions/ of a long-used backup holds thousands of files: an id in sessions/ needs none of them."""
+    looked: list[Path] = []
+    last_copies = scan.last_copies
+    monkeypatch.setattr(scan, "last_copies", lambda d, *a: looked.append(d) or last_copies(d, *a))
+    assert lookup.find_session(chain.dest, "m1", "ses_a").session_id == "ses_a" and looked == []
+    f.delete_session(chain.db, "ses_b")
+    assert run_sync(
+        chain.context(clock=lambda: T0 + timedelta(hours=3)), SyncOptions(allow_deletions=True)
+    ).ok
+    assert lookup.find_session(chain.dest, "m1", "ses_b").session_id == "ses_b" and looked  # deleted: looked

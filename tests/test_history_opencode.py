@@ -166,7 +166,7 @@ def test_search_finds_a_deleted_session_and_another_machines_and_nothing_for_a_w
     assert "machine old-laptop" in shown and "wombat migration: prompt 0" in shown
 
 
-def test_the_index_follows_a_sync_at_once_reading_only_what_changed(backed: Backed, tmp_path: Path) -> None:
+def test_the_index_follows_a_sync_at_once(backed: Backed, tmp_path: Path) -> None:
     b = backed
     dest = copy_of(b, tmp_path)
     ok(cli(b.peer, dest, "search", "kangaroos"))  # builds the index

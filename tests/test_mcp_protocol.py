@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -319,3 +321,15 @@ def test_an_oversized_line_is_a_parse_error_and_the_next_line_is_read() -> None:
         assert session.lines.answer(1)[0]["result"] == {}
     finally:
         session.close()
+
+
+def test_the_command_and_the_instructions_name_every_tool() -> None:
+    from app.cli import mcp as command
+    from app.mcp.tools import specs
+
+    names = [spec.name for spec in specs()]
+    res = subprocess.run(
+        [sys.executable, "-m", "app", "mcp", "--help"], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert f"agent tools ({', '.join(names)})" in " ".join(res.stdout.split())
+    assert all(f"the {name} tool" in command.INSTRUCTIONS.lower() for name in names)

@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from app.backup import search_index as si
 from app.backup import search_refresh
 from app.backup.result import Outcome, SyncResult
 from app.backup.sync import SyncOptions, run_sync
+from app.service.runtime import Runtime
+from app.service.service import Timing
 from app.service.worker import Job, Worker
 from tests import dbfactory as f
-from tests.backups import Env, make_env
+from tests.backups import Env, make_env, run_cli
 
 QUERIES = ['"', '""', 'a"b', "NEAR(a b)", "a OR b", "-a", "*", "a*", "(", ")", "AND", "title:x", "^a", "'",
            "\\", "a:b", "{a} [b]", "+a", "a NOT b", 'NEAR("x" "y", 2)', "COLUMN:", "¿qué?", "日本語",
@@ -85,7 +88,9 @@ def test_a_lost_or_damaged_index_is_built_again(env: Env, caplog: pytest.LogCapt
     assert "building it again" in caplog.text
 
 
-def test_a_refresh_reads_only_what_a_sync_changed_and_keeps_deleted_sessions(env: Env) -> None:
+def test_a_refresh_reads_only_what_a_sync_changed_and_keeps_deleted_sessions(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
     with si.open_index(env.dest) as index:
         assert search_refresh.refresh(index).read == 2
         assert (
@@ -96,7 +101,9 @@ def test_a_refresh_reads_only_what_a_sync_changed_and_keeps_deleted_sessions(env
     f.add_message(conn, "ses_b", "a word about gearboxes")
     conn.close()
     assert run_sync(ctx).ok
-    sr.after_sync(env.dest, "m1")  # what the sync command and the service's worker run next
+    with caplog.at_level(logging.DEBUG, logger="app.backup.search"):
+        sr.after_sync(env.dest, "m1")  # what the sync command and the service's worker run next
+    assert "search index: 1 read, 0 dropped" in caplog.text  # ses_b alone, not ses_a again
     with si.open_index(env.dest) as index:
         assert ids(index.search("gearboxes")) == ["ses_b"]  # there already, without a refresh
         assert search_refresh.refresh(index) == search_refresh.Refreshed()
@@ -150,6 +157,29 @@ def test_the_service_worker_updates_the_index_after_posting_the_result() -> None
     assert order == ["JobDone", "index", "JobDone", "index"]
 
 
+def test_the_running_service_lets_the_index_follow_its_syncs(env: Env) -> None:
+    """The whole Runtime (no watcher): its start-up sync puts a new word in the index, no search needed."""
+    sr.search(env.dest, "login", 10)  # the index exists
+    conn = f.connect(env.db)
+    f.add_message(conn, "ses_b", "a word about gearboxes")
+    conn.close()
+    rt = Runtime(env.context(), timing=Timing(delay=0.1, interval=60), watch=False, control_poll=0.05)
+    rt.start()
+    try:
+        deadline = time.monotonic() + 10
+        while rt.status.syncs < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rt.status.syncs >= 1
+        found: list[str] = []
+        while not found and time.monotonic() < deadline:  # the worker updates it after posting the result
+            with si.open_index(env.dest) as index:
+                found = ids(index.search("gearboxes"))  # no refresh: only what the service put there
+            time.sleep(0.05)
+        assert found == ["ses_b"]
+    finally:
+        assert rt.stop()
+
+
 def test_a_sync_never_builds_the_index_the_next_search_does(env: Env) -> None:
     """Building takes seconds on a large backup: never on the service's worker, between two syncs."""
     path = si.index_path(env.dest)
@@ -163,3 +193,38 @@ def test_a_sync_never_builds_the_index_the_next_search_does(env: Env) -> None:
     with si.open_index(env.dest) as index:
         assert index.empty
     assert ids(sr.search(env.dest, "login", 10)[0]) == ["ses_a"]
+
+
+def test_the_command_searches_on_a_computer_that_has_not_backed_up_yet(env: Env, tmp_path: Path) -> None:
+    """A new laptop finds the old one's sessions before its own first backup; a backup folder that is not
+    there is one line."""
+    res = run_cli(env.dest, "new-laptop", env.data, "search", "sprockets")
+    assert res.returncode == 0 and "ses_b" in res.stdout, res.stderr
+    res = run_cli(tmp_path / "not-mounted", "new-laptop", env.data, "search", "sprockets")
+    assert res.returncode == 1 and "backup folder not reachable" in res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr
+
+
+def test_every_face_shows_when_a_session_was_updated_in_local_minutes() -> None:
+    from app.words import minutes
+
+    noon = datetime(2026, 11, 30, 12, 0, 30, tzinfo=UTC)
+    assert minutes(noon) == noon.astimezone().strftime("%Y-%m-%d %H:%M") == minutes(noon.replace(tzinfo=None))
+    assert minutes(None) == "unknown" and minutes(None, "") == ""
+
+
+def test_every_sync_in_this_process_lets_the_index_follow(tmp_path: Path) -> None:
+    """The sync command's and the agent's: both are wiring.sync_once."""
+    from app import config, wiring
+
+    env = make_env(tmp_path, "m1")
+    conn = f.create_db(env.db)
+    f.add_session(conn, "ses_b", title="Write docs", payload="sprockets and widgets")
+    settings = config.load({"backupPath": str(env.dest), "source": str(env.data), "machineName": "m1"})
+    assert wiring.sync_once(settings).backed_up
+    sr.search(env.dest, "sprockets", 10)  # the index exists
+    f.add_message(conn, "ses_b", "a word about gearboxes")
+    conn.close()
+    assert wiring.sync_once(settings).backed_up
+    with si.open_index(env.dest) as index:
+        assert ids(index.search("gearboxes")) == ["ses_b"]  # without a refresh

@@ -6,7 +6,7 @@ are and when each was backed up. Runs on the caller's thread.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 
 from app.backup import backup_reader as br
@@ -19,22 +19,35 @@ from app.backup.transcript import Source
 from app.crypt.seal import PLAIN, Seal
 from app.errors import BackupError, UsageError
 
+FIRST_YEAR, LAST_YEAR = 1970, 9998  # the times --at takes: backups are from after 1970; 9999 overflows in UTC
+
 
 def parse_time(text: str) -> datetime:
     """A time as ``--at`` takes it: ISO 8601, local time unless it carries an offset (``Z``, ``+01:00``); a
-    date alone is the end of that day. Raises UsageError (one line) for anything else."""
+    date alone (``2026-11-30`` or ``20261130``) is the end of that day. Raises UsageError (one line) for
+    anything else, and for a time outside the years FIRST_YEAR to LAST_YEAR (which every later step can
+    put in local time)."""
     text = text.strip()
     try:
-        if len(text) == 10:  # YYYY-MM-DD
-            day = datetime.fromisoformat(text)
-            return day.replace(hour=23, minute=59, second=59, microsecond=999_999).astimezone()
-        when = datetime.fromisoformat(text)
-    except ValueError:
+        when = _parsed(text)
+        if not FIRST_YEAR <= when.year <= LAST_YEAR:
+            raise UsageError(f"{text!r} is out of range: give a time from {FIRST_YEAR} to {LAST_YEAR}")
+        local = when.astimezone()  # what every later step does with it: here, where it can fail
+        return when if when.tzinfo is not None else local
+    except (ValueError, OverflowError, OSError):
         raise UsageError(
             f"not a time: {text!r}; give ISO 8601, e.g. 2026-11-30T14:05 (local time), 2026-11-30T13:05Z, "
             "or 2026-11-30 (the end of that day)"
         ) from None
-    return when if when.tzinfo is not None else when.astimezone()
+
+
+def _parsed(text: str) -> datetime:
+    """``text`` as a datetime, naive unless it carries an offset; a date alone is the end of that day."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return datetime.fromisoformat(text)
+    return datetime.combine(day, time.max)
 
 
 def pick(h: History, *, at: datetime | None = None, version: int | None = None) -> Copy:

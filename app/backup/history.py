@@ -35,7 +35,7 @@ from app.backup import scan
 from app.backup.guard import VERSIONS, parse_stamp
 from app.backup.snapshot_check import snapshots
 from app.backup.snapshot_sessions import safe_contents
-from app.backup.transcript import moment
+from app.backup.transcript import local, moment
 from app.crypt.seal import PLAIN, Seal
 from app.errors import BackupError, KeyMissing
 
@@ -83,14 +83,14 @@ class Copy:
         """When it was backed up, in local time: a time, or the range it is known to lie in (the end
         without its date when it is the same day)."""
         if self.backed_up is not None:
-            return _local(self.backed_up)
+            return local(self.backed_up)
         if self.until is None:
-            return f"after {_local(self.after)}" if self.after else "unknown"
+            return f"after {local(self.after)}" if self.after else "unknown"
         if self.after is None:
-            return f"by {_local(self.until)}"
-        until = _local(self.until)
-        same_day = until[:10] == _local(self.after)[:10]
-        return f"after {_local(self.after)}, by {until[11:] if same_day else until}"
+            return f"by {local(self.until)}"
+        until = local(self.until)
+        same_day = until[:10] == local(self.after)[:10]
+        return f"after {local(self.after)}, by {until[11:] if same_day else until}"
 
 
 @dataclass(frozen=True)
@@ -118,18 +118,24 @@ class History:
         if not known:
             oldest = min((c for c in self.copies if c.since), key=lambda c: c.since or when, default=None)
             since = f"; the oldest, version {oldest.number}, was backed up {oldest.when()}" if oldest else ""
-            raise NoCopyThen(f"the backup holds no copy of {self.session_id} from {_local(when)}{since}")
+            raise NoCopyThen(f"the backup holds no copy of {self.session_id} from {local(when)}{since}")
         best = max(known, key=lambda c: (c.since, c.kind is not Kind.SNAPSHOT))
         if best.until is not None and best.until <= when:
             later = [c for c in self.copies if c.since is not None and c.since > when]
+            if not later and all(c.kind is not Kind.CURRENT for c in self.copies):
+                # the newest copy was moved to versions/ by the sync that backed up the session's deletion
+                raise NoCopyThen(
+                    f"{self.session_id} was deleted by {local(when)}: its deletion was backed up at "
+                    f"{local(best.until)}; its last copy is version {best.number} (--version {best.number})"
+                )
             after = (
                 f" and the next kept, version {later[-1].number}, was backed up {later[-1].when()}"
                 if later
                 else ""
             )
             raise NoCopyThen(
-                f"no copy of {self.session_id} kept from {_local(when)}: version {best.number} was replaced "
-                f"at {_local(best.until)}{after} (copies in between were thinned; see 'history')"
+                f"no copy of {self.session_id} kept from {local(when)}: version {best.number} was replaced "
+                f"at {local(best.until)}{after} (copies in between were thinned; see 'history')"
             )
         return best
 
@@ -246,7 +252,3 @@ def version_counts(machine_dir: Path, ids: Iterable[str] | None = None) -> dict[
             if wanted is None or f.session_id in wanted:
                 counts[f.session_id] = counts.get(f.session_id, 0) + 1
     return counts
-
-
-def _local(when: datetime | None) -> str:
-    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when is not None else "unknown"

@@ -8,6 +8,7 @@ manifest and, for deleted sessions, from their last copies. Runs on the caller's
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from app.backup import manifest as mf
 from app.backup import scan
 from app.backup.restore import NoSuchSession
 from app.crypt.seal import PLAIN, Seal
-from app.errors import BackupError, UsageError
+from app.errors import BackupError, UsageError, not_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,12 @@ def find_session(
     backup_path: Path, machine: str, arg: str, from_machine: str | None = None, seal: Seal = PLAIN
 ) -> Target:
     """The session ``arg`` names (see the module's docstring). Raises NoSuchSession (a usage error) when
-    none does, UsageError when it names several in one machine folder."""
+    none does, UsageError when it names several in one machine folder; BackupError when the backup folder
+    is not there (a drive not mounted)."""
     if not arg:
         raise UsageError("say which session: its id, the start of its id, or its exact title")
+    if not backup_path.is_dir():
+        raise not_reachable(backup_path)
     names = (
         [from_machine]
         if from_machine
@@ -79,14 +83,22 @@ class _Folder:
         self.machine_dir = machine_dir
         self.machine = machine
         self.seal = seal  # titles of an encrypted backup are opened with it
-        current = {f.session_id for f in scan.copies_in(machine_dir, scan.SESSIONS, None)}
-        self.deleted = {sid: f for sid, f in scan.last_copies(machine_dir).items() if sid not in current}
-        self.ids = current | self.deleted.keys()
+        self.current = {f.session_id for f in scan.copies_in(machine_dir, scan.SESSIONS, None)}
         self._titles: dict[str, str] | None = None
+
+    @functools.cached_property
+    def deleted(self) -> dict[str, scan.Found]:
+        """The last copies of the sessions deleted from opencode (a stat of every file in versions/: only
+        when an id is not one of the current files)."""
+        return {sid: f for sid, f in scan.last_copies(self.machine_dir).items() if sid not in self.current}
+
+    @functools.cached_property
+    def ids(self) -> set[str]:
+        return self.current | self.deleted.keys()
 
     def match(self, arg: str) -> str | None:
         """The id ``arg`` names here: itself, the only id it starts, or the only session titled so."""
-        if arg in self.ids:
+        if arg in self.current or arg in self.ids:
             return arg
         starting = sorted(sid for sid in self.ids if sid.startswith(arg))
         if len(starting) == 1:

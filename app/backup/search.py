@@ -2,9 +2,9 @@
 
 :func:`search` and :func:`find` are what the faces call (the command line, the agent's tool, the Browse
 window); :class:`Follower` is what a sync's caller runs once the sync has committed (the service's worker
-keeps one, after posting the result; the ``sync`` command and the agent's sync use :func:`after_sync`):
-off the sync's own path, on an index that exists only (a first search builds it), giving up rather than
-waiting for another writer. Runs on the caller's thread.
+keeps one, after posting the result; a sync in a command's or the agent's process, ``wiring.sync_once``,
+uses :func:`after_sync`): off the sync's own path, on an index that exists only (a first search builds
+it), giving up rather than waiting for another writer. Runs on the caller's thread.
 """
 
 from __future__ import annotations

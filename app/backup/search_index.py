@@ -209,10 +209,6 @@ def fts5_available() -> bool:
     return True
 
 
-def exists(backup_path: Path, folder: Path | None = None) -> bool:
-    return index_path(backup_path, folder).is_file()
-
-
 def open_index(backup_path: Path, folder: Path | None = None, *, timeout: float = 10.0) -> Index:
     """The index of ``backup_path``, created empty when missing, and again (empty) when it is damaged,
     of another format or of another folder. ``timeout``: how long a write waits for another writer."""

@@ -63,13 +63,11 @@ def local(when: datetime | None) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when is not None else "unknown"
 
 
-def markdown(doc: SessionDoc, source: Source, *, reasoning: bool = False, first: int = 1) -> Iterator[str]:
-    """The session as Markdown, one line at a time (lines end without a newline); ``first``: the number
-    of the first message shown (1 = from the start)."""
+def markdown(doc: SessionDoc, source: Source, *, reasoning: bool = False) -> Iterator[str]:
+    """The session as Markdown, one line at a time (lines end without a newline)."""
     yield from _header(doc, source)
-    for number, message in enumerate(cv.messages(doc.rows, doc.store), 1):
-        if number >= first:
-            yield from _message_lines(message, reasoning)
+    for message in cv.messages(doc.rows, doc.store):
+        yield from _message_lines(message, reasoning)
 
 
 def capped(doc: SessionDoc, source: Source, limit: int, *, first: int = 1) -> tuple[str, int | None, int]:

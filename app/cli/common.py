@@ -22,7 +22,7 @@ from app.cli.parser import (
     error,
     one_line,
 )
-from app.errors import BackupError, ConfigError, UsageError
+from app.errors import ConfigError, UsageError, not_reachable
 from app.safe_text import clean_lines, safe_json
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ __all__ = [
     "one_line",
     "reading",
     "require_backup",
+    "require_backup_folder",
     "require_destination",
     "say",
     "table",
@@ -76,8 +77,18 @@ def require_backup(settings: config.Settings) -> Path:
     """The machine folder of a backup that is there to read (a command that only reads it)."""
     machine_dir = require_destination(settings)
     if not machine_dir.is_dir():
-        raise BackupError(f"backup folder not reachable (not mounted, or no backup yet): {machine_dir}")
+        raise not_reachable(machine_dir)
     return machine_dir
+
+
+def require_backup_folder(settings: config.Settings) -> Path:
+    """The backup folder, there to read, whether or not this machine has backed up into it yet (a command
+    that reads every machine folder: a new laptop finds the old one's sessions)."""
+    require_destination(settings)
+    assert settings.backup_path is not None
+    if not settings.backup_path.is_dir():
+        raise not_reachable(settings.backup_path)
+    return settings.backup_path
 
 
 @contextlib.contextmanager

@@ -54,17 +54,15 @@ def to_json(h: History) -> dict[str, Any]:
 
 
 def _copy_json(c: Copy) -> dict[str, Any]:
-    def iso(when: Any) -> str | None:
-        return when.isoformat(timespec="seconds") if when is not None else None
-
+    """One version; emit() writes its times (ISO 8601, to the second) and its kind (by value)."""
     return {
         "number": c.number,
-        "kind": c.kind.value,
+        "kind": c.kind,
         "path": c.rel,
-        "backed_up": iso(c.backed_up),
-        "backed_up_after": iso(c.after),
-        "replaced": iso(c.until),
-        "time_updated": iso(c.time_updated),
+        "backed_up": c.backed_up,
+        "backed_up_after": c.after,
+        "replaced": c.until,
+        "time_updated": c.time_updated,
         "messages": c.messages,
         "size": c.size,
         "also_in": list(c.also_in),

@@ -21,8 +21,10 @@ from app.mcp.tools import Tools
 
 INSTRUCTIONS = (
     "Backs up the user's opencode sessions to the backup folder they chose. The status tool reports the "
-    "backup; the sync tool backs up now; the restore tool brings sessions back: call it without confirm "
-    "first, show the plan to the user, and call it with confirm true only after they agreed."
+    "backup; the sync tool backs up now; the search tool finds backed-up sessions by their words (every "
+    "computer's, also ones deleted from opencode); the show tool reads one without restoring it; the "
+    "restore tool brings sessions back: call it without confirm first, show the plan to the user, and "
+    "call it with confirm true only after they agreed."
 )
 
 
@@ -30,9 +32,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "mcp",
         help=COMMANDS["mcp"][1],
-        description="Serve the agent tools (status, sync, restore) to opencode over MCP on stdin and "
-        "stdout. opencode starts this itself once 'opencode-backup agent-tools enable' registered it; "
-        "settings flags given here apply to every tool call.",
+        description="Serve the agent tools (status, sync, restore, search, show) to opencode over MCP on "
+        "stdin and stdout. opencode starts this itself once 'opencode-backup agent-tools enable' registered "
+        "it; settings flags given here apply to every tool call.",
     )
     add_settings_flags(p, ALL)
     p.set_defaults(func=run)

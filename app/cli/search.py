@@ -14,11 +14,20 @@ from app import wiring
 from app.backup.progress import Throttled
 from app.backup.search import find
 from app.backup.search_index import Hit
-from app.cli.common import READ, add_json_flag, add_settings_flags, emit, load_settings, require_backup, say
+from app.cli.common import (
+    READ,
+    add_json_flag,
+    add_settings_flags,
+    emit,
+    load_settings,
+    require_backup_folder,
+    say,
+)
 from app.cli.parser import COMMANDS
 from app.cli.progress import shown
 from app.errors import UsageError
 from app.safe_text import clean
+from app.words import minutes
 
 MAX_LIMIT = 1000
 SKIPPED_SHOWN = 5  # files that could not be read, named one per line; the rest counted
@@ -43,13 +52,12 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= MAX_LIMIT:
         raise UsageError(f"--limit takes 1 to {MAX_LIMIT}")
     settings = load_settings(args, check=False)
-    require_backup(settings)
-    assert settings.backup_path is not None
+    backup_path = require_backup_folder(settings)
     query = " ".join(args.words)
     with shown(args.json) as progress:
         tell = Throttled(progress)
         hits, skipped = find(
-            settings.backup_path,
+            backup_path,
             query,
             args.limit,
             (settings.source, settings.opencode_db),
@@ -65,13 +73,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def to_json(h: Hit) -> dict[str, Any]:
-    """One hit of ``search --json``."""
+    """One hit of ``search --json`` (emit() makes it JSON)."""
     return {
         "session_id": h.session_id,
         "title": h.title,
         "machine": h.machine,
         "directory": h.directory,
-        "time_updated": h.time_updated.isoformat(timespec="seconds") if h.time_updated else None,
+        "time_updated": h.time_updated,  # emit() writes it ISO 8601, to the second
         "in_opencode": h.in_opencode,
         "in_backup": h.in_backup,
         "snippet": h.snippet,
@@ -91,9 +99,9 @@ def text(hits: list[Hit], this_machine: str) -> str:
 
 
 def facts(h: Hit, this_machine: str) -> str:
-    """'laptop (this machine) · updated 2026-11-30 14:05 · in opencode' (also the agent tool's words)."""
+    """A hit's second line: 'laptop (this machine) · updated 2026-11-30 14:05 · in opencode · DIR'."""
     machine = f"{clean(h.machine)} (this machine)" if h.machine == this_machine else clean(h.machine)
-    updated = h.time_updated.astimezone().strftime("%Y-%m-%d %H:%M") if h.time_updated else "unknown"
+    updated = minutes(h.time_updated)
     present = "in opencode" if h.in_opencode else "not in opencode"
     if not h.in_backup:
         present += " (deleted; its last copy is kept in versions/)"

@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from app import config, paths, wiring
-from app.backup import search
 from app.backup.progress import Sink
 from app.backup.result import Outcome, SyncResult
 from app.backup.sync import SyncOptions
@@ -74,7 +73,4 @@ def backup_now(
         if result is not None:
             return result
     options = SyncOptions(snapshot=snapshot, allow_deletions=allow_deletions)
-    result = wiring.sync_once(settings, options, progress=progress)
-    if result.backed_up and settings.backup_path is not None:  # the search index follows (the service's
-        search.after_sync(settings.backup_path, settings.machine_name, wiring.keys())  # own syncs there)
-    return result
+    return wiring.sync_once(settings, options, progress=progress)  # the search index follows it

@@ -1,4 +1,5 @@
-"""What the three agent tools do, through the engine. Imported on the first tool call, never at start-up.
+"""What the status, sync and restore tools do, through the engine. Imported on the first tool call, never
+at start-up.
 
 Each function runs on a call thread of the server, loads the settings afresh (the user may have chosen a
 backup folder since opencode started the server) and answers a ToolResult. Errors a user can act on (not
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app import config, paths, wiring
-from app.backup import catalog, search
+from app.backup import catalog
 from app.backup import manifest as mf
 from app.backup import restore as rs
 from app.backup.progress import Sink, Throttled
@@ -138,8 +139,6 @@ def _sync(flags: Mapping[str, object], force: bool, ctx: CallContext) -> ToolRes
         result = wiring.sync_once(
             settings, SyncOptions(snapshot=force), progress=_told(ctx), cancel=ctx.cancel
         )
-        if result.backed_up and settings.backup_path is not None:
-            search.after_sync(settings.backup_path, settings.machine_name, wiring.keys())
     if result.outcome is Outcome.FAILED:
         return error(f"the backup failed: {result.error or 'see the log'}")
     held = None

@@ -14,8 +14,9 @@ from pathlib import Path
 from app.backup.restore import Action, Plan, RestoreResult
 from app.backup.result import Outcome, SyncResult
 from app.backup.search_index import Hit
+from app.safe_text import clean
 from app.status_report import BackupStatus
-from app.words import size, when
+from app.words import minutes, size, when
 
 FULL_REPLACE_HINT = (
     "Replacing opencode's whole database is not offered here (opencode is running): close opencode and "
@@ -140,14 +141,13 @@ def search_text(hits: Sequence[Hit], this_machine: str, skipped: Sequence[tuple[
     else:
         lines = [f"{len(hits)} backed-up session(s) hold these words, best first:"]
     for h in hits:
-        machine = (
-            f"{h.machine} (this computer)" if h.machine == this_machine else f"{h.machine} (another computer)"
-        )
-        updated = h.time_updated.astimezone().strftime("%Y-%m-%d %H:%M") if h.time_updated else "unknown"
+        machine = f"{clean(h.machine)} ({'this' if h.machine == this_machine else 'another'} computer)"
+        updated = minutes(h.time_updated)
         where = "in opencode now" if h.in_opencode else "not in opencode now"
         if not h.in_backup:
             where += "; deleted, its last copy kept in the backup"
-        lines.append(f"- {h.session_id} {h.title!r}: backup of {machine}, last update {updated}, {where}")
+        title = clean(h.title or "(untitled)")
+        lines.append(f"- {h.session_id} '{title}': backup of {machine}, last update {updated}, {where}")
         lines.append(f"  {h.snippet}")
     if hits:
         lines.append("Read one with the show tool (session: its id); bring one back with the restore tool.")

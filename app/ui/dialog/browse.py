@@ -22,6 +22,7 @@ from app.safe_text import clean, clean_text
 from app.ui.dialog.base import FIND_DIALOG_EVERY_MS, Trace, Window, front_file_dialog, full_title
 from app.ui.dialog.browse_data import Backup, Failed, Fetcher, Note, Searched, Shown, Versions
 from app.ui.dialog.protocol import Browsed, BrowseRequest
+from app.words import minutes
 
 DEBOUNCE_MS: Final = 300  # after the last key: a search per pause, not per key
 POLL_MS: Final = 40
@@ -202,7 +203,7 @@ class Browser(Window):
         for i, hit in enumerate(found.hits):
             iid = f"h{i}"
             self.hits[iid] = hit
-            updated = hit.time_updated.astimezone().strftime("%Y-%m-%d %H:%M") if hit.time_updated else ""
+            updated = minutes(hit.time_updated, "")
             present = "yes" if hit.in_opencode else ("deleted" if not hit.in_backup else "missing")
             values = (
                 clean(hit.title or "(untitled)"),

@@ -12,25 +12,16 @@ from __future__ import annotations
 
 import tkinter as tk
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from tkinter import ttk
 from typing import Final
 
 from app.ui.dialog.base import Box, Trace, Window
 from app.ui.dialog.protocol import Picked, PickRequest, PickSession
+from app.words import minutes
 
 BOX_ON: Final = "☑"
 BOX_OFF: Final = "☐"
 MAX_TRACED_CHECKS: Final = 50  # the ready event's check boxes: the first rows are all a test clicks
-
-
-def local_minutes(when: datetime | None) -> str:
-    """``when`` as local 'YYYY-MM-DD HH:MM' (a time without a zone is UTC); '' when unknown."""
-    if when is None:
-        return ""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 @dataclass(frozen=True)
@@ -44,7 +35,7 @@ class Row:
     @staticmethod
     def of(session: PickSession) -> Row:
         text = f"{session.title}\n{session.directory}\n{session.id}".casefold()
-        return Row(session, local_minutes(session.time_updated), text)
+        return Row(session, minutes(session.time_updated, ""), text)
 
 
 class Picker(Window):
