@@ -318,3 +318,34 @@ def test_encryption_turned_on_leaves_nothing_in_clear_on_the_remote_versions_inc
         if path.is_file():
             assert b"zanzibar" not in path.read_bytes() and b"title of ses_" not in path.read_bytes(), path
     checked(remote)
+
+
+def test_a_lost_ledger_stages_a_file_the_mirror_changed_before_it_went_up(
+    env: Env, rclone_servers: Servers, config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mirror holds a newer (longer) session file than the remote's manifest names, and the ledger is
+    gone: the file is replaced (staged, moved in under the intent), never written over in place."""
+    from app.backup.remote import site as site_module
+
+    remote, ctx = backed_up(env, rclone_servers)
+    assert ctx.remote is not None
+    f.add_message(f.connect(env.db), "ses_1", "a reply the remote has not seen")
+    held = dataclasses.replace(ctx, remote=dataclasses.replace(ctx.remote, held=lambda: "on battery"))
+    assert run_sync(held, DIRTY).kind is FailureKind.HELD_BACK
+    ctx.remote.close()
+    shutil.rmtree(ctx.remote.cache / "ledgers")
+    uploads: list[Any] = []
+    monkeypatch.setattr(site_module, "compare", _recording(site_module.compare, uploads))
+    sync(remote_context(env.data, remote), DIRTY)
+    rel = "sessions/proj1/ses_1.json"
+    assert [rel in up.new for up in uploads] == [False]
+    assert [rel in up.replaced for up in uploads] == [True]
+    checked(remote)
+
+
+def _recording(compare: Any, uploads: list[Any]) -> Any:
+    def recorded(*args: Any) -> Any:
+        uploads.append(compare(*args))
+        return uploads[-1]
+
+    return recorded

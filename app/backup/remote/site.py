@@ -194,7 +194,9 @@ class RemoteSite:
 
     def _reconcile(self, machine: str, ledger: Ledger, cancel: threading.Event) -> None:
         """Rebuild the ledger: a remote file counts as the mirror's when both hold it with the same size
-        and, where the remote has a hash the mirror's copy can be checked against, the same hash."""
+        and, where the remote has a hash the mirror's copy can be checked against, the same hash; any
+        other is known as there with unknown content (replaced under the intent, or deleted after the
+        commit, never written over in place)."""
         files = parse_listing(self.client.listing(self.spec.at(machine), cancel, hashes=True))
         self._know(machine, ledger, files, trust_sizes=False)
 
@@ -203,7 +205,10 @@ class RemoteSite:
         known: dict[str, Content] = {}
         for rel, remote in files.items():
             path = machine_dir / rel
-            if rel.split("/", 1)[0] == "damaged" or not path.is_file() or path.stat().st_size != remote.size:
+            if rel.split("/", 1)[0] == "damaged":
+                continue
+            if not path.is_file() or path.stat().st_size != remote.size:
+                known[rel] = (remote.size, "unknown")  # there, with other content: never put up in its place
                 continue
             same = remote.same_as(path)
             if same is False or (same is None and not trust_sizes):
