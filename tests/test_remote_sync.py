@@ -349,3 +349,40 @@ def _recording(compare: Any, uploads: list[Any]) -> Any:
         return uploads[-1]
 
     return recorded
+
+
+class _Killed(BaseException):
+    """The process ended here (a kill between rclone's work and the ledger's write)."""
+
+
+def test_a_delete_cut_before_its_record_puts_the_same_file_up_again_when_it_comes_back(
+    env: Env, rclone_servers: Servers, config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rclone deleted a session file and the upload ended before the ledger said so; the session comes
+    back byte for byte: the next upload puts it up again, so the remote's manifest names no missing file."""
+    remote = remote_for(rclone_servers)
+    conn = f.create_db(env.db)
+    for sid in ("ses_0", "ses_1"):
+        f.add_session(conn, sid)
+    f.add_session(conn, "ses_2", time_updated=1_700_000_000_000)
+    conn.close()
+    ctx = remote_context(env.data, remote)
+    sync(ctx)
+    f.delete_session(env.db, "ses_2")
+    real = rc.Rclone.delete
+
+    def delete(self: rc.Rclone, *args: Any, **kwargs: Any) -> Any:
+        real(self, *args, **kwargs)
+        raise _Killed
+
+    monkeypatch.setattr(rc.Rclone, "delete", delete)
+    with pytest.raises(_Killed):
+        run_sync(ctx, DIRTY)
+    monkeypatch.setattr(rc.Rclone, "delete", real)
+    assert ctx.remote is not None
+    ctx.remote.close()
+    assert not (remote.served / "laptop/sessions/proj1/ses_2.json").exists()
+    f.add_session(f.connect(env.db), "ses_2", time_updated=1_700_000_000_000)
+    sync(remote_context(env.data, remote), DIRTY)
+    assert (remote.served / "laptop/sessions/proj1/ses_2.json").is_file()
+    checked(remote)

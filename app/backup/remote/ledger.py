@@ -2,9 +2,10 @@
 
 A row is a file of the remote machine folder, with the size and sha256 of the content it holds there; a
 row is written only after rclone said the file arrived (its log's "Copied"/"Moved" lines) or after the
-file was compared with the mirror's, and removed once rclone deleted it. So the ledger may lag behind the
-remote (a kill after rclone's work, before the ledger's write: the next push puts the file up again,
-which changes nothing), never run ahead of it. ``meta`` keeps what the remote's committed manifest was
+file was compared with the mirror's, and removed once rclone deleted it (its content made "unknown"
+first: a file that may be gone is never taken as there). So the ledger may lag behind the remote (a kill
+after rclone's work, before the ledger's write: the next push puts the file up again, which changes
+nothing), never run ahead of it. ``meta`` keeps what the remote's committed manifest was
 (to compare the mirror's with), the remote intent a cut upload left, when the last upload finished.
 
 storage/ rows (a legacy tree can have 100,000) stay in the database and are looked up by shard; the
