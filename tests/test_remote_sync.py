@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -327,19 +328,49 @@ def test_a_lost_ledger_stages_a_file_the_mirror_changed_before_it_went_up(
     gone: the file is replaced (staged, moved in under the intent), never written over in place."""
     from app.backup.remote import site as site_module
 
-    remote, ctx = backed_up(env, rclone_servers)
-    assert ctx.remote is not None
-    f.add_message(f.connect(env.db), "ses_1", "a reply the remote has not seen")
-    held = dataclasses.replace(ctx, remote=dataclasses.replace(ctx.remote, held=lambda: "on battery"))
-    assert run_sync(held, DIRTY).kind is FailureKind.HELD_BACK
-    ctx.remote.close()
-    shutil.rmtree(ctx.remote.cache / "ledgers")
+    remote = _ahead_without_ledger(env, rclone_servers)
     uploads: list[Any] = []
     monkeypatch.setattr(site_module, "compare", _recording(site_module.compare, uploads))
     sync(remote_context(env.data, remote), DIRTY)
     rel = "sessions/proj1/ses_1.json"
     assert [rel in up.new for up in uploads] == [False]
     assert [rel in up.replaced for up in uploads] == [True]
+    checked(remote)
+
+
+def _ahead_without_ledger(env: Env, servers: Servers) -> Remote:
+    """A backup whose mirror is a sync ahead of the remote (uploads held back), its ledger gone."""
+    remote, ctx = backed_up(env, servers)
+    assert ctx.remote is not None
+    f.add_message(f.connect(env.db), "ses_1", "a reply the remote has not seen")
+    held = dataclasses.replace(ctx, remote=dataclasses.replace(ctx.remote, held=lambda: "on battery"))
+    assert run_sync(held, DIRTY).kind is FailureKind.HELD_BACK
+    ctx.remote.close()
+    shutil.rmtree(ctx.remote.cache / "ledgers")
+    return remote
+
+
+def test_a_lost_ledger_is_rebuilt_once_without_a_false_warning(
+    env: Env,
+    rclone_servers: Servers,
+    config_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The mirror ahead of the remote is the usual case: the comparison that rebuilt the ledger is not
+    followed by a second one, nor by a warning that the remote holds another manifest."""
+    remote = _ahead_without_ledger(env, rclone_servers)
+    real, hashed = rc.Rclone.listing, []
+
+    def listing(self: rc.Rclone, target: str, cancel: threading.Event, *, hashes: bool = False) -> str:
+        hashed.append(hashes)
+        return real(self, target, cancel, hashes=hashes)
+
+    monkeypatch.setattr(rc.Rclone, "listing", listing)
+    caplog.set_level(logging.INFO)
+    sync(remote_context(env.data, remote), DIRTY)
+    assert hashed.count(True) == 1
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     checked(remote)
 
 

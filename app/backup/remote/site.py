@@ -148,6 +148,7 @@ class RemoteSite:
         ledger = self.ledger(machine)
         machine_dir = self.mirror / machine
         target = f"{self.spec.text}/{machine}"
+        compared = True  # the ledger was just rebuilt from the remote's listing
         if not (machine_dir / mf.MANIFEST).is_file():
             self._seed(machine, ledger, me, identity, cancel=cancel, report=report)
             ledger.record(meta={"target": target})
@@ -157,9 +158,11 @@ class RemoteSite:
             )
             self._reconcile(machine, ledger, cancel)
             ledger.record(meta={"target": target})
+        else:
+            compared = False
         last = self._checked.get(machine)
         if last is None or self.clock() - last >= CHECK_EVERY_S:
-            self._check(machine, ledger, me, now, cancel)
+            self._check(machine, ledger, me, now, cancel, compared=compared)
             self._checked[machine] = self.clock()
 
     def _seed(
@@ -227,8 +230,12 @@ class RemoteSite:
         )
         ledger.reset(known, {"committed": committed.to_json(), "stamps": json.dumps(stamps)})
 
-    def _check(self, machine: str, ledger: Ledger, me: str, now: datetime, cancel: threading.Event) -> None:
-        """Read back the remote's owner.json, writer.lease and manifest.json; take the remote lease."""
+    def _check(
+        self, machine: str, ledger: Ledger, me: str, now: datetime, cancel: threading.Event, *, compared: bool
+    ) -> None:
+        """Read back the remote's owner.json, writer.lease and manifest.json; take the remote lease.
+        ``compared``: the ledger was just rebuilt from the remote, so a manifest there other than the
+        mirror's is the one it was compared with (the mirror is ahead), not news."""
         box = self.cache / "check" / machine
         shutil.rmtree(box, ignore_errors=True)
         make_private_dirs(box)
@@ -251,7 +258,7 @@ class RemoteSite:
                 committed = Committed.of(there, mf.load(machine_dir, machine))
                 content = (head.stat().st_size, there)
                 ledger.record({mf.MANIFEST: content}, meta={"committed": committed.to_json()})
-            else:
+            elif not compared:
                 logger.warning(
                     "%s holds another manifest.json than this computer uploaded last; comparing it file by "
                     "file",
