@@ -90,11 +90,7 @@ def _read(site: RemoteSite, machine: str, folder: Path, parts: Parts, cancel: th
         raise BackupDamaged(f"no backup for machine {machine!r} on {site.spec.text}")
     try:
         mf.load(folder, machine)
-    except BackupMoved:
-        return False
-    except BackupDamaged as exc:
-        if "missing" not in str(exc):  # shards named by a manifest committed as we read: read again
-            raise
+    except BackupMoved:  # shards named by a manifest committed as we read: read again
         return False
     rest = _REST[parts]
     if rest is None:
