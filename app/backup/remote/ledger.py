@@ -16,7 +16,6 @@ others (a few thousand at most) are read once into memory. One writer (the sync,
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
@@ -26,10 +25,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from app.backup.manifest import shard_of
-from app.fsutil import make_private_dirs
+from app.backup.manifest import MANIFEST, shard_of
+from app.fsutil import Content, make_private_dirs, sha256_file
 
-Content = tuple[int, str]  # size, sha256
 LEDGER = "ledger.db"
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS file (path TEXT PRIMARY KEY, size INTEGER NOT NULL, sha256 TEXT NOT NULL,"
@@ -199,7 +197,7 @@ def upload_state(cache: Path, machine_dir: Path) -> UploadState:
     with contextlib.suppress(ValueError, TypeError):
         uploaded = datetime.fromisoformat(meta.get("uploaded_at", ""))
     try:
-        mine = hashlib.sha256((machine_dir / "manifest.json").read_bytes()).hexdigest()
+        mine = sha256_file(machine_dir / MANIFEST)
     except OSError:
         return UploadState(uploaded, False)
     try:

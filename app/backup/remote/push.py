@@ -39,9 +39,9 @@ from app.backup import intent as it
 from app.backup import manifest as mf
 from app.backup.progress import Report, Step, unreported
 from app.backup.remote.diff import INTENT, Upload
-from app.backup.remote.ledger import Content, Ledger
+from app.backup.remote.ledger import Ledger
 from app.errors import FailureKind, TransferError
-from app.fsutil import keep_copy, make_private_dirs
+from app.fsutil import Content, keep_copy, make_private_dirs
 from app.transfer.rclone import Rclone, RcloneFailed, RemoteSpec
 
 logger = logging.getLogger(__name__)

@@ -30,11 +30,11 @@ from app.backup.guard import VERSIONS
 from app.backup.ownership import LEASE, OWNER, Identity, claim_folder, read_claim, take_lease
 from app.backup.progress import Report, Step, unreported
 from app.backup.remote.diff import Committed, committed_of, compare
-from app.backup.remote.ledger import Content, Ledger, ledger_file
+from app.backup.remote.ledger import Ledger, ledger_file
 from app.backup.remote.listing import RemoteFile, parse_listing
 from app.backup.remote.push import Pusher
 from app.errors import BackupError
-from app.fsutil import atomic_write_bytes, make_private_dirs, sha256_file
+from app.fsutil import Content, atomic_write_bytes, make_private_dirs, sha256_file
 from app.transfer.rclone import Rclone, RemoteSpec
 from app.transfer.rclone_log import parse_line, stats_of
 from app.transfer.rclone_rc import Daemon
@@ -250,10 +250,10 @@ class RemoteSite:
         elif ledger.get(OWNER) is not None:
             ledger.record(gone=[OWNER])  # gone from the remote: put it back
         head = box / mf.MANIFEST
-        there = hashlib.sha256(head.read_bytes()).hexdigest() if head.is_file() else ""
+        there = sha256_file(head) if head.is_file() else ""
         committed = committed_of(ledger)
         if there != committed.sha256:
-            mine = hashlib.sha256((machine_dir / mf.MANIFEST).read_bytes()).hexdigest()
+            mine = sha256_file(machine_dir / mf.MANIFEST)
             if there == mine:  # our own commit went through and its record did not
                 committed = Committed.of(there, mf.load(machine_dir, machine))
                 content = (head.stat().st_size, there)
