@@ -417,3 +417,27 @@ def test_a_delete_cut_before_its_record_puts_the_same_file_up_again_when_it_come
     sync(remote_context(env.data, remote), DIRTY)
     assert (remote.served / "laptop/sessions/proj1/ses_2.json").is_file()
     checked(remote)
+
+
+class _Listed(rc.Rclone):
+    """A remote whose listing is ``text`` and whose downloads bring nothing."""
+
+    text = "[]"
+
+    def download(self, *args: Any, **kwargs: Any) -> rc.Said:
+        return rc.Said()
+
+    def listing(self, *args: Any, **kwargs: Any) -> str:
+        return self.text
+
+
+def test_a_remote_folder_that_lists_only_what_a_reader_refuses_holds_no_backup(tmp_path: Path) -> None:
+    from app.backup.remote.site import RemoteSite
+    from app.errors import BackupDamaged
+
+    spec = rc.parse_spec("rclone:nas:backups")
+    client = _Listed("rclone", spec, rc.Options())
+    client.text = '[{"Path":"../escape.json","Size":1,"IsDir":false}]'
+    site = RemoteSite(spec, client, tmp_path / "cache")
+    with pytest.raises(BackupDamaged, match="no backup for machine"), view(site, "laptop", Parts.INDEX):
+        pass
