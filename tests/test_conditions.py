@@ -117,3 +117,34 @@ def test_the_readers_of_this_system_never_raise() -> None:
     missing = ["a-command-this-system-has-not"]
     with pytest.raises((OSError, subprocess.SubprocessError)):
         here.run(missing)
+
+
+class _Ran:
+    """subprocess.run as the readers call it: counts the calls and keeps their keyword arguments."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    def __call__(self, argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        self.calls.append(kwargs)
+        return subprocess.CompletedProcess(argv, 0, "Unrestricted\n", "")
+
+
+def test_a_command_that_asks_the_system_opens_no_console_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The windowed tray starting PowerShell would flash a console per upload without CREATE_NO_WINDOW."""
+    ran = _Ran()
+    monkeypatch.setattr(subprocess, "run", ran)
+    monkeypatch.setattr(subprocess, "CREATE_NO_WINDOW", 0x08000000, raising=False)
+    assert c.metered("win32", c.system_readers()) is False
+    assert [call["creationflags"] for call in ran.calls] == [0x08000000]
+
+
+def test_an_answer_of_the_system_is_asked_again_only_after_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran, now = _Ran(), [100.0]
+    monkeypatch.setattr(subprocess, "run", ran)
+    here = c.system_readers(clock=lambda: now[0])
+    assert [c.metered("win32", here) for _ in range(3)] == [False, False, False]
+    assert len(ran.calls) == 1
+    now[0] += c.ASK_EVERY_S
+    assert c.metered("win32", here) is False
+    assert len(ran.calls) == 2

@@ -32,7 +32,7 @@ from app.backup.manifest.model import (
     shard_of,
 )
 from app.backup.manifest.shard_text import canonical
-from app.errors import BackupDamaged
+from app.errors import BackupDamaged, BackupMoved
 
 
 def from_scratch(man: Manifest) -> dict[str, str]:
@@ -323,3 +323,23 @@ def test_a_fold_that_cannot_read_a_damaged_shard_keeps_its_changes_in_the_delta_
             assert load_shard(machine_dir, again, shard_of(rel))[rel] == e
     with pytest.raises(BackupDamaged, match="does not match"):
         load_shard(machine_dir, again, victim)
+
+
+def test_a_shard_the_manifest_names_that_is_gone_is_a_moved_backup_worth_reading_again(
+    tmp_path: Path,
+) -> None:
+    """A shard missing under a committed manifest (a sync or an upload committing meanwhile) raises
+    BackupMoved, which readers retry, not plain damage."""
+    machine_dir = tmp_path / "m"
+    man = Manifest(machine="m")
+    man.sessions["ses_1"] = entry(1)
+    rel = "storage/message/ses_1/msg_1.json"
+    shard = shard_of(rel)
+    save(machine_dir, man, {shard: {rel: FileEntry(3, "a" * 64, 5)}}, checked={shard})
+    (machine_dir / SHARD_DIR / man.shards[f"storage-{shard}"].file).unlink()
+    with pytest.raises(BackupMoved, match="missing"):
+        load_shard(machine_dir, man, shard)
+    for ref in man.shards.values():
+        (machine_dir / SHARD_DIR / ref.file).unlink(missing_ok=True)
+    with pytest.raises(BackupMoved, match="missing"):
+        load(machine_dir, "m")

@@ -211,3 +211,31 @@ def test_a_daemon_left_by_a_process_that_died_is_ended_and_no_other(tmp_path: Pa
     finally:
         mine.kill()
         mine.wait()
+
+
+def _answering(returncode: int, stderr: str) -> rclone.Rclone:
+    """A client whose every command ends with ``returncode`` and ``stderr`` (a recorded run)."""
+
+    def runner(argv: list[str], **kwargs: object) -> rclone.RunResult:
+        return rclone.RunResult(returncode, "", stderr)
+
+    return rclone.Rclone("rclone", RemoteSpec("nas", "backups"), rclone.Options(), runner=runner)
+
+
+def test_only_rclones_directory_not_found_reads_as_an_empty_folder() -> None:
+    """Exit 3 is rclone's "directory not found"; any other failure that says "not found" (a 404 from a
+    proxy, a lost bucket) is a failure, not an empty folder whose ledger would be thrown away."""
+    gone = '{"level":"error","msg":"error listing: directory not found"}'
+    assert _answering(3, gone).listing("nas:backups/laptop", threading.Event()) == "[]"
+    failed = '{"level":"error","msg":"error listing: couldn\'t list files: 404 Not Found"}'
+    with pytest.raises(RcloneFailed):
+        _answering(1, failed).listing("nas:backups/laptop", threading.Event())
+
+
+@pytest.mark.parametrize("name", ["t-sftp", "t-dav"])
+def test_a_folder_not_on_the_server_yet_lists_as_empty(
+    rclone_servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    use_config(rclone_servers, tmp_path, monkeypatch)
+    remote = remote_for(rclone_servers, name)
+    assert _client(remote.spec).listing(parse_spec(remote.spec).at("laptop"), threading.Event()) == "[]"

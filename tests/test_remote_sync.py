@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -318,3 +319,125 @@ def test_encryption_turned_on_leaves_nothing_in_clear_on_the_remote_versions_inc
         if path.is_file():
             assert b"zanzibar" not in path.read_bytes() and b"title of ses_" not in path.read_bytes(), path
     checked(remote)
+
+
+def test_a_lost_ledger_stages_a_file_the_mirror_changed_before_it_went_up(
+    env: Env, rclone_servers: Servers, config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mirror holds a newer (longer) session file than the remote's manifest names, and the ledger is
+    gone: the file is replaced (staged, moved in under the intent), never written over in place."""
+    from app.backup.remote import site as site_module
+
+    remote = _ahead_without_ledger(env, rclone_servers)
+    uploads: list[Any] = []
+    monkeypatch.setattr(site_module, "compare", _recording(site_module.compare, uploads))
+    sync(remote_context(env.data, remote), DIRTY)
+    rel = "sessions/proj1/ses_1.json"
+    assert [rel in up.new for up in uploads] == [False]
+    assert [rel in up.replaced for up in uploads] == [True]
+    checked(remote)
+
+
+def _ahead_without_ledger(env: Env, servers: Servers) -> Remote:
+    """A backup whose mirror is a sync ahead of the remote (uploads held back), its ledger gone."""
+    remote, ctx = backed_up(env, servers)
+    assert ctx.remote is not None
+    f.add_message(f.connect(env.db), "ses_1", "a reply the remote has not seen")
+    held = dataclasses.replace(ctx, remote=dataclasses.replace(ctx.remote, held=lambda: "on battery"))
+    assert run_sync(held, DIRTY).kind is FailureKind.HELD_BACK
+    ctx.remote.close()
+    shutil.rmtree(ctx.remote.cache / "ledgers")
+    return remote
+
+
+def test_a_lost_ledger_is_rebuilt_once_without_a_false_warning(
+    env: Env,
+    rclone_servers: Servers,
+    config_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The mirror ahead of the remote is the usual case: the comparison that rebuilt the ledger is not
+    followed by a second one, nor by a warning that the remote holds another manifest."""
+    remote = _ahead_without_ledger(env, rclone_servers)
+    real, hashed = rc.Rclone.listing, []
+
+    def listing(self: rc.Rclone, target: str, cancel: threading.Event, *, hashes: bool = False) -> str:
+        hashed.append(hashes)
+        return real(self, target, cancel, hashes=hashes)
+
+    monkeypatch.setattr(rc.Rclone, "listing", listing)
+    caplog.set_level(logging.INFO)
+    sync(remote_context(env.data, remote), DIRTY)
+    assert hashed.count(True) == 1
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    checked(remote)
+
+
+def _recording(compare: Any, uploads: list[Any]) -> Any:
+    def recorded(*args: Any) -> Any:
+        uploads.append(compare(*args))
+        return uploads[-1]
+
+    return recorded
+
+
+class _Killed(BaseException):
+    """The process ended here (a kill between rclone's work and the ledger's write)."""
+
+
+def test_a_delete_cut_before_its_record_puts_the_same_file_up_again_when_it_comes_back(
+    env: Env, rclone_servers: Servers, config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rclone deleted a session file and the upload ended before the ledger said so; the session comes
+    back byte for byte: the next upload puts it up again, so the remote's manifest names no missing file."""
+    remote = remote_for(rclone_servers)
+    conn = f.create_db(env.db)
+    for sid in ("ses_0", "ses_1"):
+        f.add_session(conn, sid)
+    f.add_session(conn, "ses_2", time_updated=1_700_000_000_000)
+    conn.close()
+    ctx = remote_context(env.data, remote)
+    sync(ctx)
+    f.delete_session(env.db, "ses_2")
+    real = rc.Rclone.delete
+
+    def delete(self: rc.Rclone, *args: Any, **kwargs: Any) -> Any:
+        real(self, *args, **kwargs)
+        raise _Killed
+
+    monkeypatch.setattr(rc.Rclone, "delete", delete)
+    with pytest.raises(_Killed):
+        run_sync(ctx, DIRTY)
+    monkeypatch.setattr(rc.Rclone, "delete", real)
+    assert ctx.remote is not None
+    ctx.remote.close()
+    assert not (remote.served / "laptop/sessions/proj1/ses_2.json").exists()
+    f.add_session(f.connect(env.db), "ses_2", time_updated=1_700_000_000_000)
+    sync(remote_context(env.data, remote), DIRTY)
+    assert (remote.served / "laptop/sessions/proj1/ses_2.json").is_file()
+    checked(remote)
+
+
+class _Listed(rc.Rclone):
+    """A remote whose listing is ``text`` and whose downloads bring nothing."""
+
+    text = "[]"
+
+    def download(self, *args: Any, **kwargs: Any) -> rc.Said:
+        return rc.Said()
+
+    def listing(self, *args: Any, **kwargs: Any) -> str:
+        return self.text
+
+
+def test_a_remote_folder_that_lists_only_what_a_reader_refuses_holds_no_backup(tmp_path: Path) -> None:
+    from app.backup.remote.site import RemoteSite
+    from app.errors import BackupDamaged
+
+    spec = rc.parse_spec("rclone:nas:backups")
+    client = _Listed("rclone", spec, rc.Options())
+    client.text = '[{"Path":"../escape.json","Size":1,"IsDir":false}]'
+    site = RemoteSite(spec, client, tmp_path / "cache")
+    with pytest.raises(BackupDamaged, match="no backup for machine"), view(site, "laptop", Parts.INDEX):
+        pass

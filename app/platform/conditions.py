@@ -23,6 +23,7 @@ import ctypes
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ POWER_SUPPLY = "/sys/class/power_supply"
 NM_METERED = ("busctl", "--system", "get-property", "org.freedesktop.NetworkManager",
               "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager", "Metered")  # fmt: skip
 PMSET = ("pmset", "-g", "batt")
+ASK_EVERY_S = 60.0  # how long a command's answer is kept
 WINDOWS_COST = (
     "powershell", "-NoProfile", "-NonInteractive", "-Command",
     "[void][Windows.Networking.Connectivity.NetworkInformation,Windows.Networking.Connectivity,"
@@ -132,12 +134,32 @@ def parse_cost(text: str) -> bool | None:
     return {"Unrestricted": False, "Fixed": True, "Variable": True}.get(word)
 
 
-def system_readers() -> Readers:
-    """The readers of the running system (each used only on its own system)."""
+def system_readers(clock: Callable[[], float] = time.monotonic) -> Readers:
+    """The readers of the running system (each used only on its own system). A command's answer (or its
+    failure) is kept for :data:`ASK_EVERY_S`: the switches are asked before every upload, and starting
+    PowerShell takes a second. No command opens a console window (the windowed tray on Windows would
+    flash one for each; see ``app.transfer.runner.style_for``)."""
+    answers: dict[tuple[str, ...], tuple[float, str | Exception]] = {}
+
+    def ask(argv: Sequence[str]) -> str:
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # Windows only
+        done = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=20, check=True, creationflags=flags
+        )
+        return done.stdout
 
     def run(argv: Sequence[str]) -> str:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=20, check=True)
-        return done.stdout
+        key, now = tuple(argv), clock()
+        kept = answers.get(key)
+        if kept is None or now - kept[0] >= ASK_EVERY_S:
+            try:
+                kept = (now, ask(argv))
+            except (OSError, subprocess.SubprocessError) as exc:
+                kept = (now, exc)
+            answers[key] = kept
+        if isinstance(kept[1], Exception):
+            raise kept[1]
+        return kept[1]
 
     return Readers(
         lambda folder: sorted(os.listdir(folder)),

@@ -173,10 +173,12 @@ class Rclone:
         return command(rels)
 
     def listing(self, target: str, cancel: threading.Event, *, hashes: bool = False) -> str:
-        """``rclone lsjson`` of ``target`` (stdout, JSON); '[]' when the folder does not exist yet."""
+        """``rclone lsjson`` of ``target`` (stdout, JSON); '[]' when the folder does not exist yet (rclone's
+        exit code 3, "directory not found"; any other failure raises, even one that says "not found": an
+        empty listing makes the ledger forget what the remote holds)."""
         result = self._call(list_argv(self.binary, target, self.options, hashes=hashes), None, cancel)
         said = read_log(result.stderr)
-        if result.returncode == 3 or (result.returncode != 0 and said.not_found):  # 3: directory not found
+        if result.returncode == 3 and not result.cancelled:
             return "[]"
         self._check(result.returncode, said, result.cancelled)
         return result.stdout

@@ -56,13 +56,14 @@ def load(machine_dir: Path, machine: str, cache: ManifestCache | None = None) ->
     the shards' texts and entries as committed (its owner saves faster with them).
 
     Anything damaged or hostile raises BackupDamaged (one line). A shard that vanished because a sync
-    committed a newer manifest meanwhile is read again from that newer manifest."""
+    committed a newer manifest meanwhile is read again from that newer manifest (still missing after
+    three tries: BackupMoved, worth reading again later)."""
     for attempt in range(3):
         try:
             return _load(machine_dir, machine, cache if cache is not None else ManifestCache())
         except _ShardGone:
             if attempt == 2:
-                raise BackupDamaged(f"{MANIFEST} names shards that are missing (still syncing?)") from None
+                raise BackupMoved(f"{MANIFEST} names shards that are missing (still syncing?)") from None
     raise AssertionError("unreachable")
 
 
@@ -232,7 +233,7 @@ def _storage_text(machine_dir: Path, name: str, ref: ShardRef) -> str:
     try:
         return _read_shard(machine_dir, name, ref)
     except _ShardGone:
-        raise BackupDamaged(f"{SHARD_DIR}/{ref.file} is missing (a sync is committing; try again)") from None
+        raise BackupMoved(f"{SHARD_DIR}/{ref.file} is missing (a sync is committing; try again)") from None
 
 
 def _checked_entries(

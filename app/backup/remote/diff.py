@@ -24,8 +24,8 @@ from typing import Any
 from app.backup import manifest as mf
 from app.backup.guard import VERSIONS
 from app.backup.ownership import OWNER
-from app.backup.remote.ledger import Content, Ledger
-from app.fsutil import sha256_file
+from app.backup.remote.ledger import Ledger
+from app.fsutil import Content, content_of
 
 INTENT = "manifest.d/intent.json"
 
@@ -115,9 +115,9 @@ def compare(machine_dir: Path, man: mf.Manifest, ledger: Ledger) -> Upload:
         want[rel] = (
             (ref.size, ref.sha256) if ref.size is not None and ref.sha256 else _content(machine_dir / rel)
         )
-    owner = machine_dir / OWNER
-    if owner.is_file():
-        want[OWNER] = _content(owner)
+    owner = content_of(machine_dir / OWNER)
+    if owner is not None:
+        want[OWNER] = owner
     have = ledger.outside_storage()
     put = {rel: c for rel, c in want.items() if have.get(rel) != c}
     named = {*want, *(f"{mf.SHARD_DIR}/{f}" for f in committed.shards.values())}
@@ -233,4 +233,8 @@ def _walk(folder: Path, prefix: str) -> list[tuple[str, Path]]:
 
 
 def _content(path: Path) -> Content:
-    return path.stat().st_size, sha256_file(path)
+    """:func:`content_of` a file that must be there (FileNotFoundError when it is not)."""
+    found = content_of(path)
+    if found is None:
+        raise FileNotFoundError(path)
+    return found

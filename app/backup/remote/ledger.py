@@ -2,9 +2,10 @@
 
 A row is a file of the remote machine folder, with the size and sha256 of the content it holds there; a
 row is written only after rclone said the file arrived (its log's "Copied"/"Moved" lines) or after the
-file was compared with the mirror's, and removed once rclone deleted it. So the ledger may lag behind the
-remote (a kill after rclone's work, before the ledger's write: the next push puts the file up again,
-which changes nothing), never run ahead of it. ``meta`` keeps what the remote's committed manifest was
+file was compared with the mirror's, and removed once rclone deleted it (its content made "unknown"
+first: a file that may be gone is never taken as there). So the ledger may lag behind the remote (a kill
+after rclone's work, before the ledger's write: the next push puts the file up again, which changes
+nothing), never run ahead of it. ``meta`` keeps what the remote's committed manifest was
 (to compare the mirror's with), the remote intent a cut upload left, when the last upload finished.
 
 storage/ rows (a legacy tree can have 100,000) stay in the database and are looked up by shard; the
@@ -15,7 +16,6 @@ others (a few thousand at most) are read once into memory. One writer (the sync,
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
@@ -25,10 +25,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from app.backup.manifest import shard_of
-from app.fsutil import make_private_dirs
+from app.backup.manifest import MANIFEST, shard_of
+from app.fsutil import Content, make_private_dirs, sha256_file
 
-Content = tuple[int, str]  # size, sha256
 LEDGER = "ledger.db"
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS file (path TEXT PRIMARY KEY, size INTEGER NOT NULL, sha256 TEXT NOT NULL,"
@@ -198,7 +197,7 @@ def upload_state(cache: Path, machine_dir: Path) -> UploadState:
     with contextlib.suppress(ValueError, TypeError):
         uploaded = datetime.fromisoformat(meta.get("uploaded_at", ""))
     try:
-        mine = hashlib.sha256((machine_dir / "manifest.json").read_bytes()).hexdigest()
+        mine = sha256_file(machine_dir / MANIFEST)
     except OSError:
         return UploadState(uploaded, False)
     try:

@@ -39,9 +39,9 @@ from app.backup import intent as it
 from app.backup import manifest as mf
 from app.backup.progress import Report, Step, unreported
 from app.backup.remote.diff import INTENT, Upload
-from app.backup.remote.ledger import Content, Ledger
+from app.backup.remote.ledger import Ledger
 from app.errors import FailureKind, TransferError
-from app.fsutil import keep_copy, make_private_dirs
+from app.fsutil import Content, keep_copy, make_private_dirs
 from app.transfer.rclone import Rclone, RcloneFailed, RemoteSpec
 
 logger = logging.getLogger(__name__)
@@ -161,16 +161,20 @@ class Pusher:
         for files that are not replaced any more."""
         gone = [*up.gone, *([INTENT] if self.ledger.meta("intent") is not None else [])]
         if gone:
+            # First: a kill after rclone's delete leaves rows that may name no file: with their content
+            # unknown, a file that comes back is staged and moved in (or deleted again), never skipped.
+            self.ledger.record(_unknown(self.ledger, gone))
             try:
                 self.client.delete(self.spec.at(self.machine), gone, cancel)
             except RcloneFailed as exc:
                 self.ledger.record(gone=[rel for rel in gone if rel in exc.said.deleted])
                 raise
+            self.ledger.record(gone=gone)
         leftovers = self.ledger.meta_json("staged", [])
         if leftovers:
             self.client.delete(staging(self.spec, self.machine), leftovers, cancel)
         meta = {"intent": None, "staged": None, "stamps": json.dumps(list(up.stamps))}
-        self.ledger.record(gone=gone, meta=meta)
+        self.ledger.record(meta=meta)
         shutil.rmtree(self.outbox, ignore_errors=True)
 
     # --- the ledger --------------------------------------------------------------------------------
@@ -183,6 +187,12 @@ class Pusher:
     def _moved(self, moved: dict[str, Content]) -> None:
         staged = [rel for rel in self.ledger.meta_json("staged", []) if rel not in moved]
         self.ledger.record(moved, (), {"staged": json.dumps(staged)})
+
+
+def _unknown(ledger: Ledger, rels: Sequence[str]) -> dict[str, Content]:
+    """The ledger's rows of ``rels`` with their content made unknown (a file there, or not)."""
+    rows = {rel: ledger.get(rel) for rel in rels}
+    return {rel: (row[0], "unknown") for rel, row in rows.items() if row is not None}
 
 
 def _all_done(what: str, wanted: Sequence[str], done: frozenset[str]) -> None:

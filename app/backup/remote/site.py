@@ -30,11 +30,11 @@ from app.backup.guard import VERSIONS
 from app.backup.ownership import LEASE, OWNER, Identity, claim_folder, read_claim, take_lease
 from app.backup.progress import Report, Step, unreported
 from app.backup.remote.diff import Committed, committed_of, compare
-from app.backup.remote.ledger import Content, Ledger, ledger_file
+from app.backup.remote.ledger import Ledger, ledger_file
 from app.backup.remote.listing import RemoteFile, parse_listing
 from app.backup.remote.push import Pusher
 from app.errors import BackupError
-from app.fsutil import atomic_write_bytes, make_private_dirs, sha256_file
+from app.fsutil import Content, atomic_write_bytes, make_private_dirs, sha256_file
 from app.transfer.rclone import Rclone, RemoteSpec
 from app.transfer.rclone_log import parse_line, stats_of
 from app.transfer.rclone_rc import Daemon
@@ -148,6 +148,7 @@ class RemoteSite:
         ledger = self.ledger(machine)
         machine_dir = self.mirror / machine
         target = f"{self.spec.text}/{machine}"
+        compared = True  # the ledger was just rebuilt from the remote's listing
         if not (machine_dir / mf.MANIFEST).is_file():
             self._seed(machine, ledger, me, identity, cancel=cancel, report=report)
             ledger.record(meta={"target": target})
@@ -157,9 +158,11 @@ class RemoteSite:
             )
             self._reconcile(machine, ledger, cancel)
             ledger.record(meta={"target": target})
+        else:
+            compared = False
         last = self._checked.get(machine)
         if last is None or self.clock() - last >= CHECK_EVERY_S:
-            self._check(machine, ledger, me, now, cancel)
+            self._check(machine, ledger, me, now, cancel, compared=compared)
             self._checked[machine] = self.clock()
 
     def _seed(
@@ -194,7 +197,9 @@ class RemoteSite:
 
     def _reconcile(self, machine: str, ledger: Ledger, cancel: threading.Event) -> None:
         """Rebuild the ledger: a remote file counts as the mirror's when both hold it with the same size
-        and, where the remote has a hash the mirror's copy can be checked against, the same hash."""
+        and, where the remote has a hash the mirror's copy can be checked against, the same hash; any
+        other is known as there with unknown content (replaced under the intent, or deleted after the
+        commit, never written over in place)."""
         files = parse_listing(self.client.listing(self.spec.at(machine), cancel, hashes=True))
         self._know(machine, ledger, files, trust_sizes=False)
 
@@ -203,7 +208,10 @@ class RemoteSite:
         known: dict[str, Content] = {}
         for rel, remote in files.items():
             path = machine_dir / rel
-            if rel.split("/", 1)[0] == "damaged" or not path.is_file() or path.stat().st_size != remote.size:
+            if rel.split("/", 1)[0] == "damaged":
+                continue
+            if not path.is_file() or path.stat().st_size != remote.size:
+                known[rel] = (remote.size, "unknown")  # there, with other content: never put up in its place
                 continue
             same = remote.same_as(path)
             if same is False or (same is None and not trust_sizes):
@@ -222,8 +230,12 @@ class RemoteSite:
         )
         ledger.reset(known, {"committed": committed.to_json(), "stamps": json.dumps(stamps)})
 
-    def _check(self, machine: str, ledger: Ledger, me: str, now: datetime, cancel: threading.Event) -> None:
-        """Read back the remote's owner.json, writer.lease and manifest.json; take the remote lease."""
+    def _check(
+        self, machine: str, ledger: Ledger, me: str, now: datetime, cancel: threading.Event, *, compared: bool
+    ) -> None:
+        """Read back the remote's owner.json, writer.lease and manifest.json; take the remote lease.
+        ``compared``: the ledger was just rebuilt from the remote, so a manifest there other than the
+        mirror's is the one it was compared with (the mirror is ahead), not news."""
         box = self.cache / "check" / machine
         shutil.rmtree(box, ignore_errors=True)
         make_private_dirs(box)
@@ -238,15 +250,15 @@ class RemoteSite:
         elif ledger.get(OWNER) is not None:
             ledger.record(gone=[OWNER])  # gone from the remote: put it back
         head = box / mf.MANIFEST
-        there = hashlib.sha256(head.read_bytes()).hexdigest() if head.is_file() else ""
+        there = sha256_file(head) if head.is_file() else ""
         committed = committed_of(ledger)
         if there != committed.sha256:
-            mine = hashlib.sha256((machine_dir / mf.MANIFEST).read_bytes()).hexdigest()
+            mine = sha256_file(machine_dir / mf.MANIFEST)
             if there == mine:  # our own commit went through and its record did not
                 committed = Committed.of(there, mf.load(machine_dir, machine))
                 content = (head.stat().st_size, there)
                 ledger.record({mf.MANIFEST: content}, meta={"committed": committed.to_json()})
-            else:
+            elif not compared:
                 logger.warning(
                     "%s holds another manifest.json than this computer uploaded last; comparing it file by "
                     "file",

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.backup import manifest as mf
+from app.backup.remote.listing import parse_listing
 from app.backup.remote.site import RemoteSite
 from app.errors import BackupDamaged, BackupMoved
 from app.fsutil import make_private_dirs
@@ -86,15 +87,11 @@ def _read(site: RemoteSite, machine: str, folder: Path, parts: Parts, cancel: th
     site.client.download(where, folder, cancel, filters=_INDEX)
     head = folder / mf.MANIFEST
     empty = not head.is_file() and not any(folder.iterdir())
-    if empty and not site.client.listing(where, cancel).strip("[] \n"):
+    if empty and not parse_listing(site.client.listing(where, cancel)):
         raise BackupDamaged(f"no backup for machine {machine!r} on {site.spec.text}")
     try:
         mf.load(folder, machine)
-    except BackupMoved:
-        return False
-    except BackupDamaged as exc:
-        if "missing" not in str(exc):  # shards named by a manifest committed as we read: read again
-            raise
+    except BackupMoved:  # shards named by a manifest committed as we read: read again
         return False
     rest = _REST[parts]
     if rest is None:
