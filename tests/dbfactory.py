@@ -143,3 +143,37 @@ def plant_secrets(conn: sqlite3.Connection, sid: str, data_dir: Path) -> list[st
     )
     (data_dir / "auth.json").write_text(json.dumps({"openai": {"type": "api", "key": tokens[6]}}))
     return tokens
+
+
+def seed(
+    data_dir: Path, sessions: int, legacy: int, *, messages: int = 3, parts: int = 2
+) -> sqlite3.Connection:
+    """An opencode data folder: ``sessions`` sessions (``ses_0``…) in its database and ``legacy`` files of
+    the legacy JSON tree (``storage/message/ses_0/msg_0.json``…); the database's connection, open."""
+    conn = create_db(data_dir / "opencode.db")
+    for i in range(sessions):
+        add_session(conn, f"ses_{i}", messages=messages, parts=parts)
+    storage = data_dir / "storage" / "message" / "ses_0"
+    storage.mkdir(parents=True)
+    for i in range(legacy):
+        (storage / f"msg_{i}.json").write_text(json.dumps({"id": i}))
+    return conn
+
+
+def change_every_kind(conn: sqlite3.Connection, data_dir: Path) -> None:
+    """After a first backup of :func:`seed`'s 6 sessions and 4 legacy files, a change of every kind a
+    sync handles: sessions replaced, added, moved to another project and deleted; legacy files changed,
+    removed and added. Closes ``conn``."""
+    add_message(conn, "ses_1", "changed since")  # replaced
+    add_message(conn, "ses_2", "changed too")  # replaced
+    add_session(conn, "ses_new")  # added
+    add_project(conn, "proj2")
+    conn.execute(
+        "UPDATE session SET project_id = 'proj2', time_updated = time_updated + 1 WHERE id = 'ses_4'"
+    )
+    conn.close()
+    delete_session(data_dir / "opencode.db", "ses_3")  # deleted
+    storage = data_dir / "storage" / "message" / "ses_0"
+    (storage / "msg_0.json").write_text(json.dumps({"id": 0, "changed": True}))
+    (storage / "msg_1.json").unlink()
+    (storage / "msg_9.json").write_text(json.dumps({"id": 9}))

@@ -137,28 +137,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         config = home / ".config" / "opencode" / "session-backup.json"
         config.parent.mkdir(parents=True)
         config.write_text('{"keepSnapshots": 1}')  # so this sync also prunes the first snapshot
-        db = base / "opencode" / "opencode.db"
-        conn = f.create_db(db)
-        for i in range(6):
-            f.add_session(conn, f"ses_{i}", messages=3, parts=2)
-        storage = base / "opencode" / "storage" / "message" / "ses_0"
-        storage.mkdir(parents=True)
-        for i in range(4):
-            (storage / f"msg_{i}.json").write_text(json.dumps({"id": i}))
-        ctx = ctx_for(base)
-        assert run_sync(ctx, SyncOptions(snapshot=True)).ok  # the first backup, with a snapshot
-        f.add_message(conn, "ses_1", "changed since")  # replaced
-        f.add_message(conn, "ses_2", "changed too")  # replaced
-        f.add_session(conn, "ses_new")  # added
-        f.add_project(conn, "proj2")
-        conn.execute(
-            "UPDATE session SET project_id = 'proj2', time_updated = time_updated + 1 WHERE id = 'ses_4'"
-        )
-        conn.close()
-        f.delete_session(db, "ses_3")  # deleted
-        (storage / "msg_0.json").write_text(json.dumps({"id": 0, "changed": True}))
-        (storage / "msg_1.json").unlink()
-        (storage / "msg_9.json").write_text(json.dumps({"id": 9}))
+        conn = f.seed(base / "opencode", sessions=6, legacy=4)
+        assert run_sync(ctx_for(base), SyncOptions(snapshot=True)).ok  # the first backup, with a snapshot
+        f.change_every_kind(conn, base / "opencode")
     finally:
         for k, v in old.items():
             if v is None:

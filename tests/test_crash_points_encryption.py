@@ -7,7 +7,6 @@ exactly what opencode has."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -33,14 +32,7 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A plain backup of 3 sessions, 2 legacy files, a snapshot and a kept version; no change pending."""
     base = tmp_path_factory.mktemp("plain")
     env = {**home_env(base / "home"), **NO_KEYRING}
-    db = base / "opencode" / "opencode.db"
-    conn = f.create_db(db)
-    for i in range(3):
-        f.add_session(conn, f"ses_{i}", messages=2, parts=1)
-    storage = base / "opencode" / "storage" / "message" / "ses_0"
-    storage.mkdir(parents=True)
-    for i in range(2):
-        (storage / f"msg_{i}.json").write_text(json.dumps({"id": i}))
+    conn = f.seed(base / "opencode", sessions=3, legacy=2, messages=2, parts=1)
     assert run_cli_at(0, base, env, "sync", "--snapshot", "--source", str(base / "opencode"))[0] == 0
     f.add_message(conn, "ses_1", "a newer reply: the older file goes to versions/")
     conn.close()

@@ -116,27 +116,9 @@ def template(rclone_servers: Servers, tmp_path_factory: pytest.TempPathFactory) 
     config.parent.mkdir(parents=True)
     config.write_text('{"keepSnapshots": 1}')
     (base / "rclone.conf").write_text(rclone_servers.config_text())
-    db = base / "opencode" / "opencode.db"
-    conn = f.create_db(db)
-    for i in range(6):
-        f.add_session(conn, f"ses_{i}", messages=3, parts=2)
-    storage = base / "opencode" / "storage" / "message" / "ses_0"
-    storage.mkdir(parents=True)
-    for i in range(4):
-        (storage / f"msg_{i}.json").write_text(f'{{"id": {i}}}')
+    conn = f.seed(base / "opencode", sessions=6, legacy=4)
     assert sync_cli(base, "template", env={"RCLONE_CONFIG": str(base / "rclone.conf")}) == 0
-    f.add_message(conn, "ses_1", "changed since")
-    f.add_message(conn, "ses_2", "changed too")
-    f.add_session(conn, "ses_new")
-    f.add_project(conn, "proj2")
-    conn.execute(
-        "UPDATE session SET project_id = 'proj2', time_updated = time_updated + 1 WHERE id = 'ses_4'"
-    )
-    conn.close()
-    f.delete_session(db, "ses_3")
-    (storage / "msg_0.json").write_text('{"id": 0, "changed": true}')
-    (storage / "msg_1.json").unlink()
-    (storage / "msg_9.json").write_text('{"id": 9}')
+    f.change_every_kind(conn, base / "opencode")
     return base
 
 

@@ -36,14 +36,7 @@ MACHINE = "box"
 @pytest.fixture
 def env(tmp_path: Path) -> Env:
     env = Env(tmp_path, MACHINE)
-    conn = f.create_db(env.db)
-    for i in range(4):
-        f.add_session(conn, f"ses_{i}", messages=2, parts=1)
-    conn.close()
-    storage = env.data / "storage" / "message" / "ses_0"
-    storage.mkdir(parents=True)
-    for i in range(3):
-        (storage / f"msg_{i}.json").write_text(json.dumps({"id": i}))
+    f.seed(env.data, sessions=4, legacy=3, messages=2, parts=1).close()
     assert run_sync(ctx_for(env), SyncOptions(snapshot=True)).ok
     return env
 
