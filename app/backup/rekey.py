@@ -13,7 +13,10 @@ commit. When every file is done one commit says the folder is wholly of its new 
 shards are then written whole and the ones they replace removed, so no title is left in clear.
 
 A file that does not hold what the manifest records, or that cannot be decrypted, is left as it is and
-named; the rest go on. Runs on the worker thread (or the command line's).
+named; the rest go on. A file that cannot be read now (an OSError: a cloud client holding it) stops the
+rekey with that error, for the sync to fail as it would on any busy file and be retried: the chunks
+committed so far stay, and the manifest keeps saying a rekey is under way until the next sync finishes it.
+Runs on the worker thread (or the command line's).
 """
 
 from __future__ import annotations
@@ -221,9 +224,9 @@ class _Chunk:
         """rel -> (size, sha256) of each file that holds its new form now."""
         made: dict[str, _New] = {}
         for n, f in enumerate(chunk):
-            try:
+            try:  # an OSError (a file busy now) goes up: the sync fails, to be retried, the rekey pending
                 new = self._convert(f, self.work / f"{n}.tmp")
-            except (CryptError, BackupDamaged, OSError) as exc:
+            except (CryptError, BackupDamaged) as exc:
                 self.left.append(f"{f.rel}: {exc}")
                 continue
             if new is not None:
@@ -251,7 +254,7 @@ class _Chunk:
             raise BackupDamaged(f"{size:,} bytes is larger than any file a sync writes")
         if size > IN_MEMORY:
             return self._convert_large(f, path, tmp)
-        data = u.read_capped(path, IN_MEMORY, f.rel)
+        data = _read(path, size)
         done = self._already(f, (len(data), hashlib.sha256(data).hexdigest()))
         if done is not None:
             return done
@@ -347,6 +350,17 @@ def _shards_rewritten(machine_dir: Path, man: mf.Manifest) -> None:
     they replace, named by the manifest before, are removed as well."""
     mf.save(machine_dir, man)
     mf.save(machine_dir, man)
+
+
+def _read(path: Path, size: int) -> bytes:
+    """The bytes of ``path`` (a regular file of ``size`` bytes, no link followed). Unlike
+    ``untrusted.read_capped`` an OSError is not called damage: a busy file is read again next time."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(size + 1)
+    if len(data) > IN_MEMORY:
+        raise BackupDamaged(f"grew past {IN_MEMORY:,} bytes while it was read")
+    return data
 
 
 def _write(path: Path, data: bytes) -> None:
