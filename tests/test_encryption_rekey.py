@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from app.backup import manifest as mf
+from app.backup import rekey
 from app.backup import verify as vf
 from app.backup.result import Outcome
 from app.backup.sync import run_sync
@@ -62,4 +63,26 @@ def test_a_file_busy_during_a_rekey_fails_the_sync_to_be_retried_and_the_next_on
         r for r, d in files.items() if not age.is_sealed(d)
     ]
     assert mf.load(env.machine, "laptop").encryption == mf.Encryption((keys[1],))
+    assert vf.verify(env.machine, "laptop", env.app / "verify", seal=sealed(keys)).ok
+
+
+def test_a_large_file_is_decrypted_on_this_computer_never_in_the_backup_folder(
+    env: Env, keys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync(env, sealed(keys), snapshot=True)
+    monkeypatch.setattr(rekey, "IN_MEMORY", 0)  # every file goes the way a large snapshot does
+    real = Seal.seal_into
+    looked: list[int] = []
+
+    def sealing(self: Seal, src: Any, dst: Any) -> None:  # the decrypted form is whole now
+        looked.append(1)
+        te.assert_nothing_in_clear(env.dest)
+        real(self, src, dst)
+
+    monkeypatch.setattr(Seal, "seal_into", sealing)
+    friend = age.new_identity()
+    result = sync(env, Seal([keys[1], friend[1]], lambda: [keys[0]]))
+    assert looked and result.rekeyed > 0
+    for rel, data in data_files(env.machine).items():
+        assert age.decrypt(data, [friend[0]], rel)  # the new recipient opens every file
     assert vf.verify(env.machine, "laptop", env.app / "verify", seal=sealed(keys)).ok

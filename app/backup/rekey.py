@@ -11,6 +11,8 @@ leaves each file whole, in its old form or its new one, and a manifest that says
 readers then take both forms (an encrypted file needs the key), and the next sync goes on from the last
 commit. When every file is done one commit says the folder is wholly of its new kind; the session
 shards are then written whole and the ones they replace removed, so no title is left in clear.
+A file too large to convert in memory (a snapshot) is decrypted into ``scratch``, a private folder on
+this computer (the sync's staging folder), never into the backup folder, which a cloud client uploads.
 
 A file that does not hold what the manifest records, or that cannot be decrypted, is left as it is and
 named; the rest go on. A file that cannot be read now (an OSError: a cloud client holding it) stops the
@@ -38,7 +40,7 @@ from app.backup.aside import DAMAGED
 from app.backup.guard import VERSIONS
 from app.backup.progress import Report, Step, unreported
 from app.crypt.age import MAGIC, CryptError, NoKey, WrongKey, is_sealed
-from app.crypt.seal import Seal
+from app.crypt.seal import Seal, seal_file
 from app.errors import BackupDamaged, FailureKind, SyncFailed
 from app.fsutil import PRIVATE_FILE, make_private_dirs, sha256_file, write_back
 
@@ -94,11 +96,13 @@ def rekey(
     store: mf.ManifestStore,
     seal: Seal,
     *,
+    scratch: Path,
     cancel: threading.Event | None = None,
     report: Report = unreported,
     pending: dict[str, tuple[tuple[int, str], ...]] | None = None,
 ) -> Rekeyed:
     """Bring every file of ``machine_dir`` to the form ``seal`` writes (see the module's docstring).
+    ``scratch``: a private folder outside the backup folder for a large file's decrypted form.
     ``pending``: the writes of the intent an interrupted rekey left (its chunk's files may hold them)."""
     target = seal.recipients
     if not due(man, seal):
@@ -109,6 +113,8 @@ def rekey(
     work = machine_dir / WORK
     shutil.rmtree(work, ignore_errors=True)
     make_private_dirs(work)
+    shutil.rmtree(scratch, ignore_errors=True)  # a decrypted file a crash left
+    make_private_dirs(scratch)
     pending = pending or {}
     todo = [f for f in sorted(_files(machine_dir, man), key=lambda f: f.key) if f.key > man.encryption.done]
     _probe(machine_dir, todo, seal)
@@ -118,7 +124,7 @@ def rekey(
         if cancel is not None and cancel.is_set():
             raise SyncFailed("the sync was cancelled (the next one goes on re-encrypting)", FailureKind.FATAL)
         report(Step.ENCRYPTING, done, len(todo))
-        converted = _Chunk(machine_dir, work, seal, pending, left).run(chunk)
+        converted = _Chunk(machine_dir, work, seal, pending, left, scratch=scratch).run(chunk)
         _commit(machine_dir, man, store=store, seal=seal, converted=converted, chunk=chunk)
         done += len(chunk)
     report(Step.ENCRYPTING, len(todo), len(todo))
@@ -213,9 +219,12 @@ class _Chunk:
         seal: Seal,
         pending: dict[str, tuple[tuple[int, str], ...]],
         left: list[str],
+        *,
+        scratch: Path,
     ) -> None:
         self.machine_dir = machine_dir
         self.work = work
+        self.scratch = scratch
         self.seal = seal
         self.pending = pending
         self.left = left
@@ -283,16 +292,16 @@ class _Chunk:
             sealed = is_sealed(fh.read(len(MAGIC)))
         if not sealed and not self.seal.on:
             return None
-        plain = tmp.with_suffix(".plain")
+        plain = self.scratch / "large.plain"  # on this computer: the backup folder is uploaded as it is
         try:
             with open(path, "rb") as src, _private(plain) as out:
                 self.seal.open_into(src, out, f.rel)
-            with open(plain, "rb") as src, _private(tmp) as out:
-                self.seal.seal_into(src, out)
+            with _private(tmp) as out:
+                size, digest = seal_file(self.seal, plain, out)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 plain.unlink()
-        return _New(tmp.stat().st_size, sha256_file(tmp), tmp)
+        return _New(size, digest, tmp)
 
 
 def _commit(

@@ -289,6 +289,7 @@ def _rekey(
             man,
             ctx.manifests,
             ctx.seal.current(),
+            scratch=ctx.staging_dir / "rekey",
             cancel=ctx.cancel,
             report=progress.report,
             pending=pending,
