@@ -57,10 +57,36 @@ class Report:
         }
 
 
-def new_keys(store: KeyStore | None = None) -> tuple[Recipients, str | None, str | None]:
-    """The recipients ``enable`` will use, this install's new secret key (None: it has one) and the new
-    recovery secret (None: reusing). Nothing is stored: :func:`keep` does, once the person has the
-    recovery key."""
+@dataclass(frozen=True)
+class NewKeys:
+    """What ``enable`` is about to keep: the recipients, this install's new secret key (None: the one it
+    made when encryption was on before) and the new recovery secret to show once (None: an earlier
+    recovery key stays it; :attr:`reused` says which, for a person)."""
+
+    recipients: Recipients
+    own_secret: str | None
+    recovery_secret: str | None
+
+    @property
+    def reused(self) -> str:
+        """Which recovery key stays and why, as the command line and the tray say it ('' when a new one
+        is to be shown)."""
+        if self.recovery_secret is not None:
+            return ""
+        if self.own_secret is None:  # turned off before: the keys made then are used again
+            return (
+                "Backups will be encrypted again with the keys this computer made before. "
+                f"The recovery key is the one you stored then ({self.recipients.recovery})."
+            )
+        return (  # a new computer, unlocked with the recovery key
+            "Backups will be encrypted with a new key for this computer. The recovery key is the one this "
+            f"computer was unlocked with ({self.recipients.recovery})."
+        )
+
+
+def new_keys(store: KeyStore | None = None) -> NewKeys:
+    """The keys ``enable`` will use (see :class:`NewKeys`). Nothing is stored: :func:`keep` does, once
+    the person has the recovery key."""
     store = key_store() if store is None else store
     mine = store.recipients()
     held = store.identities()
@@ -70,12 +96,12 @@ def new_keys(store: KeyStore | None = None) -> tuple[Recipients, str | None, str
                 "this install's key is no longer in the keyring; "
                 "run 'opencode-backup encryption unlock' with the recovery key first"
             )
-        return mine, None, None
+        return NewKeys(mine, None, None)
     own_secret, own = age.new_identity()
     if held:  # a key unlocked here before (this is a new computer): it stays the recovery key
-        return Recipients(own, age.public_of(held[0])), own_secret, None
+        return NewKeys(Recipients(own, age.public_of(held[0])), own_secret, None)
     recovery_secret, recovery = age.new_identity()
-    return Recipients(own, recovery), own_secret, recovery_secret
+    return NewKeys(Recipients(own, recovery), own_secret, recovery_secret)
 
 
 def keep(recipients: Recipients, own_secret: str | None, env: Mapping[str, str] | None = None) -> str:

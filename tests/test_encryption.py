@@ -224,11 +224,11 @@ def test_a_running_service_follows_encryption_turned_on_beside_it(env: Env) -> N
     settings = config.load({"backupPath": str(env.dest), "source": str(env.data), "machineName": "laptop"})
     seal = wiring.SettingsSeal(settings)
     assert not seal.current().on
-    recipients, own, recovery = enc.new_keys()
-    assert own is not None and recovery is not None
-    enc.keep(recipients, own)
+    keys = enc.new_keys()
+    assert keys.own_secret is not None and keys.recovery_secret is not None
+    enc.keep(keys.recipients, keys.own_secret)
     now = seal.current()
-    assert now.on and set(now.recipients) == {recipients.own, recipients.recovery}
+    assert now.on and set(now.recipients) == {keys.recipients.own, keys.recipients.recovery}
     assert run_sync(env.context(seal=seal)).ok
     assert all(age.is_sealed(d) for d in data_files(env.machine).values())
     enc.disable()

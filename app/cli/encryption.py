@@ -80,13 +80,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _enable(args: argparse.Namespace, settings: Settings) -> int:
-    recipients, own_secret, recovery = enc.new_keys()
+    keys = enc.new_keys()
+    recipients, own_secret, recovery = keys.recipients, keys.own_secret, keys.recovery_secret
     if own_secret is None and settings.encryption:
         say("encryption is on already")
         return _status(args, settings)
     lines = []
     if recovery is None:
-        lines.append(f"The recovery key is the key this computer was unlocked with ({recipients.recovery}).")
+        lines.append(keys.reused)
     elif args.recovery_file is not None:
         enc.write_recovery(args.recovery_file, recovery)
         lines.append(f"The recovery key is written to {args.recovery_file} (readable by you only).")
