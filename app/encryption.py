@@ -15,10 +15,9 @@ from pathlib import Path
 from app import config
 from app.backup import manifest as mf
 from app.crypt import age
-from app.crypt.age import CryptError
 from app.crypt.keys import KeyStore, Recipients, identity_file_text, read_identity
 from app.crypt.seal import Seal
-from app.errors import BackupError, UsageError
+from app.errors import BackupError, CryptError, UsageError
 from app.fsutil import atomic_write_bytes
 from app.wiring import key_store
 
@@ -88,7 +87,10 @@ def new_keys(store: KeyStore | None = None) -> NewKeys:
     """The keys ``enable`` will use (see :class:`NewKeys`). Nothing is stored: :func:`keep` does, once
     the person has the recovery key."""
     store = key_store() if store is None else store
-    mine = store.recipients()
+    try:
+        mine, damaged = store.recipients(), False
+    except CryptError:  # recipients.json is damaged: new keys and a new recovery key replace it
+        mine, damaged = None, True
     held = store.identities()
     if mine is not None:
         if not any(age.public_of(secret) == mine.own for secret in held):
@@ -98,7 +100,7 @@ def new_keys(store: KeyStore | None = None) -> NewKeys:
             )
         return NewKeys(mine, None, None)
     own_secret, own = age.new_identity()
-    if held:  # a key unlocked here before (this is a new computer): it stays the recovery key
+    if held and not damaged:  # a key unlocked here before (this is a new computer): the recovery key
         return NewKeys(Recipients(own, age.public_of(held[0])), own_secret, None)
     recovery_secret, recovery = age.new_identity()
     return NewKeys(Recipients(own, recovery), own_secret, recovery_secret)
@@ -167,7 +169,10 @@ def export_identities(path: Path) -> int:
         raise UsageError("this install holds no key; run 'opencode-backup encryption enable' first")
     if path.exists():
         raise UsageError(f"{path} exists; choose a new file")
-    atomic_write_bytes(path, identity_file_text(held).encode())
+    try:
+        atomic_write_bytes(path, identity_file_text(held).encode())
+    except OSError as exc:
+        raise UsageError(f"cannot write the keys to {path}: {exc.strerror or exc}") from None
     return len(held)
 
 

@@ -18,10 +18,9 @@ from app.backup.remote.view import Parts, view
 from app.backup.result import SyncResult
 from app.backup.state import PERSON_WAIT, sync_lock
 from app.backup.sync import SyncContext, SyncOptions, run_sync, run_upload
-from app.crypt.age import CryptError
 from app.crypt.keys import KeyStore
 from app.crypt.seal import Seal
-from app.errors import ConfigError, FailureKind, SyncFailed
+from app.errors import ConfigError, CryptError, FailureKind, SyncFailed
 from app.platform import conditions, machine_id
 from app.service.notifier import Notifier
 from app.service.runtime import Runtime

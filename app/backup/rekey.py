@@ -39,9 +39,9 @@ from app.backup import untrusted as u
 from app.backup.aside import DAMAGED
 from app.backup.guard import VERSIONS
 from app.backup.progress import Report, Step, unreported
-from app.crypt.age import MAGIC, CryptError, NoKey, WrongKey, is_sealed
+from app.crypt.age import MAGIC, NoKey, WrongKey, is_sealed
 from app.crypt.seal import Seal, seal_file
-from app.errors import BackupDamaged, FailureKind, SyncFailed
+from app.errors import BackupDamaged, CryptError, FailureKind, SyncFailed
 from app.fsutil import PRIVATE_FILE, make_private_dirs, sha256_file, write_back
 
 logger = logging.getLogger(__name__)

@@ -16,16 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from app.errors import CryptError
+
 MAGIC = b"age-encryption.org/v1\n"
 TEXT_PREFIX = "age:"
 # bech32 (lower case for the public key, upper case for the secret one), as age-keygen writes them
 RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 IDENTITY = re.compile(r"^AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}$")
 MAX_TEXT = 64 << 10  # a sealed text in the manifest (a title, a folder) is never this long
-
-
-class CryptError(Exception):
-    """Cannot encrypt or decrypt (wrong key, damaged or not age); ``str(e)`` is one line."""
 
 
 class NoKey(CryptError):

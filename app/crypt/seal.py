@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from app.crypt import age
-from app.crypt.age import CryptError
+from app.errors import CryptError
 
 Loader = Callable[[], Sequence[str]]
 

@@ -23,8 +23,7 @@ from app.backup import restore as rs
 from app.backup.catalog import SessionRow
 from app.backup.history import history
 from app.backup.ownership import Identity
-from app.crypt.age import CryptError
-from app.errors import BackupError
+from app.errors import BackupError, CryptError
 from app.platform import drivefs
 from app.service.events import RestoreNow
 from app.service.runtime import Runtime
