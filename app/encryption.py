@@ -18,7 +18,7 @@ from app.crypt import age
 from app.crypt.keys import KeyStore, Recipients, identity_file_text, read_identity
 from app.crypt.seal import Seal
 from app.errors import BackupError, CryptError, UsageError
-from app.fsutil import atomic_write_bytes
+from app.fsutil import atomic_create
 from app.wiring import key_store
 
 PROBE_FILES = 20  # the encrypted files a key is tried on before it is called wrong
@@ -167,23 +167,24 @@ def export_identities(path: Path) -> int:
     held = key_store().identities()
     if not held:
         raise UsageError("this install holds no key; run 'opencode-backup encryption enable' first")
-    if path.exists():
-        raise UsageError(f"{path} exists; choose a new file")
-    try:
-        atomic_write_bytes(path, identity_file_text(held).encode())
-    except OSError as exc:
-        raise UsageError(f"cannot write the keys to {path}: {exc.strerror or exc}") from None
+    _create(path, identity_file_text(held), "the keys")
     return len(held)
 
 
 def write_recovery(path: Path, secret: str) -> None:
     """The recovery key as an age identity file at ``path`` (0600; never over an existing file)."""
-    if path.exists():
-        raise UsageError(f"{path} exists; choose a new file for the recovery key")
+    _create(path, identity_file_text([secret]), "the recovery key")
+
+
+def _create(path: Path, text: str, what: str) -> None:
+    """A new 0600 file at ``path`` holding ``text`` (``what``: its name for a person); never over an
+    existing file, a link included, even one that appears meanwhile. UsageError (one line) otherwise."""
     try:
-        atomic_write_bytes(path, identity_file_text([secret]).encode())
+        atomic_create(path, text.encode())
+    except FileExistsError:
+        raise UsageError(f"{path} exists; choose a new file for {what}") from None
     except OSError as exc:
-        raise UsageError(f"cannot write the recovery key to {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot write {what} to {path}: {exc.strerror or exc}") from None
 
 
 def status(settings: config.Settings) -> Report:

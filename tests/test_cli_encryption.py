@@ -60,3 +60,14 @@ def test_a_damaged_recipients_file_is_one_line_and_enable_replaces_it_as_it_says
     for path in (tmp / "backup" / "box" / "sessions").rglob("*.json"):  # the new recovery key opens them
         assert age.decrypt(path.read_bytes(), ["AGE-SECRET-KEY-1" + secret], path.name)
     assert cli(env, tmp, "encryption", "add-recipient", friend).returncode == 0
+
+
+def test_export_key_never_writes_over_an_existing_name_a_dangling_link_included(
+    world: dict[str, object],
+) -> None:
+    tmp, env = world["tmp"], world["env"]
+    assert isinstance(tmp, Path) and isinstance(env, dict)
+    link = tmp / "keys.txt"
+    link.symlink_to(tmp / "elsewhere.txt")  # exists() says no: only creating it exclusively tells
+    one_line_refusal(cli(env, tmp, "encryption", "export-key", "--output", str(link)), "exists")
+    assert link.is_symlink() and not (tmp / "elsewhere.txt").exists()
