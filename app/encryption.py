@@ -25,17 +25,6 @@ PROBE_FILES = 20  # the encrypted files a key is tried on before it is called wr
 
 
 @dataclass(frozen=True)
-class Keys:
-    """What ``enable`` set up: the recipients, where the secret is kept, and the recovery key to show
-    once (None: one this install already held, unlocked before, is the recovery key)."""
-
-    recipients: Recipients
-    kept_in: str
-    recovery_secret: str | None
-    warning: str | None
-
-
-@dataclass(frozen=True)
 class Report:
     """``encryption status``."""
 

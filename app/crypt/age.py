@@ -13,7 +13,6 @@ import base64
 import binascii
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from app.errors import CryptError
@@ -32,22 +31,6 @@ class NoKey(CryptError):
 
 class WrongKey(CryptError):
     """The file is sound age, encrypted to none of the keys given."""
-
-
-@dataclass(frozen=True)
-class Keys:
-    """What this install encrypts to (``recipients``: public keys) and decrypts with (``identities``:
-    secret keys, never logged or written to the backup)."""
-
-    recipients: tuple[str, ...] = ()
-    identities: tuple[str, ...] = ()
-
-    @property
-    def can_decrypt(self) -> bool:
-        return bool(self.identities)
-
-    def __repr__(self) -> str:  # never the secrets
-        return f"Keys(recipients={self.recipients!r}, identities=<{len(self.identities)}>)"
 
 
 def new_identity() -> tuple[str, str]:

@@ -73,12 +73,6 @@ class Seal:
     def identities(self) -> tuple[str, ...]:
         return self._identities.get()
 
-    def can_decrypt(self) -> bool:
-        try:
-            return bool(self.identities())
-        except CryptError:
-            return False
-
     # ---- writing --------------------------------------------------------------------------------------
 
     def seal(self, data: bytes) -> bytes:
