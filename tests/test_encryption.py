@@ -125,7 +125,6 @@ def test_hostile_files_are_one_line_refusals(env: Env, keys: Any) -> None:
     cases = {
         "truncated": good[: len(good) // 2],
         "another recipient": age.encrypt(age.decrypt(good, [keys[0]], "x"), [other[1]]),
-        "plain where an encrypted one belongs": json.dumps({"format": "x"}).encode(),
         "not age at all": b"age-encryption.org/v1\n-> garbage\n",
     }
     seal = sealed(keys).for_folder(True)
@@ -133,6 +132,11 @@ def test_hostile_files_are_one_line_refusals(env: Env, keys: Any) -> None:
         with pytest.raises(BackupDamaged) as caught:
             br.parse_session(data, path, "ses_a", seal=seal)
         assert "\n" not in str(caught.value), why
+    plain = age.decrypt(good, [keys[0]], "x")  # a sound session file, plain where an encrypted one belongs
+    assert br.parse_session(plain, path, "ses_a", seal=sealed(keys).for_folder(False))
+    with pytest.raises(BackupDamaged, match="not encrypted") as caught:
+        br.parse_session(plain, path, "ses_a", seal=seal)
+    assert "\n" not in str(caught.value)
 
 
 def test_restore_missing_restores_every_sound_session_and_names_the_one_it_cannot_read(
