@@ -4,12 +4,19 @@ encryption is turned on again, one line (exit 2) for a damaged key file or an un
 
 from __future__ import annotations
 
+import os
+import select
 import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from app.crypt import age
 from app.crypt.keys import IDENTITY_FILE, RECIPIENTS_FILE
 from tests import test_encryption_keys as tk
+from tests.backups import ROOT
 from tests.test_encryption_keys import cli
 
 world = tk.world  # the fixture: an encrypted backup made by this install (home ``a``), its recovery key
@@ -71,3 +78,45 @@ def test_export_key_never_writes_over_an_existing_name_a_dangling_link_included(
     link.symlink_to(tmp / "elsewhere.txt")  # exists() says no: only creating it exclusively tells
     one_line_refusal(cli(env, tmp, "encryption", "export-key", "--output", str(link)), "exists")
     assert link.is_symlink() and not (tmp / "elsewhere.txt").exists()
+
+
+def test_unlock_reads_the_recovery_key_piped_on_stdin(world: dict[str, object]) -> None:
+    """On a terminal the key is read unechoed (getpass); piped, it is read from stdin as it comes."""
+    tmp, recovery = world["tmp"], world["recovery"]
+    assert isinstance(tmp, Path) and isinstance(recovery, Path)
+    other = tk.home_env(tmp / "b", **tk.NO_KEYRING)
+    unlock = cli(other, tmp, "encryption", "unlock", stdin=recovery.read_text())
+    assert unlock.returncode == 0, unlock.stderr
+    assert "a title nobody may read" in cli(other, tmp, "list", "--json").stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="a pseudo-terminal (POSIX)")
+def test_unlock_on_a_terminal_does_not_echo_the_key(tmp_path: Path) -> None:
+    """A terminal (a pty, the child's stdin, no controlling terminal so getpass uses it) gets the prompt
+    and none of the key typed: nothing of it is left in the scrollback."""
+    master, slave = os.openpty()
+    argv = [sys.executable, "-m", "app", "encryption", "unlock", "--backup-path", str(tmp_path / "backup")]
+    child = subprocess.Popen(
+        argv, cwd=ROOT, env=tk.home_env(tmp_path / "h", **tk.NO_KEYRING), stdin=slave,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    assert child.stderr is not None
+    prompt, deadline = b"", time.monotonic() + 60
+    while b"press Enter" not in prompt and time.monotonic() < deadline:
+        if select.select([child.stderr], [], [], 1)[0]:
+            prompt += os.read(child.stderr.fileno(), 4096)
+    assert b"press Enter" in prompt
+    os.write(master, b"AGE-SECRET-KEY-1TYPEDSECRET\n")  # not a key: refused, but never shown
+    child.communicate(timeout=60)
+    shown = b""
+    while select.select([master], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert child.returncode == 2 and b"TYPEDSECRET" not in shown, shown

@@ -8,6 +8,7 @@ cancelled; 2 usage, a malformed or wrong key (nothing kept), no terminal to conf
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from pathlib import Path
 from typing import Any
@@ -175,9 +176,13 @@ def _unlock(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(f"cannot read {args.recovery_file}: {exc.strerror}") from None
         where = str(args.recovery_file)
     else:
-        if sys.stdin.isatty():
-            say("paste the recovery key (AGE-SECRET-KEY-1…), then press Enter:", err=True)
-            text = sys.stdin.readline()
+        if sys.stdin.isatty():  # not echoed, so the secret stays out of the terminal's scrollback
+            try:
+                text = getpass.getpass(
+                    "paste the recovery key (AGE-SECRET-KEY-1…; not shown), then press Enter: "
+                )
+            except EOFError:
+                text = ""
         else:
             text = sys.stdin.read(1 << 16)
         where = "the key given"
