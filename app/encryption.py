@@ -15,25 +15,13 @@ from pathlib import Path
 from app import config
 from app.backup import manifest as mf
 from app.crypt import age
-from app.crypt.age import CryptError
 from app.crypt.keys import KeyStore, Recipients, identity_file_text, read_identity
 from app.crypt.seal import Seal
-from app.errors import BackupError, UsageError
-from app.fsutil import atomic_write_bytes
+from app.errors import BackupError, CryptError, UsageError
+from app.fsutil import atomic_create
 from app.wiring import key_store
 
 PROBE_FILES = 20  # the encrypted files a key is tried on before it is called wrong
-
-
-@dataclass(frozen=True)
-class Keys:
-    """What ``enable`` set up: the recipients, where the secret is kept, and the recovery key to show
-    once (None: one this install already held, unlocked before, is the recovery key)."""
-
-    recipients: Recipients
-    kept_in: str
-    recovery_secret: str | None
-    warning: str | None
 
 
 @dataclass(frozen=True)
@@ -57,12 +45,41 @@ class Report:
         }
 
 
-def new_keys(store: KeyStore | None = None) -> tuple[Recipients, str | None, str | None]:
-    """The recipients ``enable`` will use, this install's new secret key (None: it has one) and the new
-    recovery secret (None: reusing). Nothing is stored: :func:`keep` does, once the person has the
-    recovery key."""
+@dataclass(frozen=True)
+class NewKeys:
+    """What ``enable`` is about to keep: the recipients, this install's new secret key (None: the one it
+    made when encryption was on before) and the new recovery secret to show once (None: an earlier
+    recovery key stays it; :attr:`reused` says which, for a person)."""
+
+    recipients: Recipients
+    own_secret: str | None
+    recovery_secret: str | None
+
+    @property
+    def reused(self) -> str:
+        """Which recovery key stays and why, as the command line and the tray say it ('' when a new one
+        is to be shown)."""
+        if self.recovery_secret is not None:
+            return ""
+        if self.own_secret is None:  # turned off before: the keys made then are used again
+            return (
+                "Backups will be encrypted again with the keys this computer made before. "
+                f"The recovery key is the one you stored then ({self.recipients.recovery})."
+            )
+        return (  # a new computer, unlocked with the recovery key
+            "Backups will be encrypted with a new key for this computer. The recovery key is the one this "
+            f"computer was unlocked with ({self.recipients.recovery})."
+        )
+
+
+def new_keys(store: KeyStore | None = None) -> NewKeys:
+    """The keys ``enable`` will use (see :class:`NewKeys`). Nothing is stored: :func:`keep` does, once
+    the person has the recovery key."""
     store = key_store() if store is None else store
-    mine = store.recipients()
+    try:
+        mine, damaged = store.recipients(), False
+    except CryptError:  # recipients.json is damaged: new keys and a new recovery key replace it
+        mine, damaged = None, True
     held = store.identities()
     if mine is not None:
         if not any(age.public_of(secret) == mine.own for secret in held):
@@ -70,12 +87,12 @@ def new_keys(store: KeyStore | None = None) -> tuple[Recipients, str | None, str
                 "this install's key is no longer in the keyring; "
                 "run 'opencode-backup encryption unlock' with the recovery key first"
             )
-        return mine, None, None
+        return NewKeys(mine, None, None)
     own_secret, own = age.new_identity()
-    if held:  # a key unlocked here before (this is a new computer): it stays the recovery key
-        return Recipients(own, age.public_of(held[0])), own_secret, None
+    if held and not damaged:  # a key unlocked here before (this is a new computer): the recovery key
+        return NewKeys(Recipients(own, age.public_of(held[0])), own_secret, None)
     recovery_secret, recovery = age.new_identity()
-    return Recipients(own, recovery), own_secret, recovery_secret
+    return NewKeys(Recipients(own, recovery), own_secret, recovery_secret)
 
 
 def keep(recipients: Recipients, own_secret: str | None, env: Mapping[str, str] | None = None) -> str:
@@ -139,20 +156,24 @@ def export_identities(path: Path) -> int:
     held = key_store().identities()
     if not held:
         raise UsageError("this install holds no key; run 'opencode-backup encryption enable' first")
-    if path.exists():
-        raise UsageError(f"{path} exists; choose a new file")
-    atomic_write_bytes(path, identity_file_text(held).encode())
+    _create(path, identity_file_text(held), "the keys")
     return len(held)
 
 
 def write_recovery(path: Path, secret: str) -> None:
     """The recovery key as an age identity file at ``path`` (0600; never over an existing file)."""
-    if path.exists():
-        raise UsageError(f"{path} exists; choose a new file for the recovery key")
+    _create(path, identity_file_text([secret]), "the recovery key")
+
+
+def _create(path: Path, text: str, what: str) -> None:
+    """A new 0600 file at ``path`` holding ``text`` (``what``: its name for a person); never over an
+    existing file, a link included, even one that appears meanwhile. UsageError (one line) otherwise."""
     try:
-        atomic_write_bytes(path, identity_file_text([secret]).encode())
+        atomic_create(path, text.encode())
+    except FileExistsError:
+        raise UsageError(f"{path} exists; choose a new file for {what}") from None
     except OSError as exc:
-        raise UsageError(f"cannot write the recovery key to {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot write {what} to {path}: {exc.strerror or exc}") from None
 
 
 def status(settings: config.Settings) -> Report:

@@ -9,6 +9,9 @@
     │            DAMAGED, SIGN_IN, FATAL
     ├── TransferError            an engine failed (carries a kind) -> wrapped in SyncFailed
     └── BackupDamaged            a file at the destination is unreadable or hostile -> exit 1
+    CryptError                   a key or an age file cannot be used (wrong key, damaged, not age;
+                                 app.crypt.age) -> exit 2. Not a BackupError: the code that reads a
+                                 backup tells it apart (no key: KeyMissing; a damaged file: BackupDamaged)
 
 The live service retries LOCKED, DEST_MISSING, SOURCE_MISSING, OFFLINE (an rclone remote cannot be reached)
 RATE_LIMITED (a remote asks us to slow down) and HELD_BACK (uploads wait for an unmetered network or mains
@@ -136,6 +139,11 @@ class SyncFailed(BackupError):
         super().__init__(message)
         self.kind = kind
         self.path = path
+
+
+class CryptError(Exception):
+    """Cannot encrypt or decrypt (wrong key, damaged or not age), or a key file of this install is
+    damaged; ``str(e)`` is one line."""
 
 
 class BackupDamaged(BackupError):

@@ -20,10 +20,9 @@ from app.backup.result import SyncResult
 from app.backup.state import PERSON_WAIT, sync_lock
 from app.backup.sync import SyncContext, SyncOptions, run_sync, run_upload
 from app.config_destination import rclone_binary
-from app.crypt.age import CryptError
 from app.crypt.keys import KeyStore
 from app.crypt.seal import Seal
-from app.errors import ConfigError, FailureKind, SyncFailed
+from app.errors import ConfigError, CryptError, FailureKind, SyncFailed
 from app.fsutil import stat_signature
 from app.platform import conditions, machine_id
 from app.service.notifier import Notifier

@@ -66,6 +66,15 @@ def sync_args(dest: Path, db: Path) -> list[str]:
     return ["--backup-path", str(dest), "--source", str(db.parent), "--machine-name", "bench", "sync"]
 
 
+def medians(ours: list[float], refs: list[float], ratios: list[float]) -> dict[str, float]:
+    """What a measurement prints: the medians of ours, of the reference and of their ratios."""
+    return {
+        "ours": statistics.median(ours),
+        "ref": statistics.median(refs),
+        "ratio": statistics.median(ratios),
+    }
+
+
 def in_turn(work: Path, rounds: int, job: Callable[[str, dict[str, str]], float]) -> dict[str, float]:
     """``job(name, env)`` timed plain and encrypted in turn, ``rounds`` times: medians and the ratio."""
     ours, refs, ratios = [], [], []
@@ -75,11 +84,7 @@ def in_turn(work: Path, rounds: int, job: Callable[[str, dict[str, str]], float]
         ours.append(sealed)
         refs.append(plain)
         ratios.append(sealed / plain)
-    return {
-        "ours": statistics.median(ours),
-        "ref": statistics.median(refs),
-        "ratio": statistics.median(ratios),
-    }
+    return medians(ours, refs, ratios)
 
 
 def first(work: Path, rounds: int) -> dict[str, float]:
@@ -187,11 +192,7 @@ def enable(work: Path, rounds: int) -> dict[str, float]:
         ours.append(wall)
         refs.append(ref)
         ratios.append(wall / ref)
-    return {
-        "ours": statistics.median(ours),
-        "ref": statistics.median(refs),
-        "ratio": statistics.median(ratios),
-    }
+    return medians(ours, refs, ratios)
 
 
 def main() -> None:

@@ -156,7 +156,6 @@ def test_hostile_files_are_one_line_refusals(env: Env, keys: Any) -> None:
     cases = {
         "truncated": good[: len(good) // 2],
         "another recipient": age.encrypt(age.decrypt(good, [keys[0]], "x"), [other[1]]),
-        "plain where an encrypted one belongs": json.dumps({"format": "x"}).encode(),
         "not age at all": b"age-encryption.org/v1\n-> garbage\n",
     }
     seal = sealed(keys).for_folder(True)
@@ -164,6 +163,11 @@ def test_hostile_files_are_one_line_refusals(env: Env, keys: Any) -> None:
         with pytest.raises(BackupDamaged) as caught:
             br.parse_session(data, path, "ses_a", seal=seal)
         assert "\n" not in str(caught.value), why
+    plain = age.decrypt(good, [keys[0]], "x")  # a sound session file, plain where an encrypted one belongs
+    assert br.parse_session(plain, path, "ses_a", seal=sealed(keys).for_folder(False))
+    with pytest.raises(BackupDamaged, match="not encrypted") as caught:
+        br.parse_session(plain, path, "ses_a", seal=seal)
+    assert "\n" not in str(caught.value)
 
 
 def test_restore_missing_restores_every_sound_session_and_names_the_one_it_cannot_read(
@@ -255,11 +259,11 @@ def test_a_running_service_follows_encryption_turned_on_beside_it(env: Env) -> N
     settings = config.load({"backupPath": str(env.dest), "source": str(env.data), "machineName": "laptop"})
     seal = wiring.SettingsSeal(settings)
     assert not seal.current().on
-    recipients, own, recovery = enc.new_keys()
-    assert own is not None and recovery is not None
-    enc.keep(recipients, own)
+    keys = enc.new_keys()
+    assert keys.own_secret is not None and keys.recovery_secret is not None
+    enc.keep(keys.recipients, keys.own_secret)
     now = seal.current()
-    assert now.on and set(now.recipients) == {recipients.own, recipients.recovery}
+    assert now.on and set(now.recipients) == {keys.recipients.own, keys.recipients.recovery}
     assert run_sync(env.context(seal=seal)).ok
     assert all(age.is_sealed(d) for d in data_files(env.machine).values())
     enc.disable()

@@ -18,6 +18,7 @@ import pytest
 
 from app.crypt import age
 from app.crypt.keys import IDENTITY_FILE, KeyStore
+from app.errors import CryptError
 from tests import dbfactory as f
 from tests.backups import ROOT
 
@@ -140,7 +141,7 @@ def test_a_damaged_key_file_is_a_one_line_error(tmp_path: Path) -> None:
     folder = tmp_path / "config"
     folder.mkdir()
     (folder / IDENTITY_FILE).write_text("AGE-SECRET-KEY-1NOTAKEY\n")
-    with pytest.raises(age.CryptError, match="not an age secret key") as caught:
+    with pytest.raises(CryptError, match="not an age secret key") as caught:
         KeyStore(folder, keyring=None).identities()
     assert "\n" not in str(caught.value)
 

@@ -11,9 +11,14 @@ leaves each file whole, in its old form or its new one, and a manifest that says
 readers then take both forms (an encrypted file needs the key), and the next sync goes on from the last
 commit. When every file is done one commit says the folder is wholly of its new kind; the session
 shards are then written whole and the ones they replace removed, so no title is left in clear.
+A file too large to convert in memory (a snapshot) is decrypted into ``scratch``, a private folder on
+this computer (the sync's staging folder), never into the backup folder, which a cloud client uploads.
 
 A file that does not hold what the manifest records, or that cannot be decrypted, is left as it is and
-named; the rest go on. Runs on the worker thread (or the command line's).
+named; the rest go on. A file that cannot be read now (an OSError: a cloud client holding it) stops the
+rekey with that error, for the sync to fail as it would on any busy file and be retried: the chunks
+committed so far stay, and the manifest keeps saying a rekey is under way until the next sync finishes it.
+Runs on the worker thread (or the command line's).
 """
 
 from __future__ import annotations
@@ -34,9 +39,9 @@ from app.backup import untrusted as u
 from app.backup.aside import DAMAGED
 from app.backup.guard import VERSIONS
 from app.backup.progress import Report, Step, unreported
-from app.crypt.age import MAGIC, CryptError, NoKey, WrongKey, is_sealed
-from app.crypt.seal import Seal
-from app.errors import BackupDamaged, FailureKind, SyncFailed
+from app.crypt.age import MAGIC, NoKey, WrongKey, is_sealed
+from app.crypt.seal import Seal, seal_file
+from app.errors import BackupDamaged, CryptError, FailureKind, SyncFailed
 from app.fsutil import PRIVATE_FILE, make_private_dirs, sha256_file, write_back
 
 logger = logging.getLogger(__name__)
@@ -91,11 +96,13 @@ def rekey(
     store: mf.ManifestStore,
     seal: Seal,
     *,
+    scratch: Path,
     cancel: threading.Event | None = None,
     report: Report = unreported,
     pending: dict[str, tuple[tuple[int, str], ...]] | None = None,
 ) -> Rekeyed:
     """Bring every file of ``machine_dir`` to the form ``seal`` writes (see the module's docstring).
+    ``scratch``: a private folder outside the backup folder for a large file's decrypted form.
     ``pending``: the writes of the intent an interrupted rekey left (its chunk's files may hold them)."""
     target = seal.recipients
     if not due(man, seal):
@@ -106,6 +113,8 @@ def rekey(
     work = machine_dir / WORK
     shutil.rmtree(work, ignore_errors=True)
     make_private_dirs(work)
+    shutil.rmtree(scratch, ignore_errors=True)  # a decrypted file a crash left
+    make_private_dirs(scratch)
     pending = pending or {}
     todo = [f for f in sorted(_files(machine_dir, man), key=lambda f: f.key) if f.key > man.encryption.done]
     _probe(machine_dir, todo, seal)
@@ -115,7 +124,7 @@ def rekey(
         if cancel is not None and cancel.is_set():
             raise SyncFailed("the sync was cancelled (the next one goes on re-encrypting)", FailureKind.FATAL)
         report(Step.ENCRYPTING, done, len(todo))
-        converted = _Chunk(machine_dir, work, seal, pending, left).run(chunk)
+        converted = _Chunk(machine_dir, work, seal, pending, left, scratch=scratch).run(chunk)
         _commit(machine_dir, man, store=store, seal=seal, converted=converted, chunk=chunk)
         done += len(chunk)
     report(Step.ENCRYPTING, len(todo), len(todo))
@@ -210,9 +219,12 @@ class _Chunk:
         seal: Seal,
         pending: dict[str, tuple[tuple[int, str], ...]],
         left: list[str],
+        *,
+        scratch: Path,
     ) -> None:
         self.machine_dir = machine_dir
         self.work = work
+        self.scratch = scratch
         self.seal = seal
         self.pending = pending
         self.left = left
@@ -221,9 +233,9 @@ class _Chunk:
         """rel -> (size, sha256) of each file that holds its new form now."""
         made: dict[str, _New] = {}
         for n, f in enumerate(chunk):
-            try:
+            try:  # an OSError (a file busy now) goes up: the sync fails, to be retried, the rekey pending
                 new = self._convert(f, self.work / f"{n}.tmp")
-            except (CryptError, BackupDamaged, OSError) as exc:
+            except (CryptError, BackupDamaged) as exc:
                 self.left.append(f"{f.rel}: {exc}")
                 continue
             if new is not None:
@@ -251,7 +263,7 @@ class _Chunk:
             raise BackupDamaged(f"{size:,} bytes is larger than any file a sync writes")
         if size > IN_MEMORY:
             return self._convert_large(f, path, tmp)
-        data = u.read_capped(path, IN_MEMORY, f.rel)
+        data = _read(path, size)
         done = self._already(f, (len(data), hashlib.sha256(data).hexdigest()))
         if done is not None:
             return done
@@ -280,16 +292,16 @@ class _Chunk:
             sealed = is_sealed(fh.read(len(MAGIC)))
         if not sealed and not self.seal.on:
             return None
-        plain = tmp.with_suffix(".plain")
+        plain = self.scratch / "large.plain"  # on this computer: the backup folder is uploaded as it is
         try:
             with open(path, "rb") as src, _private(plain) as out:
                 self.seal.open_into(src, out, f.rel)
-            with open(plain, "rb") as src, _private(tmp) as out:
-                self.seal.seal_into(src, out)
+            with _private(tmp) as out:
+                size, digest = seal_file(self.seal, plain, out)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 plain.unlink()
-        return _New(tmp.stat().st_size, sha256_file(tmp), tmp)
+        return _New(size, digest, tmp)
 
 
 def _commit(
@@ -347,6 +359,17 @@ def _shards_rewritten(machine_dir: Path, man: mf.Manifest) -> None:
     they replace, named by the manifest before, are removed as well."""
     mf.save(machine_dir, man)
     mf.save(machine_dir, man)
+
+
+def _read(path: Path, size: int) -> bytes:
+    """The bytes of ``path`` (a regular file of ``size`` bytes, no link followed). Unlike
+    ``untrusted.read_capped`` an OSError is not called damage: a busy file is read again next time."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(size + 1)
+    if len(data) > IN_MEMORY:
+        raise BackupDamaged(f"grew past {IN_MEMORY:,} bytes while it was read")
+    return data
 
 
 def _write(path: Path, data: bytes) -> None:

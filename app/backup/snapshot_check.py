@@ -22,9 +22,9 @@ from typing import Any
 
 from app.backup.untrusted import opened
 from app.backup.untrusted import short as _short
-from app.crypt.age import MAGIC, CryptError, NoKey, is_sealed
+from app.crypt.age import MAGIC, NoKey, is_sealed
 from app.crypt.seal import PLAIN, Seal
-from app.errors import UNLOCK_HINT, BackupDamaged, KeyMissing
+from app.errors import UNLOCK_HINT, BackupDamaged, CryptError, KeyMissing
 from app.fsutil import make_private_dirs
 from app.opencode.snapshot import SNAPSHOT_SUFFIX, parse_snapshot_name
 

@@ -17,9 +17,9 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from app.crypt.age import CryptError, NoKey
+from app.crypt.age import NoKey
 from app.crypt.seal import Seal
-from app.errors import UNLOCK_HINT, BackupDamaged, BackupMoved, KeyMissing
+from app.errors import UNLOCK_HINT, BackupDamaged, BackupMoved, CryptError, KeyMissing
 
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")  # session and project ids
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

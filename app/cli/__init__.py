@@ -20,7 +20,7 @@ from typing import Any
 
 from app import __version__
 from app.cli.parser import COMMANDS, Parser, add_settings_flags, check_flags, error
-from app.errors import BackupError, ConfigError, UsageError
+from app.errors import BackupError, ConfigError, CryptError, UsageError
 
 EPILOG = """\
 Without a command, 'run' starts the tray app. Options such as --backup-path may also come before the command.
@@ -28,7 +28,7 @@ Without a command, 'run' starts the tray app. Options such as --backup-path may 
 exit codes:
   0  done (for status and list: whatever the backup's state, it was reported)
   1  the operation failed: a sync or restore failed, verify found damage, no service is running
-  2  usage or configuration error: nothing was written"""
+  2  usage or configuration error, or a damaged key file: nothing was written"""
 
 
 def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_flags(args)
         _setup_logging(bool(args.debug))
         return int(args.func(args))
-    except (ConfigError, UsageError) as exc:
+    except (ConfigError, UsageError, CryptError) as exc:  # CryptError: a key file here is damaged
         error(str(exc))
         return 2
     except BackupError as exc:

@@ -8,6 +8,7 @@ cancelled; 2 usage, a malformed or wrong key (nothing kept), no terminal to conf
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from pathlib import Path
 from typing import Any
@@ -80,13 +81,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _enable(args: argparse.Namespace, settings: Settings) -> int:
-    recipients, own_secret, recovery = enc.new_keys()
+    keys = enc.new_keys()
+    recipients, own_secret, recovery = keys.recipients, keys.own_secret, keys.recovery_secret
     if own_secret is None and settings.encryption:
         say("encryption is on already")
         return _status(args, settings)
     lines = []
     if recovery is None:
-        lines.append(f"The recovery key is the key this computer was unlocked with ({recipients.recovery}).")
+        lines.append(keys.reused)
     elif args.recovery_file is not None:
         enc.write_recovery(args.recovery_file, recovery)
         lines.append(f"The recovery key is written to {args.recovery_file} (readable by you only).")
@@ -174,9 +176,13 @@ def _unlock(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(f"cannot read {args.recovery_file}: {exc.strerror}") from None
         where = str(args.recovery_file)
     else:
-        if sys.stdin.isatty():
-            say("paste the recovery key (AGE-SECRET-KEY-1…), then press Enter:", err=True)
-            text = sys.stdin.readline()
+        if sys.stdin.isatty():  # not echoed, so the secret stays out of the terminal's scrollback
+            try:
+                text = getpass.getpass(
+                    "paste the recovery key (AGE-SECRET-KEY-1…; not shown), then press Enter: "
+                )
+            except EOFError:
+                text = ""
         else:
             text = sys.stdin.read(1 << 16)
         where = "the key given"

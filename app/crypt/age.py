@@ -14,9 +14,10 @@ import binascii
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from app.errors import CryptError
 
 MAGIC = b"age-encryption.org/v1\n"
 TEXT_PREFIX = "age:"
@@ -26,32 +27,12 @@ IDENTITY = re.compile(r"^AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}$")
 MAX_TEXT = 64 << 10  # a sealed text in the manifest (a title, a folder) is never this long
 
 
-class CryptError(Exception):
-    """Cannot encrypt or decrypt (wrong key, damaged or not age); ``str(e)`` is one line."""
-
-
 class NoKey(CryptError):
     """The file is encrypted and this install holds no key at all (not: the wrong one)."""
 
 
 class WrongKey(CryptError):
     """The file is sound age, encrypted to none of the keys given."""
-
-
-@dataclass(frozen=True)
-class Keys:
-    """What this install encrypts to (``recipients``: public keys) and decrypts with (``identities``:
-    secret keys, never logged or written to the backup)."""
-
-    recipients: tuple[str, ...] = ()
-    identities: tuple[str, ...] = ()
-
-    @property
-    def can_decrypt(self) -> bool:
-        return bool(self.identities)
-
-    def __repr__(self) -> str:  # never the secrets
-        return f"Keys(recipients={self.recipients!r}, identities=<{len(self.identities)}>)"
 
 
 def new_identity() -> tuple[str, str]:

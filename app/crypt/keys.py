@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from app.crypt import age
-from app.crypt.age import CryptError
+from app.errors import CryptError
 from app.fsutil import atomic_write_bytes, make_private_dirs, stat_signature
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,9 @@ IDENTITY_FILE = "identities.txt"
 CHANGED_FILE = "keys.changed"  # rewritten at every change of keys: what a running service looks at
 FORMAT = "opencode-session-backup-keys/1"
 MAX_FILE = 1 << 20
+# what a person does about a damaged recipients file: enable replaces it (the secret keys stay, to read
+# what the backup holds); a recipient added with add-recipient must be added again
+RENEW_HINT = "run 'opencode-backup encryption enable' again: it makes new keys and a new recovery key"
 MAX_KEYS = 32  # a Windows credential holds 2,560 bytes: 32 keys of 74 characters
 
 
@@ -69,10 +72,10 @@ class KeyStore:
             doc = json.loads(data)
             own, recovery, others = doc["own"], doc["recovery"], doc.get("others", [])
         except (ValueError, KeyError, TypeError):
-            raise CryptError(f"{path} is damaged; run 'opencode-backup encryption enable' again") from None
+            raise CryptError(f"{path} is damaged; {RENEW_HINT}") from None
         keys = [own, recovery, *others] if isinstance(others, list) else []
         if not keys or not all(age.is_recipient(k) for k in keys):
-            raise CryptError(f"{path} lists something that is not an age public key")
+            raise CryptError(f"{path} lists something that is not an age public key; {RENEW_HINT}")
         return Recipients(own, recovery, tuple(others))
 
     def save_recipients(self, recipients: Recipients) -> None:

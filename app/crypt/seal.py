@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from app.crypt import age
-from app.crypt.age import CryptError
+from app.errors import CryptError
 
 Loader = Callable[[], Sequence[str]]
 
@@ -72,12 +72,6 @@ class Seal:
 
     def identities(self) -> tuple[str, ...]:
         return self._identities.get()
-
-    def can_decrypt(self) -> bool:
-        try:
-            return bool(self.identities())
-        except CryptError:
-            return False
 
     # ---- writing --------------------------------------------------------------------------------------
 

@@ -23,8 +23,7 @@ from app.backup import restore as rs
 from app.backup.catalog import SessionRow
 from app.backup.history import history
 from app.backup.ownership import Identity
-from app.crypt.age import CryptError
-from app.errors import BackupError
+from app.errors import BackupError, CryptError
 from app.platform import drivefs
 from app.service.events import RestoreNow
 from app.service.runtime import Runtime
@@ -326,25 +325,19 @@ def encrypt(dialogs: Dialogs) -> tuple[Outcome, bool | None]:
     caller then asks the service for a backup: it re-encrypts the folder with the new keys."""
     try:
         on = config.load(check_destination=False).encryption
-        recipients, own_secret, recovery = enc.new_keys()
+        keys = enc.new_keys()
     except (BackupError, CryptError) as exc:
         return Outcome(False, "Cannot encrypt backups", str(exc), error=True), None
-    if on and own_secret is None:  # as `encryption enable` says: the switch is on and the keys are made
+    if on and keys.own_secret is None:  # as `encryption enable` says: the switch is on, the keys made
         return Outcome(False, "Backups are encrypted already", "Nothing was changed."), True
-    if recovery is not None:
-        stored = dialogs.keep_recovery_key(RECOVERY_TEXT, recovery)
-    else:
-        if own_secret is None:  # turned off before: the keys made then are used again
-            text = "Backups will be encrypted again with the keys this computer made before. "
-            text += "The recovery key is the one you stored then."
-        else:  # a new computer, unlocked with the recovery key
-            text = "Backups will be encrypted with a new key for this computer. The recovery key is the "
-            text += f"one this computer was unlocked with ({recipients.recovery})."
-        stored = dialogs.confirm("Encrypt backups?", text, "Encrypt")
+    if keys.recovery_secret is not None:
+        stored = dialogs.keep_recovery_key(RECOVERY_TEXT, keys.recovery_secret)
+    else:  # keys made before, or a new computer unlocked with the recovery key: the words say which
+        stored = dialogs.confirm("Encrypt backups?", keys.reused, "Encrypt")
     if not stored:
         return NOT_ENCRYPTED, False
     try:
-        kept = enc.keep(recipients, own_secret)
+        kept = enc.keep(keys.recipients, keys.own_secret)
         now = config.load(check_destination=False)
     except (BackupError, CryptError) as exc:
         return Outcome(False, "Cannot encrypt backups", str(exc), error=True), None

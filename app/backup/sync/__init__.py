@@ -34,9 +34,16 @@ from app.backup.state import record_result, sync_lock
 from app.backup.sync.apply import apply
 from app.backup.sync.plan import Planner
 from app.backup.sync.record import Retention, record
-from app.crypt.age import CryptError
 from app.crypt.seal import PLAIN, SealSource
-from app.errors import REPAIR_HINT, UNLOCK_HINT, BackupDamaged, FailureKind, SyncFailed, TransferError
+from app.errors import (
+    REPAIR_HINT,
+    UNLOCK_HINT,
+    BackupDamaged,
+    CryptError,
+    FailureKind,
+    SyncFailed,
+    TransferError,
+)
 from app.fsutil import make_private_dirs
 from app.opencode.locate import Source, locate
 from app.opencode.sessions import ExportCache
@@ -289,6 +296,7 @@ def _rekey(
             man,
             ctx.manifests,
             ctx.seal.current(),
+            scratch=ctx.staging_dir / "rekey",
             cancel=ctx.cancel,
             report=progress.report,
             pending=pending,
