@@ -226,12 +226,11 @@ def _sealed_files(backup_path: Path | None, only: Path | None = None) -> Iterato
     folders = [only] if only is not None else sorted(p for p in backup_path.iterdir() if p.is_dir())
     for machine in folders:
         for path in _session_files(machine):
-            with contextlib.suppress(OSError), open(path, "rb") as fh:
-                if age.is_sealed(fh.read(len(age.MAGIC))):
-                    yield path
-                    found += 1
-                    if found >= PROBE_FILES:
-                        return
+            if age.file_is_sealed(path):
+                yield path
+                found += 1
+                if found >= PROBE_FILES:
+                    return
 
 
 def _session_files(machine: Path) -> Iterator[Path]:

@@ -39,7 +39,7 @@ from app.backup import untrusted as u
 from app.backup.aside import DAMAGED
 from app.backup.guard import VERSIONS
 from app.backup.progress import Report, Step, unreported
-from app.crypt.age import MAGIC, NoKey, WrongKey, is_sealed
+from app.crypt.age import MAGIC, NoKey, WrongKey, file_is_sealed, is_sealed
 from app.crypt.seal import Seal, seal_file
 from app.errors import BackupDamaged, CryptError, FailureKind, SyncFailed
 from app.fsutil import PRIVATE_FILE, make_private_dirs, sha256_file, write_back
@@ -143,9 +143,8 @@ def _probe(machine_dir: Path, todo: list[_File], seal: Seal, tries: int = 3) -> 
     failed: CryptError | None = None
     for f in todo:
         try:
-            with open(machine_dir / f.rel, "rb") as fh:
-                if not is_sealed(fh.read(len(MAGIC))):
-                    continue
+            if not file_is_sealed(machine_dir / f.rel):
+                continue
             seal.check(machine_dir / f.rel)
             return
         except (NoKey, WrongKey) as exc:
