@@ -279,9 +279,9 @@ def test_the_service_sees_its_settings_file_replaced_with_the_same_size_and_time
     settings = config.load({"backupPath": str(env.dest), "source": str(env.data), "machineName": "laptop"})
     seal = wiring.SettingsSeal(settings)
     assert not seal.current().on
-    recipients, own, _recovery = enc.new_keys()
-    assert own is not None
-    enc.keep(recipients, own)
+    keys = enc.new_keys()
+    assert keys.own_secret is not None
+    enc.keep(keys.recipients, keys.own_secret)
     path = settings.config_file
     before = path.stat()
     assert seal.current().on and b'"encryption": true' in path.read_bytes()

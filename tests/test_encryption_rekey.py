@@ -41,15 +41,17 @@ def test_a_file_busy_during_a_rekey_fails_the_sync_to_be_retried_and_the_next_on
     busy = next(env.machine / rel for rel in data_files(env.machine) if rel.startswith("versions/"))
     real_open = os.open
     refused: list[str] = []
+    holding = [True]  # a cloud client holds it during the first sync
 
     def held(path: Any, flags: int, *args: Any, **kw: Any) -> int:
-        if Path(path) == busy and not flags & (os.O_WRONLY | os.O_RDWR) and not refused:
-            refused.append(str(path))  # a cloud client holds it, once
+        if Path(path) == busy and not flags & (os.O_WRONLY | os.O_RDWR) and holding:
+            refused.append(str(path))
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_open(path, flags, *args, **kw)
 
     monkeypatch.setattr(os, "open", held)
     result = run_sync(env.context(seal=sealed(keys)))
+    holding.clear()
     assert refused
     assert result.outcome is Outcome.FAILED and result.kind is FailureKind.LOCKED, result
     man = mf.load(env.machine, "laptop")
