@@ -17,6 +17,7 @@ from app.service import control
 from app.service.retry import Episodes, FailingSince, Grace, Recovered
 from app.service.runtime import Runtime
 from app.service.status import ServiceState
+from app.transfer.rclone_log import Said, problem
 from app.ui.notify import episode_note
 from app.ui.presenter import tooltip
 from tests import dbfactory as f
@@ -84,9 +85,15 @@ def test_uploads_held_back_as_asked_are_retried_and_never_alerted() -> None:
 
 
 def test_a_sign_in_that_failed_is_said_at_once_with_what_to_run() -> None:
-    line = "rclone cannot sign in to 'gdrive:' (invalid_grant); run 'rclone config reconnect gdrive:'"
+    # what rclone logs when Google Drive revoked its token (its words, as its JSON log carries them)
+    said = Said(errors=('couldn\'t fetch token: invalid_grant: maybe token expired? - try refreshing with '
+                        '"rclone config reconnect gdrive:"',))  # fmt: skip
+    told = problem(1, said, "gdrive", "gdrive:opencode-backup")
+    assert told is not None
+    kind, line = told
+    assert kind is FailureKind.SIGN_IN and "run 'rclone config reconnect gdrive:'" in line
     episodes = Episodes(Grace())
-    alert = episodes.failure(0.0, datetime.now(UTC), FailureKind.SIGN_IN, line)
+    alert = episodes.failure(0.0, datetime.now(UTC), kind, line)
     assert isinstance(alert, FailingSince)  # a person must act: no grace
     note = episode_note(alert)
     assert note.title == "rclone cannot sign in to the backup remote" and note.body == line
