@@ -15,7 +15,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.errors import FailureKind, TransferError
@@ -259,11 +259,4 @@ def _said(what: str, done: Sequence[str]) -> Said:
 
 
 def _merged(what: str, done: Sequence[str], said: Said) -> Said:
-    return Said(
-        copied=said.copied | (frozenset(done) if what == "copied" else frozenset()),
-        moved=said.moved | (frozenset(done) if what == "moved" else frozenset()),
-        deleted=said.deleted | (frozenset(done) if what == "deleted" else frozenset()),
-        errors=said.errors,
-        stats=said.stats,
-        not_found=said.not_found,
-    )
+    return replace(said, **{what: getattr(said, what) | frozenset(done)})

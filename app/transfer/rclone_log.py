@@ -38,7 +38,6 @@ class Said:
     deleted: frozenset[str] = frozenset()
     errors: tuple[str, ...] = ()
     stats: Stats | None = None
-    not_found: bool = False  # an error said a folder or file does not exist
 
     @property
     def text(self) -> str:
@@ -87,7 +86,6 @@ def read_log(text: str) -> Said:
         frozenset(got.deleted),
         errors,
         got.stats,
-        any(_matches(e, _NOT_FOUND) for e in errors),
     )
 
 
@@ -190,7 +188,6 @@ _OFFLINE = (
     "dial tcp",
     "connection lost",
 )
-_NOT_FOUND = ("directory not found", "object not found", "not found", "404 Not Found")
 
 
 def _matches(text: str, words: tuple[str, ...]) -> bool:
