@@ -33,6 +33,9 @@ from app.backup.manifest.model import (
     encoded_entry,
     session_shard_of,
 )
+from app.backup.manifest.model import (
+    marks as marks_of,
+)
 
 EMPTY = "{}"
 
@@ -76,7 +79,7 @@ class ManifestCache:
         """Session id -> the mark of its fingerprint, for every session of ``man`` (read only)."""
         pending, self._marks_pending = self._marks_pending, set()
         if pending is None:
-            self._marks = {sid: e.mark for sid, e in man.sessions.items()}
+            self._marks = marks_of(man)
             return self._marks
         for sid in pending:
             entry = man.sessions.get(sid)
