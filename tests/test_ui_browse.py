@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 
 from app import config, paths
+from app.backup import backup_reader as br
 from app.backup.history import history
 from app.backup.sync import SyncOptions, run_sync
 from app.ui import flows
-from app.ui.dialog.protocol import TITLE_PREFIX, TRACE_ENV, Browsed
+from app.ui.dialog.browse_data import Backup
+from app.ui.dialog.protocol import TITLE_PREFIX, TRACE_ENV, Browsed, BrowseRequest
 from app.ui.flows import restore_on
 from app.wiring import context_for
 from tests import dbfactory as f
@@ -98,6 +100,35 @@ def test_the_version_chosen_is_restored_after_the_same_confirmation(backed_up: c
     gone = Host(Browsed(session_id="ses_a", machine="m1", copy="versions/2020-01-01T000000.000Z/x.json"))
     outcome = flows.restore_version(backed_up, gone, db, restore_on(None))
     assert outcome.error and "no longer in the backup" in outcome.text
+
+
+def browsing(settings: config.Settings) -> Backup:
+    """What a Browse window over ``settings``' backup folder reads through."""
+    return Backup(BrowseRequest(backup_path=settings.backup_path, machine="m1", source=settings.source))
+
+
+def test_a_sessions_versions_then_its_snapshots_read_each_file_copy_once(
+    backed_up: config.Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backup = browsing(backed_up)
+    [hit] = backup.search("zebra", lambda _p: None).hits
+    read: list[Path] = []
+    reader = br.read_session
+
+    def counted(path: Path, *args: Any, **kwargs: Any) -> br.SessionDoc:
+        read.append(path)
+        return reader(path, *args, **kwargs)
+
+    monkeypatch.setattr(br, "read_session", counted)
+    files = backup.versions(hit, complete=False)  # what the window asks for a session selected
+    whole = backup.versions(hit, complete=True)
+    assert len(read) == len(files.history.copies) == 2 and len(set(read)) == 2
+    assert whole.complete and whole.history == history(
+        backed_up.machine_dir or Path(), "ses_a", backup.work_dir
+    )
+    read.clear()
+    backup.versions(hit, complete=True)  # without the files first (not what the window does): read all
+    assert len(read) == 2
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 from app import paths, wiring
 from app.backup import asof, transcript
 from app.backup import backup_reader as br
-from app.backup.history import History, history
+from app.backup.history import History, add_snapshots, history
 from app.backup.progress import Throttled
 from app.backup.search import find
 from app.backup.search_index import Hit, NoWords
@@ -70,12 +70,14 @@ class Note:
 
 
 class Backup:
-    """The backup folder a Browse window looks at (any thread)."""
+    """The backup folder a Browse window looks at (built on any thread, then used by its Fetcher's one
+    worker thread: it remembers what the last job read)."""
 
     def __init__(self, request: BrowseRequest) -> None:
         self.request = request
         self.work_dir = paths.app_data_dir()
         self.keys = wiring.keys()  # an encrypted backup is read with this install's keys
+        self._files_read: History | None = None  # the last session's file copies, for its snapshots
 
     def search(self, query: str, progress: Callable[[str], None]) -> Searched:
         """The sessions holding every word of ``query`` (the last may be a start), or with no word the
@@ -101,13 +103,22 @@ class Backup:
         return Searched(query, hits, note)
 
     def versions(self, hit: Hit, *, complete: bool) -> Versions:
-        """The versions of a hit's session; ``complete``: the snapshots looked into too."""
+        """The versions of a hit's session; ``complete``: the snapshots looked into too. The window asks
+        for the files first, then for all: the second adds the snapshots to the files the first read (a
+        long chat's copies are megabytes each), reading them again only when the first was not run."""
         machine_dir = br.safe_machine_dir(self.request.backup_path, hit.machine)
-        return Versions(
-            hit,
-            history(machine_dir, hit.session_id, self.work_dir, with_snapshots=complete, seal=self.keys),
-            complete,
-        )
+        first = self._take_files_read(machine_dir, hit.session_id)
+        if complete and first is not None:
+            return Versions(hit, add_snapshots(first, self.work_dir), complete)
+        h = history(machine_dir, hit.session_id, self.work_dir, with_snapshots=complete, seal=self.keys)
+        if not complete:
+            self._files_read = h
+        return Versions(hit, h, complete)
+
+    def _take_files_read(self, machine_dir: Path, session_id: str) -> History | None:
+        """The file copies the last job read, if of this session (forgotten either way)."""
+        h, self._files_read = self._files_read, None
+        return h if h is not None and (h.machine_dir, h.session_id) == (machine_dir, session_id) else None
 
     def transcript(self, h: History, rel: str) -> Shown:
         """The transcript of the copy ``rel`` (cut at SHOWN_CHARS)."""
