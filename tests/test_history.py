@@ -7,12 +7,14 @@ import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from app.backup import asof, lookup, scan
+from app.backup import backup_reader as br
 from app.backup.guard import stamp
-from app.backup.history import Kind, NoCopyThen, history, version_counts
+from app.backup.history import Kind, NoCopyThen, add_snapshots, history, version_counts
 from app.backup.sync import SyncOptions, run_sync
 from app.errors import UsageError
 from app.opencode import conversation as cv
@@ -139,6 +141,34 @@ def test_a_copy_only_a_snapshot_holds_is_a_version_that_reads_and_restores(chain
     path = asof.restore_file(h, snap, work)
     assert path.is_relative_to(work) and json.loads(path.read_bytes())["session_id"] == "ses_a"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("thinned", [False, True])
+def test_snapshots_added_to_the_files_read_first_give_the_history_read_at_once_reading_no_file_again(
+    chain: Env, thinned: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine, work = chain.machine, work_of(chain)
+    if thinned:  # the 9:00 file copy gone: the snapshot's copy is listed apart, not named on a file's
+        shutil.rmtree(machine / "versions" / stamp(T0 + timedelta(hours=1)))
+    whole = history(machine, "ses_a", work)
+    files = history(machine, "ses_a", work, with_snapshots=False)
+    assert all(c.kind is not Kind.SNAPSHOT and not c.also_in for c in files.copies)
+    read: list[Path] = []
+    reader = br.read_session
+
+    def counted(path: Path, *args: Any, **kwargs: Any) -> br.SessionDoc:
+        read.append(path)
+        return reader(path, *args, **kwargs)
+
+    monkeypatch.setattr(br, "read_session", counted)
+    added = add_snapshots(files, work)
+    assert read == []
+    assert added == whole and added.title == whole.title == "chain"
+    if thinned:
+        assert [c.kind for c in added.copies] == [Kind.CURRENT, Kind.VERSION, Kind.SNAPSHOT]
+    else:
+        assert [c.number for c in added.copies if c.also_in] == [3]
+    assert add_snapshots(added, work) == whole  # looked into once only
 
 
 @pytest.mark.parametrize(

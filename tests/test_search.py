@@ -195,6 +195,17 @@ def test_a_sync_never_builds_the_index_the_next_search_does(env: Env) -> None:
     assert ids(sr.search(env.dest, "login", 10)[0]) == ["ses_a"]
 
 
+def test_a_search_that_does_not_refresh_asks_the_index_as_it_is_unless_it_is_empty(env: Env) -> None:
+    """What search as you type asks between refreshes: no look through every machine folder."""
+    assert ids(sr.search(env.dest, "login", 10, refresh=False)[0]) == ["ses_a"]  # built all the same
+    conn = f.connect(env.db)
+    f.add_message(conn, "ses_b", "a word about gearboxes")
+    conn.close()
+    assert run_sync(env.context()).ok  # the index not told (no after_sync)
+    assert sr.search(env.dest, "gearboxes", 10, refresh=False)[0] == []
+    assert ids(sr.search(env.dest, "gearboxes", 10)[0]) == ["ses_b"]
+
+
 def test_the_command_searches_on_a_computer_that_has_not_backed_up_yet(env: Env, tmp_path: Path) -> None:
     """A new laptop finds the old one's sessions before its own first backup; a backup folder that is not
     there is one line."""

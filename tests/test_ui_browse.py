@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 
 from app import config, paths
+from app.backup import backup_reader as br
+from app.backup import search as sr
 from app.backup.history import history
 from app.backup.sync import SyncOptions, run_sync
 from app.ui import flows
-from app.ui.dialog.protocol import TITLE_PREFIX, TRACE_ENV, Browsed
+from app.ui.dialog.browse_data import REFRESH_EVERY, Backup
+from app.ui.dialog.protocol import TITLE_PREFIX, TRACE_ENV, Browsed, BrowseRequest
 from app.ui.flows import restore_on
 from app.wiring import context_for
 from tests import dbfactory as f
@@ -98,6 +101,64 @@ def test_the_version_chosen_is_restored_after_the_same_confirmation(backed_up: c
     gone = Host(Browsed(session_id="ses_a", machine="m1", copy="versions/2020-01-01T000000.000Z/x.json"))
     outcome = flows.restore_version(backed_up, gone, db, restore_on(None))
     assert outcome.error and "no longer in the backup" in outcome.text
+
+
+def browsing(settings: config.Settings, clock: Callable[[], float] = time.monotonic) -> Backup:
+    """What a Browse window over ``settings``' backup folder reads through."""
+    request = BrowseRequest(backup_path=settings.backup_path, machine="m1", source=settings.source)
+    return Backup(request, clock)
+
+
+def test_a_sessions_versions_then_its_snapshots_read_each_file_copy_once(
+    backed_up: config.Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backup = browsing(backed_up)
+    [hit] = backup.search("zebra", lambda _p: None).hits
+    read: list[Path] = []
+    reader = br.read_session
+
+    def counted(path: Path, *args: Any, **kwargs: Any) -> br.SessionDoc:
+        read.append(path)
+        return reader(path, *args, **kwargs)
+
+    monkeypatch.setattr(br, "read_session", counted)
+    files = backup.versions(hit, complete=False)  # what the window asks for a session selected
+    whole = backup.versions(hit, complete=True)
+    assert len(read) == len(files.history.copies) == 2 and len(set(read)) == 2
+    assert whole.complete and whole.history == history(
+        backed_up.machine_dir or Path(), "ses_a", backup.work_dir
+    )
+    read.clear()
+    backup.versions(hit, complete=True)  # without the files first (not what the window does): read all
+    assert len(read) == 2
+
+
+def test_search_as_you_type_brings_the_index_up_to_date_once_every_few_seconds(
+    backed_up: config.Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    backup = browsing(backed_up, lambda: now[0])
+    refreshed: list[Path] = []
+    refresh = sr.refresh_index
+
+    def counted(index: Any, *args: Any, **kwargs: Any) -> Any:
+        refreshed.append(index.backup_path)
+        return refresh(index, *args, **kwargs)
+
+    monkeypatch.setattr(sr, "refresh_index", counted)
+    assert [h.session_id for h in backup.search("", lambda _p: None).hits] == ["ses_a", "ses_b"]
+    now[0] += 1
+    assert [h.session_id for h in backup.search("zeb", lambda _p: None).hits] == ["ses_a"]
+    assert backup.search("!", lambda _p: None).hits == []  # no word: the index not refreshed either
+    now[0] += REFRESH_EVERY - 1.5
+    backup.search("zebra", lambda _p: None)
+    assert refreshed == [backed_up.backup_path]  # the window's first search alone
+    now[0] += 0.5
+    assert [h.session_id for h in backup.search("sprockets", lambda _p: None).hits] == ["ses_b"]
+    assert len(refreshed) == 2  # REFRESH_EVERY after the first
+    assert len(backup.search("widgets", lambda _p: None).hits) == 1 and len(refreshed) == 2
+    assert browsing(backed_up, lambda: now[0]).search("zebra", lambda _p: None).hits
+    assert len(refreshed) == 3  # another window's first search
 
 
 @pytest.fixture

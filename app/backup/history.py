@@ -153,6 +153,31 @@ def history(
     snapshot's copy that is the same as a file's (same last change and messages) is named on that copy
     instead of listed apart. ``newest_only``: only the newest file copy is read (what ``show`` needs; a
     long chat's copies are megabytes each). Raises BackupError when none can be read."""
+    h = _file_history(machine_dir, session_id, newest_only, seal)
+    if with_snapshots and not newest_only:
+        h = add_snapshots(h, work_dir)
+    if not h.copies:
+        raise BackupError(f"no readable copy of {session_id} in {machine_dir}")
+    return h
+
+
+def add_snapshots(h: History, work_dir: Path) -> History:
+    """``h``, read without its snapshots, with the copies the snapshots hold added as ``history`` adds
+    them (the same copies, numbers and order), without reading its file copies again."""
+    if any(c.kind is Kind.SNAPSHOT or c.also_in for c in h.copies):
+        return h  # looked into already
+    copies = list(h.copies)
+    for snap in _snapshot_copies(h.machine_dir, h.session_id, work_dir, h.seal):
+        same = next((i for i, c in enumerate(copies) if _same(c, snap)), None)
+        if same is None:
+            copies.append(snap)
+        else:
+            copies[same] = replace(copies[same], also_in=(*copies[same].also_in, snap.rel))
+    return _numbered(replace(h, copies=()), copies)
+
+
+def _file_history(machine_dir: Path, session_id: str, newest_only: bool, seal: Seal) -> History:
+    """The file copies of ``history`` (none when none can be read)."""
     files = _files(machine_dir, session_id)
     copies: list[Copy] = []
     title = ""
@@ -170,18 +195,13 @@ def history(
         title = title or doc.title
         if newest_only:
             break
-    if with_snapshots and not newest_only:
-        for snap in _snapshot_copies(machine_dir, session_id, work_dir, seal):
-            same = next((i for i, c in enumerate(copies) if _same(c, snap)), None)
-            if same is None:
-                copies.append(snap)
-            else:
-                copies[same] = replace(copies[same], also_in=(*copies[same].also_in, snap.rel))
-    if not copies:
-        raise BackupError(f"no readable copy of {session_id} in {machine_dir}")
+    return _numbered(History(session_id, title, machine_dir.name, machine_dir, (), seal), copies)
+
+
+def _numbered(h: History, copies: list[Copy]) -> History:
+    """``h`` holding ``copies``, newest first (a snapshot after a file of the same time), numbered from 1."""
     copies.sort(key=lambda c: (c.since or EPOCH, c.kind is not Kind.SNAPSHOT), reverse=True)
-    numbered = tuple(replace(c, number=i + 1) for i, c in enumerate(copies))
-    return History(session_id, title, machine_dir.name, machine_dir, numbered, seal)
+    return replace(h, copies=tuple(replace(c, number=i + 1) for i, c in enumerate(copies)))
 
 
 def _same(file: Copy, snap: Copy) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from app.backup.catalog import live_session_ids
 from app.backup.progress import Report, unreported
 from app.backup.search_index import Hit, Index, index_path, open_index, remove, with_opencode
-from app.backup.search_refresh import refresh
+from app.backup.search_refresh import refresh as refresh_index
 from app.crypt.seal import PLAIN, Seal, SealSource
 from app.errors import BackupError
 
@@ -34,14 +34,17 @@ def search(
     *,
     prefix: bool = False,
     seal: Seal = PLAIN,
+    refresh: bool = True,
 ) -> tuple[list[Hit], list[tuple[str, str, str]]]:
     """Bring the index up to date with the backup folder (building it, with progress, when missing), then
     search it. Returns the hits and the files the index could not read (machine, file, why). A damaged
-    index is built again once. ``query`` None: the sessions updated last."""
+    index is built again once. ``query`` None: the sessions updated last. ``refresh`` False: the index as
+    it is, unless it is empty (search as you type, just after a search that refreshed it)."""
     for attempt in (1, 2):
         try:
             with open_index(backup_path) as index:
-                refresh(index, report=report, seal=seal)
+                if refresh or index.empty:
+                    refresh_index(index, report=report, seal=seal)
                 hits = index.recent(limit) if query is None else index.search(query, limit, prefix=prefix)
                 return hits, index.skipped()
         except sqlite3.OperationalError as exc:  # busy, or a query SQLite refused: the index is fine
@@ -63,10 +66,11 @@ def find(
     *,
     prefix: bool = False,
     seal: Seal = PLAIN,
+    refresh: bool = True,
 ) -> tuple[list[Hit], list[tuple[str, str, str]]]:
     """:func:`search`, each hit marked with whether this computer's opencode has the session (from its
     database(s): ``opencode`` is the data folder and the database named by OPENCODE_DB, if any)."""
-    hits, skipped = search(backup_path, query, limit, report, prefix=prefix, seal=seal)
+    hits, skipped = search(backup_path, query, limit, report, prefix=prefix, seal=seal, refresh=refresh)
     try:
         live = live_session_ids(*opencode, {h.session_id: h.store for h in hits}.get)
     except (sqlite3.Error, OSError, BackupError) as exc:
@@ -105,7 +109,7 @@ class Follower:
             index = self._open()
             if index is None:
                 return
-            done = refresh(index, [self.machine], ours=True, seal=self.seal.current())
+            done = refresh_index(index, [self.machine], ours=True, seal=self.seal.current())
             logger.debug("search index: %d read, %d dropped in %.1f ms", done.read, done.dropped,
                          (time.perf_counter() - t0) * 1000)  # fmt: skip
         except (sqlite3.Error, OSError, BackupError) as exc:

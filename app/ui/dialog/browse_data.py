@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,8 @@ from typing import Any
 from app import paths, wiring
 from app.backup import asof, transcript
 from app.backup import backup_reader as br
-from app.backup.history import History, history
-from app.backup.progress import Throttled
+from app.backup.history import History, add_snapshots, history
+from app.backup.progress import Report, Throttled
 from app.backup.search import find
 from app.backup.search_index import Hit, NoWords
 from app.errors import BackupError
@@ -30,6 +31,7 @@ from app.ui.dialog.protocol import BrowseRequest
 logger = logging.getLogger(__name__)
 
 HITS = 100  # sessions a search shows
+REFRESH_EVERY = 5.0  # seconds a window searches its index as it is after bringing it up to date
 SHOWN_CHARS = (
     400_000  # of a transcript in the window (a Tk text widget slows down past that); saving writes it all
 )
@@ -70,27 +72,27 @@ class Note:
 
 
 class Backup:
-    """The backup folder a Browse window looks at (any thread)."""
+    """The backup folder a Browse window looks at (built on any thread, then used by its Fetcher's one
+    worker thread: it remembers what the last job read)."""
 
-    def __init__(self, request: BrowseRequest) -> None:
+    def __init__(self, request: BrowseRequest, clock: Callable[[], float] = time.monotonic) -> None:
         self.request = request
+        self.clock = clock
         self.work_dir = paths.app_data_dir()
         self.keys = wiring.keys()  # an encrypted backup is read with this install's keys
+        self._files_read: History | None = None  # the last session's file copies, for its snapshots
+        self._refreshed: float | None = None  # when this window last brought the index up to date
 
     def search(self, query: str, progress: Callable[[str], None]) -> Searched:
         """The sessions holding every word of ``query`` (the last may be a start), or with no word the
         sessions updated last; ``progress`` hears how far building the index has got."""
-        r = self.request
         tell = Throttled(lambda p: progress(p.sentence()), every=0.5)
-        where = (r.source, r.opencode_db)
         if not query.strip():
-            hits, skipped = find(r.backup_path, None, HITS, where, tell.report, seal=self.keys)
+            hits, skipped = self._find(None, tell.report)
             note = f"{len(hits)} most recently updated session(s); type to search"
         else:
             try:
-                hits, skipped = find(
-                    r.backup_path, query, HITS, where, tell.report, prefix=True, seal=self.keys
-                )
+                hits, skipped = self._find(query, tell.report, prefix=True)
             except NoWords:
                 return Searched(query, [], "type a word (letters or digits)")
             note = (
@@ -100,14 +102,50 @@ class Backup:
             note += f"; {len(skipped)} session file(s) cannot be read and are not searched"
         return Searched(query, hits, note)
 
+    def _find(
+        self, query: str | None, report: Report, *, prefix: bool = False
+    ) -> tuple[list[Hit], list[tuple[str, str, str]]]:
+        """:func:`find`, bringing the index up to date with every machine folder first only when this
+        window has not done so for REFRESH_EVERY seconds (the first search always does): search as you
+        type would look through them all at each pause in the typing."""
+        r = self.request
+        refresh = self._refreshed is None or self.clock() - self._refreshed >= REFRESH_EVERY
+        try:
+            found = find(
+                r.backup_path,
+                query,
+                HITS,
+                (r.source, r.opencode_db),
+                report,
+                prefix=prefix,
+                seal=self.keys,
+                refresh=refresh,
+            )
+        except NoWords:
+            if refresh:  # the index was brought up to date before the query was read
+                self._refreshed = self.clock()
+            raise
+        if refresh:
+            self._refreshed = self.clock()
+        return found
+
     def versions(self, hit: Hit, *, complete: bool) -> Versions:
-        """The versions of a hit's session; ``complete``: the snapshots looked into too."""
+        """The versions of a hit's session; ``complete``: the snapshots looked into too. The window asks
+        for the files first, then for all: the second adds the snapshots to the files the first read (a
+        long chat's copies are megabytes each), reading them again only when the first was not run."""
         machine_dir = br.safe_machine_dir(self.request.backup_path, hit.machine)
-        return Versions(
-            hit,
-            history(machine_dir, hit.session_id, self.work_dir, with_snapshots=complete, seal=self.keys),
-            complete,
-        )
+        first = self._take_files_read(machine_dir, hit.session_id)
+        if complete and first is not None:
+            return Versions(hit, add_snapshots(first, self.work_dir), complete)
+        h = history(machine_dir, hit.session_id, self.work_dir, with_snapshots=complete, seal=self.keys)
+        if not complete:
+            self._files_read = h
+        return Versions(hit, h, complete)
+
+    def _take_files_read(self, machine_dir: Path, session_id: str) -> History | None:
+        """The file copies the last job read, if of this session (forgotten either way)."""
+        h, self._files_read = self._files_read, None
+        return h if h is not None and (h.machine_dir, h.session_id) == (machine_dir, session_id) else None
 
     def transcript(self, h: History, rel: str) -> Shown:
         """The transcript of the copy ``rel`` (cut at SHOWN_CHARS)."""
