@@ -27,6 +27,7 @@ SERVICE = "opencode-session-backup"  # the keyring entry: service and user name
 ENTRY = "age-identities"
 RECIPIENTS_FILE = "recipients.json"
 IDENTITY_FILE = "identities.txt"
+UNLOCKED_FILE = "unlocked.txt"  # the public keys of the secret keys ``unlock`` kept: recovery keys, not ours
 CHANGED_FILE = "keys.changed"  # rewritten at every change of keys: what a running service looks at
 FORMAT = "opencode-session-backup-keys/1"
 MAX_FILE = 1 << 20
@@ -92,9 +93,22 @@ class KeyStore:
         found = [*self._from_keyring(), *self._from_file()]
         return tuple(dict.fromkeys(found))
 
-    def add_identity(self, secret: str) -> str:
-        """Keep ``secret`` (checked first); returns where it is kept, for the person to read."""
-        age.public_of(secret)
+    def unlocked(self) -> tuple[str, ...]:
+        """The secret keys held here that ``unlock`` kept (a recovery key brought from elsewhere), not the
+        ones this install made: only such a key is taken for the recovery key by ``enable``."""
+        try:
+            listed = set(_read_small(self.folder / UNLOCKED_FILE).decode("utf-8", "replace").split())
+        except FileNotFoundError:
+            return ()
+        return tuple(s for s in self.identities() if age.public_of(s) in listed)
+
+    def add_identity(self, secret: str, *, unlocked: bool = False) -> str:
+        """Keep ``secret`` (checked first); returns where it is kept, for the person to read. ``unlocked``:
+        it is a key brought here by ``unlock``; that is recorded first (a public key only), so a key this
+        install made is never taken for one, whatever was cut short."""
+        public = age.public_of(secret)
+        if unlocked:
+            self._mark_unlocked(public)
         held = list(self.identities())
         if secret in held:
             return self.where()
@@ -112,6 +126,16 @@ class KeyStore:
         self._write_file([*self._from_file(), secret])
         self._changed()
         return str(self.folder / IDENTITY_FILE)
+
+    def _mark_unlocked(self, public: str) -> None:
+        path = self.folder / UNLOCKED_FILE
+        try:
+            listed = _read_small(path).decode("utf-8", "replace").split()
+        except FileNotFoundError:
+            listed = []
+        if public not in listed:
+            make_private_dirs(self.folder)
+            atomic_write_bytes(path, "".join(f"{k}\n" for k in [*listed, public]).encode())
 
     def signature(self) -> tuple[int, ...]:
         """Changes whenever this install's keys change (cheap: two stats)."""
