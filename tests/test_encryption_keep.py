@@ -1,6 +1,7 @@
 """Keeping keys without losing one: an ``enable`` cut after keeping this computer's key but before its
-recipients never takes that key for the recovery key when run again (only a key ``unlock`` kept is one).
-In process, with the file the isolated home keeps keys in."""
+recipients never takes that key for the recovery key when run again (only a key ``unlock`` kept is one);
+a keyring that cannot be read is never written over. In process, with the file the isolated home keeps
+keys in, or a fake keyring."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from app import config
 from app import encryption as enc
 from app.crypt import age
-from app.crypt.keys import KeyStore, Recipients
+from app.crypt.keys import IDENTITY_FILE, KeyStore, Recipients
+from app.errors import CryptError
 from app.wiring import key_store
 
 
@@ -50,3 +52,40 @@ def test_a_key_unlock_kept_stays_the_recovery_key_even_after_a_cut_enable(tmp_pa
     again = enc.new_keys()  # two keys held now: the one unlock kept is the recovery key, as before
     assert again.recovery_secret is None and again.recipients.recovery == recovery_public
     assert "unlocked with" in again.reused
+
+
+class Ring:
+    """A keyring backend (and the module that gives it) that keeps one entry; ``readable``: False, its
+    reads fail (a locked or unreachable Secret Service) while writes still work."""
+
+    priority = 5
+
+    def __init__(self, value: str) -> None:
+        self.value, self.readable = value, True
+
+    def get_keyring(self) -> Ring:
+        return self
+
+    def get_password(self, service: str, user: str) -> str:
+        if not self.readable:
+            raise RuntimeError("org.freedesktop.DBus.Error.NoReply: did not receive a reply")
+        return self.value
+
+    def set_password(self, service: str, user: str, value: str) -> None:
+        self.value = value
+
+
+def test_a_keyring_that_cannot_be_read_is_never_written_over(tmp_path: Path) -> None:
+    old, _ = age.new_identity()
+    ring = Ring(old)
+    store = KeyStore(tmp_path / "config", keyring=ring)
+    assert store.identities() == (old,)
+    ring.readable = False
+    new, _ = age.new_identity()
+    with pytest.raises(CryptError, match="cannot read the system keyring") as caught:
+        store.add_identity(new)
+    assert "\n" not in str(caught.value)
+    assert ring.value == old and not (tmp_path / "config" / IDENTITY_FILE).exists()  # nothing changed
+    ring.readable = True
+    assert store.add_identity(new) == "the system keyring"
+    assert store.identities() == (old, new)

@@ -109,16 +109,20 @@ class KeyStore:
         public = age.public_of(secret)
         if unlocked:
             self._mark_unlocked(public)
-        held = list(self.identities())
+        ring = self._keyring()
+        try:  # read once: what is written back, so a failed read never replaces the keys kept there
+            in_ring = self._read_keyring(ring) if ring is not None else []
+        except _Unreadable as exc:
+            raise CryptError(f"{exc}; nothing was kept: unlock the keyring, then try again") from None
+        held = list(dict.fromkeys([*in_ring, *self._from_file()]))
         if secret in held:
             return self.where()
         keys = [*held, secret]
         if len(keys) > MAX_KEYS:
             raise CryptError(f"this install already holds {len(held)} keys; no more can be kept")
-        ring = self._keyring()
         if ring is not None:
             try:
-                ring.set_password(SERVICE, ENTRY, "\n".join([*self._from_keyring(), secret]))
+                ring.set_password(SERVICE, ENTRY, "\n".join([*in_ring, secret]))
                 self._changed()
                 return "the system keyring"
             except Exception as exc:  # any backend's error: locked, refused, gone
@@ -185,12 +189,19 @@ class KeyStore:
         if ring is None:
             return []
         try:
-            value = ring.get_password(SERVICE, ENTRY)
-        except Exception as exc:
+            return self._read_keyring(ring)
+        except _Unreadable as exc:
             if not self._warned:
-                logger.warning("cannot read the system keyring (%s)", _why(exc))
+                logger.warning("%s", exc)
                 self._warned = True
             return []
+
+    def _read_keyring(self, ring: Any) -> list[str]:
+        """The keys in the keyring entry; _Unreadable when the keyring cannot be read now."""
+        try:
+            value = ring.get_password(SERVICE, ENTRY)
+        except Exception as exc:  # any backend's error: locked, refused, gone
+            raise _Unreadable(f"cannot read the system keyring ({_why(exc)})") from None
         return _secrets(value or "", "the system keyring")
 
     def _from_file(self) -> list[str]:
@@ -205,6 +216,10 @@ class KeyStore:
         make_private_dirs(self.folder)
         text = identity_file_text(list(dict.fromkeys(secrets)))
         atomic_write_bytes(self.folder / IDENTITY_FILE, text.encode())
+
+
+class _Unreadable(CryptError):
+    """The keyring is there but cannot be read now."""
 
 
 def identity_file_text(secrets: Sequence[str]) -> str:
