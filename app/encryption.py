@@ -127,10 +127,19 @@ def add_recipient(public: str) -> Recipients:
     return updated
 
 
-def unlock(secret_text: str, settings: config.Settings, where: str) -> str:
+@dataclass(frozen=True)
+class Unlocked:
+    """What ``unlock`` did: where the key is kept, and whether it was tried on the backup (False: no
+    encrypted file of it is on this computer yet, e.g. a remote's empty mirror, so any key is kept)."""
+
+    kept_in: str
+    checked: bool
+
+
+def unlock(secret_text: str, settings: config.Settings, where: str) -> Unlocked:
     """Check the key ``secret_text`` (an age identity file or the bare key) opens the backup, then keep
-    it; returns where. UsageError (nothing kept) for a malformed key or one that opens none of the
-    backup's encrypted files."""
+    it. UsageError (nothing kept) for a malformed key or one that opens none of the backup's encrypted
+    files; kept unchecked when there is none here to try."""
     try:
         secret = read_identity(secret_text, where)
         age.public_of(secret)
@@ -147,7 +156,7 @@ def unlock(secret_text: str, settings: config.Settings, where: str) -> str:
     else:
         if tried:
             raise UsageError(f"this key opens none of the backup's encrypted files in {settings.backup_path}")
-    return key_store().add_identity(secret, unlocked=True)
+    return Unlocked(key_store().add_identity(secret, unlocked=True), checked=tried > 0)
 
 
 def export_identities(path: Path) -> int:

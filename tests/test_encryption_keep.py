@@ -1,7 +1,7 @@
 """Keeping keys without losing one: an ``enable`` cut after keeping this computer's key but before its
 recipients never takes that key for the recovery key when run again (only a key ``unlock`` kept is one);
-a keyring that cannot be read is never written over. In process, with the file the isolated home keeps
-keys in, or a fake keyring."""
+a keyring that cannot be read is never written over; ``unlock`` says whether it could try the key on the
+backup at all. In process, with the file the isolated home keeps keys in, or a fake keyring."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app import config
+from app import cli, config
 from app import encryption as enc
 from app.crypt import age
 from app.crypt.keys import IDENTITY_FILE, KeyStore, Recipients
@@ -89,3 +89,33 @@ def test_a_keyring_that_cannot_be_read_is_never_written_over(tmp_path: Path) -> 
     ring.readable = True
     assert store.add_identity(new) == "the system keyring"
     assert store.identities() == (old, new)
+
+
+def unlock(capsys: pytest.CaptureFixture[str], backup: Path, key_file: Path) -> str:
+    code = cli.main(
+        ["encryption", "unlock", "--recovery-file", str(key_file), "--backup-path", str(backup),
+         "--machine-name", "box"]
+    )  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return out.out.strip()
+
+
+def test_unlock_says_whether_the_key_was_tried_on_the_backup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret, public = age.new_identity()
+    key_file = tmp_path / "recovery.txt"
+    key_file.write_text(secret + "\n")
+    empty = tmp_path / "mirror"  # a remote's mirror on a new computer: nothing in it yet
+    empty.mkdir()
+    said = unlock(capsys, empty, key_file)
+    assert said.count("\n") == 0 and "not checked against the backup" in said
+    assert "no encrypted file found on this computer yet" in said and "opens" not in said
+
+    backup = tmp_path / "backup"
+    session = backup / "other" / "sessions" / "proj" / "ses_a.json"
+    session.parent.mkdir(parents=True)
+    session.write_bytes(age.encrypt(b"{}", [public]))
+    said = unlock(capsys, backup, key_file)
+    assert said.count("\n") == 0 and "opens the backup" in said and "not checked" not in said
