@@ -80,17 +80,17 @@ def new_keys(store: KeyStore | None = None) -> NewKeys:
         mine, damaged = store.recipients(), False
     except CryptError:  # recipients.json is damaged: new keys and a new recovery key replace it
         mine, damaged = None, True
-    held = store.identities()
     if mine is not None:
-        if not any(age.public_of(secret) == mine.own for secret in held):
+        if not any(age.public_of(secret) == mine.own for secret in store.identities()):
             raise UsageError(
                 "this install's key is no longer in the keyring; "
                 "run 'opencode-backup encryption unlock' with the recovery key first"
             )
         return NewKeys(mine, None, None)
     own_secret, own = age.new_identity()
-    if held and not damaged:  # a key unlocked here before (this is a new computer): the recovery key
-        return NewKeys(Recipients(own, age.public_of(held[0])), own_secret, None)
+    unlocked = store.unlocked()  # never a key this install made (an enable cut before its recipients)
+    if unlocked and not damaged:  # a key unlocked here before (this is a new computer): the recovery key
+        return NewKeys(Recipients(own, age.public_of(unlocked[0])), own_secret, None)
     recovery_secret, recovery = age.new_identity()
     return NewKeys(Recipients(own, recovery), own_secret, recovery_secret)
 
@@ -127,10 +127,19 @@ def add_recipient(public: str) -> Recipients:
     return updated
 
 
-def unlock(secret_text: str, settings: config.Settings, where: str) -> str:
+@dataclass(frozen=True)
+class Unlocked:
+    """What ``unlock`` did: where the key is kept, and whether it was tried on the backup (False: no
+    encrypted file of it is on this computer yet, e.g. a remote's empty mirror, so any key is kept)."""
+
+    kept_in: str
+    checked: bool
+
+
+def unlock(secret_text: str, settings: config.Settings, where: str) -> Unlocked:
     """Check the key ``secret_text`` (an age identity file or the bare key) opens the backup, then keep
-    it; returns where. UsageError (nothing kept) for a malformed key or one that opens none of the
-    backup's encrypted files."""
+    it. UsageError (nothing kept) for a malformed key or one that opens none of the backup's encrypted
+    files; kept unchecked when there is none here to try."""
     try:
         secret = read_identity(secret_text, where)
         age.public_of(secret)
@@ -147,7 +156,7 @@ def unlock(secret_text: str, settings: config.Settings, where: str) -> str:
     else:
         if tried:
             raise UsageError(f"this key opens none of the backup's encrypted files in {settings.backup_path}")
-    return key_store().add_identity(secret)
+    return Unlocked(key_store().add_identity(secret, unlocked=True), checked=tried > 0)
 
 
 def export_identities(path: Path) -> int:

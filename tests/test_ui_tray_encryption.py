@@ -164,7 +164,7 @@ def test_on_a_computer_unlocked_with_the_recovery_key_no_new_one_is_shown(tmp_pa
     """``encryption unlock`` kept the recovery key here (a new computer): Encrypt backups… makes this
     computer's own key, and the recovery key stays the one unlocked with; a message says so, not a key."""
     recovery, recovery_public = age.new_identity()
-    key_store().add_identity(recovery)
+    key_store().add_identity(recovery, unlocked=True)  # as `encryption unlock` keeps it
     dialogs = Recovering(stored=True)
     app, _ = make_app(tmp_path, dialogs=dialogs)
     app.begin()

@@ -186,8 +186,14 @@ def _unlock(args: argparse.Namespace, settings: Settings) -> int:
         else:
             text = sys.stdin.read(1 << 16)
         where = "the key given"
-    kept = enc.unlock(text, settings, where)
-    emit(args, {"unlocked": True, "key_kept_in": kept}, f"unlocked: the key is kept in {kept}")
+    done = enc.unlock(text, settings, where)
+    said = f"unlocked: the key opens the backup; it is kept in {done.kept_in}"
+    if not done.checked:
+        said = (
+            f"the key is kept in {done.kept_in}, but not checked against the backup: no encrypted file "
+            "found on this computer yet"
+        )
+    emit(args, {"unlocked": True, "checked": done.checked, "key_kept_in": done.kept_in}, said)
     return 0
 
 

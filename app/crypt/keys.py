@@ -27,6 +27,7 @@ SERVICE = "opencode-session-backup"  # the keyring entry: service and user name
 ENTRY = "age-identities"
 RECIPIENTS_FILE = "recipients.json"
 IDENTITY_FILE = "identities.txt"
+UNLOCKED_FILE = "unlocked.txt"  # the public keys of the secret keys ``unlock`` kept: recovery keys, not ours
 CHANGED_FILE = "keys.changed"  # rewritten at every change of keys: what a running service looks at
 FORMAT = "opencode-session-backup-keys/1"
 MAX_FILE = 1 << 20
@@ -92,19 +93,36 @@ class KeyStore:
         found = [*self._from_keyring(), *self._from_file()]
         return tuple(dict.fromkeys(found))
 
-    def add_identity(self, secret: str) -> str:
-        """Keep ``secret`` (checked first); returns where it is kept, for the person to read."""
-        age.public_of(secret)
-        held = list(self.identities())
+    def unlocked(self) -> tuple[str, ...]:
+        """The secret keys held here that ``unlock`` kept (a recovery key brought from elsewhere), not the
+        ones this install made: only such a key is taken for the recovery key by ``enable``."""
+        try:
+            listed = set(_read_small(self.folder / UNLOCKED_FILE).decode("utf-8", "replace").split())
+        except FileNotFoundError:
+            return ()
+        return tuple(s for s in self.identities() if age.public_of(s) in listed)
+
+    def add_identity(self, secret: str, *, unlocked: bool = False) -> str:
+        """Keep ``secret`` (checked first); returns where it is kept, for the person to read. ``unlocked``:
+        it is a key brought here by ``unlock``; that is recorded first (a public key only), so a key this
+        install made is never taken for one, whatever was cut short."""
+        public = age.public_of(secret)
+        if unlocked:
+            self._mark_unlocked(public)
+        ring = self._keyring()
+        try:  # read once: what is written back, so a failed read never replaces the keys kept there
+            in_ring = self._read_keyring(ring) if ring is not None else []
+        except _Unreadable as exc:
+            raise CryptError(f"{exc}; nothing was kept: unlock the keyring, then try again") from None
+        held = list(dict.fromkeys([*in_ring, *self._from_file()]))
         if secret in held:
             return self.where()
         keys = [*held, secret]
         if len(keys) > MAX_KEYS:
             raise CryptError(f"this install already holds {len(held)} keys; no more can be kept")
-        ring = self._keyring()
         if ring is not None:
             try:
-                ring.set_password(SERVICE, ENTRY, "\n".join([*self._from_keyring(), secret]))
+                ring.set_password(SERVICE, ENTRY, "\n".join([*in_ring, secret]))
                 self._changed()
                 return "the system keyring"
             except Exception as exc:  # any backend's error: locked, refused, gone
@@ -112,6 +130,16 @@ class KeyStore:
         self._write_file([*self._from_file(), secret])
         self._changed()
         return str(self.folder / IDENTITY_FILE)
+
+    def _mark_unlocked(self, public: str) -> None:
+        path = self.folder / UNLOCKED_FILE
+        try:
+            listed = _read_small(path).decode("utf-8", "replace").split()
+        except FileNotFoundError:
+            listed = []
+        if public not in listed:
+            make_private_dirs(self.folder)
+            atomic_write_bytes(path, "".join(f"{k}\n" for k in [*listed, public]).encode())
 
     def signature(self) -> tuple[int, ...]:
         """Changes whenever this install's keys change (cheap: two stats)."""
@@ -161,12 +189,19 @@ class KeyStore:
         if ring is None:
             return []
         try:
-            value = ring.get_password(SERVICE, ENTRY)
-        except Exception as exc:
+            return self._read_keyring(ring)
+        except _Unreadable as exc:
             if not self._warned:
-                logger.warning("cannot read the system keyring (%s)", _why(exc))
+                logger.warning("%s", exc)
                 self._warned = True
             return []
+
+    def _read_keyring(self, ring: Any) -> list[str]:
+        """The keys in the keyring entry; _Unreadable when the keyring cannot be read now."""
+        try:
+            value = ring.get_password(SERVICE, ENTRY)
+        except Exception as exc:  # any backend's error: locked, refused, gone
+            raise _Unreadable(f"cannot read the system keyring ({_why(exc)})") from None
         return _secrets(value or "", "the system keyring")
 
     def _from_file(self) -> list[str]:
@@ -181,6 +216,10 @@ class KeyStore:
         make_private_dirs(self.folder)
         text = identity_file_text(list(dict.fromkeys(secrets)))
         atomic_write_bytes(self.folder / IDENTITY_FILE, text.encode())
+
+
+class _Unreadable(CryptError):
+    """The keyring is there but cannot be read now."""
 
 
 def identity_file_text(secrets: Sequence[str]) -> str:
