@@ -60,6 +60,7 @@ def test_a_damaged_recipients_file_is_one_line_and_enable_replaces_it_as_it_says
     (tmp / "a" / ".config" / "opencode-session-backup" / RECIPIENTS_FILE).write_text("{not json")
     _secret, friend = age.new_identity()
     one_line_refusal(cli(env, tmp, "encryption", "add-recipient", friend), "encryption enable' again")
+    assert "add any other recipient again" in cli(env, tmp, "encryption", "add-recipient", friend).stderr
     recovery = tmp / "new-recovery.txt"
     again = cli(env, tmp, "encryption", "enable", "--yes", "--recovery-file", str(recovery))
     assert again.returncode == 0, again.stderr

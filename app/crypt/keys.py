@@ -33,7 +33,10 @@ FORMAT = "opencode-session-backup-keys/1"
 MAX_FILE = 1 << 20
 # what a person does about a damaged recipients file: enable replaces it (the secret keys stay, to read
 # what the backup holds); a recipient added with add-recipient must be added again
-RENEW_HINT = "run 'opencode-backup encryption enable' again: it makes new keys and a new recovery key"
+RENEW_HINT = (
+    "run 'opencode-backup encryption enable' again: it makes new keys and a new recovery key "
+    "(add any other recipient again with 'encryption add-recipient')"
+)
 MAX_KEYS = 32  # a Windows credential holds 2,560 bytes: 32 keys of 74 characters
 
 
