@@ -108,3 +108,18 @@ def run_cli(
         timeout=120,
         check=False,
     )
+
+
+def count_reads(monkeypatch: Any) -> list[Path]:
+    """The session files ``backup_reader.read_session`` reads from now on (in this test), in order."""
+    from app.backup import backup_reader as br
+
+    read: list[Path] = []
+    reader = br.read_session
+
+    def counted(path: Path, *args: Any, **kwargs: Any) -> Any:
+        read.append(path)
+        return reader(path, *args, **kwargs)
+
+    monkeypatch.setattr(br, "read_session", counted)
+    return read

@@ -7,19 +7,17 @@ import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from app.backup import asof, lookup, scan
-from app.backup import backup_reader as br
 from app.backup.guard import stamp
 from app.backup.history import Kind, NoCopyThen, add_snapshots, history, version_counts
 from app.backup.sync import SyncOptions, run_sync
 from app.errors import UsageError
 from app.opencode import conversation as cv
 from tests import dbfactory as f
-from tests.backups import Env, make_env, run_cli
+from tests.backups import Env, count_reads, make_env, run_cli
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -153,14 +151,7 @@ def test_snapshots_added_to_the_files_read_first_give_the_history_read_at_once_r
     whole = history(machine, "ses_a", work)
     files = history(machine, "ses_a", work, with_snapshots=False)
     assert all(c.kind is not Kind.SNAPSHOT and not c.also_in for c in files.copies)
-    read: list[Path] = []
-    reader = br.read_session
-
-    def counted(path: Path, *args: Any, **kwargs: Any) -> br.SessionDoc:
-        read.append(path)
-        return reader(path, *args, **kwargs)
-
-    monkeypatch.setattr(br, "read_session", counted)
+    read = count_reads(monkeypatch)
     added = add_snapshots(files, work)
     assert read == []
     assert added == whole and added.title == whole.title == "chain"

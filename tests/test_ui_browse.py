@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from app import config, paths
-from app.backup import backup_reader as br
 from app.backup import search as sr
 from app.backup.history import history
 from app.backup.sync import SyncOptions, run_sync
@@ -26,6 +25,7 @@ from app.ui.dialog.protocol import TITLE_PREFIX, TRACE_ENV, Browsed, BrowseReque
 from app.ui.flows import restore_on
 from app.wiring import context_for
 from tests import dbfactory as f
+from tests.backups import count_reads
 from tests.desktop import Desktop, trace_events, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,14 +114,7 @@ def test_a_sessions_versions_then_its_snapshots_read_each_file_copy_once(
 ) -> None:
     backup = browsing(backed_up)
     [hit] = backup.search("zebra", lambda _p: None).hits
-    read: list[Path] = []
-    reader = br.read_session
-
-    def counted(path: Path, *args: Any, **kwargs: Any) -> br.SessionDoc:
-        read.append(path)
-        return reader(path, *args, **kwargs)
-
-    monkeypatch.setattr(br, "read_session", counted)
+    read = count_reads(monkeypatch)
     files = backup.versions(hit, complete=False)  # what the window asks for a session selected
     whole = backup.versions(hit, complete=True)
     assert len(read) == len(files.history.copies) == 2 and len(set(read)) == 2
